@@ -1,0 +1,478 @@
+//! The crate's one public error type and its inspectable parts.
+//!
+//! Design (see `STYLE.md` §3.7): one [`Error`] enum in every public
+//! signature, grouped by what a caller does about it, with cheap `Copy` leaf
+//! errors ([`FormatError`], [`IntegrityError`]) that carry *where* and *what*
+//! as values, not formatted strings. [`Error::kind`] gives a stable
+//! [`ErrorKind`] to match on; the enum itself is `#[non_exhaustive]`.
+
+use core::fmt;
+
+use crate::format::BlockId;
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// The part of a package a [`FormatError`] or [`IntegrityError`] points at.
+///
+/// Every variant that names an element carries its number so that an error
+/// message says exactly which record is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Region {
+    /// The fixed-size package header at offset 0.
+    Header,
+    /// The section table that follows the header.
+    SectionTable,
+    /// A whole section, by its kind number (see [`crate::format::SectionKind`]).
+    Section(u32),
+    /// The metadata section's fields or strings.
+    Metadata,
+    /// Directory entry number `n` (in path order).
+    Entry(u64),
+    /// Extent record number `n`.
+    Extent(u64),
+    /// The string pool (names and short names).
+    Names,
+    /// Block index record for block `n`.
+    BlockRecord(u32),
+    /// The stored bytes of block `n` in the data region.
+    Block(u32),
+    /// The data region as a whole (its length or layout).
+    Data,
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Region::Header => f.write_str("header"),
+            Region::SectionTable => f.write_str("section table"),
+            Region::Section(kind) => write!(f, "section of kind {kind}"),
+            Region::Metadata => f.write_str("metadata"),
+            Region::Entry(n) => write!(f, "directory entry {n}"),
+            Region::Extent(n) => write!(f, "extent {n}"),
+            Region::Names => f.write_str("name pool"),
+            Region::BlockRecord(n) => write!(f, "block index record {n}"),
+            Region::Block(n) => write!(f, "block {n}"),
+            Region::Data => f.write_str("data region"),
+        }
+    }
+}
+
+/// What is structurally wrong with a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatProblem {
+    /// The input ends before a structure that should be there.
+    Truncated {
+        /// Bytes the structure needs, counted from its start.
+        needed: u64,
+        /// Bytes the input has from that start.
+        available: u64,
+    },
+    /// The first eight bytes are not the SFT magic.
+    BadMagic,
+    /// A field holds a value the specification does not allow.
+    BadValue {
+        /// The field's name, as spelled in `docs/FORMAT.md`.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// A range (offset, length) reaches outside its container.
+    OutOfBounds {
+        /// The field holding the offset, as spelled in `docs/FORMAT.md`.
+        field: &'static str,
+        /// Start of the range.
+        start: u64,
+        /// Length of the range.
+        len: u64,
+        /// Length of the container the range must lie inside.
+        limit: u64,
+    },
+    /// Two things that must be equal are not (a derived size, a count…).
+    Inconsistent {
+        /// What was compared, as spelled in `docs/FORMAT.md`.
+        field: &'static str,
+        /// The value the rest of the package implies.
+        expected: u64,
+        /// The value found.
+        found: u64,
+    },
+    /// A required section is missing.
+    MissingSection {
+        /// The missing section's kind number.
+        kind: u32,
+    },
+    /// A section kind appears more than once.
+    DuplicateSection {
+        /// The repeated kind number.
+        kind: u32,
+    },
+    /// Two sections overlap, or a section overlaps the header or table.
+    Overlap,
+    /// A name is not valid UTF-8.
+    NotUtf8,
+    /// A path breaks the path rules (empty component, `..`, `\`, NUL…).
+    BadPath,
+    /// Directory entries are not in strictly ascending path order.
+    NotSorted,
+    /// A path's parent directory has no entry of its own.
+    MissingParent,
+    /// Padding or reserved bytes that must be zero are not.
+    NonZeroPadding,
+}
+
+impl fmt::Display for FormatProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            FormatProblem::Truncated { needed, available } => {
+                write!(f, "truncated: needs {needed} bytes, {available} available")
+            }
+            FormatProblem::BadMagic => f.write_str("not an SFT package (bad magic)"),
+            FormatProblem::BadValue { field, value } => {
+                write!(f, "invalid {field}: {value} (0x{value:x})")
+            }
+            FormatProblem::OutOfBounds {
+                field,
+                start,
+                len,
+                limit,
+            } => write!(
+                f,
+                "{field} out of bounds: range {start}+{len} exceeds limit {limit}"
+            ),
+            FormatProblem::Inconsistent {
+                field,
+                expected,
+                found,
+            } => write!(f, "inconsistent {field}: expected {expected}, found {found}"),
+            FormatProblem::MissingSection { kind } => {
+                write!(f, "required section of kind {kind} is missing")
+            }
+            FormatProblem::DuplicateSection { kind } => {
+                write!(f, "section of kind {kind} appears more than once")
+            }
+            FormatProblem::Overlap => f.write_str("overlaps another structure"),
+            FormatProblem::NotUtf8 => f.write_str("name is not valid UTF-8"),
+            FormatProblem::BadPath => f.write_str("path breaks the path rules"),
+            FormatProblem::NotSorted => f.write_str("entries are not in ascending path order"),
+            FormatProblem::MissingParent => f.write_str("parent directory has no entry"),
+            FormatProblem::NonZeroPadding => f.write_str("padding bytes are not zero"),
+        }
+    }
+}
+
+/// A structural problem in a package: what is wrong, in which region, at
+/// which absolute byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatError {
+    /// The structure that is malformed.
+    pub region: Region,
+    /// Absolute byte offset in the package where that structure starts.
+    pub offset: u64,
+    /// What is wrong.
+    pub problem: FormatProblem,
+}
+
+impl FormatError {
+    /// Build a format error.
+    pub const fn new(region: Region, offset: u64, problem: FormatProblem) -> Self {
+        FormatError {
+            region,
+            offset,
+            problem,
+        }
+    }
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at offset {}: {}",
+            self.region, self.offset, self.problem
+        )
+    }
+}
+
+impl core::error::Error for FormatError {}
+
+/// What failed an integrity check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IntegrityProblem {
+    /// A CRC-32 does not match the bytes it covers.
+    CrcMismatch {
+        /// The CRC recorded in the package.
+        expected: u32,
+        /// The CRC of the bytes as read.
+        actual: u32,
+    },
+    /// A block inflated to a different length than its record says.
+    SizeMismatch {
+        /// Length recorded in the block index.
+        expected: u64,
+        /// Length the codec produced.
+        actual: u64,
+    },
+    /// The codec rejected the stored bytes (corrupt zlib stream).
+    Inflate,
+}
+
+impl fmt::Display for IntegrityProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            IntegrityProblem::CrcMismatch { expected, actual } => write!(
+                f,
+                "crc mismatch: expected 0x{expected:08x}, got 0x{actual:08x}"
+            ),
+            IntegrityProblem::SizeMismatch { expected, actual } => write!(
+                f,
+                "size mismatch: expected {expected} bytes, got {actual}"
+            ),
+            IntegrityProblem::Inflate => f.write_str("corrupt zlib stream"),
+        }
+    }
+}
+
+/// Data that fails its checksum or decodes wrongly: the bytes are damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegrityError {
+    /// The region whose check failed.
+    pub region: Region,
+    /// Absolute byte offset where that region starts.
+    pub offset: u64,
+    /// The failed check.
+    pub problem: IntegrityProblem,
+}
+
+impl IntegrityError {
+    /// Build an integrity error.
+    pub const fn new(region: Region, offset: u64, problem: IntegrityProblem) -> Self {
+        IntegrityError {
+            region,
+            offset,
+            problem,
+        }
+    }
+
+    /// The block whose data failed, if the failure is in a block's bytes.
+    pub fn block(&self) -> Option<BlockId> {
+        match self.region {
+            Region::Block(n) => Some(BlockId(n)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for IntegrityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at offset {}: {}",
+            self.region, self.offset, self.problem
+        )
+    }
+}
+
+impl core::error::Error for IntegrityError {}
+
+/// Something valid but outside what this implementation supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// The package's major version is not 1.
+    MajorVersion(u16),
+    /// A section marked required has a kind this reader does not know.
+    RequiredSection(u32),
+    /// A block uses a codec this build cannot decode.
+    Codec {
+        /// The block.
+        block: u32,
+        /// Its codec id.
+        codec: u8,
+    },
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Unsupported::MajorVersion(v) => {
+                write!(f, "package format major version {v} (this reader knows 1)")
+            }
+            Unsupported::RequiredSection(k) => {
+                write!(f, "required section of unknown kind {k}")
+            }
+            Unsupported::Codec { block, codec } => {
+                write!(f, "block {block}: codec {codec} is not supported by this build")
+            }
+        }
+    }
+}
+
+/// A coarse classification of [`Error`], stable across versions, for
+/// callers that decide what to do (retry, report corruption, fix input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The package is malformed.
+    Format,
+    /// Stored data fails a checksum or decodes wrongly.
+    Integrity,
+    /// Valid, but needs a newer or differently built reader.
+    Unsupported,
+    /// A path or item does not exist.
+    NotFound,
+    /// The caller passed something invalid (options, paths, launch lists).
+    InvalidInput,
+    /// An operating-system I/O error.
+    Io,
+}
+
+/// The error type of every fallible function in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The package is malformed.
+    #[error("malformed package: {0}")]
+    Format(#[from] FormatError),
+    /// Stored data is damaged; never returned as data.
+    #[error("corrupt package: {0}")]
+    Integrity(#[from] IntegrityError),
+    /// Outside what this build supports.
+    #[error("unsupported: {0}")]
+    Unsupported(Unsupported),
+    /// A path inside a package, or an input path, does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Invalid input from the caller.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// An I/O error, with what was being done and to which path.
+    #[cfg(feature = "std")]
+    #[error("{context}")]
+    Io {
+        /// What was being done, naming the path ("reading `a/b.txt`").
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Format(_) => ErrorKind::Format,
+            Error::Integrity(_) => ErrorKind::Integrity,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            #[cfg(feature = "std")]
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+
+    /// The format error, if this is one.
+    pub fn as_format(&self) -> Option<&FormatError> {
+        match self {
+            Error::Format(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The integrity error, if this is one.
+    pub fn as_integrity(&self) -> Option<&IntegrityError> {
+        match self {
+            Error::Integrity(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Wrap an I/O error with context naming what and where.
+    #[cfg(feature = "std")]
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+}
+
+impl From<Unsupported> for Error {
+    fn from(u: Unsupported) -> Self {
+        Error::Unsupported(u)
+    }
+}
+
+/// Unwraps an [`Error`] that travelled inside an `io::Error` (through a
+/// [`crate::read::FileReader`], say); wraps any other I/O error.
+#[cfg(feature = "std")]
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let kind = e.kind();
+            if let Some(inner) = e.into_inner() {
+                if let Ok(ours) = inner.downcast::<Error>() {
+                    return *ours;
+                }
+            }
+            return Error::io("i/o error", std::io::Error::from(kind));
+        }
+        Error::io("i/o error", e)
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            ErrorKind::Format | ErrorKind::Integrity => K::InvalidData,
+            ErrorKind::Unsupported => K::Unsupported,
+            ErrorKind::NotFound => K::NotFound,
+            ErrorKind::InvalidInput => K::InvalidInput,
+            ErrorKind::Io => match &e {
+                Error::Io { source, .. } => source.kind(),
+                _ => K::Other,
+            },
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_region_offset_and_values() {
+        let e = Error::from(IntegrityError::new(
+            Region::Block(17),
+            4096,
+            IntegrityProblem::CrcMismatch {
+                expected: 0xdead_beef,
+                actual: 0x1234_5678,
+            },
+        ));
+        assert_eq!(
+            e.to_string(),
+            "corrupt package: block 17 at offset 4096: crc mismatch: expected 0xdeadbeef, got 0x12345678"
+        );
+        assert_eq!(e.kind(), ErrorKind::Integrity);
+        assert_eq!(e.as_integrity().and_then(|i| i.block()), Some(BlockId(17)));
+    }
+
+    #[test]
+    fn io_error_conversion_maps_kind() {
+        let e = Error::from(FormatError::new(Region::Header, 0, FormatProblem::BadMagic));
+        let io: std::io::Error = e.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
+    }
+}

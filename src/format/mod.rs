@@ -1,0 +1,190 @@
+//! The raw on-disk layout of SFT v1: constants, field offsets and
+//! fixed-size record types, with parsing and encoding of each.
+//!
+//! This layer does no I/O and allocates nothing; its errors are the small
+//! `Copy` [`FormatError`]. `docs/FORMAT.md` is the normative specification;
+//! the constants here are its tables in code, and each record type's docs
+//! name the table it mirrors.
+//!
+//! ```text
+//! offset 0                                         prologue_len          file end
+//! | header | section table | metadata | entries | extents | names | index | FB1 blocks | FB2 blocks |
+//! '------------------------ prologue --------------------------------------'------ data region ------'
+//! ```
+
+mod bytes;
+mod records;
+
+pub(crate) use bytes::{crc32_parts, put_i64, put_u16, put_u32, put_u64, slice_at, Fields};
+pub use records::{
+    BlockRecord, EntryKind, EntryRecord, ExtentRecord, Header, MetadataRecord, SectionEntry,
+    SectionKind,
+};
+
+use core::fmt;
+
+/// The eight magic bytes at offset 0: `\x89 S F T \r \n \x1a \n`.
+///
+/// Like PNG's, the high first byte and the CR LF / SUB / LF tail detect
+/// 7-bit transfers and newline translation.
+pub const MAGIC: [u8; 8] = *b"\x89SFT\r\n\x1a\n";
+/// The major version this crate reads and writes. Readers reject others.
+pub const VERSION_MAJOR: u16 = 1;
+/// The minor version this crate writes. Readers accept any minor.
+pub const VERSION_MINOR: u16 = 0;
+/// Size of the v1 header in bytes; `header_len` may be larger in later minors.
+pub const HEADER_LEN: usize = 128;
+/// Size of one section table entry.
+pub const SECTION_ENTRY_LEN: usize = 32;
+/// Fixed part of the metadata section in v1.
+pub const METADATA_FIXED_LEN: usize = 128;
+/// Size of one v1 directory entry record.
+pub const ENTRY_RECORD_LEN: usize = 64;
+/// Size of one extent record.
+pub const EXTENT_RECORD_LEN: usize = 24;
+/// Size of one v1 block index record.
+pub const BLOCK_RECORD_LEN: usize = 32;
+/// The most sections a table may list (a cap against hostile input).
+pub const MAX_SECTIONS: u32 = 64;
+/// The allowed block sizes: 4, 16, 32 and 64 KiB.
+pub const BLOCK_SIZES: [u32; 4] = [4096, 16384, 32768, 65536];
+/// Largest path length in bytes accepted in a directory entry.
+pub const MAX_PATH_LEN: u32 = 4096;
+/// Largest metadata section accepted (fixed part plus strings).
+pub const MAX_METADATA_LEN: u64 = 1 << 20;
+
+/// Section flag bit 0: a reader that does not know this section's kind
+/// must refuse the package. Clear: the reader skips the section.
+pub const SECTION_FLAG_REQUIRED: u32 = 1;
+
+/// Entry attribute bit: read-only.
+pub const ATTR_READ_ONLY: u8 = 1 << 0;
+/// Entry attribute bit: hidden.
+pub const ATTR_HIDDEN: u8 = 1 << 1;
+/// Entry attribute bit: executable (restored as the Unix `x` bits).
+pub const ATTR_EXECUTABLE: u8 = 1 << 2;
+/// Entry attribute bit: system file (Windows `FILE_ATTRIBUTE_SYSTEM`).
+pub const ATTR_SYSTEM: u8 = 1 << 3;
+/// All attribute bits defined in v1.
+pub const ATTR_ALL: u8 = ATTR_READ_ONLY | ATTR_HIDDEN | ATTR_EXECUTABLE | ATTR_SYSTEM;
+
+/// A block's number: its position in the block index, which is also its
+/// order in the data region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BlockId(pub u32);
+
+impl fmt::Display for BlockId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "block {}", self.0)
+    }
+}
+
+/// Which feature block a block belongs to.
+///
+/// FB1 (primary) is what an application needs to launch and is stored as
+/// one contiguous run at the front of the data region; FB2 (secondary) is
+/// everything else, streamed on demand and in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FeatureBlock {
+    /// Feature block 1: launch-critical.
+    Fb1 = 1,
+    /// Feature block 2: the rest.
+    Fb2 = 2,
+}
+
+impl FeatureBlock {
+    /// Decode the on-disk byte (1 or 2).
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(FeatureBlock::Fb1),
+            2 => Some(FeatureBlock::Fb2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FeatureBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FeatureBlock::Fb1 => f.write_str("FB1"),
+            FeatureBlock::Fb2 => f.write_str("FB2"),
+        }
+    }
+}
+
+/// How a block's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Codec {
+    /// Codec 0: the stored bytes are the data.
+    Stored,
+    /// Codec 1: an RFC 1950 zlib stream that inflates to the data.
+    Zlib,
+}
+
+impl Codec {
+    /// Decode a codec id; unknown ids give `None`.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Codec::Stored),
+            1 => Some(Codec::Zlib),
+            _ => None,
+        }
+    }
+    /// The on-disk id.
+    pub fn id(self) -> u8 {
+        match self {
+            Codec::Stored => 0,
+            Codec::Zlib => 1,
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Codec::Stored => f.write_str("stored"),
+            Codec::Zlib => f.write_str("zlib"),
+        }
+    }
+}
+
+/// Check a path against the v1 path rules (`docs/FORMAT.md` §6.2):
+/// non-empty UTF-8 components separated by single `/`, no leading or
+/// trailing `/`, no `.` or `..` components, and no NUL, `\` or `:` bytes.
+pub fn is_valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= MAX_PATH_LEN as usize
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\', ':']))
+}
+
+/// Number of blocks a feature block of `raw_len` logical bytes is cut into.
+pub fn blocks_for(raw_len: u64, block_size: u32) -> u64 {
+    raw_len.div_ceil(u64::from(block_size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_rules() {
+        for ok in ["a", "a/b", "VFS/CSIDL_WINDOWS/x.dll", "ü/ñ", "a b/c.d"] {
+            assert!(is_valid_path(ok), "{ok}");
+        }
+        for bad in ["", "/a", "a/", "a//b", ".", "a/./b", "..", "a/../b", "a\\b", "c:x", "a\0b"] {
+            assert!(!is_valid_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn block_counts() {
+        assert_eq!(blocks_for(0, 4096), 0);
+        assert_eq!(blocks_for(1, 4096), 1);
+        assert_eq!(blocks_for(4096, 4096), 1);
+        assert_eq!(blocks_for(4097, 4096), 2);
+        assert_eq!(blocks_for(u64::MAX, 65536), (u64::MAX >> 16) + 1);
+    }
+}

@@ -1,0 +1,94 @@
+//! # sft: open SFT packages and their streaming
+//!
+//! `sft` reads, writes and verifies **SFT packages**, the App-V 4.x style
+//! unit of software distribution: an application's files cut into blocks
+//! of 4, 16, 32 or 64 KiB, each stored or zlib-compressed and checksummed,
+//! with the blocks needed to launch (feature block 1, FB1) stored first so
+//! a client can start the application after fetching only those. The byte
+//! layout is this crate's own open specification, `docs/FORMAT.md`.
+//!
+//! ```text
+//!   format      raw records, constants, byte-level parsing (no I/O)
+//!     │
+//!   index/read  validated zero-copy views: Package, Entry, BlockIndex, Block
+//!   write       PackageBuilder: plan, parallel encode, atomic output
+//!     │
+//!   transport   I/O adapters: memory-mapped files (the only `unsafe`)
+//!     │
+//!   bin/sft     the command-line tool
+//! ```
+//!
+//! ## Quick start
+//!
+//! ```
+//! # fn main() -> sft::Result<()> {
+//! use sft::{Package, WriteOptions, write::PackageBuilder};
+//!
+//! // Write a package in memory (or `write_to_path` for an atomic file).
+//! let bytes = PackageBuilder::new(WriteOptions::default().name("Notepad").version(3))
+//!     .add_bytes("notepad.exe", vec![0x90; 150_000])?
+//!     .add_bytes("docs/readme.txt", b"read me".to_vec())?
+//!     .write_to_vec()?;
+//!
+//! // Read it back without copying: parsing is O(1) in the number of files.
+//! let pkg = Package::parse(&bytes)?;
+//! assert_eq!(pkg.metadata().version(), 3);
+//! let exe = pkg.entry("notepad.exe")?;
+//! assert_eq!(pkg.read_file(&exe)?.len(), 150_000);
+//! pkg.verify()?; // every CRC, every block
+//! # Ok(()) }
+//! ```
+//!
+//! ## Integrity
+//!
+//! Every byte of a package is under a CRC-32: the header, the section
+//! table, each section, each directory entry and block record (on their
+//! own, so lookups need not checksum the whole directory), and each stored
+//! block. A block is checked before any of its bytes are returned; damaged
+//! data is an [`Error::Integrity`], never data.
+//!
+//! ## Crate features
+//!
+//! - `std` (default): `std::io` adapters.
+//! - `deflate` (default): zlib blocks, through flate2 (its backend is yours
+//!   to choose with flate2's features).
+//! - `file` (default): file transport.
+//! - `write`: [`write::PackageBuilder`].
+//! - `mmap`: [`MappedPackage`], the one module with `unsafe`.
+//! - `fast-zlib`: flate2's zlib-rs backend.
+//! - `cli`: the `sft` binary.
+//! - `arbitrary`: `Arbitrary` impls for fuzzing.
+//!
+//! ## Safety
+//!
+//! `unsafe` appears only in `transport/mmap.rs`: mapping a file is sound
+//! only while no one truncates or modifies it, a promise
+//! [`MappedPackage::open`] asks of its caller.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod error;
+pub mod format;
+mod guid;
+pub mod index;
+pub mod read;
+pub mod transport;
+#[cfg(feature = "write")]
+pub mod write;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use error::{Error, ErrorKind, Result};
+pub use format::{BlockId, Codec, FeatureBlock};
+pub use guid::Guid;
+pub use index::{BlockIndex, BlockInfo};
+pub use read::{Block, Entry, Metadata, Package, VerifyReport};
+#[cfg(feature = "mmap")]
+pub use transport::mmap::MappedPackage;
+#[cfg(feature = "write")]
+pub use write::WriteOptions;

@@ -1,0 +1,176 @@
+//! [`Block`]: one block's stored bytes with its record, and the single
+//! decode path (CRC check, then inflate with an exact size cap) used for
+//! blocks from a mapped package and from a streamed buffer alike.
+
+use std::borrow::Cow;
+
+use crate::error::{Error, IntegrityError, IntegrityProblem, Region};
+use crate::format::Codec;
+use crate::index::BlockInfo;
+
+/// A block: its validated record and its stored bytes, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Block<'data> {
+    info: BlockInfo,
+    stored: &'data [u8],
+}
+
+impl<'data> Block<'data> {
+    /// Pair a record with the stored bytes it describes. The bytes are not
+    /// checked here; [`Block::verify`] and [`Block::decode`] check them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `stored` is not `info.stored_len` long.
+    pub fn new(info: BlockInfo, stored: &'data [u8]) -> Result<Self, Error> {
+        if stored.len() as u64 != u64::from(info.stored_len) {
+            return Err(Error::invalid(format!(
+                "{}: {} stored bytes given, record says {}",
+                info.id,
+                stored.len(),
+                info.stored_len
+            )));
+        }
+        Ok(Block { info, stored })
+    }
+
+    /// The block's record.
+    pub fn info(&self) -> &BlockInfo {
+        &self.info
+    }
+
+    /// The stored (possibly compressed) bytes, unchecked.
+    pub fn stored(&self) -> &'data [u8] {
+        self.stored
+    }
+
+    /// Check the stored bytes against the record's CRC-32.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] with both CRCs on mismatch.
+    pub fn verify(&self) -> Result<(), Error> {
+        let actual = crc32fast::hash(self.stored);
+        if actual != self.info.crc {
+            return Err(IntegrityError::new(
+                Region::Block(self.info.id.0),
+                self.info.stored_offset,
+                IntegrityProblem::CrcMismatch {
+                    expected: self.info.crc,
+                    actual,
+                },
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Verify and decode: stored blocks are returned borrowed (zero-copy),
+    /// zlib blocks inflated into a new buffer of exactly `raw_len` bytes.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] if the CRC fails or the stream does not inflate
+    /// to exactly `raw_len` bytes; [`Error::Unsupported`] if this build has
+    /// no inflater (feature `deflate` off).
+    pub fn decode(&self) -> Result<Cow<'data, [u8]>, Error> {
+        self.verify()?;
+        match self.info.codec {
+            Codec::Stored => Ok(Cow::Borrowed(self.stored)),
+            _ => {
+                let mut out = Vec::new();
+                Decoder::new().inflate(&self.info, self.stored, &mut out)?;
+                Ok(Cow::Owned(out))
+            }
+        }
+    }
+}
+
+/// A reusable block decoder: keeps its inflate state between blocks so
+/// hot loops allocate nothing per block.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    #[cfg(feature = "deflate")]
+    z: Option<flate2::Decompress>,
+}
+
+impl Decoder {
+    /// A new decoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verify `block` and decode it into `out` (cleared first).
+    ///
+    /// # Errors
+    /// As [`Block::decode`].
+    pub fn decode_into(&mut self, block: &Block<'_>, out: &mut Vec<u8>) -> Result<(), Error> {
+        block.verify()?;
+        match block.info.codec {
+            Codec::Stored => {
+                out.clear();
+                out.extend_from_slice(block.stored);
+                Ok(())
+            }
+            _ => self.inflate(&block.info, block.stored, out),
+        }
+    }
+
+    /// Inflate already-verified stored bytes into `out` (cleared first),
+    /// requiring exactly `info.raw_len` bytes of output and the whole input
+    /// consumed. Output is capped at `raw_len` (at most 64 KiB), so no
+    /// input can make it allocate more.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] on a corrupt stream or wrong size.
+    pub(crate) fn inflate(
+        &mut self,
+        info: &BlockInfo,
+        stored: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        out.clear();
+        let region = Region::Block(info.id.0);
+        let corrupt = |problem| Error::from(IntegrityError::new(region, info.stored_offset, problem));
+        match info.codec {
+            Codec::Stored => {
+                out.extend_from_slice(stored);
+                Ok(())
+            }
+            #[cfg(feature = "deflate")]
+            Codec::Zlib => {
+                use flate2::{Decompress, FlushDecompress, Status};
+                let raw = info.raw_len as usize;
+                out.reserve_exact(raw);
+                let z = self.z.get_or_insert_with(|| Decompress::new(true));
+                z.reset(true);
+                let status = z
+                    .decompress_vec(stored, out, FlushDecompress::Finish)
+                    .map_err(|_| corrupt(IntegrityProblem::Inflate))?;
+                // decompress_vec writes only into spare capacity, which is
+                // exactly `raw` bytes: a stream that would produce more
+                // stops short of StreamEnd.
+                if status != Status::StreamEnd {
+                    return Err(corrupt(if out.len() == raw {
+                        IntegrityProblem::SizeMismatch {
+                            expected: raw as u64,
+                            actual: raw as u64 + 1,
+                        }
+                    } else {
+                        IntegrityProblem::Inflate
+                    }));
+                }
+                if out.len() != raw || z.total_in() != stored.len() as u64 {
+                    return Err(corrupt(IntegrityProblem::SizeMismatch {
+                        expected: raw as u64,
+                        actual: out.len() as u64,
+                    }));
+                }
+                Ok(())
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(crate::error::Unsupported::Codec {
+                block: info.id.0,
+                codec: other.id(),
+            }
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Validation of the prologue: header, section table and metadata.
+//!
+//! Everything here is O(number of sections): the directory and block index
+//! are checked record by record when they are used (each record carries its
+//! own CRC), so opening a package costs the same for 10 files as for
+//! 100,000. [`crate::Package::verify`] checks every section CRC in full.
+
+use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported};
+use crate::format::{
+    blocks_for, crc32_parts, slice_at, Fields, Header, MetadataRecord, SectionEntry, SectionKind,
+    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, MAX_METADATA_LEN, MAX_SECTIONS,
+    METADATA_FIXED_LEN, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED,
+};
+
+/// A section's place: absolute offset, length and record stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) stride: u64,
+    pub(crate) crc: u32,
+}
+
+impl Span {
+    pub(crate) fn count(&self) -> u64 {
+        if self.stride == 0 { 0 } else { self.len / self.stride }
+    }
+}
+
+/// The validated shape of a package, computed once from its prologue.
+/// `Copy` and small, so views can carry it by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) header: Header,
+    pub(crate) meta: MetadataRecord,
+    pub(crate) metadata: Span,
+    pub(crate) entries: Span,
+    pub(crate) extents: Span,
+    pub(crate) names: Span,
+    pub(crate) index: Span,
+}
+
+fn fmt_err(region: Region, offset: u64, problem: FormatProblem) -> Error {
+    Error::Format(FormatError::new(region, offset, problem))
+}
+
+impl Layout {
+    /// Validate the prologue at the start of `data`, which must hold at
+    /// least `prologue_len` bytes (more is fine: a whole package).
+    pub(crate) fn parse(data: &[u8]) -> Result<Layout, Error> {
+        let header = Header::parse(data)?;
+        let prologue_len = header.prologue_len;
+        if (data.len() as u64) < prologue_len {
+            return Err(fmt_err(
+                Region::Header,
+                0,
+                FormatProblem::Truncated {
+                    needed: prologue_len,
+                    available: data.len() as u64,
+                },
+            ));
+        }
+        // In bounds: Header::parse checked table offset + len <= prologue_len <= data.len().
+        let table_off = header.section_table_offset;
+        let table = slice_at(
+            data,
+            table_off,
+            header.section_table_len(),
+            Region::SectionTable,
+            0,
+        )?;
+        let actual = crc32_parts(&[table]);
+        if actual != header.section_table_crc {
+            return Err(IntegrityError::new(
+                Region::SectionTable,
+                table_off,
+                IntegrityProblem::CrcMismatch {
+                    expected: header.section_table_crc,
+                    actual,
+                },
+            )
+            .into());
+        }
+
+        let mut spans: [Option<Span>; 5] = [None; 5];
+        // (offset, len) of every section, for the tiling check.
+        let mut all = [(0u64, 0u64); MAX_SECTIONS as usize];
+        let n = header.section_count as usize;
+        for (i, rec) in table.chunks_exact(SECTION_ENTRY_LEN).enumerate() {
+            let s = SectionEntry::parse(Fields(rec));
+            let at = table_off + (i * SECTION_ENTRY_LEN) as u64;
+            let region = Region::Section(s.kind);
+            let end = s.offset.checked_add(s.length);
+            let start_ok = s.offset >= table_off + header.section_table_len();
+            if !start_ok || end.is_none_or(|e| e > prologue_len) {
+                return Err(fmt_err(
+                    region,
+                    at,
+                    FormatProblem::OutOfBounds {
+                        field: "section offset",
+                        start: s.offset,
+                        len: s.length,
+                        limit: prologue_len,
+                    },
+                ));
+            }
+            all[i] = (s.offset, s.length);
+            let Some(kind) = SectionKind::from_u32(s.kind) else {
+                if s.flags & SECTION_FLAG_REQUIRED != 0 {
+                    return Err(Unsupported::RequiredSection(s.kind).into());
+                }
+                continue; // unknown optional section: skipped (still tiled below)
+            };
+            let slot = &mut spans[kind as usize - 1];
+            if slot.is_some() {
+                return Err(fmt_err(
+                    Region::SectionTable,
+                    at,
+                    FormatProblem::DuplicateSection { kind: s.kind },
+                ));
+            }
+            let min_stride = kind.record_len();
+            let stride = u64::from(s.record_size);
+            if min_stride == 0 {
+                if s.record_size != 0 {
+                    return Err(fmt_err(
+                        region,
+                        at,
+                        FormatProblem::BadValue {
+                            field: "record_size",
+                            value: stride,
+                        },
+                    ));
+                }
+            } else if s.record_size < min_stride || s.record_size > 4096 || s.length % stride != 0 {
+                return Err(fmt_err(
+                    region,
+                    at,
+                    FormatProblem::BadValue {
+                        field: "record_size",
+                        value: stride,
+                    },
+                ));
+            }
+            *slot = Some(Span {
+                offset: s.offset,
+                len: s.length,
+                stride,
+                crc: s.crc,
+            });
+        }
+        // The prologue must be tiled exactly: header, table, then sections
+        // back to back, so that every byte is under some CRC.
+        let sections = &mut all[..n];
+        sections.sort_unstable();
+        let mut cursor = table_off + header.section_table_len();
+        for &(off, len) in sections.iter() {
+            if off != cursor {
+                return Err(fmt_err(
+                    Region::SectionTable,
+                    table_off,
+                    if off < cursor {
+                        FormatProblem::Overlap
+                    } else {
+                        FormatProblem::NonZeroPadding
+                    },
+                ));
+            }
+            cursor = off + len;
+        }
+        if cursor != prologue_len {
+            return Err(fmt_err(
+                Region::Header,
+                0,
+                FormatProblem::Inconsistent {
+                    field: "prologue_len",
+                    expected: cursor,
+                    found: prologue_len,
+                },
+            ));
+        }
+        let need = |k: SectionKind| {
+            spans[k as usize - 1].ok_or_else(|| {
+                fmt_err(
+                    Region::SectionTable,
+                    table_off,
+                    FormatProblem::MissingSection { kind: k as u32 },
+                )
+            })
+        };
+        let metadata = need(SectionKind::Metadata)?;
+        let entries = need(SectionKind::Entries)?;
+        let extents = need(SectionKind::Extents)?;
+        let names = need(SectionKind::Names)?;
+        let index = need(SectionKind::BlockIndex)?;
+        debug_assert!(entries.stride >= ENTRY_RECORD_LEN as u64);
+        debug_assert!(extents.stride >= EXTENT_RECORD_LEN as u64);
+        debug_assert!(index.stride >= BLOCK_RECORD_LEN as u64);
+
+        let meta = Self::parse_metadata(data, metadata)?;
+        let layout = Layout {
+            header,
+            meta,
+            metadata,
+            entries,
+            extents,
+            names,
+            index,
+        };
+        layout.check_counts()?;
+        Ok(layout)
+    }
+
+    fn parse_metadata(data: &[u8], span: Span) -> Result<MetadataRecord, Error> {
+        let region = Region::Section(SectionKind::Metadata as u32);
+        if span.len < METADATA_FIXED_LEN as u64 || span.len > MAX_METADATA_LEN {
+            return Err(fmt_err(
+                region,
+                span.offset,
+                FormatProblem::BadValue {
+                    field: "metadata length",
+                    value: span.len,
+                },
+            ));
+        }
+        let bytes = slice_at(data, span.offset, span.len, region, 0)?;
+        let actual = crc32_parts(&[bytes]);
+        if actual != span.crc {
+            return Err(IntegrityError::new(
+                region,
+                span.offset,
+                IntegrityProblem::CrcMismatch {
+                    expected: span.crc,
+                    actual,
+                },
+            )
+            .into());
+        }
+        let m = MetadataRecord::parse(Fields(bytes));
+        let bad = |field, value: u64| {
+            fmt_err(
+                Region::Metadata,
+                span.offset,
+                FormatProblem::BadValue { field, value },
+            )
+        };
+        if (m.fixed_len as usize) < METADATA_FIXED_LEN || u64::from(m.fixed_len) > span.len {
+            return Err(bad("fixed_len", m.fixed_len.into()));
+        }
+        if m.created_nanos >= 1_000_000_000 {
+            return Err(bad("created_nanos", m.created_nanos.into()));
+        }
+        if m.launch_size > m.package_size {
+            return Err(bad("launch_size", m.launch_size));
+        }
+        for (field, (off, len)) in [("name", m.name), ("root", m.root), ("comment", m.comment)] {
+            let start = u64::from(off);
+            if start < u64::from(m.fixed_len) || start + u64::from(len) > span.len {
+                return Err(fmt_err(
+                    Region::Metadata,
+                    span.offset,
+                    FormatProblem::OutOfBounds {
+                        field,
+                        start,
+                        len: len.into(),
+                        limit: span.len,
+                    },
+                ));
+            }
+            let s = &bytes[off as usize..(off + len) as usize];
+            if core::str::from_utf8(s).is_err() {
+                return Err(fmt_err(
+                    Region::Metadata,
+                    span.offset + start,
+                    FormatProblem::NotUtf8,
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    fn check_counts(&self) -> Result<(), Error> {
+        let h = &self.header;
+        let m = &self.meta;
+        let inconsistent = |field, expected: u64, found: u64| {
+            fmt_err(
+                Region::Header,
+                0,
+                FormatProblem::Inconsistent {
+                    field,
+                    expected,
+                    found,
+                },
+            )
+        };
+        if self.index.count() != u64::from(h.block_count) {
+            return Err(inconsistent(
+                "block_count",
+                self.index.count(),
+                h.block_count.into(),
+            ));
+        }
+        let fb1 = blocks_for(m.launch_size, h.block_size);
+        if fb1 != u64::from(h.fb1_block_count) {
+            return Err(inconsistent("fb1_block_count", fb1, h.fb1_block_count.into()));
+        }
+        let fb2 = blocks_for(m.package_size - m.launch_size, h.block_size);
+        if fb1 + fb2 != u64::from(h.block_count) {
+            return Err(inconsistent("block_count", fb1 + fb2, h.block_count.into()));
+        }
+        Ok(())
+    }
+
+    /// Absolute offset where the data region starts.
+    pub(crate) fn data_start(&self) -> u64 {
+        self.header.prologue_len
+    }
+
+    /// Absolute offset where the data region ends (the package length).
+    pub(crate) fn data_end(&self) -> u64 {
+        self.header.package_len()
+    }
+
+    /// A metadata string by its (offset, length) pair; validated at parse.
+    pub(crate) fn meta_str<'d>(&self, data: &'d [u8], (off, len): (u32, u32)) -> &'d str {
+        let start = self.metadata.offset as usize + off as usize;
+        data.get(start..start + len as usize)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}

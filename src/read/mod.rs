@@ -1,0 +1,520 @@
+//! Reading packages: [`Package`], a zero-copy view over a package's bytes.
+//!
+//! [`Package::parse`] validates the prologue (header, section table,
+//! metadata) in time independent of the package's size; directory entries
+//! and block records are validated, each against its own CRC, when they are
+//! touched. [`Package::verify`] checks everything.
+
+mod block;
+mod entry;
+#[cfg(feature = "std")]
+mod io;
+pub(crate) mod layout;
+mod verify;
+
+use std::borrow::Cow;
+
+pub use block::{Block, Decoder};
+pub use entry::{Attributes, Entries, Entry, Extents};
+#[cfg(feature = "std")]
+pub use io::FileReader;
+pub use verify::VerifyReport;
+
+use crate::error::{Error, FormatError, FormatProblem, Region};
+use crate::format::{BlockId, Codec, Header, slice_at};
+use crate::guid::Guid;
+use crate::index::BlockIndex;
+use layout::Layout;
+
+/// A parsed package borrowing its bytes: from a slice, a `Vec`, or a
+/// memory map ([`crate::MappedPackage`]).
+///
+/// `Package` is `Copy` and holds only the byte slice and a small validated
+/// layout; it allocates nothing at parse time.
+///
+/// ```
+/// # fn main() -> sft::Result<()> {
+/// use sft::{Package, WriteOptions, write::PackageBuilder};
+///
+/// let bytes = PackageBuilder::new(WriteOptions::default().name("Demo"))
+///     .add_bytes("bin/app.exe", b"MZ...".to_vec())?
+///     .add_bytes("readme.txt", b"hello".to_vec())?
+///     .write_to_vec()?;
+///
+/// let pkg = Package::parse(&bytes)?;
+/// assert_eq!(pkg.metadata().name(), "Demo");
+/// let readme = pkg.entry("readme.txt")?;
+/// assert_eq!(pkg.read_file(&readme)?, b"hello");
+/// let paths: Vec<String> = pkg.entries().map(|e| e.map(|e| e.path().to_owned())).collect::<Result<_, _>>()?;
+/// assert_eq!(paths, ["bin", "bin/app.exe", "readme.txt"]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Package<'data> {
+    data: &'data [u8],
+    layout: Layout,
+}
+
+impl<'data> Package<'data> {
+    /// Parse a whole package held in memory.
+    ///
+    /// # Errors
+    /// [`Error::Format`], [`Error::Integrity`] or [`Error::Unsupported`]
+    /// naming the region and offset of the first problem. The input length
+    /// must equal the header's `prologue_len + data_len`.
+    pub fn parse(data: &'data [u8]) -> Result<Self, Error> {
+        let layout = Layout::parse(data)?;
+        let expected = layout.header.package_len();
+        if data.len() as u64 != expected {
+            return Err(FormatError::new(
+                Region::Data,
+                layout.data_start(),
+                if (data.len() as u64) < expected {
+                    FormatProblem::Truncated {
+                        needed: expected,
+                        available: data.len() as u64,
+                    }
+                } else {
+                    FormatProblem::Inconsistent {
+                        field: "package length",
+                        expected,
+                        found: data.len() as u64,
+                    }
+                },
+            )
+            .into());
+        }
+        Ok(Package { data, layout })
+    }
+
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Rebuild from bytes already validated with this layout.
+    #[cfg_attr(not(feature = "mmap"), allow(dead_code))]
+    pub(crate) fn from_layout(data: &'data [u8], layout: Layout) -> Self {
+        Package { data, layout }
+    }
+
+    /// The package's bytes.
+    pub fn as_bytes(&self) -> &'data [u8] {
+        self.data
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.layout.header
+    }
+
+    /// Package metadata: name, GUIDs, version, sizes.
+    pub fn metadata(&self) -> Metadata<'data> {
+        let m = &self.layout.meta;
+        Metadata {
+            name: self.layout.meta_str(self.data, m.name),
+            root: self.layout.meta_str(self.data, m.root),
+            comment: self.layout.meta_str(self.data, m.comment),
+            version: m.version,
+            package_guid: Guid(m.package_guid),
+            version_guid: Guid(m.version_guid),
+            created: (m.created_secs, m.created_nanos),
+            launch_size: m.launch_size,
+            package_size: m.package_size,
+        }
+    }
+
+    /// The block index.
+    pub fn index(&self) -> BlockIndex<'data> {
+        BlockIndex::new(self.data, self.layout)
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        self.layout.header.block_size
+    }
+
+    /// Number of directory entries (files and directories).
+    pub fn entry_count(&self) -> u64 {
+        self.layout.entries.count()
+    }
+
+    /// Iterate over all entries in path order.
+    pub fn entries(&self) -> Entries<'data> {
+        Entries::new(*self)
+    }
+
+    /// Entry number `n` in path order, validated against its CRC.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `n` is out of range, otherwise as
+    /// [`Package::parse`] for a damaged record.
+    pub fn entry_at(&self, n: u64) -> Result<Entry<'data>, Error> {
+        entry::load(self.data, &self.layout, n)
+    }
+
+    /// Look up an entry by path (`/`-separated, relative to the root) in
+    /// O(log n) record reads, straight from the bytes.
+    ///
+    /// # Errors
+    /// As [`Package::entry_at`] for a damaged record on the search path.
+    pub fn find(&self, path: &str) -> Result<Option<Entry<'data>>, Error> {
+        let path = path.trim_matches('/');
+        let (mut lo, mut hi) = (0u64, self.entry_count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.entry_at(mid)?;
+            match e.path().as_bytes().cmp(path.as_bytes()) {
+                core::cmp::Ordering::Less => lo = mid + 1,
+                core::cmp::Ordering::Greater => hi = mid,
+                core::cmp::Ordering::Equal => return Ok(Some(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Look up an entry by path, failing if it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming the path, or as [`Package::find`].
+    pub fn entry(&self, path: &str) -> Result<Entry<'data>, Error> {
+        self.find(path)?
+            .ok_or_else(|| Error::NotFound(format!("`{path}` is not in the package")))
+    }
+
+    /// Block `id` with its stored bytes (not yet verified).
+    ///
+    /// # Errors
+    /// As [`BlockIndex::get`].
+    pub fn block(&self, id: BlockId) -> Result<Block<'data>, Error> {
+        let info = self.index().get(id)?;
+        let stored = slice_at(
+            self.data,
+            info.stored_offset,
+            info.stored_len.into(),
+            Region::Block(id.0),
+            0,
+        )?;
+        Block::new(info, stored)
+    }
+
+    /// Read and verify block `id`, returning its decoded bytes (borrowed
+    /// when stored, owned when inflated).
+    ///
+    /// # Errors
+    /// As [`Package::block`] and [`Block::decode`].
+    pub fn read_block(&self, id: BlockId) -> Result<Cow<'data, [u8]>, Error> {
+        self.block(id)?.decode()
+    }
+
+    /// Read a whole file into a new buffer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a directory; integrity and format errors
+    /// for damaged blocks; [`Error::InvalidInput`] if the file is too large
+    /// to hold in memory.
+    pub fn read_file(&self, entry: &Entry<'data>) -> Result<Vec<u8>, Error> {
+        entry.require_file()?;
+        let size = usize::try_from(entry.size())
+            .map_err(|_| Error::invalid(format!("`{}` is too large for memory", entry.path())))?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(size)
+            .map_err(|_| Error::invalid(format!("`{}` is too large for memory", entry.path())))?;
+        for chunk in self.chunks(entry) {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    /// Read up to `buf.len()` bytes of a file starting at `offset`; returns
+    /// the number of bytes read (0 at or past the end).
+    ///
+    /// # Errors
+    /// As [`Package::read_file`].
+    pub fn read_at(&self, entry: &Entry<'data>, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        entry.require_file()?;
+        let mut state = ReadState::default();
+        self.read_at_with(entry, offset, buf, &mut state)
+    }
+
+    pub(crate) fn read_at_with(
+        &self,
+        entry: &Entry<'data>,
+        offset: u64,
+        buf: &mut [u8],
+        state: &mut ReadState<'data>,
+    ) -> Result<usize, Error> {
+        let mut done = 0usize;
+        let size = entry.size();
+        let index = self.index();
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            if pos >= size {
+                break;
+            }
+            let Some(ext) = entry.extent_for(pos) else {
+                break;
+            };
+            let within_ext = pos - ext.file_offset;
+            let logical = ext.logical_offset + within_ext;
+            let ext_left = ext.length - within_ext;
+            let (id, within) = index.locate(logical).ok_or_else(|| {
+                Error::Format(FormatError::new(
+                    Region::Entry(entry.number()),
+                    0,
+                    FormatProblem::OutOfBounds {
+                        field: "logical_offset",
+                        start: logical,
+                        len: 1,
+                        limit: index.logical_len(),
+                    },
+                ))
+            })?;
+            let data = state.block(self, id)?;
+            let avail = &data[within as usize..];
+            let n = avail
+                .len()
+                .min(buf.len() - done)
+                .min(usize::try_from(ext_left).unwrap_or(usize::MAX));
+            buf[done..done + n].copy_from_slice(&avail[..n]);
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// The file's data as a sequence of chunks, in file order: borrowed
+    /// slices of stored blocks (zero-copy) or owned inflated blocks. Each
+    /// block is verified before any of its bytes are yielded.
+    pub fn chunks(&self, entry: &Entry<'data>) -> Chunks<'data> {
+        Chunks {
+            pkg: *self,
+            extents: entry.extents(),
+            current: None,
+            decoder: Decoder::new(),
+            cache: None,
+        }
+    }
+
+    /// Open a `std::io::Read + Seek` reader over one file.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a directory.
+    #[cfg(feature = "std")]
+    pub fn reader(&self, entry: Entry<'data>) -> Result<FileReader<'data>, Error> {
+        entry.require_file()?;
+        Ok(FileReader::new(*self, entry))
+    }
+
+    /// Stored bytes of all blocks compressed with `codec`.
+    pub fn stored_len_by_codec(&self, codec: Codec) -> Result<u64, Error> {
+        let index = self.index();
+        let mut total = 0;
+        for id in index.ids() {
+            let b = index.get(id)?;
+            if b.codec == codec {
+                total += u64::from(b.stored_len);
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// One decoded block kept between reads by [`FileReader`] and
+/// [`Package::read_at`], so small sequential reads decode each block once.
+#[derive(Debug, Default)]
+pub(crate) struct ReadState<'data> {
+    id: Option<BlockId>,
+    borrowed: Option<&'data [u8]>,
+    owned: Vec<u8>,
+    decoder: Decoder,
+}
+
+impl<'data> ReadState<'data> {
+    pub(crate) fn block(&mut self, pkg: &Package<'data>, id: BlockId) -> Result<&[u8], Error> {
+        if self.id != Some(id) {
+            self.id = None;
+            let block = pkg.block(id)?;
+            block.verify()?;
+            if block.info().codec == Codec::Stored {
+                self.borrowed = Some(block.stored());
+            } else {
+                self.borrowed = None;
+                self.decoder
+                    .inflate(block.info(), block.stored(), &mut self.owned)?;
+            }
+            self.id = Some(id);
+        }
+        Ok(self.borrowed.unwrap_or(&self.owned))
+    }
+}
+
+/// Decoded block bytes: borrowed from the package when stored, shared
+/// between chunks when inflated.
+#[derive(Debug, Clone)]
+enum BlockData<'data> {
+    Borrowed(&'data [u8]),
+    Owned(std::sync::Arc<[u8]>),
+}
+
+impl BlockData<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            BlockData::Borrowed(b) => b,
+            BlockData::Owned(b) => b,
+        }
+    }
+}
+
+/// A piece of file data yielded by [`Chunks`]; dereferences to `[u8]`.
+#[derive(Debug, Clone)]
+pub struct Chunk<'data> {
+    data: BlockData<'data>,
+    start: usize,
+    end: usize,
+}
+
+impl<'data> Chunk<'data> {
+    /// The bytes borrowed from the package, if this chunk is zero-copy.
+    pub fn borrowed(&self) -> Option<&'data [u8]> {
+        match self.data {
+            BlockData::Borrowed(b) => Some(&b[self.start..self.end]),
+            BlockData::Owned(_) => None,
+        }
+    }
+}
+
+impl core::ops::Deref for Chunk<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data.as_slice()[self.start..self.end]
+    }
+}
+
+/// Iterator over a file's data, returned by [`Package::chunks`].
+#[derive(Debug)]
+pub struct Chunks<'data> {
+    pkg: Package<'data>,
+    extents: Extents<'data>,
+    /// Remaining logical range of the current extent.
+    current: Option<core::ops::Range<u64>>,
+    decoder: Decoder,
+    /// The last decoded (owned) block, shared by consecutive chunks.
+    cache: Option<(BlockId, BlockData<'data>)>,
+}
+
+impl<'data> Iterator for Chunks<'data> {
+    type Item = Result<Chunk<'data>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match &self.current {
+                Some(r) if r.start < r.end => break,
+                _ => {
+                    let ext = self.extents.next()?;
+                    self.current = Some(ext.logical_offset..ext.logical_offset + ext.length);
+                }
+            }
+        }
+        let range = self.current.clone()?;
+        let index = self.pkg.index();
+        let Some((id, within)) = index.locate(range.start) else {
+            self.current = None;
+            return Some(Err(Error::Format(FormatError::new(
+                Region::Extent(0),
+                0,
+                FormatProblem::OutOfBounds {
+                    field: "logical_offset",
+                    start: range.start,
+                    len: range.end - range.start,
+                    limit: index.logical_len(),
+                },
+            ))));
+        };
+        let data = match &self.cache {
+            Some((cid, d)) if *cid == id => d.clone(),
+            _ => {
+                let decoded = self.pkg.block(id).and_then(|b| {
+                    b.verify()?;
+                    if b.info().codec == Codec::Stored {
+                        Ok(BlockData::Borrowed(b.stored()))
+                    } else {
+                        let mut out = Vec::new();
+                        self.decoder.inflate(b.info(), b.stored(), &mut out)?;
+                        Ok(BlockData::Owned(out.into()))
+                    }
+                });
+                match decoded {
+                    Ok(d) => {
+                        self.cache = Some((id, d.clone()));
+                        d
+                    }
+                    Err(e) => {
+                        self.current = None;
+                        self.extents = Extents::empty();
+                        return Some(Err(e));
+                    }
+                }
+            }
+        };
+        let start = within as usize;
+        let n = ((data.as_slice().len() - start) as u64).min(range.end - range.start) as usize;
+        self.current = Some(range.start + n as u64..range.end);
+        Some(Ok(Chunk {
+            data,
+            start,
+            end: start + n,
+        }))
+    }
+}
+
+/// Package metadata (`docs/FORMAT.md` §5), borrowed from the package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata<'data> {
+    name: &'data str,
+    root: &'data str,
+    comment: &'data str,
+    version: u32,
+    package_guid: Guid,
+    version_guid: Guid,
+    created: (i64, u32),
+    launch_size: u64,
+    package_size: u64,
+}
+
+impl<'data> Metadata<'data> {
+    /// Package name.
+    pub fn name(&self) -> &'data str {
+        self.name
+    }
+    /// Root directory name (App-V's asset directory, e.g. `MYAPP.1`).
+    pub fn root(&self) -> &'data str {
+        self.root
+    }
+    /// Comment (the OSD ABSTRACT).
+    pub fn comment(&self) -> &'data str {
+        self.comment
+    }
+    /// Package version number.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// Package GUID.
+    pub fn package_guid(&self) -> Guid {
+        self.package_guid
+    }
+    /// Version GUID.
+    pub fn version_guid(&self) -> Guid {
+        self.version_guid
+    }
+    /// Creation time: seconds and nanoseconds since the Unix epoch.
+    pub fn created(&self) -> (i64, u32) {
+        self.created
+    }
+    /// Launch size: uncompressed bytes of FB1.
+    pub fn launch_size(&self) -> u64 {
+        self.launch_size
+    }
+    /// Package size: uncompressed bytes of all files.
+    pub fn package_size(&self) -> u64 {
+        self.package_size
+    }
+}

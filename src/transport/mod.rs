@@ -1,0 +1,6 @@
+//! I/O adapters: the only layer that touches files and the network.
+//!
+//! Each adapter is one file behind one cargo feature.
+
+#[cfg(feature = "mmap")]
+pub mod mmap;

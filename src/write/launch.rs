@@ -1,0 +1,120 @@
+//! Launch lists: which file ranges go into FB1, in launch order.
+
+use crate::error::Error;
+
+/// One launch-list item: a whole file, or `length` bytes at `offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LaunchItem {
+    /// Path inside the package, `/`-separated.
+    pub path: String,
+    /// `(offset, length)` within the file; `None` for the whole file.
+    pub range: Option<(u64, u64)>,
+}
+
+/// Parse a launch list: one item a line, `PATH` or `PATH:OFFSET:LENGTH`
+/// (decimal), in launch order. Blank lines and lines starting with `#`
+/// are skipped; `\` separators (lists recorded on Windows) become `/`.
+///
+/// ```
+/// let items = sft::write::parse_launch_list("# recorded\nbin/app.exe\nlib/big.dll:0:65536\n")?;
+/// assert_eq!(items.len(), 2);
+/// assert_eq!(items[1].range, Some((0, 65536)));
+/// # Ok::<(), sft::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the line for a malformed item.
+pub fn parse_launch_list(text: &str) -> Result<Vec<LaunchItem>, Error> {
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| Error::invalid(format!("launch list line {}: {why}: `{line}`", i + 1));
+        let parts: Vec<&str> = line.split(':').collect();
+        let (path, range) = match parts.as_slice() {
+            [p] => (*p, None),
+            [p, off, len] => {
+                let off = off.trim().parse::<u64>().map_err(|_| bad("bad offset"))?;
+                let len = len.trim().parse::<u64>().map_err(|_| bad("bad length"))?;
+                (*p, Some((off, len)))
+            }
+            _ => return Err(bad("expected PATH or PATH:OFFSET:LENGTH")),
+        };
+        let path = path.trim().replace('\\', "/");
+        let path = path.trim_matches('/').to_owned();
+        if !crate::format::is_valid_path(&path) {
+            return Err(bad("invalid path"));
+        }
+        items.push(LaunchItem { path, range });
+    }
+    Ok(items)
+}
+
+/// Remove from `want` (a half-open range) the parts already in `have`
+/// (sorted, disjoint), returning what is left in order, and add them to
+/// `have`.
+pub(crate) fn take_uncovered(have: &mut Vec<(u64, u64)>, want: (u64, u64)) -> Vec<(u64, u64)> {
+    let (mut s, e) = want;
+    let mut out = Vec::new();
+    for &(hs, he) in have.iter() {
+        if he <= s {
+            continue;
+        }
+        if hs >= e {
+            break;
+        }
+        if hs > s {
+            out.push((s, hs));
+        }
+        s = s.max(he);
+        if s >= e {
+            break;
+        }
+    }
+    if s < e {
+        out.push((s, e));
+    }
+    have.extend_from_slice(&out);
+    have.sort_unstable();
+    // Merge touching ranges to keep `have` small.
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(have.len());
+    for &(a, b) in have.iter() {
+        match merged.last_mut() {
+            Some(last) if last.1 >= a => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *have = merged;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncovered_ranges() {
+        let mut have = vec![];
+        assert_eq!(take_uncovered(&mut have, (10, 20)), vec![(10, 20)]);
+        assert_eq!(take_uncovered(&mut have, (0, 30)), vec![(0, 10), (20, 30)]);
+        assert_eq!(have, vec![(0, 30)]);
+        assert_eq!(take_uncovered(&mut have, (5, 25)), vec![]);
+        assert_eq!(take_uncovered(&mut have, (40, 50)), vec![(40, 50)]);
+        assert_eq!(take_uncovered(&mut have, (25, 45)), vec![(30, 40)]);
+        assert_eq!(have, vec![(0, 50)]);
+    }
+
+    #[test]
+    fn launch_list_errors_name_the_line() {
+        let e = parse_launch_list("a\nb:1\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(parse_launch_list("a:x:1").is_err());
+        assert!(parse_launch_list("../etc/passwd").is_err());
+        assert_eq!(
+            parse_launch_list("dir\\f.dll:1:2").unwrap()[0].path,
+            "dir/f.dll"
+        );
+    }
+}
