@@ -72,10 +72,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod error;
+#[cfg(feature = "std")]
+pub mod extract;
 pub mod format;
 mod guid;
 pub mod index;
 pub mod read;
+pub mod stream;
 pub mod transport;
 #[cfg(feature = "write")]
 pub mod write;
@@ -87,7 +90,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::{BlockId, Codec, FeatureBlock};
 pub use guid::Guid;
 pub use index::{BlockIndex, BlockInfo};
-pub use read::{Block, Entry, Metadata, Package, VerifyReport};
+pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
 #[cfg(feature = "mmap")]
 pub use transport::mmap::MappedPackage;
 #[cfg(feature = "write")]

@@ -26,6 +26,90 @@ use crate::guid::Guid;
 use crate::index::BlockIndex;
 use layout::Layout;
 
+/// The prologue of a package on its own: header, metadata, directory and
+/// block index, without the data region. This is what a streaming client
+/// holds after its first request; it supports every look-up that needs no
+/// block data.
+///
+/// ```
+/// # fn main() -> sft::Result<()> {
+/// let bytes = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("a.txt", vec![1u8; 10_000])?
+///     .write_to_vec()?;
+/// let len = sft::format::Header::parse(&bytes)?.prologue_len as usize;
+/// let pro = sft::read::Prologue::parse(&bytes[..len])?;
+/// assert_eq!(pro.find("a.txt")?.map(|e| e.size()), Some(10_000));
+/// assert_eq!(pro.index().len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Prologue<'data> {
+    data: &'data [u8],
+    layout: Layout,
+}
+
+impl<'data> Prologue<'data> {
+    /// Parse a prologue: `data` must hold at least the header's
+    /// `prologue_len` bytes from offset 0 (extra bytes are ignored).
+    ///
+    /// # Errors
+    /// As [`Package::parse`].
+    pub fn parse(data: &'data [u8]) -> Result<Self, Error> {
+        let layout = Layout::parse(data)?;
+        let len = layout.header.prologue_len as usize;
+        Ok(Prologue {
+            data: &data[..len],
+            layout,
+        })
+    }
+
+    /// The prologue bytes.
+    pub fn as_bytes(&self) -> &'data [u8] {
+        self.data
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.layout.header
+    }
+
+    /// Metadata.
+    pub fn metadata(&self) -> Metadata<'data> {
+        Package::from_layout(self.data, self.layout).metadata()
+    }
+
+    /// The block index (records are in the prologue).
+    pub fn index(&self) -> BlockIndex<'data> {
+        BlockIndex::new(self.data, self.layout)
+    }
+
+    /// Number of entries.
+    pub fn entry_count(&self) -> u64 {
+        self.layout.entries.count()
+    }
+
+    /// Entry number `n`.
+    ///
+    /// # Errors
+    /// As [`Package::entry_at`].
+    pub fn entry_at(&self, n: u64) -> Result<Entry<'data>, Error> {
+        entry::load(self.data, &self.layout, n)
+    }
+
+    /// Iterate over entries in path order.
+    pub fn entries(&self) -> Entries<'data> {
+        Entries::new(Package::from_layout(self.data, self.layout))
+    }
+
+    /// Look up an entry by path.
+    ///
+    /// # Errors
+    /// As [`Package::find`].
+    pub fn find(&self, path: &str) -> Result<Option<Entry<'data>>, Error> {
+        Package::from_layout(self.data, self.layout).find(path)
+    }
+}
+
 /// A parsed package borrowing its bytes: from a slice, a `Vec`, or a
 /// memory map ([`crate::MappedPackage`]).
 ///
@@ -91,10 +175,18 @@ impl<'data> Package<'data> {
         self.layout
     }
 
-    /// Rebuild from bytes already validated with this layout.
-    #[cfg_attr(not(feature = "mmap"), allow(dead_code))]
+    /// Rebuild from bytes already validated with this layout. Block
+    /// access on a prologue-only view fails cleanly with a bounds error.
     pub(crate) fn from_layout(data: &'data [u8], layout: Layout) -> Self {
         Package { data, layout }
+    }
+
+    /// The prologue of this package.
+    pub fn prologue(&self) -> Prologue<'data> {
+        Prologue {
+            data: &self.data[..self.layout.header.prologue_len as usize],
+            layout: self.layout,
+        }
     }
 
     /// The package's bytes.

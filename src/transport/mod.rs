@@ -4,3 +4,6 @@
 
 #[cfg(feature = "mmap")]
 pub mod mmap;
+
+#[cfg(feature = "file")]
+pub mod file;

@@ -1,0 +1,1 @@
+//! Extracting packages to a directory (placeholder, being written).

@@ -1,0 +1,1 @@
+//! The sans-IO streaming core (placeholder, being written).

@@ -1,0 +1,1 @@
+//! File transport (placeholder, being written).
