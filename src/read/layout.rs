@@ -23,7 +23,7 @@ pub(crate) struct Span {
 
 impl Span {
     pub(crate) fn count(&self) -> u64 {
-        if self.stride == 0 { 0 } else { self.len / self.stride }
+        self.len.checked_div(self.stride).unwrap_or(0)
     }
 }
 

@@ -54,14 +54,17 @@ impl<'data> Package<'data> {
     /// # Errors
     /// As [`Package::verify`].
     pub fn verify_with(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyReport, Error> {
-        let mut report = VerifyReport::default();
-        report.sections = self.verify_sections()?;
-        report.entries = self.verify_entries()?;
-        let stored = self.verify_block_layout()?;
-        report.blocks = self.index().len();
-        report.stored_bytes = stored;
-        report.logical_bytes = self.verify_block_data(progress)?;
-        Ok(report)
+        let sections = self.verify_sections()?;
+        let entries = self.verify_entries()?;
+        let stored_bytes = self.verify_block_layout()?;
+        let logical_bytes = self.verify_block_data(progress)?;
+        Ok(VerifyReport {
+            sections,
+            entries,
+            blocks: self.index().len(),
+            stored_bytes,
+            logical_bytes,
+        })
     }
 
     fn verify_sections(&self) -> Result<u32, Error> {
@@ -272,9 +275,3 @@ impl<'data> Package<'data> {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn f<T: Send + Sync>() {}
-    f::<Package<'static>>();
-    let _ = IntegrityProblem::Inflate;
-}
