@@ -127,8 +127,6 @@ impl Decoder {
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         out.clear();
-        let region = Region::Block(info.id.0);
-        let corrupt = |problem| Error::from(IntegrityError::new(region, info.stored_offset, problem));
         match info.codec {
             Codec::Stored => {
                 out.extend_from_slice(stored);
@@ -137,6 +135,10 @@ impl Decoder {
             #[cfg(feature = "deflate")]
             Codec::Zlib => {
                 use flate2::{Decompress, FlushDecompress, Status};
+                let region = Region::Block(info.id.0);
+                let corrupt = |problem| {
+                    Error::from(IntegrityError::new(region, info.stored_offset, problem))
+                };
                 let raw = info.raw_len as usize;
                 out.reserve_exact(raw);
                 let z = self.z.get_or_insert_with(|| Decompress::new(true));

@@ -171,6 +171,7 @@ impl<'data> Package<'data> {
         Ok(Package { data, layout })
     }
 
+    #[cfg(feature = "mmap")]
     pub(crate) fn layout(&self) -> Layout {
         self.layout
     }
