@@ -1,4 +1,412 @@
-use criterion::{criterion_group, criterion_main, Criterion};
-fn placeholder(_c: &mut Criterion) {}
-criterion_group!(benches, placeholder);
-criterion_main!(benches);
+//! Reader benchmarks: open cost against file count, look-ups, random and
+//! sequential reads (stored and zlib), and full verification.
+//!
+//! Every input is generated in-process from fixed seeds, so runs compare.
+//! Needs the `write` feature to build inputs (`mmap` adds the mapped-open
+//! benches): run with `cargo bench --bench read --all-features`.
+//!
+//! Sized for a 2-core machine: the whole file runs in about a minute.
+
+#[cfg(feature = "write")]
+mod imp {
+    use std::hint::black_box;
+    use std::io::Read;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use criterion::{BenchmarkId, Criterion, Throughput};
+    use sft::write::{Compression, PackageBuilder};
+    use sft::{BlockId, Package, WriteOptions};
+
+    /// splitmix64: tiny, fast and reproducible.
+    pub(crate) struct Rng(u64);
+
+    impl Rng {
+        pub(crate) fn new(seed: u64) -> Self {
+            Rng(seed)
+        }
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    const WORDS: &[&str] = &[
+        "def",
+        "self",
+        "return",
+        "import",
+        "from",
+        "class",
+        "if",
+        "else",
+        "for",
+        "in",
+        "None",
+        "True",
+        "False",
+        "raise",
+        "try",
+        "except",
+        "with",
+        "as",
+        "lambda",
+        "yield",
+        "value",
+        "result",
+        "name",
+        "path",
+        "data",
+        "index",
+        "buffer",
+        "offset",
+        "length",
+        "config",
+        "os",
+        "sys",
+        "re",
+        "list",
+        "dict",
+        "len",
+        "range",
+        "print",
+        "assert",
+        "not",
+        "and",
+        "or",
+        "is",
+        "while",
+        "pass",
+        "args",
+        "kwargs",
+        "__init__",
+        "encoding",
+        "stream",
+        "error",
+        "module",
+        "object",
+        "str",
+        "int",
+        "bytes",
+        "0",
+        "1",
+        "\"utf-8\"",
+        "# TODO",
+    ];
+    const PUNCT: &[&str] = &[" ", " ", " ", ", ", "(", "): ", ".", " = ", "[", "]"];
+
+    /// Source-code-like text: compresses about 4:1 with zlib 6.
+    pub(crate) fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 64);
+        while out.len() < len {
+            for _ in 0..rng.below(4) {
+                out.extend_from_slice(b"    ");
+            }
+            for _ in 0..3 + rng.below(8) {
+                out.extend_from_slice(WORDS[rng.below(WORDS.len() as u64) as usize].as_bytes());
+                out.extend_from_slice(PUNCT[rng.below(PUNCT.len() as u64) as usize].as_bytes());
+            }
+            out.push(b'\n');
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Bytecode-like data: short repeats mixed with noise, about 2:1.
+    pub(crate) fn binary(rng: &mut Rng, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            if out.len() > 64 && rng.below(2) == 0 {
+                let back = 1 + rng.below(64) as usize;
+                let n = 3 + rng.below(12) as usize;
+                for _ in 0..n {
+                    out.push(out[out.len() - back]);
+                }
+            } else {
+                out.push(rng.below(96) as u8);
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// A tree of `files` files (paths, contents) with log-uniform sizes in
+    /// `min..max` bytes, 70% text, 30% binary, ~40 files per directory.
+    pub(crate) fn tree(seed: u64, files: usize, min: u64, max: u64) -> Vec<(String, Vec<u8>)> {
+        let mut rng = Rng::new(seed);
+        let (lmin, lmax) = ((min.max(1) as f64).ln(), (max as f64).ln());
+        (0..files)
+            .map(|i| {
+                let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let size = (lmin + u * (lmax - lmin)).exp() as usize;
+                let size = if min == 0 { size - 1 } else { size };
+                let dir = i / 40;
+                let path = format!("lib{:03}/mod{:04}/file{i:06}.py", dir / 50, dir);
+                let data = if rng.below(10) < 7 {
+                    text(&mut rng, size)
+                } else {
+                    binary(&mut rng, size)
+                };
+                (path, data)
+            })
+            .collect()
+    }
+
+    pub(crate) fn pack(files: &[(String, Vec<u8>)], compression: Compression) -> Vec<u8> {
+        let mut b = PackageBuilder::new(
+            WriteOptions::default()
+                .name("bench")
+                .created(1_700_000_000, 0)
+                .compression(compression),
+        );
+        for (p, d) in files {
+            b.add_bytes(p, d.clone()).expect("add");
+        }
+        b.write_to_vec().expect("write")
+    }
+
+    struct Inputs {
+        /// 10 files, and 100,000 files: the open-cost pair.
+        small: Vec<u8>,
+        huge: Vec<u8>,
+        /// Paths of the huge package, shuffled, for look-ups.
+        huge_paths: Vec<String>,
+        /// ~2,000 files, ~24 MiB, stored and zlib 6.
+        tree_stored: Vec<u8>,
+        tree_zlib: Vec<u8>,
+        /// One 32 MiB file, stored and zlib 6, for random reads.
+        big_stored: Vec<u8>,
+        big_zlib: Vec<u8>,
+    }
+
+    fn inputs() -> &'static Inputs {
+        static INPUTS: OnceLock<Inputs> = OnceLock::new();
+        INPUTS.get_or_init(|| {
+            let small = pack(&tree(1, 10, 100, 20_000), Compression::Zlib(6));
+            let many = tree(2, 100_000, 0, 256);
+            let huge = pack(&many, Compression::Zlib(6));
+            let mut huge_paths: Vec<String> = many.into_iter().map(|(p, _)| p).collect();
+            let mut rng = Rng::new(3);
+            for i in (1..huge_paths.len()).rev() {
+                huge_paths.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            huge_paths.truncate(4096);
+            let files = tree(4, 2_000, 64, 64 << 10);
+            let tree_stored = pack(&files, Compression::None);
+            let tree_zlib = pack(&files, Compression::Zlib(6));
+            let mut rng = Rng::new(5);
+            let big = vec![("big.bin".to_owned(), text(&mut rng, 32 << 20))];
+            let big_stored = pack(&big, Compression::None);
+            let big_zlib = pack(&big, Compression::Zlib(6));
+            Inputs {
+                small,
+                huge,
+                huge_paths,
+                tree_stored,
+                tree_zlib,
+                big_stored,
+                big_zlib,
+            }
+        })
+    }
+
+    fn logical_len(bytes: &[u8]) -> u64 {
+        Package::parse(bytes)
+            .expect("parse")
+            .metadata()
+            .package_size()
+    }
+
+    /// Open cost: `Package::parse` (and `MappedPackage::open`) of a
+    /// 10-file and a 100,000-file package. Must not depend on file count.
+    pub(crate) fn open(c: &mut Criterion) {
+        let inp = inputs();
+        let mut g = c.benchmark_group("open");
+        for (name, bytes) in [("10_files", &inp.small), ("100k_files", &inp.huge)] {
+            let n = Package::parse(bytes).expect("parse").entry_count();
+            assert!(n >= 10, "{name}: {n} entries");
+            g.bench_with_input(BenchmarkId::new("parse", name), bytes, |b, bytes| {
+                b.iter(|| {
+                    Package::parse(black_box(bytes))
+                        .expect("parse")
+                        .entry_count()
+                })
+            });
+        }
+        #[cfg(feature = "mmap")]
+        {
+            let dir = tempfile::tempdir().expect("tempdir");
+            for (name, bytes) in [("10_files", &inp.small), ("100k_files", &inp.huge)] {
+                let path = dir.path().join(format!("{name}.sft"));
+                std::fs::write(&path, bytes).expect("write package");
+                g.bench_with_input(BenchmarkId::new("mmap_open", name), &path, |b, path| {
+                    b.iter(|| {
+                        // SAFETY: the file is ours and unchanged while mapped.
+                        let m = unsafe { sft::MappedPackage::open(black_box(path)) }.expect("open");
+                        m.package().entry_count()
+                    })
+                });
+            }
+        }
+        g.finish();
+    }
+
+    /// Entry look-up by path (binary search over CRC-checked records) and
+    /// block index access, in the 100,000-file package.
+    pub(crate) fn lookup(c: &mut Criterion) {
+        let inp = inputs();
+        let pkg = Package::parse(&inp.huge).expect("parse");
+        let mut g = c.benchmark_group("lookup");
+        let mut i = 0usize;
+        g.bench_function("find_path/100k_files", |b| {
+            b.iter(|| {
+                i = (i + 1) % inp.huge_paths.len();
+                pkg.find(black_box(&inp.huge_paths[i]))
+                    .expect("find")
+                    .expect("present")
+                    .size()
+            })
+        });
+        g.bench_function("find_missing/100k_files", |b| {
+            b.iter(|| {
+                pkg.find(black_box("lib000/mod0000/nope.py"))
+                    .expect("find")
+                    .is_none()
+            })
+        });
+        let n = pkg.entry_count();
+        let mut rng = Rng::new(6);
+        g.bench_function("entry_at/100k_files", |b| {
+            b.iter(|| pkg.entry_at(black_box(rng.below(n))).expect("entry").size())
+        });
+        let big = Package::parse(&inp.big_zlib).expect("parse");
+        let index = big.index();
+        let blocks = u64::from(index.len());
+        let mut rng = Rng::new(7);
+        g.bench_function("index_get", |b| {
+            b.iter(|| {
+                index
+                    .get(black_box(BlockId(rng.below(blocks) as u32)))
+                    .expect("get")
+                    .stored_len
+            })
+        });
+        let len = index.logical_len();
+        g.bench_function("index_locate", |b| {
+            b.iter(|| index.locate(black_box(rng.below(len))))
+        });
+        g.finish();
+    }
+
+    /// 4 KiB reads at random offsets of a 32 MiB file: each decodes (and
+    /// CRC-checks) the block it falls in, as a streaming client would.
+    pub(crate) fn random_read(c: &mut Criterion) {
+        let inp = inputs();
+        let mut g = c.benchmark_group("random_read_4k");
+        g.throughput(Throughput::Bytes(4096));
+        for (name, bytes) in [("stored", &inp.big_stored), ("zlib6", &inp.big_zlib)] {
+            let pkg = Package::parse(bytes).expect("parse");
+            let entry = pkg.entry("big.bin").expect("entry");
+            let size = entry.size() - 4096;
+            let mut rng = Rng::new(8);
+            let mut buf = vec![0u8; 4096];
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    pkg.read_at(&entry, black_box(rng.below(size)), &mut buf)
+                        .expect("read")
+                })
+            });
+        }
+        g.finish();
+    }
+
+    /// Every file of a ~2,000-file tree read start to end, through
+    /// `Package::chunks` (zero-copy for stored blocks; each block's CRC is
+    /// checked, so every byte is read) and through `FileReader` (64 KiB
+    /// `read` calls into a buffer: one copy).
+    pub(crate) fn sequential(c: &mut Criterion) {
+        let inp = inputs();
+        let mut g = c.benchmark_group("sequential");
+        g.sample_size(10);
+        for (name, bytes) in [("stored", &inp.tree_stored), ("zlib6", &inp.tree_zlib)] {
+            let pkg = Package::parse(bytes).expect("parse");
+            g.throughput(Throughput::Bytes(logical_len(bytes)));
+            g.bench_function(BenchmarkId::new("chunks", name), |b| {
+                b.iter(|| {
+                    let mut total = 0usize;
+                    for e in pkg.entries() {
+                        let e = e.expect("entry");
+                        if e.is_file() {
+                            for chunk in pkg.chunks(&e) {
+                                total += black_box(&*chunk.expect("chunk")).len();
+                            }
+                        }
+                    }
+                    total
+                })
+            });
+            let mut buf = vec![0u8; 64 << 10];
+            g.bench_function(BenchmarkId::new("file_reader", name), |b| {
+                b.iter(|| {
+                    let mut total = 0usize;
+                    for e in pkg.entries() {
+                        let e = e.expect("entry");
+                        if e.is_file() {
+                            let mut r = pkg.reader(e).expect("reader");
+                            loop {
+                                let n = r.read(&mut buf).expect("read");
+                                if n == 0 {
+                                    break;
+                                }
+                                total += black_box(&buf[..n]).len();
+                            }
+                        }
+                    }
+                    total
+                })
+            });
+        }
+        g.finish();
+    }
+
+    /// `Package::verify`: every section, entry, record and block (CRC and
+    /// decode) on all cores.
+    pub(crate) fn verify(c: &mut Criterion) {
+        let inp = inputs();
+        let mut g = c.benchmark_group("verify");
+        g.sample_size(10);
+        for (name, bytes) in [("stored", &inp.tree_stored), ("zlib6", &inp.tree_zlib)] {
+            let pkg = Package::parse(bytes).expect("parse");
+            g.throughput(Throughput::Bytes(logical_len(bytes)));
+            g.bench_function(name, |b| b.iter(|| pkg.verify().expect("verify").blocks));
+        }
+        g.finish();
+    }
+
+    pub(crate) fn config() -> Criterion {
+        Criterion::default()
+            .sample_size(30)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+    }
+}
+
+#[cfg(feature = "write")]
+criterion::criterion_group! {
+    name = benches;
+    config = imp::config();
+    targets = imp::open, imp::lookup, imp::random_read, imp::sequential, imp::verify
+}
+#[cfg(feature = "write")]
+criterion::criterion_main!(benches);
+
+#[cfg(not(feature = "write"))]
+fn main() {
+    eprintln!("benches/read.rs needs the `write` feature (and `mmap`): use --all-features");
+}
