@@ -1,1 +1,54 @@
-fn main() {}
+//! `sft`: the command-line tool for SFT packages.
+//!
+//! Exit status: 0 on success (also when stdout is closed early, as in
+//! `sft ls big.sft | head`), 1 on failure, 2 on a usage error.
+
+mod args;
+mod cmd;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use util::UsageError;
+
+fn main() -> ExitCode {
+    // clap prints its own usage errors and exits with status 2.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let no_mmap = cli.no_mmap;
+    match cli.command {
+        Command::Pack(a) => cmd::pack::run(&a),
+        Command::Info(a) => cmd::info::run(&a, no_mmap),
+        Command::Ls(a) => cmd::ls::run(&a, no_mmap),
+        Command::Cat(a) => cmd::cat::run(&a, no_mmap),
+        Command::Extract(a) => cmd::extract::run(&a, no_mmap),
+        Command::Verify(a) => cmd::verify::run(&a, no_mmap),
+    }
+}
+
+/// Print an error (with its whole chain) and choose the exit status.
+fn report(e: &anyhow::Error) -> ExitCode {
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        // The reader went away (`sft ls | head`): not our failure.
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("sft: error: {e:#}");
+    if e.downcast_ref::<UsageError>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,171 @@
+//! Command-line arguments. The names and flags here are a contract that
+//! scripts rely on: change them only by adding.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sft::Guid;
+use sft::write::BlockSize;
+
+/// Pack, inspect, extract and verify SFT packages (App-V 4.x style).
+#[derive(Debug, Parser)]
+#[command(name = "sft", version, about, long_about = None, propagate_version = false)]
+pub struct Cli {
+    /// Read packages into memory instead of memory-mapping them.
+    #[arg(long, global = true)]
+    pub no_mmap: bool,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pack a directory tree into a package.
+    Pack(PackArgs),
+    /// Show a package's metadata and sizes.
+    Info(InfoArgs),
+    /// List a package's files and directories.
+    Ls(LsArgs),
+    /// Write one file's content to stdout.
+    Cat(CatArgs),
+    /// Extract all files into a directory.
+    Extract(ExtractArgs),
+    /// Check every checksum and decode every block.
+    Verify(VerifyArgs),
+}
+
+/// Block compression chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// zlib (blocks that do not shrink are stored).
+    Zlib,
+    /// Store every block as is.
+    None,
+}
+
+fn parse_block_size(s: &str) -> Result<BlockSize, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "4k" | "4096" => Ok(BlockSize::K4),
+        "16k" | "16384" => Ok(BlockSize::K16),
+        "32k" | "32768" => Ok(BlockSize::K32),
+        "64k" | "65536" => Ok(BlockSize::K64),
+        _ => Err("must be one of 4k, 16k, 32k, 64k".to_owned()),
+    }
+}
+
+fn parse_guid(s: &str) -> Result<Guid, String> {
+    s.parse::<Guid>().map_err(|_| {
+        "expected a GUID like 6F9C0CD2-6B31-4A5E-9D34-6F7B2F0D4E11 (braces optional)".to_owned()
+    })
+}
+
+/// `sft pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Directory to pack; it becomes the package root.
+    pub dir: PathBuf,
+
+    /// Output package file (written atomically).
+    #[arg(short, long, value_name = "OUT.sft")]
+    pub output: PathBuf,
+
+    /// Block size: 4k, 16k, 32k or 64k.
+    #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_block_size)]
+    pub block_size: BlockSize,
+
+    /// Block compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Zlib)]
+    pub compression: CompressionArg,
+
+    /// zlib level, 0-9 (default 6); only with zlib compression.
+    #[arg(long, value_name = "0-9", value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: Option<u32>,
+
+    /// Launch list: one `PATH` or `PATH:OFFSET:LENGTH` a line; those
+    /// ranges go into feature block 1, in this order.
+    #[arg(long, value_name = "FILE", conflicts_with = "full_load")]
+    pub launch_list: Option<PathBuf>,
+
+    /// Put all data in feature block 1 (like the Sequencer's /FULLLOAD).
+    #[arg(long)]
+    pub full_load: bool,
+
+    /// Package name (default: the directory's name).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+
+    /// Package version number (default 1).
+    #[arg(long = "version", value_name = "V")]
+    pub package_version: Option<u32>,
+
+    /// Root directory name (default: the package name).
+    #[arg(long, value_name = "NAME")]
+    pub root: Option<String>,
+
+    /// Comment (published as the OSD ABSTRACT).
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+
+    /// Package GUID (default: derived from the name).
+    #[arg(long, value_name = "GUID", value_parser = parse_guid)]
+    pub package_guid: Option<Guid>,
+
+    /// Compression threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+}
+
+/// `sft info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Package file.
+    pub package: PathBuf,
+    /// Print one JSON object with exact numbers.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sft ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Package file.
+    pub package: PathBuf,
+    /// Long format: kind, size, modification time, attributes (r hidden
+    /// x system), feature block(s), path.
+    #[arg(short = 'l', long = "long")]
+    pub long: bool,
+}
+
+/// `sft cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Package file.
+    pub package: PathBuf,
+    /// Path of the file inside the package (`/`-separated).
+    pub path: String,
+}
+
+/// `sft extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Package file.
+    pub package: PathBuf,
+    /// Target directory (created if missing).
+    pub dir: PathBuf,
+    /// Fail instead of replacing files that already exist.
+    #[arg(long)]
+    pub no_overwrite: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+}
+
+/// `sft verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Package file.
+    pub package: PathBuf,
+}

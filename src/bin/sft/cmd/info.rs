@@ -1,0 +1,95 @@
+//! `sft info PKG [--json]`.
+
+use std::io::Write;
+
+use sft::{Codec, Package};
+
+use crate::args::InfoArgs;
+use crate::util::{Loaded, human, ratio, rfc3339};
+
+/// `zlib`, `none` or `mixed`, from the blocks' codecs.
+fn compression(pkg: &Package<'_>) -> anyhow::Result<&'static str> {
+    let index = pkg.index();
+    let (mut zlib, mut stored) = (0u32, 0u32);
+    for id in index.ids() {
+        match index.get(id)?.codec {
+            Codec::Stored => stored += 1,
+            _ => zlib += 1,
+        }
+    }
+    Ok(match (zlib, stored) {
+        (0, _) => "none",
+        (_, 0) => "zlib",
+        _ => "mixed",
+    })
+}
+
+/// Run `sft info`.
+pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
+    let loaded = Loaded::open(&a.package, no_mmap)?;
+    let pkg = loaded.package()?;
+    let m = pkg.metadata();
+    let (mut files, mut dirs) = (0u64, 0u64);
+    for e in pkg.entries() {
+        if e?.is_dir() {
+            dirs += 1;
+        } else {
+            files += 1;
+        }
+    }
+    let comp = compression(&pkg)?;
+    let stored = pkg.as_bytes().len() as u64;
+    let (secs, nanos) = m.created();
+    let created = rfc3339(secs, nanos);
+    let r = ratio(stored, m.package_size());
+    let index = pkg.index();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = serde_json::json!({
+            "name": m.name(),
+            "package_guid": m.package_guid().to_string(),
+            "version_guid": m.version_guid().to_string(),
+            "version": m.version(),
+            "root": m.root(),
+            "comment": m.comment(),
+            "created": created,
+            "created_unix": secs,
+            "block_size": pkg.block_size(),
+            "compression": comp,
+            "files": files,
+            "directories": dirs,
+            "package_size": m.package_size(),
+            "launch_size": m.launch_size(),
+            "stored_size": stored,
+            "ratio": r,
+            "blocks": index.len(),
+            "fb1_blocks": index.fb1_len(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        let rows: [(&str, String); 17] = [
+            ("Name", m.name().to_owned()),
+            ("Package GUID", m.package_guid().to_string()),
+            ("Version GUID", m.version_guid().to_string()),
+            ("Version", m.version().to_string()),
+            ("Root", m.root().to_owned()),
+            ("Comment", m.comment().to_owned()),
+            ("Created", created),
+            ("Block size", human(u64::from(pkg.block_size()))),
+            ("Compression", comp.to_owned()),
+            ("Files", files.to_string()),
+            ("Directories", dirs.to_string()),
+            ("Package size", human(m.package_size())),
+            ("Launch size", human(m.launch_size())),
+            ("Stored size", human(stored)),
+            ("Ratio", format!("{r:.3}")),
+            ("Blocks", index.len().to_string()),
+            ("FB1 blocks", index.fb1_len().to_string()),
+        ];
+        for (k, v) in rows {
+            writeln!(out, "{:<13} {v}", format!("{k}:"))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Helpers shared by the commands: opening packages, sizes, times and
+//! progress bars.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use sft::{MappedPackage, Package};
+
+/// A usage problem found after argument parsing; exits with status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A package's bytes: memory-mapped (the default) or read into memory.
+#[derive(Debug)]
+pub enum Loaded {
+    /// Mapped with `MappedPackage::open`.
+    Mapped(MappedPackage),
+    /// Read with `std::fs::read` (`--no-mmap`).
+    Memory(Vec<u8>),
+}
+
+impl Loaded {
+    /// Open and parse `path`.
+    pub fn open(path: &Path, no_mmap: bool) -> anyhow::Result<Self> {
+        let what = || format!("cannot open package `{}`", path.display());
+        if no_mmap {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading `{}`", path.display()))
+                .with_context(what)?;
+            Package::parse(&bytes).with_context(what)?;
+            Ok(Loaded::Memory(bytes))
+        } else {
+            // SAFETY: `MappedPackage::open` asks that the file is not
+            // modified or truncated while mapped. Like ripgrep, this tool
+            // accepts that risk for speed: it only reads packages, and if
+            // another process does shrink the file under us the worst case
+            // is this process dying of SIGBUS, while changed bytes are
+            // caught by the per-block CRCs before they are used. Users who
+            // cannot rule that out pass `--no-mmap`.
+            let mapped = unsafe { MappedPackage::open(path) }.with_context(what)?;
+            Ok(Loaded::Mapped(mapped))
+        }
+    }
+
+    /// The parsed package.
+    pub fn package(&self) -> anyhow::Result<Package<'_>> {
+        match self {
+            Loaded::Mapped(m) => Ok(m.package()),
+            Loaded::Memory(b) => Ok(Package::parse(b)?),
+        }
+    }
+
+    /// Hint that the package will be read from start to end.
+    pub fn advise_sequential(&self) {
+        if let Loaded::Mapped(m) = self {
+            m.advise_sequential();
+        }
+    }
+}
+
+/// `512 bytes`, or `12.3 MiB (12899328 bytes)`.
+pub fn human(n: u64) -> String {
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {} ({n} bytes)", UNITS[i])
+}
+
+/// Compact form for one-line summaries: `512 B`, `12.3 MiB`.
+pub fn short(n: u64) -> String {
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", UNITS[i])
+}
+
+/// Ratio `a / b`, 0 when `b` is 0.
+pub fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day);
+/// Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A Unix time as RFC 3339 in UTC: `2024-05-01T12:00:00Z`, with a
+/// fraction (trailing zeros dropped) when `nanos` is not 0.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let (h, mi, s) = (sod / 3600, sod % 3600 / 60, sod % 60);
+    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    if nanos != 0 {
+        let frac = format!("{:09}", nanos.min(999_999_999));
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// A progress bar on stderr counting bytes, or `None` when stderr is not
+/// a terminal (then nothing extra is printed).
+pub fn progress_bar(total: u64, label: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = ProgressStyle::with_template(
+        "{prefix:>9} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let bar = ProgressBar::new(total).with_style(style);
+    bar.set_prefix(label.to_owned());
+    Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(1_700_000_000, 500_000_000),
+            "2023-11-14T22:13:20.5Z"
+        );
+        assert_eq!(rfc3339(-1, 0), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_799, 0), "9999-12-31T23:59:59Z");
+        // Extremes do not overflow.
+        let _ = rfc3339(i64::MAX, 999_999_999);
+        let _ = rfc3339(i64::MIN, 0);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(512), "512 bytes");
+        assert_eq!(human(12_899_328), "12.3 MiB (12899328 bytes)");
+        assert_eq!(short(1536), "1.5 KiB");
+    }
+}
