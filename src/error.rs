@@ -119,8 +119,8 @@ pub enum FormatProblem {
     NotSorted,
     /// A path's parent directory has no entry of its own.
     MissingParent,
-    /// Padding or reserved bytes that must be zero are not.
-    NonZeroPadding,
+    /// Bytes between two structures that must be back to back.
+    Gap,
 }
 
 impl fmt::Display for FormatProblem {
@@ -158,7 +158,7 @@ impl fmt::Display for FormatProblem {
             FormatProblem::BadPath => f.write_str("path breaks the path rules"),
             FormatProblem::NotSorted => f.write_str("entries are not in ascending path order"),
             FormatProblem::MissingParent => f.write_str("parent directory has no entry"),
-            FormatProblem::NonZeroPadding => f.write_str("padding bytes are not zero"),
+            FormatProblem::Gap => f.write_str("unaccounted bytes before this structure"),
         }
     }
 }
@@ -218,6 +218,11 @@ pub enum IntegrityProblem {
     },
     /// The codec rejected the stored bytes (corrupt zlib stream).
     Inflate,
+    /// The stream decodes to more than the record's length allows.
+    Overlong {
+        /// The most bytes the record allows.
+        limit: u64,
+    },
 }
 
 impl fmt::Display for IntegrityProblem {
@@ -232,6 +237,9 @@ impl fmt::Display for IntegrityProblem {
                 "size mismatch: expected {expected} bytes, got {actual}"
             ),
             IntegrityProblem::Inflate => f.write_str("corrupt zlib stream"),
+            IntegrityProblem::Overlong { limit } => {
+                write!(f, "decodes to more than the recorded {limit} bytes")
+            }
         }
     }
 }

@@ -48,6 +48,8 @@ pub const BLOCK_RECORD_LEN: usize = 32;
 pub const MAX_SECTIONS: u32 = 64;
 /// The allowed block sizes: 4, 16, 32 and 64 KiB.
 pub const BLOCK_SIZES: [u32; 4] = [4096, 16384, 32768, 65536];
+/// Largest record stride a section may declare.
+pub const MAX_RECORD_LEN: u32 = 4096;
 /// Largest path length in bytes accepted in a directory entry.
 pub const MAX_PATH_LEN: u32 = 4096;
 /// Largest metadata section accepted (fixed part plus strings).

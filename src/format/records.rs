@@ -466,7 +466,8 @@ pub struct BlockRecord {
 }
 
 impl BlockRecord {
-    /// Parse a record, checking its own CRC (bytes 28..32 over 0..28).
+    /// Parse a record, checking its own CRC (bytes 28..32, over bytes
+    /// 0..28 and any bytes past 32 when the section's stride is larger).
     ///
     /// # Errors
     /// [`IntegrityError`] if the record CRC does not match.
@@ -477,7 +478,7 @@ impl BlockRecord {
     ) -> Result<BlockRecord, IntegrityError> {
         let f = Fields(rec);
         let expected = f.u32(28);
-        let actual = crc32_parts(&[rec.get(..28).unwrap_or(rec)]);
+        let actual = crc32_parts(&[rec.get(..28).unwrap_or(rec), rec.get(32..).unwrap_or(&[])]);
         if expected != actual {
             return Err(IntegrityError::new(
                 Region::BlockRecord(id),

@@ -140,29 +140,35 @@ impl Decoder {
                     Error::from(IntegrityError::new(region, info.stored_offset, problem))
                 };
                 let raw = info.raw_len as usize;
-                out.reserve_exact(raw);
+                // Inflate into a slice of exactly `raw` bytes: the cap is
+                // the slice, whatever capacity `out` kept from earlier use.
+                out.resize(raw, 0);
                 let z = self.z.get_or_insert_with(|| Decompress::new(true));
                 z.reset(true);
-                let status = z
-                    .decompress_vec(stored, out, FlushDecompress::Finish)
-                    .map_err(|_| corrupt(IntegrityProblem::Inflate))?;
-                // decompress_vec writes only into spare capacity, which is
-                // exactly `raw` bytes: a stream that would produce more
-                // stops short of StreamEnd.
+                let result = z.decompress(stored, out, FlushDecompress::Finish);
+                let produced = z.total_out();
+                let consumed = z.total_in();
+                let status = match result {
+                    Ok(s) => s,
+                    Err(_) => {
+                        out.clear();
+                        return Err(corrupt(IntegrityProblem::Inflate));
+                    }
+                };
                 if status != Status::StreamEnd {
-                    return Err(corrupt(if out.len() == raw {
-                        IntegrityProblem::SizeMismatch {
-                            expected: raw as u64,
-                            actual: raw as u64 + 1,
-                        }
+                    out.clear();
+                    // Output full but the stream goes on: too long.
+                    return Err(corrupt(if produced == raw as u64 {
+                        IntegrityProblem::Overlong { limit: raw as u64 }
                     } else {
                         IntegrityProblem::Inflate
                     }));
                 }
-                if out.len() != raw || z.total_in() != stored.len() as u64 {
+                if produced != raw as u64 || consumed != stored.len() as u64 {
+                    out.clear();
                     return Err(corrupt(IntegrityProblem::SizeMismatch {
                         expected: raw as u64,
-                        actual: out.len() as u64,
+                        actual: produced,
                     }));
                 }
                 Ok(())

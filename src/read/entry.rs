@@ -2,8 +2,7 @@
 
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
 use crate::format::{
-    crc32_parts, is_valid_path, slice_at, EntryKind, EntryRecord, ExtentRecord, Fields, ATTR_ALL,
-    ATTR_EXECUTABLE, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_RECORD_LEN,
+    crc32_parts, is_valid_path, slice_at, EntryKind, EntryRecord, ExtentRecord, Fields,     ATTR_EXECUTABLE, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_RECORD_LEN,
     EXTENT_RECORD_LEN,
 };
 use crate::read::layout::Layout;
@@ -24,7 +23,7 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    /// Decode the attribute byte.
+    /// Decode the attribute byte; unknown bits are ignored.
     pub fn from_bits(b: u8) -> Self {
         Attributes {
             read_only: b & ATTR_READ_ONLY != 0,
@@ -286,9 +285,8 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
 
     let bad = |field, value: u64| fmt(FormatProblem::BadValue { field, value });
     let kind = EntryKind::from_u8(rec.kind).ok_or_else(|| bad("kind", rec.kind.into()))?;
-    if rec.attributes & !ATTR_ALL != 0 {
-        return Err(bad("attributes", rec.attributes.into()));
-    }
+    // Unknown attribute bits are ignored: a later minor version may
+    // define them (docs/FORMAT.md §6.4).
     if rec.mtime_nanos >= 1_000_000_000 {
         return Err(bad("mtime_nanos", rec.mtime_nanos.into()));
     }
@@ -313,8 +311,11 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
     };
     match kind {
         EntryKind::Directory => {
-            if rec.size != 0 || rec.extent_count != 0 {
+            if rec.size != 0 {
                 return Err(bad("size", rec.size));
+            }
+            if rec.extent_count != 0 {
+                return Err(bad("extent_count", rec.extent_count.into()));
             }
         }
         EntryKind::File => {

@@ -8,7 +8,7 @@
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported};
 use crate::format::{
     blocks_for, crc32_parts, slice_at, Fields, Header, MetadataRecord, SectionEntry, SectionKind,
-    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, MAX_METADATA_LEN, MAX_SECTIONS,
+    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, MAX_METADATA_LEN, MAX_RECORD_LEN, MAX_SECTIONS,
     METADATA_FIXED_LEN, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED,
 };
 
@@ -132,7 +132,7 @@ impl Layout {
                         },
                     ));
                 }
-            } else if s.record_size < min_stride || s.record_size > 4096 || s.length % stride != 0 {
+            } else if s.record_size < min_stride || s.record_size > MAX_RECORD_LEN || s.length % stride != 0 {
                 return Err(fmt_err(
                     region,
                     at,
@@ -162,7 +162,7 @@ impl Layout {
                     if off < cursor {
                         FormatProblem::Overlap
                     } else {
-                        FormatProblem::NonZeroPadding
+                        FormatProblem::Gap
                     },
                 ));
             }
@@ -208,6 +208,7 @@ impl Layout {
             index,
         };
         layout.check_counts()?;
+        layout.check_boundaries(data)?;
         Ok(layout)
     }
 
@@ -268,11 +269,18 @@ impl Layout {
                 ));
             }
             let s = &bytes[off as usize..(off + len) as usize];
-            if core::str::from_utf8(s).is_err() {
+            let Ok(text) = core::str::from_utf8(s) else {
                 return Err(fmt_err(
                     Region::Metadata,
                     span.offset + start,
                     FormatProblem::NotUtf8,
+                ));
+            };
+            if field == "root" && (!crate::format::is_valid_path(text) || text.contains('/')) {
+                return Err(fmt_err(
+                    Region::Metadata,
+                    span.offset + start,
+                    FormatProblem::BadPath,
                 ));
             }
         }
@@ -309,6 +317,66 @@ impl Layout {
             return Err(inconsistent("block_count", fb1 + fb2, h.block_count.into()));
         }
         Ok(())
+    }
+
+    /// End of the stored bytes of block `i` (offset + length), from its
+    /// record, whose own CRC is checked.
+    fn stored_end(&self, data: &[u8], i: u32) -> Result<u64, Error> {
+        let at = self.index.offset + u64::from(i) * self.index.stride;
+        let rec = slice_at(data, at, self.index.stride, Region::BlockRecord(i), 0)?;
+        let r = crate::format::BlockRecord::parse_checked(rec, i, at)?;
+        Ok(r.stored_offset.saturating_add(u64::from(r.stored_len)))
+    }
+
+    /// The FB1 run and the data region must end where the last FB1 block
+    /// and the last block end: two record reads, O(1), so a streaming
+    /// client can trust `fb1_stored_len` before fetching FB1.
+    fn check_boundaries(&self, data: &[u8]) -> Result<(), Error> {
+        let h = &self.header;
+        let inconsistent = |field, expected: u64, found: u64| {
+            fmt_err(
+                Region::Header,
+                0,
+                FormatProblem::Inconsistent {
+                    field,
+                    expected,
+                    found,
+                },
+            )
+        };
+        let fb1_end = match h.fb1_block_count {
+            0 => h.prologue_len,
+            n => self.stored_end(data, n - 1)?,
+        };
+        if fb1_end != h.prologue_len + h.fb1_stored_len {
+            return Err(inconsistent(
+                "fb1_stored_len",
+                fb1_end.saturating_sub(h.prologue_len),
+                h.fb1_stored_len,
+            ));
+        }
+        let end = match h.block_count {
+            0 => h.prologue_len,
+            n => self.stored_end(data, n - 1)?,
+        };
+        if end != h.package_len() {
+            return Err(inconsistent(
+                "data_len",
+                end.saturating_sub(h.prologue_len),
+                h.data_len,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Absolute offset of directory entry record `n`.
+    pub(crate) fn entry_offset(&self, n: u64) -> u64 {
+        self.entries.offset.saturating_add(n.saturating_mul(self.entries.stride))
+    }
+
+    /// Absolute offset of block index record `i`.
+    pub(crate) fn block_record_offset(&self, i: u32) -> u64 {
+        self.index.offset + u64::from(i) * self.index.stride
     }
 
     /// Absolute offset where the data region starts.

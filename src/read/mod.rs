@@ -353,7 +353,7 @@ impl<'data> Package<'data> {
             let (id, within) = index.locate(logical).ok_or_else(|| {
                 Error::Format(FormatError::new(
                     Region::Entry(entry.number()),
-                    0,
+                    self.layout.entry_offset(entry.number()),
                     FormatProblem::OutOfBounds {
                         field: "logical_offset",
                         start: logical,
@@ -512,8 +512,8 @@ impl<'data> Iterator for Chunks<'data> {
         let Some((id, within)) = index.locate(range.start) else {
             self.current = None;
             return Some(Err(Error::Format(FormatError::new(
-                Region::Extent(0),
-                0,
+                Region::Data,
+                self.pkg.layout.data_start(),
                 FormatProblem::OutOfBounds {
                     field: "logical_offset",
                     start: range.start,

@@ -104,7 +104,8 @@ impl<'data> Package<'data> {
         let mut count = 0;
         for e in self.entries() {
             let e = e?;
-            let fmt = |p| Error::Format(FormatError::new(Region::Entry(e.number()), 0, p));
+            let at = self.layout.entry_offset(e.number());
+            let fmt = |p| Error::Format(FormatError::new(Region::Entry(e.number()), at, p));
             if let Some(p) = &prev {
                 if p.path().as_bytes() >= e.path().as_bytes() {
                     return Err(fmt(FormatProblem::NotSorted));
@@ -127,7 +128,7 @@ impl<'data> Package<'data> {
             if off != next {
                 return Err(Error::Format(FormatError::new(
                     Region::Entry(n),
-                    0,
+                    self.layout.entry_offset(n),
                     if off < next {
                         FormatProblem::Overlap
                     } else {
@@ -144,7 +145,7 @@ impl<'data> Package<'data> {
         if next != total {
             return Err(Error::Format(FormatError::new(
                 Region::Metadata,
-                0,
+                self.layout.metadata.offset,
                 FormatProblem::Inconsistent {
                     field: "package_size",
                     expected: next,
@@ -166,7 +167,7 @@ impl<'data> Package<'data> {
             if b.stored_offset != next {
                 return Err(Error::Format(FormatError::new(
                     Region::BlockRecord(id.0),
-                    0,
+                    self.layout.block_record_offset(id.0),
                     FormatProblem::Inconsistent {
                         field: "stored_offset",
                         expected: next,

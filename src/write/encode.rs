@@ -108,11 +108,15 @@ impl Worker<'_> {
                     flate2::Compress::new(flate2::Compression::new(level.min(9)), true)
                 });
                 z.reset();
-                let mut out = Vec::with_capacity(raw_len - 1);
+                // Compress into raw_len - 1 bytes at most: a stream that
+                // does not fit does not shrink the block, which is stored.
+                let mut out = vec![0u8; raw_len - 1];
                 let status = z
-                    .compress_vec(&buf, &mut out, flate2::FlushCompress::Finish)
+                    .compress(&buf, &mut out, flate2::FlushCompress::Finish)
                     .map_err(|e| Error::invalid(format!("zlib compression failed: {e}")))?;
-                if status == flate2::Status::StreamEnd {
+                let produced = z.total_out() as usize;
+                if status == flate2::Status::StreamEnd && produced < raw_len {
+                    out.truncate(produced);
                     let crc = crc32fast::hash(&out);
                     return Ok(Encoded {
                         raw_len: raw_len as u32,

@@ -220,7 +220,7 @@ impl PackageBuilder {
                 dir: true,
                 source: None,
                 size: 0,
-                mtime,
+                mtime: (mtime.0, mtime.1.min(999_999_999)),
                 attrs: Attributes::default(),
                 short_name: None,
                 implicit: false,
@@ -234,8 +234,10 @@ impl PackageBuilder {
     /// [`Error::NotFound`] if the path was not added; [`Error::InvalidInput`]
     /// if `short` is not a plain name of at most 12 bytes.
     pub fn set_short_name(&mut self, path: &str, short: &str) -> Result<&mut Self, Error> {
-        if short.is_empty() || short.len() > 12 || short.contains('/') || !is_valid_path(short) {
-            return Err(Error::invalid(format!("`{short}` is not a valid 8.3 name")));
+        if !is_short_name(short) {
+            return Err(Error::invalid(format!(
+                "`{short}` is not an 8.3 name (1-8 characters, optionally `.` and 1-3 more; ASCII letters, digits and `!#$%&'()-@^_`{{}}~`)"
+            )));
         }
         let p = check_path(path)?;
         let e = self
@@ -388,6 +390,22 @@ impl PackageBuilder {
             let _ = d.sync_all();
         }
         Ok(report)
+    }
+}
+
+/// An MS-DOS 8.3 name: 1–8 characters, optionally a dot and 1–3 more,
+/// from the characters FAT allows in short names.
+fn is_short_name(s: &str) -> bool {
+    let ok = |part: &str, max: usize| {
+        !part.is_empty()
+            && part.len() <= max
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'()-@^_`{}~".contains(&b))
+    };
+    match s.split_once('.') {
+        Some((base, ext)) => ok(base, 8) && ok(ext, 3),
+        None => ok(s, 8),
     }
 }
 
