@@ -1,1 +1,193 @@
-//! File transport (placeholder, being written).
+//! File transport: [`FileSource`] serves a package file with positional
+//! reads (no shared cursor, so one source serves many threads), and, with
+//! feature `mmap`, [`MappedSource`] serves a memory-mapped package.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::stream::{RangeSource, TransportError, TransportErrorKind};
+
+/// A package file read with positional reads (`pread` on Unix,
+/// `seek_read` on Windows, a locked cursor elsewhere).
+///
+/// ```
+/// # #[cfg(feature = "write")]
+/// # fn main() -> sft::Result<()> {
+/// use sft::stream::{blocking, RangeSource, SessionConfig, StreamSession};
+/// use sft::transport::file::FileSource;
+///
+/// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
+/// let path = dir.path().join("app.sft");
+/// sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("app.exe", vec![5u8; 100_000])?
+///     .write_to_path(&path)?;
+///
+/// let source = FileSource::open(&path)?;
+/// let mut session = StreamSession::new(SessionConfig::default());
+/// let mut copy = Vec::new();
+/// blocking::drive(&mut session, &source, &mut copy)?;
+/// assert_eq!(copy, std::fs::read(&path).map_err(|e| sft::Error::io("read", e))?);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "write"))]
+/// # fn main() {}
+/// ```
+#[derive(Debug)]
+pub struct FileSource {
+    #[cfg(any(unix, windows))]
+    file: File,
+    #[cfg(not(any(unix, windows)))]
+    file: std::sync::Mutex<File>,
+    path: PathBuf,
+}
+
+impl FileSource {
+    /// Open the file at `path` for reading.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("opening `{}`", path.display()), e))?;
+        Ok(Self::from_file(file, path))
+    }
+
+    /// Wrap an open file; `path` names it in errors.
+    pub fn from_file(file: File, path: impl Into<PathBuf>) -> Self {
+        FileSource {
+            #[cfg(any(unix, windows))]
+            file,
+            #[cfg(not(any(unix, windows)))]
+            file: std::sync::Mutex::new(file),
+            path: path.into(),
+        }
+    }
+
+    /// The path given at open.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, e: io::Error, range: Option<core::ops::Range<u64>>) -> TransportError {
+        let kind = match e.kind() {
+            io::ErrorKind::NotFound => TransportErrorKind::NotFound,
+            io::ErrorKind::PermissionDenied => TransportErrorKind::PermissionDenied,
+            io::ErrorKind::TimedOut => TransportErrorKind::Timeout,
+            io::ErrorKind::UnexpectedEof => TransportErrorKind::RangeNotSatisfiable,
+            _ => TransportErrorKind::Io,
+        };
+        let t = TransportError::new(kind, self.path.display().to_string()).with_source(e);
+        match range {
+            Some(r) => t.with_range(r),
+            None => t,
+        }
+    }
+
+    #[cfg(unix)]
+    fn pread(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn pread(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(&self.file, buf, offset)
+    }
+
+    #[cfg(not(any(unix, windows)))]
+    fn pread(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("file lock poisoned"))?;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read(buf)
+    }
+}
+
+impl RangeSource for FileSource {
+    fn len(&self) -> Result<u64, TransportError> {
+        #[cfg(any(unix, windows))]
+        let meta = self.file.metadata();
+        #[cfg(not(any(unix, windows)))]
+        let meta = self
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("file lock poisoned"))
+            .and_then(|f| f.metadata());
+        meta.map(|m| m.len()).map_err(|e| self.error(e, None))
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+        loop {
+            match self.pread(offset, buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.error(e, Some(offset..offset + buf.len() as u64))),
+            }
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// A memory-mapped package served without copying: chunks handed to the
+/// session are slices of the map.
+#[cfg(feature = "mmap")]
+#[derive(Debug)]
+pub struct MappedSource {
+    map: crate::MappedPackage,
+    name: String,
+}
+
+#[cfg(feature = "mmap")]
+impl MappedSource {
+    /// Serve an already mapped package; `name` names it in errors.
+    pub fn new(map: crate::MappedPackage, name: impl Into<String>) -> Self {
+        MappedSource {
+            map,
+            name: name.into(),
+        }
+    }
+
+    /// The mapped package.
+    pub fn get_ref(&self) -> &crate::MappedPackage {
+        &self.map
+    }
+
+    /// The mapped package back.
+    pub fn into_inner(self) -> crate::MappedPackage {
+        self.map
+    }
+}
+
+#[cfg(feature = "mmap")]
+impl RangeSource for MappedSource {
+    fn len(&self) -> Result<u64, TransportError> {
+        Ok(self.map.package().as_bytes().len() as u64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.map.package().as_bytes().read_at(offset, buf)
+    }
+    fn read_ranges(
+        &self,
+        ranges: &[core::ops::Range<u64>],
+        sink: &mut crate::stream::ChunkSink<'_>,
+    ) -> Result<(), TransportError> {
+        self.map
+            .package()
+            .as_bytes()
+            .read_ranges(ranges, sink)
+            .map_err(|e| e.summary(&self.name))
+    }
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(self.map.package().as_bytes())
+    }
+    fn endpoint(&self) -> String {
+        self.name.clone()
+    }
+}

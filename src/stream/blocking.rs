@@ -1,0 +1,216 @@
+//! The blocking driver: the one loop in the library that runs a
+//! [`StreamSession`] over a [`RangeSource`].
+//!
+//! Each turn it takes every request [`StreamSession::poll_fetch`] hands
+//! out while the in-flight limits allow, asks the source for all of them
+//! in one [`RangeSource::read_ranges`] call (so multi-range and pipelining
+//! transports batch them), routes each chunk to its request with
+//! [`StreamSession::on_data`], and reports transport errors and short
+//! deliveries with [`StreamSession::on_failure`]. Retrying is the
+//! session's decision: retryable errors put the blocks back in the queue,
+//! each block at most [`SessionConfig::max_attempts`](super::SessionConfig::max_attempts)
+//! times, so the loop needs no retry logic of its own and always ends.
+//!
+//! Async users write the same loop over the same session.
+
+use core::ops::{ControlFlow, Range};
+
+use super::session::{BlockSink, Event, StreamSession};
+use super::source::{RangeSource, TransportError, TransportErrorKind};
+use crate::error::Error;
+
+/// What a [`drive`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DriveReport {
+    /// `read_ranges` calls made.
+    pub calls: u64,
+    /// Requests served (or attempted).
+    pub requests: u64,
+    /// Bytes delivered by the source.
+    pub bytes: u64,
+    /// Transport failures seen (each retried or fatal).
+    pub transport_failures: u64,
+    /// Every FB1 block is present.
+    pub launch_ready: bool,
+    /// Every block is present.
+    pub complete: bool,
+}
+
+/// Run `session` over `source` until it is complete, idle (a launch-only
+/// stream after FB1), or failed; verified data goes to `sink`.
+///
+/// ```
+/// # #[cfg(feature = "write")]
+/// # fn main() -> sft::Result<()> {
+/// use sft::stream::{SessionConfig, StreamSession, blocking};
+///
+/// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("app.exe", vec![9u8; 300_000])?
+///     .write_to_vec()?;
+/// let mut session = StreamSession::new(SessionConfig::default());
+/// let mut copy = Vec::new();
+/// let report = blocking::drive(&mut session, &package, &mut copy)?;
+/// assert!(report.complete);
+/// assert_eq!(copy, package);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "write"))]
+/// # fn main() {}
+/// ```
+///
+/// # Errors
+/// The stream's failure ([`Event::Failed`]) or the sink's error.
+pub fn drive(
+    session: &mut StreamSession,
+    source: &dyn RangeSource,
+    sink: &mut dyn BlockSink,
+) -> Result<DriveReport, Error> {
+    drive_with(session, source, sink, &mut |_| {})
+}
+
+/// As [`drive`], calling `on_event` with every event (progress bars,
+/// launch-ready notices) as it happens; the [`Event::Failed`] event is
+/// passed too before its error is returned.
+///
+/// # Errors
+/// As [`drive`].
+pub fn drive_with(
+    session: &mut StreamSession,
+    source: &dyn RangeSource,
+    sink: &mut dyn BlockSink,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<DriveReport, Error> {
+    let mut report = DriveReport::default();
+    match source.len() {
+        Ok(len) => session.on_source_len(len),
+        Err(e) if !e.is_retryable() => return Err(transport_to_error(e)),
+        // The length is an optimisation; the reads will retry.
+        Err(_) => report.transport_failures += 1,
+    }
+    let mut batch = Vec::new();
+    let mut ranges: Vec<Range<u64>> = Vec::new();
+    loop {
+        while let Some(event) = session.poll_event() {
+            on_event(&event);
+            if let Event::Failed(e) = event {
+                return Err(e);
+            }
+        }
+        if session.is_complete() {
+            break;
+        }
+        batch.clear();
+        while let Some(req) = session.poll_fetch() {
+            batch.push(req);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        ranges.clear();
+        ranges.extend(batch.iter().map(|r| r.range.clone()));
+        report.calls += 1;
+        report.requests += batch.len() as u64;
+        let mut local: Option<Error> = None;
+        let mut violation: Option<TransportError> = None;
+        let result = source.read_ranges(&ranges, &mut |offset, bytes| {
+            let (mut at, mut rest) = (offset, bytes);
+            while !rest.is_empty() {
+                let Some(req) = batch
+                    .iter()
+                    .find(|r| r.range.start <= at && at < r.range.end)
+                else {
+                    violation = Some(
+                        TransportError::new(
+                            TransportErrorKind::Protocol,
+                            format!(
+                                "{}: delivered bytes that were not requested",
+                                source.endpoint()
+                            ),
+                        )
+                        .with_range(at..at + rest.len() as u64),
+                    );
+                    return ControlFlow::Break(());
+                };
+                let n = (req.range.end - at).min(rest.len() as u64) as usize;
+                if let Err(e) = session.on_data(req.id, at, &rest[..n], sink) {
+                    local = Some(e);
+                    return ControlFlow::Break(());
+                }
+                report.bytes += n as u64;
+                at += n as u64;
+                rest = &rest[n..];
+            }
+            if session.is_failed() || session.is_complete() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        if let Some(e) = local {
+            return Err(e);
+        }
+        let failure = match (result, violation) {
+            (_, Some(v)) => Some(v),
+            (Err(e), None) => Some(e),
+            (Ok(()), None) => None,
+        };
+        if failure.is_some() {
+            report.transport_failures += 1;
+        }
+        for req in &batch {
+            if !session.is_in_flight(req.id) {
+                continue;
+            }
+            match &failure {
+                Some(e) => session.on_failure(req.id, e),
+                None if session.is_failed() || session.is_complete() => {}
+                None => session.on_failure(
+                    req.id,
+                    &TransportError::new(
+                        TransportErrorKind::Protocol,
+                        format!(
+                            "{}: delivered fewer bytes than requested",
+                            source.endpoint()
+                        ),
+                    )
+                    .with_range(req.range.clone()),
+                ),
+            }
+        }
+    }
+    report.launch_ready = session.is_launch_ready();
+    report.complete = session.is_complete();
+    Ok(report)
+}
+
+/// The crate [`Error`] for a transport failure.
+///
+/// A stopgap until `Error` has a `Transport` variant: with feature `std`
+/// it is an [`Error::Io`] whose context is the transport error's message
+/// and whose source is an `io::Error` (of the matching kind) wrapping the
+/// [`TransportError`] itself, so `source()` chains reach it.
+pub(crate) fn transport_to_error(e: TransportError) -> Error {
+    #[cfg(feature = "std")]
+    {
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            TransportErrorKind::NotFound => K::NotFound,
+            TransportErrorKind::PermissionDenied | TransportErrorKind::Authentication => {
+                K::PermissionDenied
+            }
+            TransportErrorKind::Timeout => K::TimedOut,
+            TransportErrorKind::ConnectionLost => K::ConnectionAborted,
+            TransportErrorKind::RangeNotSatisfiable => K::UnexpectedEof,
+            TransportErrorKind::Protocol | TransportErrorKind::Changed => K::InvalidData,
+            _ => K::Other,
+        };
+        Error::io(e.to_string(), std::io::Error::new(kind, e))
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        match e.kind() {
+            TransportErrorKind::NotFound => Error::NotFound(e.to_string()),
+            _ => Error::invalid(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! [`RangeSource`]: "a place that serves byte ranges of a package", the one
+//! trait every transport implements, and [`TransportError`], the error it
+//! returns.
+//!
+//! # The rules a source follows
+//!
+//! - **Short reads are allowed.** [`RangeSource::read_at`] may fill less
+//!   than the whole buffer; it returns 0 only at the end of the source.
+//!   Callers that need the whole range use [`RangeSource::read_exact_at`].
+//! - **Vectored requests.** [`RangeSource::read_ranges`] is handed every
+//!   range the session wants at once so that transports that can pipeline
+//!   (RTSP) or send multi-range requests (HTTP `Range: bytes=a-b,c-d`) do
+//!   so. Its chunks may arrive **in any order and in any size**, but each
+//!   requested byte is delivered **at most once**, and a chunk never spans
+//!   bytes outside the requested ranges. The default implementation loops
+//!   over `read_at`, in order.
+//! - **Errors say whether to retry.** [`TransportError::is_retryable`] is
+//!   true for failures a new attempt may cure (timeouts, dropped
+//!   connections, transient I/O); the session re-requests the affected
+//!   blocks a bounded number of times. Everything else (not found, denied,
+//!   range not satisfiable, protocol violations, a source that changed
+//!   under us) ends the stream.
+//! - **Sources do not interpret bytes.** No CRC, inflate or scheduling
+//!   logic lives in a source; the session checks every block it receives.
+
+use core::fmt;
+use core::ops::{ControlFlow, Range};
+use std::sync::Arc;
+
+/// What kind of failure a [`TransportError`] is; drives retry decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The package does not exist at the source.
+    NotFound,
+    /// The source refuses access.
+    PermissionDenied,
+    /// Credentials are missing or rejected.
+    Authentication,
+    /// The requested range lies (partly) outside the source.
+    RangeNotSatisfiable,
+    /// The source did not answer in time (retryable).
+    Timeout,
+    /// The connection dropped mid-transfer (retryable).
+    ConnectionLost,
+    /// The peer broke the protocol (malformed response, wrong range…).
+    Protocol,
+    /// A local or remote I/O error (retryable).
+    Io,
+    /// The source was replaced mid-stream (length, ETag or version changed).
+    Changed,
+    /// Anything else.
+    Other,
+}
+
+impl TransportErrorKind {
+    /// True if a new attempt may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            TransportErrorKind::Timeout
+                | TransportErrorKind::ConnectionLost
+                | TransportErrorKind::Io
+        )
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            TransportErrorKind::NotFound => "not found",
+            TransportErrorKind::PermissionDenied => "permission denied",
+            TransportErrorKind::Authentication => "authentication failed",
+            TransportErrorKind::RangeNotSatisfiable => "range not satisfiable",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::ConnectionLost => "connection lost",
+            TransportErrorKind::Protocol => "protocol error",
+            TransportErrorKind::Io => "i/o error",
+            TransportErrorKind::Changed => "source changed during the transfer",
+            TransportErrorKind::Other => "transport error",
+        }
+    }
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A failure of a [`RangeSource`]: a kind to decide on, the endpoint and
+/// what was being done, and the transport's own error as `source()`.
+///
+/// One struct for every transport, so its shape never depends on cargo
+/// features; each adapter converts its private error into it.
+///
+/// ```
+/// use sft::stream::{TransportError, TransportErrorKind};
+///
+/// let e = TransportError::new(TransportErrorKind::Timeout, "http://example.test/app.sft")
+///     .with_range(0..4096);
+/// assert!(e.is_retryable());
+/// assert_eq!(e.to_string(), "http://example.test/app.sft: bytes 0..4096: timed out");
+/// ```
+#[derive(Debug)]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    context: String,
+    range: Option<Range<u64>>,
+    source: Option<Box<dyn core::error::Error + Send + Sync + 'static>>,
+}
+
+impl TransportError {
+    /// A new error of `kind`; `context` names the endpoint (a path or URL)
+    /// and, if useful, what was being done.
+    pub fn new(kind: TransportErrorKind, context: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            context: context.into(),
+            range: None,
+            source: None,
+        }
+    }
+
+    /// Attach the byte range being read.
+    #[must_use]
+    pub fn with_range(mut self, range: Range<u64>) -> Self {
+        self.range = Some(range);
+        self
+    }
+
+    /// Attach the underlying error, exposed through `source()`.
+    #[must_use]
+    pub fn with_source(mut self, source: impl core::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// The endpoint and what was being done.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The byte range being read, if known.
+    pub fn range(&self) -> Option<Range<u64>> {
+        self.range.clone()
+    }
+
+    /// True if a new attempt may succeed (see [`TransportErrorKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+
+    /// A copy without the boxed source (which need not be `Clone`): same
+    /// kind, context and range, plus `extra` appended to the context.
+    pub fn summary(&self, extra: &str) -> TransportError {
+        let context = if extra.is_empty() {
+            self.context.clone()
+        } else {
+            format!("{}: {extra}", self.context)
+        };
+        TransportError {
+            kind: self.kind,
+            context,
+            range: self.range.clone(),
+            source: None,
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.context.is_empty() {
+            write!(f, "{}: ", self.context)?;
+        }
+        if let Some(r) = &self.range {
+            write!(f, "bytes {}..{}: ", r.start, r.end)?;
+        }
+        f.write_str(self.kind.describe())
+    }
+}
+
+impl core::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn core::error::Error + 'static))
+    }
+}
+
+/// The callback [`RangeSource::read_ranges`] delivers chunks to: the
+/// absolute offset of the chunk and its bytes. Returning
+/// [`ControlFlow::Break`] asks the source to stop at once; it then returns
+/// `Ok(())` without reading further (the caller knows why it stopped).
+pub type ChunkSink<'a> = dyn FnMut(u64, &[u8]) -> ControlFlow<()> + 'a;
+
+/// A place that serves byte ranges of one package: a file, a memory
+/// buffer, an HTTP URL, an RTSP session, an SMB share.
+///
+/// Synchronous, `Send + Sync` (a source is shared by reader threads), and
+/// free of any knowledge of the format: see the [module docs](self) for
+/// the rules on short reads, ordering and errors.
+///
+/// Implementing it takes two methods:
+///
+/// ```
+/// use sft::stream::{RangeSource, TransportError, TransportErrorKind};
+///
+/// /// A source serving a package that is all zero bytes, for the example.
+/// struct Zeros(u64);
+///
+/// impl RangeSource for Zeros {
+///     fn len(&self) -> Result<u64, TransportError> {
+///         Ok(self.0)
+///     }
+///     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+///         let n = self.0.saturating_sub(offset).min(buf.len() as u64) as usize;
+///         buf[..n].fill(0);
+///         Ok(n)
+///     }
+/// }
+///
+/// let mut buf = [1u8; 8];
+/// Zeros(100).read_exact_at(96, &mut buf[..4]).unwrap();
+/// assert_eq!(buf[..4], [0; 4]);
+/// let e = Zeros(100).read_exact_at(96, &mut buf).unwrap_err();
+/// assert_eq!(e.kind(), TransportErrorKind::RangeNotSatisfiable);
+/// ```
+pub trait RangeSource: Send + Sync {
+    /// The total length of the source in bytes.
+    ///
+    /// # Errors
+    /// As the transport reports it.
+    fn len(&self) -> Result<u64, TransportError>;
+
+    /// True if the source has no bytes.
+    ///
+    /// # Errors
+    /// As [`RangeSource::len`].
+    fn is_empty(&self) -> Result<bool, TransportError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Read bytes starting at `offset` into `buf`; returns how many were
+    /// read, which may be fewer than `buf.len()` (a short read) and is 0
+    /// only at or past the end of the source.
+    ///
+    /// # Errors
+    /// As the transport reports it; see [`TransportError::is_retryable`].
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError>;
+
+    /// Fill all of `buf` from `offset`, looping over short reads.
+    ///
+    /// # Errors
+    /// [`TransportErrorKind::RangeNotSatisfiable`] if the source ends
+    /// first; otherwise as [`RangeSource::read_at`].
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let n = self.read_at(at, &mut buf[done..])?;
+            if n == 0 {
+                return Err(TransportError::new(
+                    TransportErrorKind::RangeNotSatisfiable,
+                    format!("{}: source ends at {at}", self.endpoint()),
+                )
+                .with_range(offset..offset + buf.len() as u64));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Read several ranges, delivering bytes to `sink` as they arrive.
+    ///
+    /// Chunks may come in any order and size, each requested byte at most
+    /// once, each chunk inside one requested range. The default reads the
+    /// ranges in order through [`RangeSource::read_at`] in pieces of at
+    /// most 256 KiB; transports that can pipeline or send one multi-range
+    /// request override it. A source that ends inside a range fails with
+    /// [`TransportErrorKind::RangeNotSatisfiable`].
+    ///
+    /// # Errors
+    /// The first transport error; chunks delivered before it stay valid.
+    fn read_ranges(
+        &self,
+        ranges: &[Range<u64>],
+        sink: &mut ChunkSink<'_>,
+    ) -> Result<(), TransportError> {
+        const PIECE: u64 = 256 * 1024;
+        let longest = ranges
+            .iter()
+            .map(|r| r.end.saturating_sub(r.start))
+            .max()
+            .unwrap_or(0)
+            .min(PIECE);
+        let mut buf = vec![0u8; longest as usize];
+        for r in ranges {
+            let mut at = r.start;
+            while at < r.end {
+                let want = (r.end - at).min(PIECE) as usize;
+                let n = self.read_at(at, &mut buf[..want])?;
+                if n == 0 {
+                    return Err(TransportError::new(
+                        TransportErrorKind::RangeNotSatisfiable,
+                        format!("{}: source ends at {at}", self.endpoint()),
+                    )
+                    .with_range(r.clone()));
+                }
+                let n = n.min(want);
+                if sink(at, &buf[..n]).is_break() {
+                    return Ok(());
+                }
+                at += n as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// The source's bytes, if it holds them all in memory (a slice, a
+    /// memory map), so drivers can skip copying. `None` for anything else.
+    fn as_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+
+    /// A human-readable name of the endpoint (a path, a URL) for error
+    /// messages. Defaults to the implementing type's name.
+    fn endpoint(&self) -> String {
+        String::from(core::any::type_name::<Self>())
+    }
+}
+
+/// Copy out of an in-memory source.
+fn slice_read_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    let Ok(start) = usize::try_from(offset) else {
+        return 0;
+    };
+    let Some(avail) = data.get(start..) else {
+        return 0;
+    };
+    let n = avail.len().min(buf.len());
+    buf[..n].copy_from_slice(&avail[..n]);
+    n
+}
+
+/// Deliver sub-slices of an in-memory source without copying.
+fn slice_read_ranges(
+    data: &[u8],
+    ranges: &[Range<u64>],
+    sink: &mut ChunkSink<'_>,
+) -> Result<(), TransportError> {
+    for r in ranges {
+        let len = data.len() as u64;
+        if r.start > r.end || r.end > len {
+            return Err(TransportError::new(
+                TransportErrorKind::RangeNotSatisfiable,
+                format!("memory: source is {len} bytes"),
+            )
+            .with_range(r.clone()));
+        }
+        // In bounds: r.end <= data.len().
+        let bytes = &data[r.start as usize..r.end as usize];
+        if !bytes.is_empty() && sink(r.start, bytes).is_break() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+impl RangeSource for [u8] {
+    fn len(&self) -> Result<u64, TransportError> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+        Ok(slice_read_at(self, offset, buf))
+    }
+    fn read_ranges(
+        &self,
+        ranges: &[Range<u64>],
+        sink: &mut ChunkSink<'_>,
+    ) -> Result<(), TransportError> {
+        slice_read_ranges(self, ranges, sink)
+    }
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+    fn endpoint(&self) -> String {
+        String::from("memory")
+    }
+}
+
+impl RangeSource for Vec<u8> {
+    fn len(&self) -> Result<u64, TransportError> {
+        Ok(self.as_slice().len() as u64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+        Ok(slice_read_at(self, offset, buf))
+    }
+    fn read_ranges(
+        &self,
+        ranges: &[Range<u64>],
+        sink: &mut ChunkSink<'_>,
+    ) -> Result<(), TransportError> {
+        slice_read_ranges(self, ranges, sink)
+    }
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
+    fn endpoint(&self) -> String {
+        String::from("memory")
+    }
+}
+
+macro_rules! forward_range_source {
+    ($($t:ty),*) => {$(
+        impl<T: RangeSource + ?Sized> RangeSource for $t {
+            fn len(&self) -> Result<u64, TransportError> {
+                (**self).len()
+            }
+            fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+                (**self).read_at(offset, buf)
+            }
+            fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+                (**self).read_exact_at(offset, buf)
+            }
+            fn read_ranges(
+                &self,
+                ranges: &[Range<u64>],
+                sink: &mut ChunkSink<'_>,
+            ) -> Result<(), TransportError> {
+                (**self).read_ranges(ranges, sink)
+            }
+            fn as_bytes(&self) -> Option<&[u8]> {
+                (**self).as_bytes()
+            }
+            fn endpoint(&self) -> String {
+                (**self).endpoint()
+            }
+        }
+    )*};
+}
+
+forward_range_source!(&T, Box<T>, Arc<T>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_reads_and_ranges() {
+        let data: Vec<u8> = (0..=255).collect();
+        let mut buf = [0u8; 4];
+        assert_eq!(data.read_at(254, &mut buf).unwrap(), 2);
+        assert_eq!(data.read_at(300, &mut buf).unwrap(), 0);
+        let mut got = Vec::new();
+        let arc: Arc<[u8]> = data.clone().into();
+        arc.read_ranges(&[10..12, 0..1], &mut |off, b| {
+            got.push((off, b.to_vec()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(got, [(10, vec![10, 11]), (0, vec![0])]);
+        let e = data
+            .read_ranges(core::slice::from_ref(&(250..260)), &mut |_, _| {
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), TransportErrorKind::RangeNotSatisfiable);
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn default_read_ranges_loops_over_short_reads() {
+        struct OneByte(Vec<u8>);
+        impl RangeSource for OneByte {
+            fn len(&self) -> Result<u64, TransportError> {
+                Ok(self.0.len() as u64)
+            }
+            fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+                let n = buf.len().min(1);
+                Ok(slice_read_at(&self.0, offset, &mut buf[..n]))
+            }
+        }
+        let src = OneByte((0..10).collect());
+        let mut got = Vec::new();
+        src.read_ranges(&[2..5, 8..10], &mut |off, b| {
+            got.extend(b.iter().map(|&x| (off, x)));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(got, [(2, 2), (3, 3), (4, 4), (8, 8), (9, 9)]);
+        let e = src
+            .read_ranges(core::slice::from_ref(&(8..12)), &mut |_, _| {
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert_eq!(e.range(), Some(8..12));
+        assert!(e.to_string().contains("source ends at 10"), "{e}");
+    }
+
+    #[test]
+    fn retryable_kinds() {
+        for k in [
+            TransportErrorKind::Timeout,
+            TransportErrorKind::ConnectionLost,
+            TransportErrorKind::Io,
+        ] {
+            assert!(k.is_retryable());
+        }
+        for k in [
+            TransportErrorKind::NotFound,
+            TransportErrorKind::Changed,
+            TransportErrorKind::Protocol,
+            TransportErrorKind::RangeNotSatisfiable,
+        ] {
+            assert!(!k.is_retryable());
+        }
+    }
+}
