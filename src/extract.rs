@@ -284,7 +284,7 @@ pub fn extract(
 
     // Directory times last, deepest first, so creating children does not
     // bump them again.
-    dir_times.sort_by(|a, b| b.0.cmp(&a.0));
+    dir_times.sort_by_key(|d| std::cmp::Reverse(d.0));
     for (_, path, time) in dir_times {
         let Some(time) = time else { continue };
         let f = File::open(&path)

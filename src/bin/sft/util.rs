@@ -25,7 +25,7 @@ impl std::error::Error for UsageError {}
 #[derive(Debug)]
 pub enum Loaded {
     /// Mapped with `MappedPackage::open`.
-    Mapped(MappedPackage),
+    Mapped(Box<MappedPackage>),
     /// Read with `std::fs::read` (`--no-mmap`).
     Memory(Vec<u8>),
 }
@@ -49,7 +49,7 @@ impl Loaded {
             // caught by the per-block CRCs before they are used. Users who
             // cannot rule that out pass `--no-mmap`.
             let mapped = unsafe { MappedPackage::open(path) }.with_context(what)?;
-            Ok(Loaded::Mapped(mapped))
+            Ok(Loaded::Mapped(Box::new(mapped)))
         }
     }
 
