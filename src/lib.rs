@@ -95,3 +95,8 @@ pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
 pub use transport::mmap::MappedPackage;
 #[cfg(feature = "write")]
 pub use write::WriteOptions;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "write"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
