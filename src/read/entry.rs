@@ -286,7 +286,7 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
     let bad = |field, value: u64| fmt(FormatProblem::BadValue { field, value });
     let kind = EntryKind::from_u8(rec.kind).ok_or_else(|| bad("kind", rec.kind.into()))?;
     // Unknown attribute bits are ignored: a later minor version may
-    // define them (docs/FORMAT.md §6.4).
+    // define them (docs/FORMAT.md §6.5).
     if rec.mtime_nanos >= 1_000_000_000 {
         return Err(bad("mtime_nanos", rec.mtime_nanos.into()));
     }
