@@ -147,6 +147,10 @@ pub fn drive_with(
             }
         });
         if let Some(e) = local {
+            // Leave the session consistent for a later run.
+            for req in &batch {
+                session.cancel(req.id);
+            }
             return Err(e);
         }
         let failure = match (result, violation) {

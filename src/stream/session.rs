@@ -788,6 +788,29 @@ impl StreamSession {
         }
     }
 
+    /// Give up on request `id` without counting a failure (the driver is
+    /// shutting down, or its sink failed): its unfinished blocks go back
+    /// to their queues and a prologue request will be made again. Unknown
+    /// ids are ignored.
+    pub fn cancel(&mut self, id: RequestId) {
+        let Some(req) = self.requests.remove(&id.0) else {
+            return;
+        };
+        match req.kind {
+            ReqKind::Prologue => self.prologue_in_flight = false,
+            ReqKind::Blocks {
+                first, finished, ..
+            } => {
+                self.sched.request_done(req.range.end - req.range.start);
+                for (i, done) in finished.iter().enumerate() {
+                    if !*done {
+                        self.sched.requeue(first + i as u32);
+                    }
+                }
+            }
+        }
+    }
+
     /// A read waits on block `id` (a stream fault): fetch it before any
     /// prefetch. No-op if it is present or already in flight.
     ///
@@ -1043,7 +1066,9 @@ impl StreamSession {
                 return Ok(());
             }
         }
-        // Whole blocks that came with the first read.
+        // Whole blocks that came with the first read (a partial one is
+        // dropped: requests are whole blocks).
+        let mut result = Ok(());
         let extra_end = plen + extra.len() as u64;
         for id in 0..self.table.len() {
             let info = self.table[id];
@@ -1058,13 +1083,16 @@ impl StreamSession {
             if Block::new(info, stored).and_then(|b| b.verify()).is_ok()
                 && self.sched.begin(id as u32)
             {
-                self.complete_block(id as u32, stored, sink)?;
+                if let Err(e) = self.complete_block(id as u32, stored, sink) {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         self.sched.queue_all(!self.config.launch_only);
         self.push_progress();
         self.check_milestones();
-        Ok(())
+        result
     }
 }
 

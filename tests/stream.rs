@@ -1,0 +1,21 @@
+//! The streaming core's tests: one binary, several modules.
+//!
+//! - `common`: a deterministic test package, `ChunkedSource` (1-byte and
+//!   seeded short reads, out-of-order chunks), `FlakySource` (corrupt
+//!   bytes, transient failures, dropped connections) and a checking sink.
+//! - `oracle`: proptest of the scheduler against a naive
+//!   sort-by-(class, offset) reference.
+//! - `session`: the session and driver over hostile sources: chunking,
+//!   corruption, retries, pre-emption, launch-ready, determinism, resume.
+//! - `file`: the file (and mmap) transport end to end.
+
+#[path = "stream/common.rs"]
+mod common;
+#[cfg(feature = "file")]
+#[path = "stream/file.rs"]
+mod file;
+#[path = "stream/oracle.rs"]
+mod oracle;
+#[cfg(feature = "write")]
+#[path = "stream/session.rs"]
+mod session;
