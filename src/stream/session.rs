@@ -323,6 +323,17 @@ impl Coverage {
         if r.start >= r.end {
             return;
         }
+        // Fast path: in-order delivery extends the last range.
+        if let Some(last) = self.0.last_mut() {
+            if r.start >= last.start && r.start <= last.end {
+                last.end = last.end.max(r.end);
+                return;
+            }
+            if r.start > last.end {
+                self.0.push(r);
+                return;
+            }
+        }
         let mut start = r.start;
         let mut end = r.end;
         let mut out = Vec::with_capacity(self.0.len() + 1);

@@ -319,9 +319,6 @@ fn a_demand_while_fb1_is_in_flight_goes_before_fb2() {
             out.push(next);
         }
         out.push(req);
-        if !is_fb1 && s.in_flight_requests() > out.len() {
-            unreachable!()
-        }
         // Serve what is in flight, newest first.
         while let Some(r) = out.pop() {
             serve(&mut s, &r, &mut NullSink);
@@ -557,4 +554,40 @@ fn a_failing_sink_leaves_the_block_absent() {
             .complete
     );
     assert_eq!(sink.1, pkg());
+}
+
+#[test]
+fn packages_without_fb1_or_without_blocks_are_ready_at_once() {
+    use sft::write::PackageBuilder;
+    for files in [0usize, 2] {
+        let mut b = PackageBuilder::new(sft::WriteOptions::default().created(0, 0));
+        for i in 0..files {
+            b.add_bytes(&format!("f{i}"), super::common::noise(i as u64, 10_000))
+                .unwrap();
+        }
+        let bytes = b.write_to_vec().unwrap();
+        let fb1 = layout(&bytes).fb1_blocks;
+        let mut s = StreamSession::new(SessionConfig::default().initial_read(128));
+        let mut events = Vec::new();
+        let mut copy = Vec::new();
+        blocking::drive_with(&mut s, &bytes, &mut copy, &mut |e| {
+            if !matches!(
+                e,
+                sft::stream::Event::BlockReady(_) | sft::stream::Event::Progress(_)
+            ) {
+                events.push(format!("{e:?}"));
+            }
+        })
+        .unwrap();
+        assert_eq!(copy, bytes);
+        if fb1 == 0 {
+            assert_eq!(
+                events[..2],
+                ["PrologueReady", "LaunchReady"],
+                "{files} files"
+            );
+        }
+        assert_eq!(events.last().map(String::as_str), Some("Complete"));
+        assert_eq!(events.iter().filter(|e| *e == "LaunchReady").count(), 1);
+    }
 }
