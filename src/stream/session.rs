@@ -449,13 +449,20 @@ impl StreamSession {
     }
 
     /// A session resuming with a prologue the caller already holds (from
-    /// a cache): no prologue request is made. Bytes past `prologue_len`
-    /// are treated as data, as in the first read. Mark the blocks the
+    /// a cache): no prologue request is made, and the sink is not given
+    /// it again. Bytes past `prologue_len` are ignored. Mark the blocks the
     /// cache holds with [`StreamSession::mark_present`].
     ///
     /// # Errors
     /// As [`Prologue::parse`] for invalid bytes.
-    pub fn with_prologue(config: SessionConfig, prologue: Vec<u8>) -> Result<Self, Error> {
+    pub fn with_prologue(config: SessionConfig, mut prologue: Vec<u8>) -> Result<Self, Error> {
+        // Bytes past the prologue are ignored: nothing here would write
+        // them anywhere, so they must not count as present blocks.
+        if let Ok(h) = Header::parse(&prologue) {
+            if let Ok(plen) = usize::try_from(h.prologue_len) {
+                prologue.truncate(plen);
+            }
+        }
         let mut s = Self::new(config);
         let n = prologue.len() as u64;
         s.prologue_target = n;
@@ -1059,7 +1066,12 @@ impl StreamSession {
         };
         // Past this point the prologue is valid.
         let extra = self.prologue.split_off(plen as usize);
-        sink.prologue(&self.prologue)?;
+        if let Err(e) = sink.prologue(&self.prologue) {
+            // Start over: the next poll asks for the prologue again.
+            self.prologue.clear();
+            self.prologue_cov = Coverage::default();
+            return Err(e);
+        }
         self.fb1_len = header.fb1_block_count;
         self.total_bytes = header.package_len();
         self.sched = Scheduler::new(

@@ -591,3 +591,41 @@ fn packages_without_fb1_or_without_blocks_are_ready_at_once() {
         assert_eq!(events.iter().filter(|e| *e == "LaunchReady").count(), 1);
     }
 }
+
+#[test]
+fn with_prologue_ignores_extra_bytes_and_a_failed_prologue_sink_starts_over() {
+    let l = layout(pkg());
+    let mut s = StreamSession::with_prologue(SessionConfig::default(), pkg().to_vec()).unwrap();
+    assert_eq!(s.progress().blocks, 0);
+    let src = FlakySource::new(pkg().to_vec(), vec![]);
+    let mut image = pkg()[..l.prologue_len as usize].to_vec();
+    assert!(blocking::drive(&mut s, &src, &mut image).unwrap().complete);
+    assert_eq!(src.delivered(), pkg().len() as u64 - l.prologue_len);
+    assert_eq!(image, pkg());
+    let e =
+        StreamSession::with_prologue(SessionConfig::default(), pkg()[..200].to_vec()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Format);
+
+    struct FailFirst(bool, Vec<u8>);
+    impl BlockSink for FailFirst {
+        fn prologue(&mut self, b: &[u8]) -> Result<(), Error> {
+            if !self.0 {
+                self.0 = true;
+                return Err(Error::InvalidInput("no space".into()));
+            }
+            self.1.prologue(b)
+        }
+        fn block(&mut self, b: &VerifiedBlock<'_>) -> Result<(), Error> {
+            self.1.block(b)
+        }
+    }
+    let mut sink = FailFirst(false, Vec::new());
+    let mut s = StreamSession::new(SessionConfig::default());
+    assert!(blocking::drive(&mut s, &pkg().to_vec(), &mut sink).is_err());
+    assert!(
+        blocking::drive(&mut s, &pkg().to_vec(), &mut sink)
+            .unwrap()
+            .complete
+    );
+    assert_eq!(sink.1, pkg());
+}
