@@ -1,7 +1,7 @@
 //! Stream every file of a package through the reader, as fast as it goes.
 //!
 //! ```text
-//! cargo run --release --features cli --example read_all -- PKG [--sink stdout|touch] [-v]
+//! cargo run --release --features cli --example read_all -- PKG [--sink stdout|touch] [--mode chunks|blocks] [-v]
 //! ```
 //!
 //! The package is memory-mapped ([`sft::MappedPackage`]), every entry is
@@ -20,7 +20,18 @@
 //! - `touch`: no output; every byte is folded into a checksum (read once
 //!   more after the CRC), printed with `-v`.
 //!
-//! `-v` prints files, bytes, time and throughput to standard error.
+//! Modes (how files are read):
+//! - `chunks` (default): `Package::chunks(&entry)` for each file. Each call
+//!   starts with an empty block cache, so a block shared by several small
+//!   files is CRC-checked (and, if zlib, inflated) once per file.
+//! - `blocks`: the same stream built from public block-level calls
+//!   (`BlockIndex::locate`, `Package::block`, `Block::decode`) with one
+//!   cache kept across files, so every block is checked and decoded once.
+//!   This is what `chunks` would cost with a cache shared between files.
+//!
+//! `-v` prints files, bytes, time and throughput to standard error, and
+//! how many (file, block) visits the chunks mode makes against the number
+//! of blocks (computed in a separate, untimed pass).
 
 #[cfg(feature = "mmap")]
 fn main() -> std::process::ExitCode {
@@ -35,22 +46,29 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(feature = "mmap")]
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    use std::io::{IoSlice, Write};
+    use std::borrow::Cow;
+    use std::io::Write;
+    use std::rc::Rc;
     use std::time::Instant;
 
-    const FLUSH_AT: usize = 256 << 10;
-    const MAX_SLICES: usize = 512;
-
     let mut path = None;
-    let mut sink = "stdout".to_owned();
+    let mut sink_name = "stdout".to_owned();
     let mut verbose = false;
+    let mut blocks_mode = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--sink" => sink = args.next().ok_or("--sink needs stdout or touch")?,
+            "--sink" => sink_name = args.next().ok_or("--sink needs stdout or touch")?,
             "-v" | "--verbose" => verbose = true,
+            "--mode" => {
+                blocks_mode = match args.next().as_deref() {
+                    Some("chunks") => false,
+                    Some("blocks") => true,
+                    _ => return Err("--mode needs chunks or blocks".into()),
+                }
+            }
             "-h" | "--help" => {
-                eprintln!("usage: read_all PKG [--sink stdout|touch] [-v]");
+                eprintln!("usage: read_all PKG [--sink stdout|touch] [--mode chunks|blocks] [-v]");
                 return Ok(());
             }
             _ if path.is_none() => path = Some(a),
@@ -58,7 +76,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let path = path.ok_or("usage: read_all PKG [--sink stdout|touch] [-v]")?;
-    let to_stdout = match sink.as_str() {
+    let to_stdout = match sink_name.as_str() {
         "stdout" => true,
         "touch" => false,
         other => return Err(format!("unknown sink `{other}`").into()),
@@ -71,56 +89,77 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let pkg = mapped.package();
 
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut pending: Vec<sft::read::Chunk<'_>> = Vec::with_capacity(MAX_SLICES);
-    let mut pending_len = 0usize;
-    let flush = |pending: &mut Vec<sft::read::Chunk<'_>>,
-                 out: &mut std::io::StdoutLock<'_>|
-     -> std::io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = pending.iter().map(|c| IoSlice::new(c)).collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = out.write_vectored(rest)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut rest, n);
-        }
-        pending.clear();
-        Ok(())
+    let mut sink = Sink {
+        out: stdout.lock(),
+        to_stdout,
+        pending: Vec::with_capacity(MAX_SLICES),
+        pending_len: 0,
+        bytes: 0,
+        fold: 0,
     };
-
-    let (mut files, mut bytes, mut fold) = (0u64, 0u64, 0u64);
+    let mut files = 0u64;
+    let index = pkg.index();
+    // blocks mode: the last block decoded, kept across files.
+    let mut last: Option<(sft::BlockId, Rc<Cow<'_, [u8]>>)> = None;
     for entry in pkg.entries() {
         let entry = entry?;
         if !entry.is_file() {
             continue;
         }
         files += 1;
-        for chunk in pkg.chunks(&entry) {
-            let chunk = chunk?;
-            bytes += chunk.len() as u64;
-            if to_stdout {
-                pending_len += chunk.len();
-                pending.push(chunk);
-                if pending_len >= FLUSH_AT || pending.len() == MAX_SLICES {
-                    flush(&mut pending, &mut out)?;
-                    pending_len = 0;
-                }
-            } else {
-                fold = fold_bytes(fold, &chunk);
+        if !blocks_mode {
+            for chunk in pkg.chunks(&entry) {
+                sink.push(Piece::Chunk(chunk?))?;
+            }
+            continue;
+        }
+        for ext in entry.extents() {
+            let (mut at, end) = (ext.logical_offset, ext.logical_offset + ext.length);
+            while at < end {
+                let (id, within) = index.locate(at).ok_or("extent beyond the data")?;
+                let data = match &last {
+                    Some((lid, d)) if *lid == id => Rc::clone(d),
+                    _ => {
+                        let d = Rc::new(pkg.block(id)?.decode()?);
+                        last = Some((id, Rc::clone(&d)));
+                        d
+                    }
+                };
+                let start = within as usize;
+                let n = ((data.len() - start) as u64).min(end - at) as usize;
+                sink.push(Piece::Block(data, start..start + n))?;
+                at += n as u64;
             }
         }
     }
-    if to_stdout {
-        flush(&mut pending, &mut out)?;
-        out.flush()?;
-    }
+    sink.flush()?;
+    sink.out.flush()?;
+    let (bytes, fold) = (sink.bytes, sink.fold);
     let secs = start.elapsed().as_secs_f64();
     if verbose {
+        // Untimed: how often chunks mode checks a block, against once.
+        let (mut visits, mut visited_bytes) = (0u64, 0u64);
+        for entry in pkg.entries() {
+            for ext in entry?.extents() {
+                let ids =
+                    index.blocks_for_range(ext.logical_offset..ext.logical_offset + ext.length);
+                for id in ids {
+                    visits += 1;
+                    visited_bytes += u64::from(index.get(sft::BlockId(id))?.stored_len);
+                }
+            }
+        }
+        let stored: u64 = pkg.header().data_len;
         eprintln!(
-            "read_all: {files} files, {bytes} bytes in {secs:.3} s ({:.0} MiB/s), sink {sink}{}",
+            "read_all: {} blocks ({stored} stored bytes); chunks mode visits {visits} (file, block) pairs, \
+             checking {visited_bytes} stored bytes ({:.2}x the data)",
+            index.len(),
+            visited_bytes as f64 / stored.max(1) as f64
+        );
+        eprintln!(
+            "read_all: {files} files, {bytes} bytes in {secs:.3} s ({:.0} MiB/s), sink {sink_name}, mode {}{}",
             bytes as f64 / secs / (1024.0 * 1024.0),
+            if blocks_mode { "blocks" } else { "chunks" },
             if to_stdout {
                 String::new()
             } else {
@@ -129,6 +168,77 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// A piece of file data: a reader chunk, or a range of a decoded block.
+#[cfg(feature = "mmap")]
+enum Piece<'a> {
+    Chunk(sft::read::Chunk<'a>),
+    Block(
+        std::rc::Rc<std::borrow::Cow<'a, [u8]>>,
+        std::ops::Range<usize>,
+    ),
+}
+
+#[cfg(feature = "mmap")]
+impl std::ops::Deref for Piece<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Piece::Chunk(c) => c,
+            Piece::Block(b, r) => &b[r.clone()],
+        }
+    }
+}
+
+#[cfg(feature = "mmap")]
+const FLUSH_AT: usize = 256 << 10;
+#[cfg(feature = "mmap")]
+const MAX_SLICES: usize = 512;
+
+/// Where the bytes go: gathered into vectored writes of up to 256 KiB to
+/// standard output, or folded into a checksum.
+#[cfg(feature = "mmap")]
+struct Sink<'a, W: std::io::Write> {
+    out: W,
+    to_stdout: bool,
+    pending: Vec<Piece<'a>>,
+    pending_len: usize,
+    bytes: u64,
+    fold: u64,
+}
+
+#[cfg(feature = "mmap")]
+impl<'a, W: std::io::Write> Sink<'a, W> {
+    fn push(&mut self, piece: Piece<'a>) -> std::io::Result<()> {
+        self.bytes += piece.len() as u64;
+        if !self.to_stdout {
+            self.fold = fold_bytes(self.fold, &piece);
+            return Ok(());
+        }
+        self.pending_len += piece.len();
+        self.pending.push(piece);
+        if self.pending_len >= FLUSH_AT || self.pending.len() == MAX_SLICES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::IoSlice;
+        let mut slices: Vec<IoSlice<'_>> = self.pending.iter().map(|c| IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = self.out.write_vectored(rest)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        self.pending.clear();
+        self.pending_len = 0;
+        Ok(())
+    }
 }
 
 /// Fold every byte into a checksum, eight at a time, so the optimizer
