@@ -1,0 +1,25 @@
+//! The crate's integration tests: one binary, many modules (faster links).
+//!
+//! - `fixture`: generates (with `SFT_BLESS=1`) and checks `fixtures/valid`,
+//!   `fixtures/malformed` (with `EXPECTED.txt`) and the fuzz seed corpora.
+//! - `read`: reading the valid fixtures through every API; inflate caps.
+//! - `corrupt`: every single-byte flip and every truncation is caught.
+//! - `round_trip`: proptest write → read equality (feature `write`).
+//! - `large`: a package over 4 GiB (features `mmap` and `write`).
+//! - `regressions`, `fuzz_corpus`: replay fuzz crashes and corpora on stable.
+
+mod common;
+mod corrupt;
+mod fixture;
+mod fuzz_corpus;
+#[cfg(all(feature = "mmap", feature = "write"))]
+mod large;
+mod read;
+mod regressions;
+#[cfg(feature = "write")]
+mod round_trip;
+
+/// Counts the largest single allocation per thread, so tests can bound
+/// what hostile input makes the reader allocate.
+#[global_allocator]
+static ALLOC: common::alloc::Counting = common::alloc::Counting;
