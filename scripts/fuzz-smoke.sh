@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fuzz smoke test for CI: build every cargo-fuzz target and run each for
+# ${FUZZ_SECONDS:-60} seconds, one at a time. Fails if any target crashes
+# (libFuzzer exits non-zero and leaves an artifact in fuzz/artifacts/).
+#
+# Uses nightly when installed, else stable with RUSTC_BOOTSTRAP=1
+# (cargo-fuzz needs -Zsanitizer). Installs cargo-fuzz if it is missing.
+# A crash found here belongs in fixtures/regressions/crash-<target>-<hash>
+# (replayed by `cargo test --test integration -- regressions`).
+set -euo pipefail
+
+cd "$(dirname "$0")/../fuzz"
+secs="${FUZZ_SECONDS:-60}"
+targets=(parse prologue block launch_list round_trip)
+
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    tc=+nightly
+else
+    tc=+stable
+    export RUSTC_BOOTSTRAP=1
+fi
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+
+cargo "$tc" fuzz build
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+status=0
+for t in "${targets[@]}"; do
+    mkdir -p "$work/$t"
+    echo "== fuzzing $t for ${secs}s"
+    # New inputs go to the scratch dir; committed seeds stay untouched.
+    # Leak detection is off: worker threads' TLS destructors look like leaks.
+    if ! cargo "$tc" fuzz run "$t" "$work/$t" "corpus/$t" -- \
+        -max_total_time="$secs" -detect_leaks=0 -rss_limit_mb=2048 -print_final_stats=1; then
+        echo "!! $t crashed; reproducer under fuzz/artifacts/$t/" >&2
+        status=1
+    fi
+done
+exit "$status"
