@@ -22,7 +22,7 @@
 //!    writes each piece into a temporary file `.<name>.sft-part-<n>`
 //!    (created with `create_new`, so it never opens an existing file or
 //!    symlink) next to its final name.
-//! 4. The thread that writes a file's last byte sets its length,
+//! 4. The thread that writes a file's last byte sets its
 //!    modification time and permissions (executable → `0o755`, otherwise
 //!    `0o644`; read-only clears the write bits) and renames it into place.
 //!    Empty files are created the same way before the workers start.
@@ -566,12 +566,12 @@ impl Ctx<'_, '_> {
         ))
     }
 
-    /// All bytes are written: set length, time and permissions, then
+    /// All bytes are written: set time and permissions, then
     /// rename into place.
     fn finish(&self, job: &Job, f: &File) -> Result<(), Error> {
         let io = |what: &str, e| Error::io(format!("{what} `{}`", job.rel), e);
-        f.set_len(job.size)
-            .map_err(|e| io("setting the length of", e))?;
+        // The file was created empty and every byte of 0..size written:
+        // its length is already right, so no `set_len` call is needed.
         if let Some(t) = job.mtime {
             f.set_modified(t)
                 .map_err(|e| io("setting the time of", e))?;
@@ -597,17 +597,8 @@ impl Ctx<'_, '_> {
         let Some(tmp) = slot.tmp.clone() else {
             return Err(Error::invalid(format!("`{}`: no temporary file", job.rel)));
         };
-        // The target was checked before any writing; check again, as the
-        // package may not be alone in this directory.
-        if let Ok(md) = std::fs::symlink_metadata(&job.target) {
-            if md.file_type().is_symlink() || md.is_dir() {
-                return Err(Error::invalid(format!(
-                    "refusing to extract `{}`: `{}` appeared as a symlink or directory",
-                    job.rel,
-                    job.target.display()
-                )));
-            }
-        }
+        // No second look at the target: `rename` replaces a symlink that
+        // appeared there since planning instead of following it.
         std::fs::rename(&tmp, &job.target).map_err(|e| io("renaming into place", e))?;
         slot.tmp = None;
         slot.file = None;
