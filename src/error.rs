@@ -146,7 +146,10 @@ impl fmt::Display for FormatProblem {
                 field,
                 expected,
                 found,
-            } => write!(f, "inconsistent {field}: expected {expected}, found {found}"),
+            } => write!(
+                f,
+                "inconsistent {field}: expected {expected}, found {found}"
+            ),
             FormatProblem::MissingSection { kind } => {
                 write!(f, "required section of kind {kind} is missing")
             }
@@ -232,10 +235,9 @@ impl fmt::Display for IntegrityProblem {
                 f,
                 "crc mismatch: expected 0x{expected:08x}, got 0x{actual:08x}"
             ),
-            IntegrityProblem::SizeMismatch { expected, actual } => write!(
-                f,
-                "size mismatch: expected {expected} bytes, got {actual}"
-            ),
+            IntegrityProblem::SizeMismatch { expected, actual } => {
+                write!(f, "size mismatch: expected {expected} bytes, got {actual}")
+            }
             IntegrityProblem::Inflate => f.write_str("corrupt zlib stream"),
             IntegrityProblem::Overlong { limit } => {
                 write!(f, "decodes to more than the recorded {limit} bytes")
@@ -313,9 +315,176 @@ impl fmt::Display for Unsupported {
                 write!(f, "required section of unknown kind {k}")
             }
             Unsupported::Codec { block, codec } => {
-                write!(f, "block {block}: codec {codec} is not supported by this build")
+                write!(
+                    f,
+                    "block {block}: codec {codec} is not supported by this build"
+                )
             }
         }
+    }
+}
+
+/// What kind of failure a [`TransportError`] is; drives retry decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The package does not exist at the source.
+    NotFound,
+    /// The source refuses access.
+    PermissionDenied,
+    /// Credentials are missing or rejected.
+    Authentication,
+    /// The requested range lies (partly) outside the source.
+    RangeNotSatisfiable,
+    /// The source did not answer in time (retryable).
+    Timeout,
+    /// The connection dropped mid-transfer (retryable).
+    ConnectionLost,
+    /// The peer broke the protocol (malformed response, wrong range…).
+    Protocol,
+    /// A local or remote I/O error (retryable).
+    Io,
+    /// The source was replaced mid-stream (length, ETag or version changed).
+    Changed,
+    /// Anything else.
+    Other,
+}
+
+impl TransportErrorKind {
+    /// True if a new attempt may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            TransportErrorKind::Timeout
+                | TransportErrorKind::ConnectionLost
+                | TransportErrorKind::Io
+        )
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            TransportErrorKind::NotFound => "not found",
+            TransportErrorKind::PermissionDenied => "permission denied",
+            TransportErrorKind::Authentication => "authentication failed",
+            TransportErrorKind::RangeNotSatisfiable => "range not satisfiable",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::ConnectionLost => "connection lost",
+            TransportErrorKind::Protocol => "protocol error",
+            TransportErrorKind::Io => "i/o error",
+            TransportErrorKind::Changed => "source changed during the transfer",
+            TransportErrorKind::Other => "transport error",
+        }
+    }
+}
+
+impl core::fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A failure of a [`crate::stream::RangeSource`]: a kind to decide on, the endpoint and
+/// what was being done, and the transport's own error as `source()`.
+///
+/// One struct for every transport, so its shape never depends on cargo
+/// features; each adapter converts its private error into it.
+///
+/// ```
+/// use sft::error::{TransportError, TransportErrorKind};
+///
+/// let e = TransportError::new(TransportErrorKind::Timeout, "http://example.test/app.sft")
+///     .with_range(0..4096);
+/// assert!(e.is_retryable());
+/// assert_eq!(e.to_string(), "http://example.test/app.sft: bytes 0..4096: timed out");
+/// ```
+#[derive(Debug)]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    context: String,
+    range: Option<core::ops::Range<u64>>,
+    source: Option<Box<dyn core::error::Error + Send + Sync + 'static>>,
+}
+
+impl TransportError {
+    /// A new error of `kind`; `context` names the endpoint (a path or URL)
+    /// and, if useful, what was being done.
+    pub fn new(kind: TransportErrorKind, context: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            context: context.into(),
+            range: None,
+            source: None,
+        }
+    }
+
+    /// Attach the byte range being read.
+    #[must_use]
+    pub fn with_range(mut self, range: core::ops::Range<u64>) -> Self {
+        self.range = Some(range);
+        self
+    }
+
+    /// Attach the underlying error, exposed through `source()`.
+    #[must_use]
+    pub fn with_source(mut self, source: impl core::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// The endpoint and what was being done.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The byte range being read, if known.
+    pub fn range(&self) -> Option<core::ops::Range<u64>> {
+        self.range.clone()
+    }
+
+    /// True if a new attempt may succeed (see [`TransportErrorKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+
+    /// A copy without the boxed source (which need not be `Clone`): same
+    /// kind, context and range, plus `extra` appended to the context.
+    pub fn summary(&self, extra: &str) -> TransportError {
+        let context = if extra.is_empty() {
+            self.context.clone()
+        } else {
+            format!("{}: {extra}", self.context)
+        };
+        TransportError {
+            kind: self.kind,
+            context,
+            range: self.range.clone(),
+            source: None,
+        }
+    }
+}
+
+impl core::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if !self.context.is_empty() {
+            write!(f, "{}: ", self.context)?;
+        }
+        if let Some(r) = &self.range {
+            write!(f, "bytes {}..{}: ", r.start, r.end)?;
+        }
+        f.write_str(self.kind.describe())
+    }
+}
+
+impl core::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn core::error::Error + 'static))
     }
 }
 
@@ -336,6 +505,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// An operating-system I/O error.
     Io,
+    /// A transport failed (network, server, remote file).
+    Transport,
 }
 
 /// The error type of every fallible function in this crate.
@@ -357,6 +528,22 @@ pub enum Error {
     /// Invalid input from the caller.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A transport failed; see [`TransportError::kind`] and its `source()`.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A block kept failing its checks when fetched from a source.
+    #[error("{block} from {endpoint}: still damaged after {attempts} attempts: {last}")]
+    Exhausted {
+        /// The block.
+        block: BlockId,
+        /// The source it was fetched from (path or URL).
+        endpoint: String,
+        /// How many times it was fetched.
+        attempts: u32,
+        /// The last failed check.
+        #[source]
+        last: IntegrityError,
+    },
     /// An I/O error, with what was being done and to which path.
     #[cfg(feature = "std")]
     #[error("{context}")]
@@ -378,6 +565,8 @@ impl Error {
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Transport(_) => ErrorKind::Transport,
+            Error::Exhausted { .. } => ErrorKind::Integrity,
             #[cfg(feature = "std")]
             Error::Io { .. } => ErrorKind::Io,
         }
@@ -443,6 +632,20 @@ impl From<Error> for std::io::Error {
         use std::io::ErrorKind as K;
         let kind = match e.kind() {
             ErrorKind::Format | ErrorKind::Integrity => K::InvalidData,
+            ErrorKind::Transport => match &e {
+                Error::Transport(t) => match t.kind() {
+                    TransportErrorKind::NotFound => K::NotFound,
+                    TransportErrorKind::PermissionDenied | TransportErrorKind::Authentication => {
+                        K::PermissionDenied
+                    }
+                    TransportErrorKind::Timeout => K::TimedOut,
+                    TransportErrorKind::ConnectionLost => K::ConnectionAborted,
+                    TransportErrorKind::RangeNotSatisfiable => K::UnexpectedEof,
+                    TransportErrorKind::Protocol | TransportErrorKind::Changed => K::InvalidData,
+                    _ => K::Other,
+                },
+                _ => K::Other,
+            },
             ErrorKind::Unsupported => K::Unsupported,
             ErrorKind::NotFound => K::NotFound,
             ErrorKind::InvalidInput => K::InvalidInput,

@@ -187,34 +187,6 @@ pub fn drive_with(
     Ok(report)
 }
 
-/// The crate [`Error`] for a transport failure.
-///
-/// A stopgap until `Error` has a `Transport` variant: with feature `std`
-/// it is an [`Error::Io`] whose context is the transport error's message
-/// and whose source is an `io::Error` (of the matching kind) wrapping the
-/// [`TransportError`] itself, so `source()` chains reach it.
 pub(crate) fn transport_to_error(e: TransportError) -> Error {
-    #[cfg(feature = "std")]
-    {
-        use std::io::ErrorKind as K;
-        let kind = match e.kind() {
-            TransportErrorKind::NotFound => K::NotFound,
-            TransportErrorKind::PermissionDenied | TransportErrorKind::Authentication => {
-                K::PermissionDenied
-            }
-            TransportErrorKind::Timeout => K::TimedOut,
-            TransportErrorKind::ConnectionLost => K::ConnectionAborted,
-            TransportErrorKind::RangeNotSatisfiable => K::UnexpectedEof,
-            TransportErrorKind::Protocol | TransportErrorKind::Changed => K::InvalidData,
-            _ => K::Other,
-        };
-        Error::io(e.to_string(), std::io::Error::new(kind, e))
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        match e.kind() {
-            TransportErrorKind::NotFound => Error::NotFound(e.to_string()),
-            _ => Error::invalid(e.to_string()),
-        }
-    }
+    Error::Transport(e)
 }

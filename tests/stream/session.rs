@@ -220,15 +220,13 @@ fn persistent_failures_fail_naming_the_block_and_the_source() {
         4,
         "calls 2 and 3 fail, then give up"
     );
-    // The transport error is reachable through source().
-    let inner = std::error::Error::source(&e)
-        .and_then(|io| io.downcast_ref::<std::io::Error>())
-        .and_then(|io| io.get_ref())
-        .and_then(|t| t.downcast_ref::<TransportError>());
-    assert_eq!(
-        inner.map(|t| t.kind()),
-        Some(TransportErrorKind::ConnectionLost)
-    );
+    // The failure is a transport error whose kind is inspectable.
+    assert_eq!(e.kind(), sft::ErrorKind::Transport);
+    let kind = match &e {
+        sft::Error::Transport(t) => Some(t.kind()),
+        _ => None,
+    };
+    assert_eq!(kind, Some(TransportErrorKind::ConnectionLost));
 }
 
 #[test]
