@@ -2,7 +2,7 @@
 //! fixed-size record types, with parsing and encoding of each.
 //!
 //! This layer does no I/O and allocates nothing; its errors are the small
-//! `Copy` [`FormatError`]. `docs/FORMAT.md` is the normative specification;
+//! `Copy` [`FormatError`](crate::error::FormatError). `docs/FORMAT.md` is the normative specification;
 //! the constants here are its tables in code, and each record type's docs
 //! name the table it mirrors.
 //!
