@@ -13,7 +13,12 @@
 //!   index/read  validated zero-copy views: Package, Entry, BlockIndex, Block
 //!   write       PackageBuilder: plan, parallel encode, atomic output
 //!     │
-//!   transport   I/O adapters: memory-mapped files (the only `unsafe`)
+//!   stream      sans-IO streaming core: StreamSession asks for byte ranges
+//!               (prologue, then FB1 in one request, then demand > FB1 > FB2),
+//!               verifies what arrives; no I/O, clock or threads inside
+//!     │
+//!   transport   I/O adapters behind the RangeSource trait: files, memory
+//!               maps (the only `unsafe`); blocking::drive runs a session
 //!     │
 //!   bin/sft     the command-line tool
 //! ```
@@ -91,6 +96,7 @@ pub use format::{BlockId, Codec, FeatureBlock};
 pub use guid::Guid;
 pub use index::{BlockIndex, BlockInfo};
 pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
+pub use stream::{RangeSource, StreamSession};
 #[cfg(feature = "mmap")]
 pub use transport::mmap::MappedPackage;
 #[cfg(feature = "write")]
