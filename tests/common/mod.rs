@@ -108,7 +108,7 @@ pub fn first_error(bytes: &[u8]) -> Result<Snapshot, Error> {
 /// A stable, specific description of an error: kind, region and problem
 /// variant (with the field it names), used by the expectation tables.
 pub fn describe(e: &Error) -> String {
-    use sft::error::{FormatProblem as F, IntegrityProblem as I};
+    use sft::error::FormatProblem as F;
     match e {
         Error::Format(f) => {
             let p = match f.problem {
@@ -123,13 +123,14 @@ pub fn describe(e: &Error) -> String {
             format!("Format {:?} {p}", f.region)
         }
         Error::Integrity(i) => {
-            let p = match i.problem {
-                I::CrcMismatch { .. } => "CrcMismatch",
-                I::SizeMismatch { .. } => "SizeMismatch",
-                I::Inflate => "Inflate",
-                _ => "Other",
-            };
-            format!("Integrity {:?} {p}", i.region)
+            // The variant's name (CrcMismatch, SizeMismatch, Inflate, …).
+            let p = format!("{:?}", i.problem);
+            let name = p
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            format!("Integrity {:?} {name}", i.region)
         }
         Error::Unsupported(u) => format!("Unsupported {u:?}"),
         other => format!("{:?}", other.kind()),
