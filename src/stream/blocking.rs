@@ -15,9 +15,13 @@
 
 use core::ops::{ControlFlow, Range};
 
+use std::sync::mpsc::Receiver;
+
+use super::scheduler::BlockState;
 use super::session::{BlockSink, Event, StreamSession};
 use super::source::{RangeSource, TransportError, TransportErrorKind};
 use crate::error::Error;
+use crate::format::BlockId;
 
 /// What a [`drive`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,7 +84,141 @@ pub fn drive_with(
     sink: &mut dyn BlockSink,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<DriveReport, Error> {
+    run(session, source, sink, on_event, None)
+}
+
+/// A message to a [`drive_with_control`] loop from another thread: a
+/// reader waiting on data, or a request to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// A read waits on this block ([`StreamSession::request_block`]).
+    Block(BlockId),
+    /// A read waits on these logical bytes
+    /// ([`StreamSession::request_range`]).
+    Range(Range<u64>),
+    /// Stop at the next chunk: requests in flight are cancelled (their
+    /// blocks stay queued for a later run) and the driver returns `Ok`.
+    Stop,
+}
+
+/// As [`drive_with`], taking demands from `control` while it runs: the
+/// loop for a package being read while it streams.
+///
+/// Demands are applied between chunks, not only between batches: when a
+/// demand arrives for a block that is neither present nor in flight, the
+/// current `read_ranges` call is interrupted (its completed blocks are
+/// kept, the rest of its requests cancelled and queued again), so the
+/// demanded block is the very next request: a read waits for at most one
+/// chunk of prefetch. When the session has nothing left to fetch (a
+/// launch-only stream after FB1) the loop blocks on `control` until a
+/// demand arrives; it returns when the stream completes, fails, gets
+/// [`Control::Stop`], or every sender is dropped.
+///
+/// ```
+/// # #[cfg(feature = "write")]
+/// # fn main() -> sft::Result<()> {
+/// use std::sync::mpsc;
+/// use sft::BlockId;
+/// use sft::stream::{blocking::{self, Control}, SessionConfig, StreamSession};
+///
+/// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("app.exe", vec![9u8; 300_000])?
+///     .write_to_vec()?;
+/// // Launch-only: after FB1 the loop idles until a demand comes in.
+/// let mut session = StreamSession::new(SessionConfig::default().launch_only(true));
+/// let (tx, rx) = mpsc::channel();
+/// tx.send(Control::Block(BlockId(0))).ok();
+/// drop(tx); // no more demands: the loop ends once idle
+/// let mut copy = Vec::new();
+/// let report = blocking::drive_with_control(&mut session, &package, &mut copy, &mut |_| {}, &rx)?;
+/// assert!(report.launch_ready);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "write"))]
+/// # fn main() {}
+/// ```
+///
+/// # Errors
+/// As [`drive`].
+pub fn drive_with_control(
+    session: &mut StreamSession,
+    source: &dyn RangeSource,
+    sink: &mut dyn BlockSink,
+    on_event: &mut dyn FnMut(&Event),
+    control: &Receiver<Control>,
+) -> Result<DriveReport, Error> {
+    run(session, source, sink, on_event, Some(control))
+}
+
+/// What applying control messages asks of the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    Nothing,
+    /// A demand needs a block that is not on its way.
+    Preempt,
+    Stop,
+}
+
+/// Apply one control message.
+fn apply(session: &mut StreamSession, msg: Control) -> Apply {
+    let wants = |s: &StreamSession, id: u32| {
+        matches!(
+            s.block_state(BlockId(id)),
+            Some(BlockState::Queued | BlockState::Absent)
+        )
+    };
+    match msg {
+        Control::Stop => Apply::Stop,
+        // Invalid demands (before the prologue, out of range) are the
+        // reader's to report; the stream goes on.
+        Control::Block(id) => {
+            if session.request_block(id).is_ok() && wants(session, id.0) {
+                Apply::Preempt
+            } else {
+                Apply::Nothing
+            }
+        }
+        Control::Range(r) => {
+            if session.request_range(r.clone()).is_err() {
+                return Apply::Nothing;
+            }
+            let ids = session.blocks_for_logical(r);
+            if ids.into_iter().any(|id| wants(session, id)) {
+                Apply::Preempt
+            } else {
+                Apply::Nothing
+            }
+        }
+    }
+}
+
+/// Apply every queued control message without blocking.
+fn drain(session: &mut StreamSession, control: Option<&Receiver<Control>>) -> Apply {
+    let mut out = Apply::Nothing;
+    let Some(rx) = control else {
+        return out;
+    };
+    while let Ok(msg) = rx.try_recv() {
+        match apply(session, msg) {
+            Apply::Stop => return Apply::Stop,
+            Apply::Preempt => out = Apply::Preempt,
+            Apply::Nothing => {}
+        }
+    }
+    out
+}
+
+fn run(
+    session: &mut StreamSession,
+    source: &dyn RangeSource,
+    sink: &mut dyn BlockSink,
+    on_event: &mut dyn FnMut(&Event),
+    control: Option<&Receiver<Control>>,
+) -> Result<DriveReport, Error> {
     let mut report = DriveReport::default();
+    if session.endpoint().is_empty() {
+        session.set_endpoint(source.endpoint());
+    }
     match source.len() {
         Ok(len) => session.on_source_len(len),
         Err(e) if !e.is_retryable() => return Err(transport_to_error(e)),
@@ -99,12 +237,28 @@ pub fn drive_with(
         if session.is_complete() {
             break;
         }
+        if drain(session, control) == Apply::Stop {
+            break;
+        }
         batch.clear();
         while let Some(req) = session.poll_fetch() {
             batch.push(req);
         }
         if batch.is_empty() {
-            break;
+            // Idle: wait for a demand, if anyone can send one.
+            let Some(rx) = control else { break };
+            if session.is_failed() {
+                break;
+            }
+            match rx.recv() {
+                Ok(msg) => {
+                    if apply(session, msg) == Apply::Stop {
+                        break;
+                    }
+                    continue;
+                }
+                Err(_) => break,
+            }
         }
         ranges.clear();
         ranges.extend(batch.iter().map(|r| r.range.clone()));
@@ -112,6 +266,8 @@ pub fn drive_with(
         report.requests += batch.len() as u64;
         let mut local: Option<Error> = None;
         let mut violation: Option<TransportError> = None;
+        let mut interrupted = false;
+        let mut stopping = false;
         let result = source.read_ranges(&ranges, &mut |offset, bytes| {
             let (mut at, mut rest) = (offset, bytes);
             while !rest.is_empty() {
@@ -141,9 +297,18 @@ pub fn drive_with(
                 rest = &rest[n..];
             }
             if session.is_failed() || session.is_complete() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+                return ControlFlow::Break(());
+            }
+            match drain(session, control) {
+                Apply::Nothing => ControlFlow::Continue(()),
+                Apply::Preempt => {
+                    interrupted = true;
+                    ControlFlow::Break(())
+                }
+                Apply::Stop => {
+                    (interrupted, stopping) = (true, true);
+                    ControlFlow::Break(())
+                }
             }
         });
         if let Some(e) = local {
@@ -152,6 +317,16 @@ pub fn drive_with(
                 session.cancel(req.id);
             }
             return Err(e);
+        }
+        if interrupted && violation.is_none() {
+            // Pre-empted (or stopped): what did not arrive is queued again.
+            for req in &batch {
+                session.cancel(req.id);
+            }
+            if stopping {
+                break;
+            }
+            continue;
         }
         let failure = match (result, violation) {
             (_, Some(v)) => Some(v),

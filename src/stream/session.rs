@@ -169,7 +169,8 @@ pub struct VerifiedBlock<'a> {
     /// Its stored bytes (to be written at `info.stored_offset`).
     pub stored: &'a [u8],
     /// Its decoded bytes (`info.raw_len` long; the same slice as `stored`
-    /// for stored blocks).
+    /// for stored blocks). Empty for zlib blocks when the session was
+    /// configured with [`SessionConfig::decode_blocks`]`(false)`.
     pub decoded: &'a [u8],
 }
 
@@ -242,6 +243,7 @@ pub struct SessionConfig {
     launch_only: bool,
     initial_read: u64,
     max_prologue_bytes: u64,
+    decode_blocks: bool,
 }
 
 impl Default for SessionConfig {
@@ -252,6 +254,7 @@ impl Default for SessionConfig {
             launch_only: false,
             initial_read: 64 * 1024,
             max_prologue_bytes: 256 << 20,
+            decode_blocks: true,
         }
     }
 }
@@ -299,6 +302,25 @@ impl SessionConfig {
     pub fn max_prologue_bytes(mut self, n: u64) -> Self {
         self.max_prologue_bytes = n;
         self
+    }
+    /// Inflate zlib blocks on arrival (default true): the CRC-32 of the
+    /// stored bytes is always checked; inflating also checks that the
+    /// block decodes to exactly its `raw_len`. With `false` (a cache that
+    /// stores blocks as they are and decodes them when read, where the
+    /// size is checked again), [`VerifiedBlock::decoded`] is empty for
+    /// zlib blocks, and arriving blocks cost only a CRC.
+    ///
+    /// ```
+    /// use sft::stream::SessionConfig;
+    /// assert!(!SessionConfig::default().decode_blocks(false).is_decoding_blocks());
+    /// ```
+    pub fn decode_blocks(mut self, on: bool) -> Self {
+        self.decode_blocks = on;
+        self
+    }
+    /// See [`SessionConfig::decode_blocks`].
+    pub fn is_decoding_blocks(&self) -> bool {
+        self.decode_blocks
     }
     /// The scheduler limits.
     pub fn limits(&self) -> SchedulerLimits {
@@ -394,6 +416,7 @@ struct Req {
 #[derive(Debug)]
 pub struct StreamSession {
     config: SessionConfig,
+    endpoint: String,
     next_id: u64,
     source_len: Option<u64>,
     // Prologue phase.
@@ -424,6 +447,7 @@ impl StreamSession {
     pub fn new(config: SessionConfig) -> Self {
         StreamSession {
             config,
+            endpoint: String::new(),
             next_id: 0,
             source_len: None,
             prologue: Vec::new(),
@@ -489,6 +513,21 @@ impl StreamSession {
             .into());
         }
         Ok(s)
+    }
+
+    /// Name the source (a path, a URL) for errors: a block that keeps
+    /// failing its checks fails the stream with [`Error::Exhausted`]
+    /// naming the block and this endpoint. Drivers set it from
+    /// [`RangeSource::endpoint`](super::RangeSource::endpoint); it is a
+    /// label only, the session does no I/O.
+    pub fn set_endpoint(&mut self, endpoint: impl Into<String>) {
+        self.endpoint = endpoint.into();
+    }
+
+    /// The endpoint set with [`StreamSession::set_endpoint`] (empty if
+    /// none).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// The configuration.
@@ -722,7 +761,11 @@ impl StreamSession {
         let checked = Block::new(info, stored).and_then(|b| {
             b.verify()?;
             if info.codec != Codec::Stored {
-                self.decoder.inflate(&info, stored, &mut self.scratch)?;
+                if self.config.decode_blocks {
+                    self.decoder.inflate(&info, stored, &mut self.scratch)?;
+                } else {
+                    self.scratch.clear();
+                }
             }
             Ok(())
         });
@@ -748,8 +791,21 @@ impl StreamSession {
                 self.events.push_back(Event::BlockReady(BlockId(id)));
             }
             Err(e) if e.kind() == ErrorKind::Integrity => {
-                self.sched.block_failed(id, self.config.max_attempts);
+                let attempts = self.sched.block_failed(id, self.config.max_attempts);
                 if self.sched.state(id) == Some(BlockState::Failed) {
+                    let e = match e {
+                        Error::Integrity(last) => Error::Exhausted {
+                            block: BlockId(id),
+                            endpoint: if self.endpoint.is_empty() {
+                                String::from("(unnamed source)")
+                            } else {
+                                self.endpoint.clone()
+                            },
+                            attempts,
+                            last,
+                        },
+                        other => other,
+                    };
                     self.fail(e);
                 }
             }
@@ -938,6 +994,25 @@ impl StreamSession {
     /// Number of blocks (0 until the prologue is known).
     pub fn block_count(&self) -> u32 {
         self.table.len() as u32
+    }
+
+    /// Block `id`'s scheduling state (`None` out of range or before the
+    /// prologue is known).
+    pub fn block_state(&self, id: BlockId) -> Option<BlockState> {
+        self.sched.state(id.0)
+    }
+
+    /// The ids of the blocks holding logical bytes `range` (empty before
+    /// the prologue is known).
+    pub fn blocks_for_logical(&self, range: Range<u64>) -> Range<u32> {
+        if range.start >= range.end {
+            return 0..0;
+        }
+        let first = self
+            .table
+            .partition_point(|b| b.logical_offset + u64::from(b.raw_len) <= range.start);
+        let end = self.table.partition_point(|b| b.logical_offset < range.end);
+        first as u32..(end.max(first)) as u32
     }
 
     /// True if block `id` is present.

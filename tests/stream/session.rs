@@ -156,8 +156,22 @@ fn a_block_that_stays_corrupt_fails_after_max_attempts_naming_it() {
     let (r, events, s) = run(config, &src, &mut sink);
     let e = r.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity);
-    assert_eq!(e.as_integrity().and_then(|i| i.block()), Some(bad));
+    match &e {
+        sft::Error::Exhausted {
+            block,
+            endpoint,
+            attempts,
+            last,
+        } => {
+            assert_eq!(*block, bad);
+            assert_eq!(endpoint, "flaky://test");
+            assert_eq!(*attempts, 3);
+            assert_eq!(last.block(), Some(bad));
+        }
+        other => panic!("expected Exhausted, got {other:?}"),
+    }
     assert!(e.to_string().contains(&format!("{bad}")), "{e}");
+    assert!(e.to_string().contains("flaky://test"), "{e}");
     assert!(s.is_failed() && !s.is_complete());
     assert_eq!(
         src.requested().iter().filter(|r| r.contains(&at)).count(),
