@@ -328,7 +328,8 @@ mod imp {
 
     /// Every file of a ~2,000-file tree read start to end, through
     /// `Package::chunks` (zero-copy for stored blocks; each block's CRC is
-    /// checked, so every byte is read) and through `FileReader` (64 KiB
+    /// checked, so every byte is read), through block-level calls with a
+    /// block cache shared between files, and through `FileReader` (64 KiB
     /// `read` calls into a buffer: one copy).
     pub(crate) fn sequential(c: &mut Criterion) {
         let inp = inputs();
@@ -345,6 +346,35 @@ mod imp {
                         if e.is_file() {
                             for chunk in pkg.chunks(&e) {
                                 total += black_box(&*chunk.expect("chunk")).len();
+                            }
+                        }
+                    }
+                    total
+                })
+            });
+            // The same stream from block-level calls with one block cache
+            // kept across files: each block checked and decoded once. The
+            // gap to `chunks` is what a cache shared between files saves.
+            g.bench_function(BenchmarkId::new("blocks_shared_cache", name), |b| {
+                b.iter(|| {
+                    let index = pkg.index();
+                    let mut last: Option<(BlockId, std::borrow::Cow<'_, [u8]>)> = None;
+                    let mut total = 0usize;
+                    for e in pkg.entries() {
+                        let e = e.expect("entry");
+                        for x in e.extents() {
+                            let (mut at, end) = (x.logical_offset, x.logical_offset + x.length);
+                            while at < end {
+                                let (id, within) = index.locate(at).expect("locate");
+                                if last.as_ref().is_none_or(|(l, _)| *l != id) {
+                                    let d = pkg.block(id).and_then(|b| b.decode()).expect("block");
+                                    last = Some((id, d));
+                                }
+                                let data = &last.as_ref().expect("cached").1;
+                                let n = ((data.len() - within as usize) as u64).min(end - at);
+                                let piece = &data[within as usize..within as usize + n as usize];
+                                total += black_box(piece).len();
+                                at += n;
                             }
                         }
                     }
