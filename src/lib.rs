@@ -76,9 +76,13 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[cfg(feature = "std")]
+pub mod cache;
 pub mod error;
 #[cfg(feature = "std")]
 pub mod extract;
+#[cfg(feature = "std")]
+pub mod fetch;
 pub mod format;
 mod guid;
 pub mod index;

@@ -7,3 +7,6 @@ pub mod mmap;
 
 #[cfg(feature = "file")]
 pub mod file;
+
+#[cfg(feature = "std")]
+pub mod shaped;

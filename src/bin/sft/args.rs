@@ -35,6 +35,8 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Check every checksum and decode every block.
     Verify(VerifyArgs),
+    /// Fetch a package from a source into a local file, resumably.
+    Fetch(crate::cmd::fetch::FetchArgs),
 }
 
 /// Block compression chosen on the command line.

@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cat(a) => cmd::cat::run(&a, no_mmap),
         Command::Extract(a) => cmd::extract::run(&a, no_mmap),
         Command::Verify(a) => cmd::verify::run(&a, no_mmap),
+        Command::Fetch(a) => cmd::fetch::run(&a),
     }
 }
 

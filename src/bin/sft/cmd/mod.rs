@@ -2,6 +2,7 @@
 
 pub mod cat;
 pub mod extract;
+pub(crate) mod fetch;
 pub mod info;
 pub mod ls;
 pub mod pack;

@@ -1,0 +1,161 @@
+//! `sft fetch SOURCE -o OUT.sft [--launch-only] [--cache-dir DIR]`:
+//! stream a package into a local file, resumably.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use sft::cache::CacheOptions;
+use sft::fetch::{FetchOptions, fetch, open_source};
+use sft::stream::{Event, RangeSource, SessionConfig};
+use sft::transport::shaped::ShapedSource;
+
+use crate::util::{UsageError, progress_bar, short};
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_lowercase() {
+                'k' => 1u64 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                _ => return Err("expected a number of bytes, optionally with k, M or G".into()),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "expected a number of bytes per second like 500k or 2M".to_owned())?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err("the rate must be positive".into());
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// `sft fetch`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FetchArgs {
+    /// The package: a path or a file:// URL.
+    pub source: String,
+
+    /// Output package file (written atomically once complete).
+    #[arg(short, long, value_name = "OUT.sft")]
+    pub output: PathBuf,
+
+    /// Stop once the package can launch (prologue and FB1 cached); a later
+    /// run without it fetches the rest and writes OUT.
+    #[arg(long)]
+    pub launch_only: bool,
+
+    /// Keep the partial file and its block bitmap in DIR instead of beside
+    /// OUT (as OUT.partial and OUT.partial.blocks).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Limit the transfer to this many bytes per second (k, M, G
+    /// suffixes: powers of 1024), like curl's --limit-rate.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+
+    /// Check only each block's CRC-32 on arrival, not that zlib blocks
+    /// inflate to their size (faster; `sft verify` checks everything).
+    #[arg(long)]
+    pub crc_only: bool,
+}
+
+pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
+    if args.output.as_os_str().is_empty() {
+        return Err(UsageError("-o OUT.sft must not be empty".into()).into());
+    }
+    let source = open_source(&args.source)
+        .with_context(|| format!("cannot open source `{}`", args.source))?;
+    let source: Box<dyn RangeSource> = match args.limit_rate {
+        Some(rate) => Box::new(ShapedSource::new(source, rate, Duration::ZERO)),
+        None => source,
+    };
+    let bar = Arc::new(Mutex::new(None));
+    let bar_cb = Arc::clone(&bar);
+    let mut options = FetchOptions::default()
+        .launch_only(args.launch_only)
+        .session(SessionConfig::default().decode_blocks(!args.crc_only))
+        .cache(CacheOptions::default())
+        .on_event(move |e| {
+            let Ok(mut slot) = bar_cb.lock() else { return };
+            match e {
+                Event::Progress(p) => {
+                    if slot.is_none() {
+                        *slot = Some(progress_bar(p.total_bytes, "fetching"));
+                    }
+                    if let Some(Some(b)) = slot.as_ref() {
+                        b.set_position(p.bytes);
+                    }
+                }
+                Event::LaunchReady => {
+                    if let Some(Some(b)) = slot.as_ref() {
+                        b.println("launch-ready: FB1 cached");
+                        b.set_prefix("launchable");
+                    }
+                }
+                _ => {}
+            }
+        });
+    if let Some(dir) = &args.cache_dir {
+        options = options.cache_dir(dir);
+    }
+    let result = fetch(&*source, &args.output, options);
+    if let Ok(mut slot) = bar.lock() {
+        if let Some(Some(b)) = slot.take() {
+            b.finish_and_clear();
+        }
+    }
+    let report = result
+        .with_context(|| format!("fetching `{}` failed (run again to resume)", args.source))?;
+    let secs = |d: Duration| format!("{:.3} s", d.as_secs_f64());
+    if report.blocks_resumed > 0 {
+        println!(
+            "resumed: {} of {} blocks ({}) were cached",
+            report.blocks_resumed,
+            report.total_blocks,
+            short(report.bytes_resumed)
+        );
+    }
+    println!(
+        "transferred: {} ({} bytes), {} blocks",
+        short(report.bytes_transferred),
+        report.bytes_transferred,
+        report.blocks_fetched
+    );
+    match report.launch_ready {
+        Some(t) => println!("time to launch-ready: {}", secs(t)),
+        None => println!("time to launch-ready: not reached"),
+    }
+    println!("total time: {}", secs(report.total));
+    if report.complete {
+        println!("complete: {}", args.output.display());
+    } else {
+        println!(
+            "launch-ready only: cached in `{}`; run without --launch-only to finish",
+            report.cache.data.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("100"), Ok(100));
+        assert_eq!(parse_rate("2k"), Ok(2048));
+        assert_eq!(parse_rate("1.5M"), Ok(1_572_864));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("x").is_err());
+        assert!(parse_rate("5q").is_err());
+    }
+}
