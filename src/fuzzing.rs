@@ -178,7 +178,8 @@ pub fn block(data: &[u8]) {
         }
         _ => {
             assert!(
-                out.capacity() <= raw_len as usize,
+                // Vec's smallest allocation is 8 bytes.
+                out.capacity() <= (raw_len as usize).max(8),
                 "output buffer grew to {} for raw_len {raw_len}",
                 out.capacity()
             );
@@ -437,7 +438,13 @@ mod model {
         let launch: Vec<LaunchItem> = m
             .launch
             .iter()
-            .filter(|it| files.contains_key(&it.path))
+            .filter(|it| {
+                // Duplicate paths in the model: ranges drawn over a
+                // rejected duplicate may not fit the accepted file.
+                files.get(&it.path).is_some_and(|c: &Vec<u8>| {
+                    it.range.is_none_or(|(o, l)| o + l <= c.len() as u64)
+                })
+            })
             .cloned()
             .collect();
         b.launch_list(launch.clone());
