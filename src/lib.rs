@@ -58,7 +58,7 @@
 //! - `deflate` (default): zlib blocks, through flate2 (its backend is yours
 //!   to choose with flate2's features).
 //! - `file` (default): file transport.
-//! - `write`: [`write::PackageBuilder`].
+//! - `write` (default): [`write::PackageBuilder`].
 //! - `mmap`: [`MappedPackage`], the one module with `unsafe`.
 //! - `fast-zlib`: flate2's zlib-rs backend.
 //! - `cli`: the `sft` binary.
@@ -88,6 +88,8 @@ mod guid;
 pub mod index;
 pub mod read;
 pub mod stream;
+#[cfg(feature = "std")]
+pub mod streaming;
 pub mod transport;
 #[cfg(feature = "write")]
 pub mod write;

@@ -20,8 +20,17 @@ impl<'data> Block<'data> {
     /// checked here; [`Block::verify`] and [`Block::decode`] check them.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if `stored` is not `info.stored_len` long.
+    /// [`Error::InvalidInput`] if `stored` is not `info.stored_len` long, or
+    /// if the record's lengths exceed the largest block size (64 KiB), which
+    /// bounds what decoding may allocate.
     pub fn new(info: BlockInfo, stored: &'data [u8]) -> Result<Self, Error> {
+        let max = crate::format::BLOCK_SIZES[crate::format::BLOCK_SIZES.len() - 1];
+        if info.raw_len > max || info.stored_len > max {
+            return Err(Error::invalid(format!(
+                "{}: record lengths {}/{} exceed the largest block size {max}",
+                info.id, info.stored_len, info.raw_len
+            )));
+        }
         if stored.len() as u64 != u64::from(info.stored_len) {
             return Err(Error::invalid(format!(
                 "{}: {} stored bytes given, record says {}",
