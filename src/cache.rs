@@ -37,7 +37,7 @@
 //! disk. Rewrites are **batched** ([`CacheOptions::checkpoint_bytes`],
 //! [`CacheOptions::checkpoint_interval`]) rather than done per block: a
 //! rename and two syncs per 64 KiB block would cap throughput at the
-//! disk's sync rate, while a checkpoint every 64 MiB or 2 s costs a few
+//! disk's sync rate, while a checkpoint every 64 MiB or 0.5 s costs a few
 //! syncs per fetch and loses at most that much work to a crash. An
 //! append-only journal would checkpoint more cheaply but would still need
 //! a data sync per checkpoint, and would need compaction; a bitmap of a
@@ -150,7 +150,7 @@ impl Default for CacheOptions {
     fn default() -> Self {
         CacheOptions {
             checkpoint_bytes: 64 << 20,
-            checkpoint_interval: Duration::from_secs(2),
+            checkpoint_interval: Duration::from_millis(500),
             sync: true,
         }
     }
@@ -163,7 +163,7 @@ impl CacheOptions {
         self
     }
     /// Checkpoint when this long has passed since the last one and new
-    /// blocks arrived (default 2 s).
+    /// blocks arrived (default 0.5 s).
     pub fn checkpoint_interval(mut self, d: Duration) -> Self {
         self.checkpoint_interval = d;
         self
@@ -238,7 +238,7 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> Error {
     move |e| Error::io(context, e)
 }
 
-fn pread_exact(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn pread_exact(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)

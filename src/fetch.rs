@@ -224,7 +224,7 @@ pub fn fetch(
 /// Does `source` still serve the package whose prologue the cache holds?
 /// Compares the 128-byte headers (they carry the CRC of the section
 /// table, which carries the CRCs of the sections) and the lengths.
-fn same_package(
+pub(crate) fn same_package(
     source: &dyn RangeSource,
     prologue: &[u8],
     transferred: &mut u64,

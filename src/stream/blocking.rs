@@ -159,12 +159,13 @@ enum Apply {
     Stop,
 }
 
-/// Apply one control message.
-fn apply(session: &mut StreamSession, msg: Control) -> Apply {
-    let wants = |s: &StreamSession, id: u32| {
-        matches!(
+/// Apply one control message; demands are kept in `applied` so they can
+/// be applied again after a pre-empted batch is cancelled.
+fn apply(session: &mut StreamSession, msg: Control, applied: &mut Vec<Control>) -> Apply {
+    let missing = |s: &StreamSession, id: u32| {
+        !matches!(
             s.block_state(BlockId(id)),
-            Some(BlockState::Queued | BlockState::Absent)
+            Some(BlockState::Present | BlockState::Failed) | None
         )
     };
     match msg {
@@ -172,7 +173,8 @@ fn apply(session: &mut StreamSession, msg: Control) -> Apply {
         // Invalid demands (before the prologue, out of range) are the
         // reader's to report; the stream goes on.
         Control::Block(id) => {
-            if session.request_block(id).is_ok() && wants(session, id.0) {
+            if session.request_block(id).is_ok() && missing(session, id.0) {
+                applied.push(Control::Block(id));
                 Apply::Preempt
             } else {
                 Apply::Nothing
@@ -182,8 +184,9 @@ fn apply(session: &mut StreamSession, msg: Control) -> Apply {
             if session.request_range(r.clone()).is_err() {
                 return Apply::Nothing;
             }
-            let ids = session.blocks_for_logical(r);
-            if ids.into_iter().any(|id| wants(session, id)) {
+            let ids = session.blocks_for_logical(r.clone());
+            if ids.into_iter().any(|id| missing(session, id)) {
+                applied.push(Control::Range(r));
                 Apply::Preempt
             } else {
                 Apply::Nothing
@@ -193,19 +196,34 @@ fn apply(session: &mut StreamSession, msg: Control) -> Apply {
 }
 
 /// Apply every queued control message without blocking.
-fn drain(session: &mut StreamSession, control: Option<&Receiver<Control>>) -> Apply {
+fn drain(
+    session: &mut StreamSession,
+    control: Option<&Receiver<Control>>,
+    applied: &mut Vec<Control>,
+) -> Apply {
     let mut out = Apply::Nothing;
     let Some(rx) = control else {
         return out;
     };
     while let Ok(msg) = rx.try_recv() {
-        match apply(session, msg) {
+        match apply(session, msg, applied) {
             Apply::Stop => return Apply::Stop,
             Apply::Preempt => out = Apply::Preempt,
             Apply::Nothing => {}
         }
     }
     out
+}
+
+/// Hand queued events to `on_event`; the failure, if one was queued.
+fn pump(session: &mut StreamSession, on_event: &mut dyn FnMut(&Event)) -> Option<Error> {
+    while let Some(event) = session.poll_event() {
+        on_event(&event);
+        if let Event::Failed(e) = event {
+            return Some(e);
+        }
+    }
+    None
 }
 
 fn run(
@@ -227,17 +245,16 @@ fn run(
     }
     let mut batch = Vec::new();
     let mut ranges: Vec<Range<u64>> = Vec::new();
+    let mut applied = Vec::new();
     loop {
-        while let Some(event) = session.poll_event() {
-            on_event(&event);
-            if let Event::Failed(e) = event {
-                return Err(e);
-            }
+        if let Some(e) = pump(session, on_event) {
+            return Err(e);
         }
         if session.is_complete() {
             break;
         }
-        if drain(session, control) == Apply::Stop {
+        applied.clear();
+        if drain(session, control, &mut applied) == Apply::Stop {
             break;
         }
         batch.clear();
@@ -252,7 +269,7 @@ fn run(
             }
             match rx.recv() {
                 Ok(msg) => {
-                    if apply(session, msg) == Apply::Stop {
+                    if apply(session, msg, &mut applied) == Apply::Stop {
                         break;
                     }
                     continue;
@@ -268,6 +285,7 @@ fn run(
         let mut violation: Option<TransportError> = None;
         let mut interrupted = false;
         let mut stopping = false;
+        let mut failed: Option<Error> = None;
         let result = source.read_ranges(&ranges, &mut |offset, bytes| {
             let (mut at, mut rest) = (offset, bytes);
             while !rest.is_empty() {
@@ -296,10 +314,15 @@ fn run(
                 at += n as u64;
                 rest = &rest[n..];
             }
+            // Events as they happen (launch-ready mid-batch), not after.
+            if let Some(e) = pump(session, on_event) {
+                failed = Some(e);
+                return ControlFlow::Break(());
+            }
             if session.is_failed() || session.is_complete() {
                 return ControlFlow::Break(());
             }
-            match drain(session, control) {
+            match drain(session, control, &mut applied) {
                 Apply::Nothing => ControlFlow::Continue(()),
                 Apply::Preempt => {
                     interrupted = true;
@@ -318,13 +341,21 @@ fn run(
             }
             return Err(e);
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if interrupted && violation.is_none() {
-            // Pre-empted (or stopped): what did not arrive is queued again.
+            // Pre-empted (or stopped): what did not arrive is queued
+            // again, then the demands are applied once more, so blocks
+            // that were in flight move to the demand class.
             for req in &batch {
                 session.cancel(req.id);
             }
             if stopping {
                 break;
+            }
+            for msg in applied.drain(..) {
+                apply(session, msg, &mut Vec::new());
             }
             continue;
         }
