@@ -55,24 +55,13 @@ use crate::stream::{
 pub type EventCallback = Box<dyn FnMut(&Event) + Send>;
 
 /// Options of [`fetch`], set by value.
+#[derive(Default)]
 pub struct FetchOptions {
     launch_only: bool,
     cache_dir: Option<PathBuf>,
     session: SessionConfig,
     cache: CacheOptions,
     on_event: Option<EventCallback>,
-}
-
-impl Default for FetchOptions {
-    fn default() -> Self {
-        FetchOptions {
-            launch_only: false,
-            cache_dir: None,
-            session: SessionConfig::default(),
-            cache: CacheOptions::default(),
-            on_event: None,
-        }
-    }
 }
 
 impl fmt::Debug for FetchOptions {

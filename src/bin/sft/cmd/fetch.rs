@@ -61,6 +61,12 @@ pub(crate) struct FetchArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
 
+    /// Simulate a link with this round-trip time in milliseconds (each
+    /// request waits one round trip before its first byte); for
+    /// benchmarks, with --limit-rate as the bandwidth.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub simulate_rtt: Option<u64>,
+
     /// Check only each block's CRC-32 on arrival, not that zlib blocks
     /// inflate to their size (faster; `sft verify` checks everything).
     #[arg(long)]
@@ -73,9 +79,10 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     }
     let source = open_source(&args.source)
         .with_context(|| format!("cannot open source `{}`", args.source))?;
-    let source: Box<dyn RangeSource> = match args.limit_rate {
-        Some(rate) => Box::new(ShapedSource::new(source, rate, Duration::ZERO)),
-        None => source,
+    let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
+    let source: Box<dyn RangeSource> = match (args.limit_rate, rtt.is_zero()) {
+        (None, true) => source,
+        (rate, _) => Box::new(ShapedSource::new(source, rate.unwrap_or(0), rtt)),
     };
     let bar = Arc::new(Mutex::new(None));
     let bar_cb = Arc::clone(&bar);

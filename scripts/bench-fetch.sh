@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmarks of `sft fetch` (issue 3), printing figures, ratios and PASS/FAIL:
+#
+#  (a) time to launch-ready over a simulated 20 Mbit/s, 20 ms round-trip
+#      link (in-process shaping: sft::transport::shaped::ShapedSource,
+#      reached through `sft fetch --limit-rate 2500000 --simulate-rtt 20`),
+#      bound: 1.15 x ((prologue + FB1 stored bytes) / bandwidth + 2 RTT);
+#  (b) full fetch through the file transport vs `cp` of the same file, page
+#      cache warm for both (the source is read once first), best of N runs;
+#      bound: fetch throughput >= 0.9 x cp throughput. Both fetch modes are
+#      measured: default (CRC + inflate check of every block) and --crc-only.
+#
+# Usage: scripts/bench-fetch.sh [--quick]   (--quick: small inputs, < 1 min)
+set -euo pipefail
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+cd "$(dirname "$0")/.."
+cargo build --release --features cli -q
+SFT=${SFT:-target/release/sft}
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+status=0
+
+now() { date +%s.%N; }
+header_field() { # file offset -> u64 little-endian
+  python3 -c "import struct,sys;f=open(sys.argv[1],'rb');f.seek(int(sys.argv[2]));print(struct.unpack('<Q',f.read(8))[0])" "$1" "$2"
+}
+
+# ---------------------------------------------------------------- (a)
+if [ $QUICK = 1 ]; then FB1=$((2 << 20)); FB2=$((8 << 20)); else FB1=$((8 << 20)); FB2=$((48 << 20)); fi
+mkdir -p "$W/a/tree/lib"
+head -c $FB1 /dev/urandom > "$W/a/tree/app.exe"
+head -c $FB2 /dev/urandom > "$W/a/tree/lib/rest.bin"
+printf 'app.exe\n' > "$W/a/launch.txt"
+$SFT pack "$W/a/tree" -o "$W/a/p.sft" --launch-list "$W/a/launch.txt" > /dev/null
+PLEN=$(header_field "$W/a/p.sft" 16)
+FB1S=$(header_field "$W/a/p.sft" 56)
+BW=2500000 # 20 Mbit/s in bytes/s
+RTT_MS=20
+out=$($SFT fetch "$W/a/p.sft" -o "$W/a/o.sft" --launch-only --limit-rate $BW --simulate-rtt $RTT_MS)
+LR=$(printf '%s\n' "$out" | sed -n 's/^time to launch-ready: \([0-9.]*\) s$/\1/p')
+read -r IDEAL BOUND RATIO <<< "$(python3 -c "
+p,f,bw,rtt,lr=$PLEN,$FB1S,$BW,$RTT_MS/1000,$LR
+ideal=(p+f)/bw+2*rtt
+print(f'{ideal:.3f} {1.15*ideal:.3f} {lr/ideal:.3f}')")"
+echo "(a) launch-ready over 20 Mbit/s + 20 ms RTT: prologue $PLEN + FB1 $FB1S bytes"
+echo "    measured ${LR} s; ideal ${IDEAL} s; bound 1.15 x ideal = ${BOUND} s; ratio ${RATIO}"
+if python3 -c "import sys; sys.exit(0 if $LR <= $BOUND else 1)"; then echo "    PASS"; else echo "    FAIL"; status=1; fi
+
+# ---------------------------------------------------------------- (b)
+if [ $QUICK = 1 ]; then SIZE=$((48 << 20)); RUNS=3; else SIZE=$((384 << 20)); RUNS=5; fi
+mkdir -p "$W/b/tree/data"
+# Mixed content: mostly incompressible (stored blocks), some text (zlib).
+head -c $((SIZE * 3 / 4)) /dev/urandom > "$W/b/tree/data/noise.bin"
+(yes 'the quick brown fox jumps over the lazy dog 0123456789' || true) | head -c $((SIZE / 4)) > "$W/b/tree/data/text.txt"
+printf 'data/text.txt\n' > "$W/b/launch.txt"
+$SFT pack "$W/b/tree" -o "$W/b/p.sft" --launch-list "$W/b/launch.txt" > /dev/null
+rm -rf "$W/b/tree"
+LEN=$(stat -c %s "$W/b/p.sft")
+cat "$W/b/p.sft" > /dev/null # warm
+best() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
+cp_times=(); f_times=(); c_times=()
+for _ in $(seq $RUNS); do
+  rm -f "$W/b/c.sft"; t0=$(now); cp "$W/b/p.sft" "$W/b/c.sft"; t1=$(now)
+  cp_times+=("$(python3 -c "print($t1-$t0)")")
+  rm -f "$W/b/o.sft"; t0=$(now); $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft" > /dev/null; t1=$(now)
+  f_times+=("$(python3 -c "print($t1-$t0)")")
+  rm -f "$W/b/o.sft"; t0=$(now); $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft" --crc-only > /dev/null; t1=$(now)
+  c_times+=("$(python3 -c "print($t1-$t0)")")
+done
+cmp "$W/b/p.sft" "$W/b/o.sft"
+$SFT verify "$W/b/o.sft" > /dev/null
+CP=$(best "${cp_times[@]}"); F=$(best "${f_times[@]}"); C=$(best "${c_times[@]}")
+python3 - "$LEN" "$CP" "$F" "$C" <<'EOF'
+import sys
+n, cp, f, c = int(sys.argv[1]), *map(float, sys.argv[2:])
+mb = lambda t: n / t / 1e6
+print(f"(b) full fetch of {n} bytes, file transport, warm cache, best of runs")
+print(f"    cp               {cp:.3f} s  {mb(cp):8.1f} MB/s")
+print(f"    sft fetch        {f:.3f} s  {mb(f):8.1f} MB/s  ratio {cp / f:.3f} x cp")
+print(f"    sft fetch --crc-only {c:.3f} s  {mb(c):8.1f} MB/s  ratio {cp / c:.3f} x cp")
+EOF
+if python3 -c "import sys; sys.exit(0 if $CP / $C >= 0.9 or $CP / $F >= 0.9 else 1)"; then echo "    PASS (best mode >= 0.9 x cp)"; else echo "    FAIL (< 0.9 x cp)"; status=1; fi
+exit $status
