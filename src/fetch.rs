@@ -244,9 +244,9 @@ pub(crate) fn same_package(
 ///
 /// ```
 /// use sft::fetch::open_source;
-/// let e = open_source("gopher://example.com/app.sft").unwrap_err();
+/// let e = open_source("gopher://example.com/app.sft").err().unwrap();
 /// assert!(e.to_string().contains("unsupported scheme `gopher`"), "{e}");
-/// let e = open_source("https://example.com/app.sft").unwrap_err();
+/// let e = open_source("https://example.com/app.sft").err().unwrap();
 /// assert!(e.to_string().contains("built without `http` support"), "{e}");
 /// ```
 ///
