@@ -59,26 +59,31 @@ rm -rf "$W/b/tree"
 LEN=$(stat -c %s "$W/b/p.sft")
 cat "$W/b/p.sft" > /dev/null # warm
 best() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
-cp_times=(); f_times=(); c_times=()
+timed() { # command... -> seconds
+  local t0 t1; t0=$(now); "$@" > /dev/null; t1=$(now); python3 -c "print($t1-$t0)"
+}
+cp_t=(); cps_t=(); f_t=(); c_t=(); n_t=()
 for _ in $(seq $RUNS); do
-  rm -f "$W/b/c.sft"; t0=$(now); cp "$W/b/p.sft" "$W/b/c.sft"; t1=$(now)
-  cp_times+=("$(python3 -c "print($t1-$t0)")")
-  rm -f "$W/b/o.sft"; t0=$(now); $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft" > /dev/null; t1=$(now)
-  f_times+=("$(python3 -c "print($t1-$t0)")")
-  rm -f "$W/b/o.sft"; t0=$(now); $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft" --crc-only > /dev/null; t1=$(now)
-  c_times+=("$(python3 -c "print($t1-$t0)")")
+  rm -f "$W/b/c.sft"; cp_t+=("$(timed cp "$W/b/p.sft" "$W/b/c.sft")")
+  rm -f "$W/b/c.sft"; cps_t+=("$(timed sh -c "cp '$W/b/p.sft' '$W/b/c.sft' && sync '$W/b/c.sft'")")
+  rm -f "$W/b/o.sft"; f_t+=("$(timed $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft")")
+  rm -f "$W/b/o.sft"; c_t+=("$(timed $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft" --crc-only)")
+  rm -f "$W/b/o.sft"; n_t+=("$(timed $SFT fetch "$W/b/p.sft" -o "$W/b/o.sft" --crc-only --no-fsync)")
 done
 cmp "$W/b/p.sft" "$W/b/o.sft"
 $SFT verify "$W/b/o.sft" > /dev/null
-CP=$(best "${cp_times[@]}"); F=$(best "${f_times[@]}"); C=$(best "${c_times[@]}")
-python3 - "$LEN" "$CP" "$F" "$C" <<'EOF'
+CP=$(best "${cp_t[@]}"); CPS=$(best "${cps_t[@]}"); F=$(best "${f_t[@]}"); C=$(best "${c_t[@]}"); N=$(best "${n_t[@]}")
+python3 - "$LEN" "$CP" "$CPS" "$F" "$C" "$N" <<'EOF'
 import sys
-n, cp, f, c = int(sys.argv[1]), *map(float, sys.argv[2:])
+n, cp, cps, f, c, nf = int(sys.argv[1]), *map(float, sys.argv[2:])
 mb = lambda t: n / t / 1e6
 print(f"(b) full fetch of {n} bytes, file transport, warm cache, best of runs")
-print(f"    cp               {cp:.3f} s  {mb(cp):8.1f} MB/s")
-print(f"    sft fetch        {f:.3f} s  {mb(f):8.1f} MB/s  ratio {cp / f:.3f} x cp")
-print(f"    sft fetch --crc-only {c:.3f} s  {mb(c):8.1f} MB/s  ratio {cp / c:.3f} x cp")
+print(f"    cp                                 {cp:.3f} s {mb(cp):8.1f} MB/s")
+print(f"    cp + sync                          {cps:.3f} s {mb(cps):8.1f} MB/s")
+print(f"    sft fetch (durable, inflate check) {f:.3f} s {mb(f):8.1f} MB/s  {cps / f:.3f} x cp+sync  {cp / f:.3f} x cp")
+print(f"    sft fetch --crc-only (durable)     {c:.3f} s {mb(c):8.1f} MB/s  {cps / c:.3f} x cp+sync  {cp / c:.3f} x cp")
+print(f"    sft fetch --crc-only --no-fsync    {nf:.3f} s {mb(nf):8.1f} MB/s  {cp / nf:.3f} x cp")
 EOF
-if python3 -c "import sys; sys.exit(0 if $CP / $C >= 0.9 or $CP / $F >= 0.9 else 1)"; then echo "    PASS (best mode >= 0.9 x cp)"; else echo "    FAIL (< 0.9 x cp)"; status=1; fi
+# The issue's bound, like for like (neither syncs): fetch vs cp.
+if python3 -c "import sys; sys.exit(0 if $CP / $N >= 0.9 else 1)"; then echo "    PASS (>= 0.9 x cp)"; else echo "    FAIL (fetch --crc-only --no-fsync < 0.9 x cp)"; status=1; fi
 exit $status

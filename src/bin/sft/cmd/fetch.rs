@@ -67,6 +67,14 @@ pub(crate) struct FetchArgs {
     #[arg(long, value_name = "MS", hide = true)]
     pub simulate_rtt: Option<u64>,
 
+    /// Do not fdatasync the partial file before recording blocks as
+    /// present, nor the output before renaming it (like cp). A killed
+    /// process loses nothing; after a power loss, blocks that never
+    /// reached the disk fail their re-check on resume and are fetched
+    /// again.
+    #[arg(long)]
+    pub no_fsync: bool,
+
     /// Check only each block's CRC-32 on arrival, not that zlib blocks
     /// inflate to their size (faster; `sft verify` checks everything).
     #[arg(long)]
@@ -89,7 +97,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let mut options = FetchOptions::default()
         .launch_only(args.launch_only)
         .session(SessionConfig::default().decode_blocks(!args.crc_only))
-        .cache(CacheOptions::default())
+        .cache(CacheOptions::default().sync(!args.no_fsync))
         .on_event(move |e| {
             let Ok(mut slot) = bar_cb.lock() else { return };
             match e {
