@@ -70,3 +70,56 @@ impl MappedPackage {
         }
     }
 }
+
+/// Any file mapped read-only: the building block for zero-copy reads of
+/// files that are not (yet) whole packages, such as a cache file being
+/// filled, whose bytes are checked in place.
+///
+/// ```
+/// # fn main() -> sft::Result<()> {
+/// use std::io::Write;
+/// let mut f = tempfile::tempfile().map_err(|e| sft::Error::io("tempfile", e))?;
+/// f.write_all(b"in place").map_err(|e| sft::Error::io("write", e))?;
+/// // SAFETY: the file is private to this example and not truncated while mapped.
+/// let map = unsafe { sft::transport::mmap::MappedFile::map(&f)? };
+/// assert_eq!(map.as_bytes(), b"in place");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MappedFile {
+    map: Mmap,
+}
+
+impl MappedFile {
+    /// Map the whole of `file` (its length now) read-only.
+    ///
+    /// # Safety
+    /// The caller promises that the file is not truncated below its
+    /// current length while the map lives (that would make reads fault
+    /// with SIGBUS), and that no range is written while bytes of it read
+    /// through the map are in use. Writing *other* ranges through other
+    /// handles is how the map is meant to be used: it shares the page
+    /// cache, so bytes checked through it are the bytes in the file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be mapped.
+    pub unsafe fn map(file: &File) -> Result<Self, Error> {
+        // SAFETY: the caller upholds the contract above: the file keeps at
+        // least its current length while mapped.
+        let map = unsafe { Mmap::map(file) }.map_err(|e| Error::io("mapping a file", e))?;
+        Ok(MappedFile { map })
+    }
+
+    /// The mapped bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Tell the kernel the mapped range will be read soon.
+    pub fn will_need(&self, offset: usize, len: usize) {
+        #[cfg(unix)]
+        {
+            let _ = self.map.advise_range(memmap2::Advice::WillNeed, offset, len);
+        }
+    }
+}
