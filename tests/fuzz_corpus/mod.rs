@@ -14,18 +14,31 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
         "parse" => sft::fuzzing::parse_and_walk(data),
         "prologue" => sft::fuzzing::prologue(data),
         "block" => sft::fuzzing::block(data),
+        "scheduler_ops" => sft::fuzzing::scheduler_ops(data),
+        "session_bytes" => sft::fuzzing::session_bytes(data),
+        #[cfg(feature = "write")]
+        "stream_chunks" => sft::fuzzing::stream_chunks(data),
         #[cfg(feature = "write")]
         "launch_list" => sft::fuzzing::launch_list(data),
         #[cfg(feature = "write")]
         "round_trip" => sft::fuzzing::round_trip(data),
         #[cfg(not(feature = "write"))]
-        "launch_list" | "round_trip" => return false,
+        "launch_list" | "round_trip" | "stream_chunks" => return false,
         other => panic!("unknown fuzz target `{other}`"),
     }
     true
 }
 
-pub const TARGETS: [&str; 5] = ["parse", "prologue", "block", "launch_list", "round_trip"];
+pub const TARGETS: [&str; 8] = [
+    "parse",
+    "prologue",
+    "block",
+    "launch_list",
+    "round_trip",
+    "scheduler_ops",
+    "stream_chunks",
+    "session_bytes",
+];
 
 /// Files in `dir`, sorted, or none if it does not exist.
 pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -55,6 +68,31 @@ fn corpora_replay_cleanly() {
         }
     }
     assert!(n >= 15);
+}
+
+/// Reproducers of fuzz findings not fixed yet (`fixtures/regressions/open/`,
+/// see its README): each must still panic. When one stops panicking its bug
+/// is fixed: move the file up into `fixtures/regressions/`.
+#[test]
+fn open_bugs_still_reproduce() {
+    use crate::common::fixtures;
+    for f in files(&fixtures().join("regressions/open")) {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let rest = name.strip_prefix("crash-").unwrap();
+        let t = TARGETS
+            .iter()
+            .find(|t| rest.starts_with(&format!("{t}-")))
+            .unwrap_or_else(|| panic!("{name}: unknown target"));
+        let data = std::fs::read(&f).unwrap();
+        let r = std::panic::catch_unwind(|| run_target(t, &data));
+        if r.as_ref().is_ok_and(|ran| !ran) {
+            continue; // this build lacks the target's feature
+        }
+        assert!(
+            r.is_err(),
+            "{name} no longer panics: its bug is fixed; move it to fixtures/regressions/"
+        );
+    }
 }
 
 /// Seeds from the valid fixtures (the `fixture` generator calls this).
@@ -112,5 +150,138 @@ pub fn write_seeds(valid: &std::collections::BTreeMap<&str, Vec<u8>>) {
     .enumerate()
     {
         put("round_trip", &format!("seed{i}"), s);
+    }
+    write_stream_seeds();
+}
+
+/// Seeds of the streaming targets, built in-process from fixed recipes
+/// (no fixture needed): `scheduler_ops` op scripts, `stream_chunks`
+/// package recipes plus delivery scripts, `session_bytes` small packages
+/// whole and damaged.
+#[cfg(feature = "write")]
+pub fn stream_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    // scheduler_ops: n (u16), fb1 (u16), limit selectors, attempts, base
+    // offset (u16), uniform size byte, then ops.
+    let sched: [&[u8]; 4] = [
+        // 8 uniform 1000-byte blocks, 3 in FB1; queue all, demand 6, poll,
+        // finish, close.
+        &[
+            8, 0, 3, 0, 0, 0, 2, 3, 0, 3, 0, 0x07, 0, 1, 1, 6, 0, 2, 2, 2, 4, 0, 0, 0, 0, 7, 0, 0,
+        ],
+        // 40 blocks of mixed sizes, small limits, failures and cancels.
+        &[
+            40, 0, 10, 0, 3, 2, 2, 3, 2, 100, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+            0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+            13, 14, 15, 16, 17, 0, 1, 2, 2, 2, 5, 0, 0, 1, 8, 1, 2, 1, 5, 0, 2, 0, 4, 0, 1, 0, 2,
+            9, 3, 0, 10, 7, 0, 11, 0, 0, 12, 1, 0, 9, 0, 13, 2, 0, 2, 2, 6, 1, 0, 0, 7, 0, 2,
+        ],
+        // 512 uniform 4 KiB blocks, all FB1, fb1 cap 64 KiB, one request.
+        &[
+            0, 2, 0, 2, 0, 5, 1, 4, 3, 0, 0, 0x09, 0, 0, 2, 3, 2, 2, 1, 0xff, 1, 2, 8, 1,
+        ],
+        // Zero-length blocks and a gap; begin, mark_present, requeue.
+        &[
+            6, 0, 2, 0, 1, 1, 3, 2, 1, 0, 1, 0, 7, 0x87, 7, 0x80, 1, 0, 10, 1, 0, 9, 2, 0, 13, 3,
+            0, 11, 1, 0, 0, 1, 2, 2, 7, 0, 1,
+        ],
+    ];
+    for (i, s) in sched.iter().enumerate() {
+        out.push(("scheduler_ops", format!("seed{i}"), s.to_vec()));
+    }
+    // stream_chunks: package recipe (flags, files, launch list), then
+    // config bytes (decode, launch_only, initial_read, max_request,
+    // fb1_request, in-flight requests, in-flight bytes, attempts, len),
+    // then chunk sizes and delivery ops.
+    let chunks: [&[u8]; 5] = [
+        // One 10 KiB text file, K4 blocks, zlib; defaults; in order.
+        &[0x60, 0, 1, 0x10, 0x27, 3, 1, 0],
+        // Two files, launch list on the second, stored; small requests,
+        // 1-byte and 7-byte chunks delivered out of order.
+        &[
+            0x04, 1, 1, 0x00, 0x30, 2, 7, 2, 3, 1, 9, 1, 1, 1, 0x00, 0x10, 0x00, 0x08, 0, 0, 2, 2,
+            2, 2, 3, 1, 6, 0, 1, 2, 3, 3, 1, 5, 2, 4, 1, 3, 7, 1, 2, 1, 5, 15, 0, 13, 2, 1, 0,
+        ],
+        // Three files, full load; a damaged chunk, a failure, a cancel.
+        &[
+            0x28, 2, 2, 3, 2, 5, 0, 9, 2, 4, 3, 2, 1, 0, 0, 0, 0, 3, 3, 0, 0, 0, 6, 0, 5, 4, 4, 9,
+            1, 3, 0, 0x55, 11, 0, 1, 12, 2, 0, 0, 10, 1, 0, 3, 2,
+        ],
+        // Launch-only with demands by block and by range.
+        &[
+            0x01, 1, 1, 0x20, 0x4e, 2, 3, 1, 1, 0, 0, 0, 0x00, 0x10, 0, 1, 4, 2, 1, 2, 0, 3, 4, 13,
+            0, 5, 0, 14, 0, 0x10, 0, 0, 0x20, 0, 0, 1, 0, 4,
+        ],
+        // Empty file only: no blocks.
+        &[0x00, 0, 3, 0, 0, 1, 0],
+    ];
+    for (i, s) in chunks.iter().enumerate() {
+        out.push(("stream_chunks", format!("seed{i}"), s.to_vec()));
+    }
+    // session_bytes: small real packages, whole, truncated and damaged.
+    let pkg = |files: &[(&str, usize)], bs| {
+        let mut b = sft::write::PackageBuilder::new(
+            sft::WriteOptions::default()
+                .name("seed")
+                .block_size(bs)
+                .created(1_600_000_000, 0)
+                .threads(1),
+        );
+        for (p, n) in files {
+            b.add_bytes(p, (0..*n).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+                .unwrap();
+        }
+        b.write_to_vec().unwrap()
+    };
+    let small = pkg(&[("a.txt", 300)], sft::write::BlockSize::K4);
+    let multi = pkg(
+        &[("bin/app.exe", 9000), ("lib/x.dll", 100)],
+        sft::write::BlockSize::K4,
+    );
+    let mut damaged = multi.clone();
+    let at = damaged.len() - 50;
+    damaged[at] ^= 0x40;
+    out.push(("session_bytes", "small".into(), small.clone()));
+    out.push(("session_bytes", "multi".into(), multi.clone()));
+    out.push(("session_bytes", "damaged-block".into(), damaged));
+    out.push((
+        "session_bytes",
+        "truncated".into(),
+        multi[..multi.len() - 1].to_vec(),
+    ));
+    out.push(("session_bytes", "header-only".into(), small[..128].to_vec()));
+    out
+}
+
+/// Write [`stream_seeds`] under `fuzz/corpus/`.
+#[cfg(feature = "write")]
+pub fn write_stream_seeds() {
+    for (t, name, data) in stream_seeds() {
+        let dir = root().join("fuzz/corpus").join(t);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}
+
+/// The streaming seeds are committed as generated (package seeds may lag
+/// the writer); `SFT_BLESS=1` rewrites them (this test runs without the fixture generator).
+#[test]
+#[cfg(feature = "write")]
+fn stream_seeds_are_committed() {
+    if crate::common::bless() {
+        write_stream_seeds();
+    }
+    for (t, name, data) in stream_seeds() {
+        let path = root().join("fuzz/corpus").join(t).join(&name);
+        let got = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (regenerate with SFT_BLESS=1)", path.display()));
+        // Package seeds follow the writer; the scripts must stay as written.
+        if t != "session_bytes" {
+            assert!(
+                got == data,
+                "{} is stale (regenerate with SFT_BLESS=1)",
+                path.display()
+            );
+        }
     }
 }
