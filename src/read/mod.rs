@@ -52,10 +52,18 @@ impl<'data> Prologue<'data> {
     /// Parse a prologue: `data` must hold at least the header's
     /// `prologue_len` bytes from offset 0 (extra bytes are ignored).
     ///
+    /// Unlike [`Package::parse`], which is O(1) and leaves directory and
+    /// index records to be checked one by one when used, this checks the
+    /// CRC of every section: a prologue is what a streaming client fetches
+    /// and stores once, so all of it is checked before it is trusted (the
+    /// cost is linear in bytes just received).
+    ///
     /// # Errors
-    /// As [`Package::parse`].
+    /// As [`Package::parse`], and [`Error::Integrity`] naming the section
+    /// whose CRC fails.
     pub fn parse(data: &'data [u8]) -> Result<Self, Error> {
         let layout = Layout::parse(data)?;
+        verify::verify_sections(data, &layout.header)?;
         let len = layout.header.prologue_len as usize;
         Ok(Prologue {
             data: &data[..len],
@@ -323,7 +331,12 @@ impl<'data> Package<'data> {
     ///
     /// # Errors
     /// As [`Package::read_file`].
-    pub fn read_at(&self, entry: &Entry<'data>, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
+    pub fn read_at(
+        &self,
+        entry: &Entry<'data>,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
         entry.require_file()?;
         let mut state = ReadState::default();
         self.read_at_with(entry, offset, buf, &mut state)

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
-use crate::format::{crc32_parts, slice_at, BlockId, Fields, SectionEntry, SECTION_ENTRY_LEN};
+use crate::format::{BlockId, Fields, SECTION_ENTRY_LEN, SectionEntry, crc32_parts, slice_at};
 use crate::read::{Decoder, Package};
 
 /// What [`Package::verify`] checked.
@@ -68,33 +68,7 @@ impl<'data> Package<'data> {
     }
 
     fn verify_sections(&self) -> Result<u32, Error> {
-        let h = self.header();
-        let table = slice_at(
-            self.data,
-            h.section_table_offset,
-            h.section_table_len(),
-            Region::SectionTable,
-            0,
-        )?;
-        let mut n = 0;
-        for rec in table.chunks_exact(SECTION_ENTRY_LEN) {
-            let s = SectionEntry::parse(Fields(rec));
-            let bytes = slice_at(self.data, s.offset, s.length, Region::Section(s.kind), 0)?;
-            let actual = crc32_parts(&[bytes]);
-            if actual != s.crc {
-                return Err(IntegrityError::new(
-                    Region::Section(s.kind),
-                    s.offset,
-                    IntegrityProblem::CrcMismatch {
-                        expected: s.crc,
-                        actual,
-                    },
-                )
-                .into());
-            }
-            n += 1;
-        }
-        Ok(n)
+        verify_sections(self.data, self.header())
     }
 
     fn verify_entries(&self) -> Result<u64, Error> {
@@ -276,3 +250,33 @@ impl<'data> Package<'data> {
     }
 }
 
+/// Check the CRC of every section listed in the section table (known or
+/// not) against the bytes in `data`, which must hold the whole prologue.
+pub(crate) fn verify_sections(data: &[u8], h: &crate::format::Header) -> Result<u32, Error> {
+    let table = slice_at(
+        data,
+        h.section_table_offset,
+        h.section_table_len(),
+        Region::SectionTable,
+        0,
+    )?;
+    let mut n = 0;
+    for rec in table.chunks_exact(SECTION_ENTRY_LEN) {
+        let s = SectionEntry::parse(Fields(rec));
+        let bytes = slice_at(data, s.offset, s.length, Region::Section(s.kind), 0)?;
+        let actual = crc32_parts(&[bytes]);
+        if actual != s.crc {
+            return Err(IntegrityError::new(
+                Region::Section(s.kind),
+                s.offset,
+                IntegrityProblem::CrcMismatch {
+                    expected: s.crc,
+                    actual,
+                },
+            )
+            .into());
+        }
+        n += 1;
+    }
+    Ok(n)
+}
