@@ -706,15 +706,29 @@ impl BlockSink for Cache {
     }
 
     fn block(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
-        let i = block.info.id.0 as usize;
-        if self.identity.is_none() || i >= self.table.len() {
+        self.check_known(block)?;
+        pwrite_all(&self.file, block.info.stored_offset, block.stored)
+            .map_err(io_err("writing", &self.paths.data))?;
+        self.record(block)
+    }
+}
+
+impl Cache {
+    /// Check that `block` belongs to the package being cached.
+    fn check_known(&self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
+        if self.identity.is_none() || block.info.id.0 as usize >= self.table.len() {
             return Err(Error::invalid(format!(
                 "{} arrived before the prologue",
                 block.info.id
             )));
         }
-        pwrite_all(&self.file, block.info.stored_offset, block.stored)
-            .map_err(io_err("writing", &self.paths.data))?;
+        Ok(())
+    }
+
+    /// Mark `block` (already in the data file) present in memory; it
+    /// reaches the bitmap file at the next checkpoint, after a data sync.
+    fn record(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
+        let i = block.info.id.0 as usize;
         if self.present[i / 8] & (1 << (i % 8)) == 0 {
             self.present[i / 8] |= 1 << (i % 8);
             self.present_count += 1;
@@ -722,6 +736,33 @@ impl BlockSink for Cache {
         self.dirty_bytes += block.stored.len() as u64;
         self.dirty_blocks += 1;
         self.maybe_checkpoint()
+    }
+
+    /// The cache as a sink for blocks whose stored bytes are **already in
+    /// place** in the data file (copied there by the caller, then checked
+    /// there by the session): it records them exactly as the cache's own
+    /// sink does (presence in memory; the bitmap only at a checkpoint,
+    /// after the data file is synced) but does not write them again. It
+    /// takes no prologue: that goes through the cache itself.
+    pub(crate) fn in_place(&mut self) -> InPlace<'_> {
+        InPlace(self)
+    }
+}
+
+/// See [`Cache::in_place`].
+#[derive(Debug)]
+pub(crate) struct InPlace<'a>(&'a mut Cache);
+
+impl BlockSink for InPlace<'_> {
+    fn prologue(&mut self, _: &[u8]) -> Result<(), Error> {
+        Err(Error::invalid(
+            "the in-place cache sink takes blocks, not the prologue",
+        ))
+    }
+
+    fn block(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
+        self.0.check_known(block)?;
+        self.0.record(block)
     }
 }
 

@@ -41,6 +41,8 @@
 //! ```
 
 use core::fmt;
+#[cfg(feature = "file")]
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,8 +50,11 @@ use crate::cache::{Cache, CacheOptions, CachePaths};
 use crate::error::Error;
 use crate::format::HEADER_LEN;
 use crate::stream::{
-    Event, RangeSource, SessionConfig, StreamSession, TransportError, TransportErrorKind, blocking,
+    Event, RangeSource, SchedulerLimits, SessionConfig, StreamSession, TransportError,
+    TransportErrorKind, blocking,
 };
+#[cfg(feature = "file")]
+use crate::transport::file::FileSource;
 
 /// A callback for [`Event`]s.
 pub type EventCallback = Box<dyn FnMut(&Event) + Send>;
@@ -59,6 +64,7 @@ pub type EventCallback = Box<dyn FnMut(&Event) + Send>;
 pub struct FetchOptions {
     launch_only: bool,
     cache_dir: Option<PathBuf>,
+    limit_rate: Option<u64>,
     session: SessionConfig,
     cache: CacheOptions,
     on_event: Option<EventCallback>,
@@ -69,6 +75,7 @@ impl fmt::Debug for FetchOptions {
         f.debug_struct("FetchOptions")
             .field("launch_only", &self.launch_only)
             .field("cache_dir", &self.cache_dir)
+            .field("limit_rate", &self.limit_rate)
             .field("session", &self.session)
             .field("cache", &self.cache)
             .field("on_event", &self.on_event.is_some())
@@ -86,6 +93,15 @@ impl FetchOptions {
     /// Keep the cache files in `dir` instead of beside the output.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+    /// Transfer at most `bytes_per_sec` bytes per second (like curl's
+    /// `--limit-rate`; 0 means unlimited): [`fetch`] reads through a
+    /// [`ShapedSource`](crate::transport::shaped::ShapedSource),
+    /// [`fetch_file`] paces its copies. With a limit, [`fetch_file`] keeps
+    /// the default request sizes.
+    pub fn limit_rate(mut self, bytes_per_sec: u64) -> Self {
+        self.limit_rate = (bytes_per_sec > 0).then_some(bytes_per_sec);
         self
     }
     /// Session options (request sizes, limits, attempts, decoding).
@@ -145,12 +161,110 @@ pub struct FetchReport {
 pub fn fetch(
     source: &dyn RangeSource,
     out: &Path,
+    options: FetchOptions,
+) -> Result<FetchReport, Error> {
+    match options.limit_rate {
+        Some(rate) => {
+            let shaped = crate::transport::shaped::ShapedSource::new(source, rate, Duration::ZERO);
+            fetch_inner(&shaped, None, out, options)
+        }
+        None => fetch_inner(source, None, out, options),
+    }
+}
+
+/// Fetch the local package file `source` into `out`, as [`fetch`] does
+/// (same cache, resume, events, launch-only and errors), through the
+/// **local fast path**: each requested range is copied from `source`
+/// into the cache file by the kernel (`copy_file_range` on Linux, as `cp`
+/// does), and the session then checks the bytes *as they are in the cache
+/// file* (CRC, and the inflate check unless
+/// [`SessionConfig::decode_blocks`]`(false)`), read through a memory map
+/// of it (feature `mmap`; else read back with `pread`). A block that fails
+/// is fetched, that is copied, again; the cache records it as present only
+/// once it passed, and persists that only after a data sync. Copies run
+/// on a second thread, one request ahead of the checks, so a fetch takes
+/// about as long as the slower of the two.
+///
+/// With the default [`SchedulerLimits`], requests are made larger in this
+/// mode (8 MiB, three in flight); limits set through
+/// [`FetchOptions::session`] are kept as given.
+///
+/// `sft fetch PATH` and `sft fetch file://...` use this; see
+/// [`local_path`].
+///
+/// ```
+/// # #[cfg(feature = "write")]
+/// # fn main() -> sft::Result<()> {
+/// use sft::fetch::{fetch_file, FetchOptions};
+/// use sft::transport::file::FileSource;
+///
+/// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
+/// let (src, out) = (dir.path().join("src.sft"), dir.path().join("out.sft"));
+/// sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("app.exe", vec![3u8; 300_000])?
+///     .write_to_path(&src)?;
+/// let report = fetch_file(&FileSource::open(&src)?, &out, FetchOptions::default())?;
+/// assert!(report.complete);
+/// let read = |p| std::fs::read(p).map_err(|e| sft::Error::io("read", e));
+/// assert_eq!(read(&out)?, read(&src)?);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "write"))]
+/// # fn main() {}
+/// ```
+///
+/// # Errors
+/// As [`fetch`].
+#[cfg(feature = "file")]
+pub fn fetch_file(
+    source: &FileSource,
+    out: &Path,
+    options: FetchOptions,
+) -> Result<FetchReport, Error> {
+    match source.file() {
+        Some(file) => fetch_inner(source, Some((source, file)), out, options),
+        None => fetch_inner(source, None, out, options),
+    }
+}
+
+/// Request sizes of the local fast path (when the defaults are in use).
+#[cfg(feature = "file")]
+fn local_limits() -> SchedulerLimits {
+    SchedulerLimits {
+        max_request_bytes: 8 << 20,
+        fb1_request_bytes: 8 << 20,
+        max_in_flight_requests: 3,
+        max_in_flight_bytes: 24 << 20,
+    }
+}
+
+#[cfg(feature = "file")]
+type Local<'a> = Option<(&'a FileSource, &'a File)>;
+#[cfg(not(feature = "file"))]
+type Local<'a> = Option<(&'a (), &'a ())>;
+
+fn fetch_inner(
+    source: &dyn RangeSource,
+    local: Local<'_>,
+    out: &Path,
     mut options: FetchOptions,
 ) -> Result<FetchReport, Error> {
     let start = Instant::now();
     let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
     let mut cache = Cache::open(paths.clone(), options.cache)?;
-    let config = options.session.launch_only(options.launch_only);
+    #[allow(unused_mut)]
+    let mut config = options.session.launch_only(options.launch_only);
+    #[cfg(feature = "file")]
+    if local.is_some()
+        && options.limit_rate.is_none()
+        && config.limits() == SchedulerLimits::default()
+    {
+        let l = local_limits();
+        config = config
+            .max_request_bytes(l.max_request_bytes)
+            .fb1_request_bytes(l.fb1_request_bytes)
+            .max_in_flight_requests(l.max_in_flight_requests)
+            .max_in_flight_bytes(l.max_in_flight_bytes);
+    }
     let mut transferred = 0u64;
     let mut session = None;
     if let Some(prologue) = cache.resume_prologue() {
@@ -177,7 +291,7 @@ pub fn fetch(
             f(&Event::Progress(session.progress()));
         }
     }
-    let result = blocking::drive_with(&mut session, source, &mut cache, &mut |e| {
+    let mut on_event = |e: &Event| {
         match e {
             Event::LaunchReady => launch_ready = Some(start.elapsed()),
             Event::BlockReady(_) => fetched += 1,
@@ -186,7 +300,15 @@ pub fn fetch(
         if let Some(f) = callback.as_mut() {
             f(e);
         }
-    });
+    };
+    let result = match local {
+        #[cfg(feature = "file")]
+        Some((src, file)) => {
+            let pace = local::Pace::new(options.limit_rate);
+            local::drive(&mut session, src, file, &mut cache, pace, &mut on_event)
+        }
+        _ => blocking::drive_with(&mut session, source, &mut cache, &mut on_event),
+    };
     let report = result?;
     transferred += report.bytes;
     let progress = session.progress();
@@ -255,6 +377,27 @@ pub(crate) fn same_package(
 /// [`FileSource::open`](crate::transport::file::FileSource::open) for
 /// paths.
 pub fn open_source(spec: &str) -> Result<Box<dyn RangeSource>, Error> {
+    match local_path(spec)? {
+        Some(path) => open_file(&path),
+        None => Err(Error::invalid(format!("`{spec}` names no source"))),
+    }
+}
+
+/// The local file named by `spec` (a path, or a `file://` URL), to open
+/// with [`FileSource::open`](crate::transport::file::FileSource::open) and
+/// give to `fetch_file`; `None` for a URL that another transport serves
+/// (none is built in yet: those are errors, as in [`open_source`]).
+///
+/// ```
+/// use sft::fetch::local_path;
+/// assert_eq!(local_path("file:///srv/a%20b.sft").unwrap().as_deref(), Some("/srv/a b.sft"));
+/// assert_eq!(local_path("app.sft").unwrap().as_deref(), Some("app.sft"));
+/// assert!(local_path("https://example.com/app.sft").is_err());
+/// ```
+///
+/// # Errors
+/// As [`open_source`] for URLs that are not `file://`.
+pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
     let (scheme, rest) = match spec.split_once("://") {
         Some((s, r))
             if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') =>
@@ -270,7 +413,7 @@ pub fn open_source(spec: &str) -> Result<Box<dyn RangeSource>, Error> {
             } else {
                 file_url_path(rest)?
             };
-            return open_file(&path);
+            return Ok(Some(path));
         }
         "http" | "https" => "http",
         "rtsp" | "rtsps" => "rtsp",
@@ -329,6 +472,400 @@ fn file_url_path(rest: &str) -> Result<String, Error> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| Error::invalid(format!("file://{rest}: not UTF-8")))
+}
+
+/// The local fast path of [`fetch_file`]: copies in the kernel on a
+/// copier thread, checks in place on the calling thread.
+#[cfg(feature = "file")]
+mod local {
+    use std::collections::VecDeque;
+    use std::fs::File;
+    use std::io::{self, Read, Seek, SeekFrom};
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use crate::cache::Cache;
+    use crate::error::Error;
+    use crate::format::BlockId;
+    use crate::stream::blocking::{DriveReport, pump, transport_to_error};
+    use crate::stream::{
+        Event, FetchRequest, Priority, RangeSource, RequestId, StreamSession, TransportError,
+        TransportErrorKind,
+    };
+    use crate::transport::file::FileSource;
+
+    /// Unpaced copies are made (and reported) this much at a time, so the
+    /// checks of a request start before its copy ends.
+    const PIECE: u64 = 1 << 20;
+    /// Paced copies: this much at a time.
+    const PACED_PIECE: u64 = 64 * 1024;
+
+    /// From the copier: the request at the front of the queue has its
+    /// bytes up to `upto` in place; `result` once it is finished (the
+    /// bytes copied, in all).
+    #[derive(Debug)]
+    struct Copied {
+        id: RequestId,
+        upto: u64,
+        result: Option<io::Result<u64>>,
+    }
+
+    /// The copier's rate limit, if any.
+    #[derive(Debug)]
+    pub(super) struct Pace {
+        rate: Option<u64>,
+        start: Option<Instant>,
+        total: u64,
+    }
+
+    impl Pace {
+        pub(super) fn new(rate: Option<u64>) -> Self {
+            Pace {
+                rate,
+                start: None,
+                total: 0,
+            }
+        }
+
+        /// Wait until the next piece is due.
+        fn wait(&mut self) {
+            let Some(rate) = self.rate else { return };
+            let start = *self.start.get_or_insert_with(Instant::now);
+            let due = Duration::from_secs_f64(self.total as f64 / rate as f64);
+            if let Some(wait) = (start + due).checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
+    /// Copy `range` of `src` to the same offsets of `dst` in the kernel,
+    /// calling `piece` with the end of what is in place after each piece:
+    /// `io::copy` from a `Take<&File>` to a `&File` is `copy_file_range`
+    /// on Linux (std falls back to `sendfile` or a buffered copy where the
+    /// kernel or file system cannot). It moves the two handles' cursors,
+    /// which nothing else in the fetch uses (the rest is positional I/O).
+    fn copy_range(
+        src: &File,
+        dst: &File,
+        range: &Range<u64>,
+        pace: &mut Pace,
+        piece: &mut dyn FnMut(u64) -> bool,
+    ) -> io::Result<u64> {
+        let mut reader = src;
+        let mut writer = dst;
+        reader.seek(SeekFrom::Start(range.start))?;
+        writer.seek(SeekFrom::Start(range.start))?;
+        let len = range.end - range.start;
+        let step = if pace.rate.is_some() {
+            PACED_PIECE
+        } else {
+            PIECE
+        };
+        let mut done = 0;
+        while done < len {
+            pace.wait();
+            let n = io::copy(&mut reader.take((len - done).min(step)), &mut writer)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+            pace.total += n;
+            if done < len && !piece(range.start + done) {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Where the checked bytes are read from: a map of the cache file, or
+    /// (without feature `mmap`, or if it cannot be mapped) `pread`.
+    struct View {
+        #[cfg(feature = "mmap")]
+        map: Option<crate::transport::mmap::MappedFile>,
+        tried: bool,
+        buf: Vec<u8>,
+    }
+
+    impl View {
+        fn new() -> Self {
+            View {
+                #[cfg(feature = "mmap")]
+                map: None,
+                tried: false,
+                buf: Vec::new(),
+            }
+        }
+
+        /// Forget the map (before anything may resize the cache file).
+        fn unmap(&mut self) {
+            #[cfg(feature = "mmap")]
+            {
+                self.map = None;
+            }
+            self.tried = false;
+        }
+
+        /// The bytes of `range` as they are in the cache file now.
+        fn bytes(&mut self, cache: &Cache, range: &Range<u64>) -> Result<&[u8], Error> {
+            let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
+            else {
+                return Err(Error::invalid("a range beyond the address space"));
+            };
+            if !self.tried && cache.prologue().is_some() {
+                // The data file has its final length once the prologue is
+                // known; it is mapped once, for the rest of the fetch.
+                self.tried = true;
+                #[cfg(feature = "mmap")]
+                {
+                    self.map = crate::transport::mmap::map_cache_data(cache).ok();
+                }
+            }
+            #[cfg(feature = "mmap")]
+            if let Some(bytes) = self.map.as_ref().and_then(|m| m.as_bytes().get(start..end)) {
+                return Ok(bytes);
+            }
+            self.buf.resize(end - start, 0);
+            crate::cache::pread_exact(cache.file(), range.start, &mut self.buf)
+                .map_err(|e| Error::io("reading back the cache file", e))?;
+            Ok(&self.buf)
+        }
+    }
+
+    /// A request being copied: what of it was handed to the session.
+    #[derive(Debug)]
+    struct Pending {
+        id: RequestId,
+        range: Range<u64>,
+        /// Bytes before this were given to the session.
+        fed: u64,
+        /// The first block not yet given to the session.
+        next_block: u32,
+        end_block: u32,
+    }
+
+    /// Run `session` over the local file `source` (whose handle is
+    /// `file`) into `cache`, as [`crate::stream::blocking::drive_with`]
+    /// does over any source: the same events, failures and retries.
+    pub(super) fn drive(
+        session: &mut StreamSession,
+        source: &FileSource,
+        file: &File,
+        cache: &mut Cache,
+        mut pace: Pace,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<DriveReport, Error> {
+        let mut report = DriveReport::default();
+        if session.endpoint().is_empty() {
+            session.set_endpoint(source.endpoint());
+        }
+        match source.len() {
+            Ok(len) => session.on_source_len(len),
+            Err(e) if !e.is_retryable() => return Err(transport_to_error(e)),
+            Err(_) => report.transport_failures += 1,
+        }
+        // The copier's own handle on the cache file: its cursor is the
+        // copier's alone (the cache uses positional I/O only).
+        let dst = cache
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io("opening the cache file again", e))?;
+        let stop = AtomicBool::new(false);
+        let (job_tx, job_rx) = mpsc::channel::<(RequestId, Range<u64>)>();
+        let (done_tx, done_rx) = mpsc::channel::<Copied>();
+        std::thread::scope(|scope| {
+            let stop = &stop;
+            scope.spawn(move || {
+                // Requests in the order issued, one at a time: a range is
+                // never copied while an earlier copy of it is under way.
+                for (id, range) in job_rx {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut piece = |upto| {
+                        !stop.load(Ordering::Relaxed)
+                            && done_tx
+                                .send(Copied {
+                                    id,
+                                    upto,
+                                    result: None,
+                                })
+                                .is_ok()
+                    };
+                    let result = copy_range(file, &dst, &range, &mut pace, &mut piece);
+                    let upto = range.start + result.as_ref().map_or(0, |n| *n);
+                    let last = Copied {
+                        id,
+                        upto,
+                        result: Some(result),
+                    };
+                    if done_tx.send(last).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut outstanding = VecDeque::new();
+            let result = run(
+                session,
+                source,
+                cache,
+                on_event,
+                &mut report,
+                &job_tx,
+                &done_rx,
+                &mut outstanding,
+            );
+            // Leave the session consistent for a later run, and let the
+            // copier finish (the scope joins it).
+            stop.store(true, Ordering::Relaxed);
+            drop(job_tx);
+            if result.is_err() {
+                for p in outstanding {
+                    session.cancel(p.id);
+                }
+            }
+            result
+        })?;
+        report.launch_ready = session.is_launch_ready();
+        report.complete = session.is_complete();
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        session: &mut StreamSession,
+        source: &FileSource,
+        cache: &mut Cache,
+        on_event: &mut dyn FnMut(&Event),
+        report: &mut DriveReport,
+        jobs: &mpsc::Sender<(RequestId, Range<u64>)>,
+        copied: &mpsc::Receiver<Copied>,
+        outstanding: &mut VecDeque<Pending>,
+    ) -> Result<(), Error> {
+        let mut view = View::new();
+        loop {
+            if let Some(e) = pump(session, on_event) {
+                return Err(e);
+            }
+            if session.is_complete() {
+                return Ok(());
+            }
+            while let Some(req) = session.poll_fetch() {
+                report.calls += 1;
+                report.requests += 1;
+                if req.priority == Priority::Prologue {
+                    // Small and first: read it and let the cache write it
+                    // (and size the file) as it always does.
+                    view.unmap();
+                    prologue(session, source, cache, report, &req)?;
+                    if let Some(e) = pump(session, on_event) {
+                        return Err(e);
+                    }
+                    continue;
+                }
+                outstanding.push_back(Pending {
+                    id: req.id,
+                    range: req.range.clone(),
+                    fed: req.range.start,
+                    next_block: req.blocks.start,
+                    end_block: req.blocks.end,
+                });
+                if jobs.send((req.id, req.range)).is_err() {
+                    return Err(Error::invalid("the copier thread stopped"));
+                }
+            }
+            let Some(front) = outstanding.front_mut() else {
+                // Idle (a launch-only stream after FB1) or failed.
+                return Ok(());
+            };
+            let Ok(msg) = copied.recv() else {
+                return Err(Error::invalid("the copier thread stopped"));
+            };
+            if msg.id != front.id {
+                return Err(Error::invalid("the copier answered out of order"));
+            }
+            let id = front.id;
+            let full = front.range.end;
+            // Whole blocks now in place, not yet checked.
+            let upto = match &msg.result {
+                Some(Ok(n)) if front.range.start + n == full => full,
+                _ => {
+                    let mut end = front.fed;
+                    while front.next_block < front.end_block {
+                        let Some(info) = session.block_info(BlockId(front.next_block)) else {
+                            break;
+                        };
+                        let r = info.stored_range();
+                        if r.end > msg.upto {
+                            break;
+                        }
+                        end = r.end;
+                        front.next_block += 1;
+                    }
+                    end
+                }
+            };
+            if upto > front.fed {
+                let range = front.fed..upto;
+                front.fed = upto;
+                let bytes = view.bytes(cache, &range)?;
+                // On an error, `drive` cancels the request (still queued).
+                session.on_data(id, range.start, bytes, &mut cache.in_place())?;
+                report.bytes += range.end - range.start;
+            }
+            let Some(result) = msg.result else {
+                continue;
+            };
+            outstanding.pop_front();
+            match result {
+                Ok(_) if msg.upto == full => {}
+                Ok(_) => {
+                    report.transport_failures += 1;
+                    session.on_failure(
+                        id,
+                        &TransportError::new(
+                            TransportErrorKind::RangeNotSatisfiable,
+                            format!("{}: source ends at {}", source.endpoint(), msg.upto),
+                        )
+                        .with_range(msg.upto..full),
+                    );
+                }
+                Err(e) => {
+                    report.transport_failures += 1;
+                    session.on_failure(id, &source.error(e, Some(msg.upto..full)));
+                }
+            }
+        }
+    }
+
+    /// Serve a prologue request with a positional read.
+    fn prologue(
+        session: &mut StreamSession,
+        source: &FileSource,
+        cache: &mut Cache,
+        report: &mut DriveReport,
+        req: &FetchRequest,
+    ) -> Result<(), Error> {
+        let Ok(len) = usize::try_from(req.range.end - req.range.start) else {
+            return Err(Error::invalid("a prologue beyond the address space"));
+        };
+        let mut buf = vec![0u8; len];
+        match source.read_exact_at(req.range.start, &mut buf) {
+            Ok(()) => {
+                if let Err(e) = session.on_data(req.id, req.range.start, &buf, cache) {
+                    session.cancel(req.id);
+                    return Err(e);
+                }
+                report.bytes += len as u64;
+            }
+            Err(e) => {
+                report.transport_failures += 1;
+                session.on_failure(req.id, &e);
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@
 //!   shuffled reads), test packages.
 //! - `lib`: the library API: corruption never accepted, resume counts,
 //!   launch-ready timing, demand pre-emption, the read API.
-//! - `kill`: the real binary, killed at seeded random points.
+//! - `local`: `fetch_file`, the local fast path (in-kernel copies checked
+//!   in place): identical output, corruption never accepted, resume.
+//! - `kill`: the real binary, killed at seeded random points (a local
+//!   source, so the fast path, paced by `--limit-rate`).
 #![cfg(feature = "write")]
 
 #[path = "stream/common.rs"]
@@ -16,3 +19,6 @@ mod common;
 mod kill;
 #[path = "fetch/lib.rs"]
 mod lib;
+#[cfg(feature = "file")]
+#[path = "fetch/local.rs"]
+mod local;

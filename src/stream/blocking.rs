@@ -216,7 +216,7 @@ fn drain(
 }
 
 /// Hand queued events to `on_event`; the failure, if one was queued.
-fn pump(session: &mut StreamSession, on_event: &mut dyn FnMut(&Event)) -> Option<Error> {
+pub(crate) fn pump(session: &mut StreamSession, on_event: &mut dyn FnMut(&Event)) -> Option<Error> {
     while let Some(event) = session.poll_event() {
         on_event(&event);
         if let Event::Failed(e) = event {

@@ -70,7 +70,26 @@ impl FileSource {
         &self.path
     }
 
-    fn error(&self, e: io::Error, range: Option<core::ops::Range<u64>>) -> TransportError {
+    /// The open file, where positional I/O needs no lock (Unix, Windows):
+    /// the local fast path of [`crate::fetch::fetch_file`] copies from it
+    /// in the kernel.
+    pub(crate) fn file(&self) -> Option<&File> {
+        #[cfg(any(unix, windows))]
+        {
+            Some(&self.file)
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            None
+        }
+    }
+
+    /// `e`, met reading `range` of this file, as a transport error.
+    pub(crate) fn error(
+        &self,
+        e: io::Error,
+        range: Option<core::ops::Range<u64>>,
+    ) -> TransportError {
         let kind = match e.kind() {
             io::ErrorKind::NotFound => TransportErrorKind::NotFound,
             io::ErrorKind::PermissionDenied => TransportErrorKind::PermissionDenied,

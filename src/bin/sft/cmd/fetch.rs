@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sft::cache::CacheOptions;
-use sft::fetch::{FetchOptions, fetch, open_source};
+use sft::fetch::{FetchOptions, fetch, fetch_file, local_path, open_source};
 use sft::stream::{Event, RangeSource, SessionConfig};
+use sft::transport::file::FileSource;
 use sft::transport::shaped::ShapedSource;
 
 use crate::util::{UsageError, progress_bar, short};
@@ -81,21 +82,44 @@ pub(crate) struct FetchArgs {
     pub crc_only: bool,
 }
 
+/// Where `sft fetch` reads from.
+enum Source {
+    /// A local file: [`fetch_file`], the in-kernel fast path.
+    Local(FileSource),
+    /// Anything else (or a shaped local file): [`fetch`].
+    Any(Box<dyn RangeSource>),
+}
+
 pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if args.output.as_os_str().is_empty() {
         return Err(UsageError("-o OUT.sft must not be empty".into()).into());
     }
-    let source = open_source(&args.source)
-        .with_context(|| format!("cannot open source `{}`", args.source))?;
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
-    let source: Box<dyn RangeSource> = match (args.limit_rate, rtt.is_zero()) {
-        (None, true) => source,
-        (rate, _) => Box::new(ShapedSource::new(source, rate.unwrap_or(0), rtt)),
+    // A local file takes the fast path (in-kernel copies into the cache
+    // file, every block checked there), paced by --limit-rate if given;
+    // the link simulation (--simulate-rtt) reads through a ShapedSource.
+    let source = match local_path(&args.source) {
+        Ok(Some(path)) if rtt.is_zero() => Source::Local(
+            FileSource::open(&path)
+                .with_context(|| format!("cannot open source `{}`", args.source))?,
+        ),
+        _ => {
+            let source = open_source(&args.source)
+                .with_context(|| format!("cannot open source `{}`", args.source))?;
+            Source::Any(match (args.limit_rate, rtt.is_zero()) {
+                (None, true) => source,
+                (rate, _) => Box::new(ShapedSource::new(source, rate.unwrap_or(0), rtt)),
+            })
+        }
     };
     let bar = Arc::new(Mutex::new(None));
     let bar_cb = Arc::clone(&bar);
     let mut options = FetchOptions::default()
         .launch_only(args.launch_only)
+        .limit_rate(match source {
+            Source::Local(_) => args.limit_rate.unwrap_or(0),
+            Source::Any(_) => 0,
+        })
         .session(SessionConfig::default().decode_blocks(!args.crc_only))
         .cache(CacheOptions::default().sync(!args.no_fsync))
         .on_event(move |e| {
@@ -121,7 +145,10 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.cache_dir {
         options = options.cache_dir(dir);
     }
-    let result = fetch(&*source, &args.output, options);
+    let result = match &source {
+        Source::Local(file) => fetch_file(file, &args.output, options),
+        Source::Any(source) => fetch(&**source, &args.output, options),
+    };
     if let Ok(mut slot) = bar.lock() {
         if let Some(Some(b)) = slot.take() {
             b.finish_and_clear();
