@@ -145,9 +145,8 @@ impl Decoder {
             Codec::Zlib => {
                 use flate2::{Decompress, FlushDecompress, Status};
                 let region = Region::Block(info.id.0);
-                let corrupt = |problem| {
-                    Error::from(IntegrityError::new(region, info.stored_offset, problem))
-                };
+                let corrupt =
+                    |problem| Error::from(IntegrityError::new(region, info.stored_offset, problem));
                 let raw = info.raw_len as usize;
                 // Inflate into a slice of exactly `raw` bytes: the cap is
                 // the slice, whatever capacity `out` kept from earlier use.

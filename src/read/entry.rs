@@ -2,11 +2,11 @@
 
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
 use crate::format::{
-    crc32_parts, is_valid_path, slice_at, EntryKind, EntryRecord, ExtentRecord, Fields,     ATTR_EXECUTABLE, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_RECORD_LEN,
-    EXTENT_RECORD_LEN,
+    ATTR_EXECUTABLE, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN,
+    EntryKind, EntryRecord, ExtentRecord, Fields, crc32_parts, is_valid_path, slice_at,
 };
-use crate::read::layout::Layout;
 use crate::read::Package;
+use crate::read::layout::Layout;
 
 /// File attributes kept in a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -238,7 +238,11 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
 
     let names = layout.names;
     let name_total = u64::from(rec.name_len) + u64::from(rec.short_len);
-    if rec.name_off.checked_add(name_total).is_none_or(|e| e > names.len) {
+    if rec
+        .name_off
+        .checked_add(name_total)
+        .is_none_or(|e| e > names.len)
+    {
         return Err(fmt(FormatProblem::OutOfBounds {
             field: "name_off",
             start: rec.name_off,
@@ -246,7 +250,13 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
             limit: names.len,
         }));
     }
-    let name_bytes = slice_at(data, names.offset + rec.name_off, name_total, Region::Names, 0)?;
+    let name_bytes = slice_at(
+        data,
+        names.offset + rec.name_off,
+        name_total,
+        Region::Names,
+        0,
+    )?;
     let ext_span = layout.extents;
     let ext_count = u64::from(rec.extent_count);
     if rec

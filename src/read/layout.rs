@@ -5,11 +5,13 @@
 //! own CRC), so opening a package costs the same for 10 files as for
 //! 100,000. [`crate::Package::verify`] checks every section CRC in full.
 
-use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported};
+use crate::error::{
+    Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
+};
 use crate::format::{
-    blocks_for, crc32_parts, slice_at, Fields, Header, MetadataRecord, SectionEntry, SectionKind,
-    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, MAX_METADATA_LEN, MAX_RECORD_LEN, MAX_SECTIONS,
-    METADATA_FIXED_LEN, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED,
+    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, Header, MAX_METADATA_LEN,
+    MAX_RECORD_LEN, MAX_SECTIONS, METADATA_FIXED_LEN, MetadataRecord, SECTION_ENTRY_LEN,
+    SECTION_FLAG_REQUIRED, SectionEntry, SectionKind, blocks_for, crc32_parts, slice_at,
 };
 
 /// A section's place: absolute offset, length and record stride.
@@ -132,7 +134,10 @@ impl Layout {
                         },
                     ));
                 }
-            } else if s.record_size < min_stride || s.record_size > MAX_RECORD_LEN || s.length % stride != 0 {
+            } else if s.record_size < min_stride
+                || s.record_size > MAX_RECORD_LEN
+                || s.length % stride != 0
+            {
                 return Err(fmt_err(
                     region,
                     at,
@@ -310,7 +315,11 @@ impl Layout {
         }
         let fb1 = blocks_for(m.launch_size, h.block_size);
         if fb1 != u64::from(h.fb1_block_count) {
-            return Err(inconsistent("fb1_block_count", fb1, h.fb1_block_count.into()));
+            return Err(inconsistent(
+                "fb1_block_count",
+                fb1,
+                h.fb1_block_count.into(),
+            ));
         }
         let fb2 = blocks_for(m.package_size - m.launch_size, h.block_size);
         if fb1 + fb2 != u64::from(h.block_count) {
@@ -371,7 +380,9 @@ impl Layout {
 
     /// Absolute offset of directory entry record `n`.
     pub(crate) fn entry_offset(&self, n: u64) -> u64 {
-        self.entries.offset.saturating_add(n.saturating_mul(self.entries.stride))
+        self.entries
+            .offset
+            .saturating_add(n.saturating_mul(self.entries.stride))
     }
 
     /// Absolute offset of block index record `i`.
