@@ -80,7 +80,12 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "1234", "{6f9c0cd2-6b31-4a5e-9d34-6f7b2f0d4e1}", "zz9c0cd2-6b31-4a5e-9d34-6f7b2f0d4e11"] {
+        for s in [
+            "",
+            "1234",
+            "{6f9c0cd2-6b31-4a5e-9d34-6f7b2f0d4e1}",
+            "zz9c0cd2-6b31-4a5e-9d34-6f7b2f0d4e11",
+        ] {
             assert!(s.parse::<Guid>().is_err(), "{s}");
         }
     }

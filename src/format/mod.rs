@@ -15,7 +15,7 @@
 mod bytes;
 mod records;
 
-pub(crate) use bytes::{crc32_parts, put_i64, put_u16, put_u32, put_u64, slice_at, Fields};
+pub(crate) use bytes::{Fields, crc32_parts, put_i64, put_u16, put_u32, put_u64, slice_at};
 pub use records::{
     BlockRecord, EntryKind, EntryRecord, ExtentRecord, Header, MetadataRecord, SectionEntry,
     SectionKind,
@@ -176,7 +176,9 @@ mod tests {
         for ok in ["a", "a/b", "VFS/CSIDL_WINDOWS/x.dll", "ü/ñ", "a b/c.d"] {
             assert!(is_valid_path(ok), "{ok}");
         }
-        for bad in ["", "/a", "a/", "a//b", ".", "a/./b", "..", "a/../b", "a\\b", "c:x", "a\0b"] {
+        for bad in [
+            "", "/a", "a/", "a//b", ".", "a/./b", "..", "a/../b", "a\\b", "c:x", "a\0b",
+        ] {
             assert!(!is_valid_path(bad), "{bad:?}");
         }
     }

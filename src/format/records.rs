@@ -2,9 +2,9 @@
 //! `docs/FORMAT.md` field by field.
 
 use super::{
-    crc32_parts, put_i64, put_u16, put_u32, put_u64, Fields, BLOCK_RECORD_LEN, BLOCK_SIZES,
-    ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, HEADER_LEN, MAGIC, MAX_SECTIONS, METADATA_FIXED_LEN,
-    SECTION_ENTRY_LEN, VERSION_MAJOR,
+    BLOCK_RECORD_LEN, BLOCK_SIZES, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, HEADER_LEN, MAGIC,
+    MAX_SECTIONS, METADATA_FIXED_LEN, SECTION_ENTRY_LEN, VERSION_MAJOR, crc32_parts, put_i64,
+    put_u16, put_u32, put_u64,
 };
 use crate::error::{
     Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,

@@ -16,10 +16,10 @@ use super::plan::Plan;
 use super::{Compression, ProgressFn, Source, WriteOptions, WriteReport};
 use crate::error::Error;
 use crate::format::{
-    crc32_parts, is_valid_path, BlockRecord, Codec, EntryKind, EntryRecord, FeatureBlock, Header,
-    MetadataRecord, SectionEntry, SectionKind, BLOCK_RECORD_LEN, ENTRY_RECORD_LEN,
-    EXTENT_RECORD_LEN, HEADER_LEN, MAX_METADATA_LEN, METADATA_FIXED_LEN, SECTION_ENTRY_LEN,
-    SECTION_FLAG_REQUIRED, VERSION_MAJOR, VERSION_MINOR,
+    BLOCK_RECORD_LEN, BlockRecord, Codec, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, EntryKind,
+    EntryRecord, FeatureBlock, HEADER_LEN, Header, MAX_METADATA_LEN, METADATA_FIXED_LEN,
+    MetadataRecord, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED, SectionEntry, SectionKind,
+    VERSION_MAJOR, VERSION_MINOR, crc32_parts, is_valid_path,
 };
 use crate::guid::Guid;
 
@@ -234,7 +234,10 @@ fn encode_blocks(
 
 fn check_meta_string(what: &str, s: &str) -> Result<(), Error> {
     if s.len() as u64 > MAX_METADATA_LEN / 4 {
-        return Err(Error::invalid(format!("{what} is longer than {} bytes", MAX_METADATA_LEN / 4)));
+        return Err(Error::invalid(format!(
+            "{what} is longer than {} bytes",
+            MAX_METADATA_LEN / 4
+        )));
     }
     Ok(())
 }
@@ -269,7 +272,12 @@ pub(crate) fn write<W: Write + Seek>(
             name_off: names.len() as u64,
             name_len: path.len() as u32,
             short_len: short.len() as u16,
-            kind: if e.dir { EntryKind::Directory } else { EntryKind::File }.id(),
+            kind: if e.dir {
+                EntryKind::Directory
+            } else {
+                EntryKind::File
+            }
+            .id(),
             attributes: e.attrs.bits(),
             size: e.size,
             mtime_secs: mtime.0,
@@ -311,15 +319,21 @@ pub(crate) fn write<W: Write + Seek>(
 
     // Data region.
     let io = |what: &'static str| move |e| Error::io(format!("writing package {what}"), e);
-    out.seek(SeekFrom::Start(prologue_len)).map_err(io("data"))?;
+    out.seek(SeekFrom::Start(prologue_len))
+        .map_err(io("data"))?;
     let mut records: Vec<BlockRecord> = Vec::with_capacity(plan.blocks as usize);
     let mut pos = prologue_len;
     let mut written_to = prologue_len; // end of the last bytes actually written
     let mut fb1_stored = 0u64;
     encode_blocks(plan, options, sparse, progress, |id, e| {
-        let fb = if id < plan.fb1_blocks { FeatureBlock::Fb1 } else { FeatureBlock::Fb2 };
+        let fb = if id < plan.fb1_blocks {
+            FeatureBlock::Fb1
+        } else {
+            FeatureBlock::Fb2
+        };
         if e.zero {
-            out.seek(SeekFrom::Current(e.stored.len() as i64)).map_err(io("data"))?;
+            out.seek(SeekFrom::Current(e.stored.len() as i64))
+                .map_err(io("data"))?;
         } else {
             out.write_all(&e.stored).map_err(io("data"))?;
             written_to = pos + e.stored.len() as u64;

@@ -31,7 +31,8 @@ pub fn parse_launch_list(text: &str) -> Result<Vec<LaunchItem>, Error> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |why: &str| Error::invalid(format!("launch list line {}: {why}: `{line}`", i + 1));
+        let bad =
+            |why: &str| Error::invalid(format!("launch list line {}: {why}: `{line}`", i + 1));
         let parts: Vec<&str> = line.split(':').collect();
         let (path, range) = match parts.as_slice() {
             [p] => (*p, None),

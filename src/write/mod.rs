@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use launch::{parse_launch_list, LaunchItem};
+pub use launch::{LaunchItem, parse_launch_list};
 pub use options::{BlockSize, Compression, WriteOptions};
 
 use crate::error::Error;
@@ -179,7 +179,11 @@ impl PackageBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an invalid or duplicate path.
-    pub fn add_bytes(&mut self, path: &str, data: impl Into<Arc<[u8]>>) -> Result<&mut Self, Error> {
+    pub fn add_bytes(
+        &mut self,
+        path: &str,
+        data: impl Into<Arc<[u8]>>,
+    ) -> Result<&mut Self, Error> {
         self.add_bytes_with(path, data, (0, 0), Attributes::default())
     }
 
@@ -292,7 +296,10 @@ impl PackageBuilder {
         let md = std::fs::metadata(root)
             .map_err(|e| Error::io(format!("reading directory `{}`", root.display()), e))?;
         if !md.is_dir() {
-            return Err(Error::invalid(format!("`{}` is not a directory", root.display())));
+            return Err(Error::invalid(format!(
+                "`{}` is not a directory",
+                root.display()
+            )));
         }
         let mut stack = vec![(root.to_path_buf(), String::new())];
         while let Some((dir, prefix)) = stack.pop() {
@@ -352,7 +359,13 @@ impl PackageBuilder {
     pub fn write_to_vec(&self) -> Result<Vec<u8>, Error> {
         let plan = plan::Plan::build(&self.options, &self.entries, &self.launch)?;
         let mut cur = std::io::Cursor::new(Vec::new());
-        encode::write(&plan, &self.options, &mut cur, false, self.progress.as_deref())?;
+        encode::write(
+            &plan,
+            &self.options,
+            &mut cur,
+            false,
+            self.progress.as_deref(),
+        )?;
         Ok(cur.into_inner())
     }
 
@@ -380,10 +393,9 @@ impl PackageBuilder {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
         let report = encode::write(&plan, &self.options, &mut w, true, self.progress.as_deref())?;
         drop(w);
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| io("syncing", e))?;
-        tmp.persist(path).map_err(|e| io("renaming into place", e.error))?;
+        tmp.as_file().sync_all().map_err(|e| io("syncing", e))?;
+        tmp.persist(path)
+            .map_err(|e| io("renaming into place", e.error))?;
         #[cfg(unix)]
         if let Ok(d) = std::fs::File::open(&dir) {
             // Make the rename durable; failure here does not lose data.
@@ -430,7 +442,10 @@ fn mtime_of(md: &std::fs::Metadata) -> (i64, u32) {
     use std::time::UNIX_EPOCH;
     match md.modified() {
         Ok(t) => match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos()),
+            Ok(d) => (
+                i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                d.subsec_nanos(),
+            ),
             Err(e) => {
                 let d = e.duration();
                 let secs = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::launch::take_uncovered;
 use super::{InputEntry, LaunchItem, WriteOptions};
 use crate::error::Error;
-use crate::format::{blocks_for, ExtentRecord};
+use crate::format::{ExtentRecord, blocks_for};
 
 /// A run of one file's bytes placed at `logical` in the logical stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,12 @@ impl<'a> Plan<'a> {
             });
             *logical += e - s;
         };
-        let files = || entries.iter().enumerate().filter(|(_, (_, e))| !e.dir && e.size > 0);
+        let files = || {
+            entries
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, e))| !e.dir && e.size > 0)
+        };
         if options.full_load {
             for (i, (_, e)) in files() {
                 push(&mut pieces, &mut logical, i, (0, e.size));
@@ -63,7 +68,10 @@ impl<'a> Plan<'a> {
                 let i = entries
                     .binary_search_by(|(p, _)| (*p).cmp(item.path.as_str()))
                     .map_err(|_| {
-                        Error::invalid(format!("launch list names `{}`, which is not in the package", item.path))
+                        Error::invalid(format!(
+                            "launch list names `{}`, which is not in the package",
+                            item.path
+                        ))
                     })?;
                 let e = entries[i].1;
                 if e.dir {
@@ -128,7 +136,11 @@ impl<'a> Plan<'a> {
         let block_size = options.block_size.bytes();
         let fb1 = blocks_for(launch_size, block_size);
         let total = fb1 + blocks_for(package_size - launch_size, block_size);
-        let too_big = || Error::invalid(format!("{package_size} bytes need more than 2^32 blocks of {block_size} bytes"));
+        let too_big = || {
+            Error::invalid(format!(
+                "{package_size} bytes need more than 2^32 blocks of {block_size} bytes"
+            ))
+        };
         let blocks = u32::try_from(total).map_err(|_| too_big())?;
         let fb1_blocks = u32::try_from(fb1).map_err(|_| too_big())?;
         let created = options.created.unwrap_or_else(|| {
@@ -168,6 +180,7 @@ impl<'a> Plan<'a> {
 
     /// Index of the first piece that ends after `logical`.
     pub(crate) fn piece_at(&self, logical: u64) -> usize {
-        self.pieces.partition_point(|p| p.logical + p.len <= logical)
+        self.pieces
+            .partition_point(|p| p.logical + p.len <= logical)
     }
 }
