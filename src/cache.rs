@@ -437,9 +437,20 @@ impl Cache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("removing", &self.paths.bitmap)(e)),
         }
-        self.file
-            .set_len(0)
-            .map_err(io_err("truncating", &self.paths.data))?;
+        // Not if it is empty already (a new cache): on ext4, truncating a
+        // file to 0 marks it to have all its data flushed when it is
+        // closed (`auto_da_alloc`), which would add a writeback of the
+        // whole package to every fetch, even with syncing off.
+        let len = self
+            .file
+            .metadata()
+            .map_err(io_err("reading", &self.paths.data))?
+            .len();
+        if len > 0 {
+            self.file
+                .set_len(0)
+                .map_err(io_err("truncating", &self.paths.data))?;
+        }
         self.prologue.clear();
         self.identity = None;
         self.table.clear();
