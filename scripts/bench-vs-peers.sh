@@ -18,7 +18,11 @@
 # `sft pack` refuses symlinks and special files); every tool works on that
 # same copy. Page caches cannot be dropped here, so the copy is read once
 # before timing (warm cache for everyone) and each timed command runs RUNS
-# times; ratios use the best (minimum) time, the median is shown too.
+# times, each after an untimed `sync` (so no run pays for the previous
+# run's writeback); ratios use the best (minimum) time, the median is
+# shown too. Each extraction goes to a new directory (none is deleted
+# before the end). Outputs go to the page cache: no tool's time includes
+# writing them to disk, except the fsync that `sft pack` does itself.
 #
 # Environment:
 #   RUNS=3        timed runs per command (--quick: 1)
@@ -138,7 +142,10 @@ now_us() { echo $(($(date +%s%N) / 1000)); }
 bench() {
 	local label="$1" prep="$2" cmd="$3" runs="${4:-$RUNS}" t0 t1 i times=()
 	for ((i = 0; i < runs; i++)); do
+		OUT="$X/$label.$i" # a fresh output directory for every run
 		eval "$prep"
+		# Flush dirty pages so no run pays for another's writeback.
+		sync
 		t0=$(now_us)
 		if ! eval "$cmd"; then
 			die "$label failed: $cmd"
@@ -178,17 +185,21 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # --- the runs -----------------------------------------------------------------
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 PEERS=(sft)
-X="$WORK/x" # extraction target
+# Extraction targets: a new directory per run, all deleted at the end.
+# (Deleting a tree just before extracting slows inode allocation on ext4,
+# which avoids reusing recently deleted inodes: runs after `rm -rf` were
+# 2-4x slower than the first, for every tool.)
+X="$WORK/x"
+mkdir -p "$X"
 
 # sft
 PKG="$WORK/tree.sft"
 bench sft_pack "rm -f '$PKG'" "'$SFT' pack --level $LEVEL -o '$PKG' '$TREE' >/dev/null"
 SIZE[sft]=$(size_of "$PKG")
-bench sft_extract "rm -rf '$X'" "'$SFT' extract '$PKG' '$X' >/dev/null"
+bench sft_extract ":" "'$SFT' extract '$PKG' \"\$OUT\" >/dev/null"
 # Correctness (untimed): the extracted tree must equal the input.
-diff -r "$TREE" "$X" >"$WORK/diff.out" 2>&1 ||
+diff -r "$TREE" "$X/sft_extract.0" >"$WORK/diff.out" 2>&1 ||
 	die "sft extract output differs from the input: $(head -3 "$WORK/diff.out")"
-rm -rf "$X"
 
 # zip / unzip
 if skipped zip; then
@@ -200,8 +211,8 @@ else
 	Z="$WORK/tree.zip"
 	bench zip_pack "rm -f '$Z'" "(cd '$WORK' && zip -q -$LEVEL -r '$Z' tree)"
 	SIZE[zip]=$(size_of "$Z")
-	bench zip_extract "rm -rf '$X'" "unzip -q '$Z' -d '$X'"
-	rm -rf "$X" "$Z"
+	bench zip_extract ":" "unzip -q '$Z' -d \"\$OUT\""
+	rm -f "$Z"
 fi
 
 # tar + gzip
@@ -214,8 +225,8 @@ else
 	T="$WORK/tree.tar.gz"
 	bench tar_pack "rm -f '$T'" "tar -czf '$T' -C '$WORK' tree"
 	SIZE[tar]=$(size_of "$T")
-	bench tar_extract "rm -rf '$X'; mkdir -p '$X'" "tar -xzf '$T' -C '$X'"
-	rm -rf "$X" "$T"
+	bench tar_extract "mkdir -p \"\$OUT\"" "tar -xzf '$T' -C \"\$OUT\""
+	rm -f "$T"
 fi
 
 # squashfs
@@ -229,8 +240,8 @@ else
 	bench squashfs_pack "rm -f '$S'" \
 		"mksquashfs '$TREE' '$S' -comp gzip -noappend -quiet -no-progress >/dev/null"
 	SIZE[squashfs]=$(size_of "$S")
-	bench squashfs_extract "rm -rf '$X'" "unsquashfs -q -n -d '$X' '$S' >/dev/null"
-	rm -rf "$X" "$S"
+	bench squashfs_extract ":" "unsquashfs -q -n -d \"\$OUT\" '$S' >/dev/null"
+	rm -f "$S"
 fi
 rm -f "$PKG"
 
@@ -291,7 +302,7 @@ echo "machine:  $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo |
 echo "load:     $load_before before, $load_after after (1/5/15 min)"
 echo "tree:     $SRC"
 echo "          copied to $TREE: $FILES files, $DIRS directories, $BYTES bytes ($(mib "$BYTES") MiB); $dropped non-regular entries dropped"
-echo "runs:     $RUNS per command (read comparison: $READ_RUNS), warm page cache; best time used, median shown"
+echo "runs:     $RUNS per command (read comparison: $READ_RUNS), warm page cache, sync before each run; best time used, median shown"
 echo "sft:      $("$SFT" --version 2>/dev/null || echo sft), pack --level $LEVEL"
 echo "peers:    $(zip -v 2>/dev/null | sed -n 2p | sed 's/^This is //; s/, by.*//'); $(unzip -v 2>/dev/null | head -1 | cut -d' ' -f1-2); $(tar --version | head -1); $(mksquashfs -version 2>/dev/null | head -1 | cut -d' ' -f1-3)"
 echo
