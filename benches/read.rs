@@ -238,6 +238,22 @@ mod imp {
                         .entry_count()
                 })
             });
+            // A streaming client's open: the prologue alone, every section
+            // CRC-checked (linear in the prologue, by design).
+            let len = sft::format::Header::parse(bytes)
+                .expect("header")
+                .prologue_len as usize;
+            g.bench_with_input(
+                BenchmarkId::new("prologue_parse", name),
+                &bytes[..len],
+                |b, prologue| {
+                    b.iter(|| {
+                        sft::read::Prologue::parse(black_box(prologue))
+                            .expect("prologue")
+                            .entry_count()
+                    })
+                },
+            );
         }
         #[cfg(feature = "mmap")]
         {
