@@ -41,6 +41,19 @@ impl<'data> FileReader<'data> {
         }
     }
 
+    /// Switch to another file of the same package, at position 0, keeping
+    /// the last decoded block (so small files sharing a block are decoded
+    /// once when read in storage order).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a directory.
+    pub fn reopen(&mut self, entry: Entry<'data>) -> crate::Result<()> {
+        entry.require_file()?;
+        self.entry = entry;
+        self.pos = 0;
+        Ok(())
+    }
+
     /// The entry being read.
     pub fn entry(&self) -> &Entry<'data> {
         &self.entry

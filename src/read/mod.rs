@@ -507,6 +507,34 @@ pub struct Chunks<'data> {
     cache: Option<(BlockId, BlockData<'data>)>,
 }
 
+impl<'data> Chunks<'data> {
+    /// Continue with another file of the same package, keeping the last
+    /// verified (or inflated) block and the decoder. Reading files in
+    /// storage order this way checks and decodes each block once, however
+    /// many small files share it.
+    ///
+    /// ```
+    /// # fn main() -> sft::Result<()> {
+    /// let bytes = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+    ///     .add_bytes("a.txt", b"alpha".to_vec())?
+    ///     .add_bytes("b.txt", b"beta".to_vec())?
+    ///     .write_to_vec()?;
+    /// let pkg = sft::Package::parse(&bytes)?;
+    /// let (a, b) = (pkg.entry("a.txt")?, pkg.entry("b.txt")?);
+    /// let mut chunks = pkg.chunks(&a);
+    /// let mut out = Vec::new();
+    /// for c in chunks.by_ref() { out.extend_from_slice(&c?); }
+    /// chunks.restart(&b); // the shared block is not checked again
+    /// for c in chunks.by_ref() { out.extend_from_slice(&c?); }
+    /// assert_eq!(out, b"alphabeta");
+    /// # Ok(()) }
+    /// ```
+    pub fn restart(&mut self, entry: &Entry<'data>) {
+        self.extents = entry.extents();
+        self.current = None;
+    }
+}
+
 impl<'data> Iterator for Chunks<'data> {
     type Item = Result<Chunk<'data>, Error>;
 

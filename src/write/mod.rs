@@ -385,9 +385,16 @@ impl PackageBuilder {
             _ => PathBuf::from("."),
         };
         let io = |what: &str, e| Error::io(format!("{what} `{}`", path.display()), e);
-        let tmp = tempfile::Builder::new()
-            .prefix(".sft-")
-            .suffix(".tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".sft-").suffix(".tmp");
+        // tempfile creates 0600 files; a package is a public artifact like
+        // a zip or tar: 0666 before the umask, as any new file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(|e| io("creating a temporary file for", e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
