@@ -755,15 +755,18 @@ impl Cache {
     /// sink does (presence in memory; the bitmap only at a checkpoint,
     /// after the data file is synced) but does not write them again. It
     /// takes no prologue: that goes through the cache itself.
+    #[cfg(feature = "file")]
     pub(crate) fn in_place(&mut self) -> InPlace<'_> {
         InPlace(self)
     }
 }
 
 /// See [`Cache::in_place`].
+#[cfg(feature = "file")]
 #[derive(Debug)]
 pub(crate) struct InPlace<'a>(&'a mut Cache);
 
+#[cfg(feature = "file")]
 impl BlockSink for InPlace<'_> {
     fn prologue(&mut self, _: &[u8]) -> Result<(), Error> {
         Err(Error::invalid(

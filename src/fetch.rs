@@ -10,6 +10,12 @@
 //! the cache lacks, after checking with one 128-byte read that the source
 //! still holds the same package.
 //!
+//! [`fetch_file`] does the same for a local package file, faster: the
+//! kernel copies each requested range into the cache file
+//! (`copy_file_range`, as `cp` does) and the session checks the bytes where
+//! they landed, through a map of the cache file, while the next range is
+//! being copied. `sft fetch PATH` and `sft fetch file://...` use it.
+//!
 //! ```
 //! # #[cfg(feature = "write")]
 //! # fn main() -> sft::Result<()> {
@@ -49,9 +55,10 @@ use std::time::{Duration, Instant};
 use crate::cache::{Cache, CacheOptions, CachePaths};
 use crate::error::Error;
 use crate::format::HEADER_LEN;
+#[cfg(feature = "file")]
+use crate::stream::SchedulerLimits;
 use crate::stream::{
-    Event, RangeSource, SchedulerLimits, SessionConfig, StreamSession, TransportError,
-    TransportErrorKind, blocking,
+    Event, RangeSource, SessionConfig, StreamSession, TransportError, TransportErrorKind, blocking,
 };
 #[cfg(feature = "file")]
 use crate::transport::file::FileSource;

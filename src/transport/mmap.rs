@@ -129,7 +129,7 @@ impl MappedFile {
 /// kernel. Crate-private and safe to call only as that caller does (see
 /// below); the crate denies `unsafe` outside this module, so this is the
 /// one place the fast path's map is made.
-#[cfg(feature = "std")]
+#[cfg(feature = "file")]
 pub(crate) fn map_cache_data(cache: &crate::cache::Cache) -> Result<MappedFile, Error> {
     // SAFETY: `MappedFile::map` asks that the file keep its length while
     // mapped and that no range be written while bytes read from it through
