@@ -257,7 +257,7 @@ else
 	got=$("$READ_ALL" "$STORED" | wc -c)
 	[[ "$got" == "$BYTES" ]] || die "read_all streamed $got bytes, the tree has $BYTES"
 	cat "$STORED" >/dev/null # warm
-	cat_t=() read_t=() touch_t=() blocks_t=()
+	cat_t=() read_t=() touch_t=() blocks_t=() perfile_t=()
 	for ((i = 0; i < READ_RUNS; i++)); do
 		t0=$(now_us)
 		cat "$STORED" >/dev/null
@@ -268,6 +268,9 @@ else
 		t3=$(now_us)
 		"$READ_ALL" --mode blocks "$STORED" >/dev/null
 		t4=$(now_us)
+		"$READ_ALL" --mode chunks-per-file "$STORED" >/dev/null
+		t5=$(now_us)
+		perfile_t+=($((t5 - t4)))
 		cat_t+=($((t1 - t0)))
 		read_t+=($((t2 - t1)))
 		touch_t+=($((t3 - t2)))
@@ -277,6 +280,7 @@ else
 	record read_all "${read_t[@]}"
 	record read_all_touch "${touch_t[@]}"
 	record read_all_blocks "${blocks_t[@]}"
+	record read_all_per_file "${perfile_t[@]}"
 	"$READ_ALL" -v --sink touch "$STORED" 2>&1 | sed -n 1p >"$WORK/visits.out"
 	rm -f "$STORED"
 	READ_DONE=1
@@ -341,13 +345,16 @@ if [[ $READ_DONE == 1 ]]; then
 	rd_bps=$(awk -v b="$BYTES" -v t="${BEST[read_all]}" 'BEGIN {printf "%.0f", b / t * 1e6}')
 	to_bps=$(awk -v b="$BYTES" -v t="${BEST[read_all_touch]}" 'BEGIN {printf "%.0f", b / t * 1e6}')
 	bl_bps=$(awk -v b="$BYTES" -v t="${BEST[read_all_blocks]}" 'BEGIN {printf "%.0f", b / t * 1e6}')
+	pf_bps=$(awk -v b="$BYTES" -v t="${BEST[read_all_per_file]}" 'BEGIN {printf "%.0f", b / t * 1e6}')
 	rr=$(ratio "$rd_bps" "$cat_bps")
 	echo "read stored    read_all / cat throughput      = $rr  (>= 0.80)  $(judge "$rr" '>=' 0.8)"
 	echo "               cat $(mib "$cat_bps") MiB/s over $(mib "${SIZE[stored]}") MiB in $(secs "${BEST[cat]}") s;" \
 		"read_all (stdout) $(mib "$rd_bps") MiB/s in $(secs "${BEST[read_all]}") s;" \
 		"read_all (touch) $(mib "$to_bps") MiB/s in $(secs "${BEST[read_all_touch]}") s"
-	echo "               with one block cache across files (read_all --mode blocks): $(mib "$bl_bps") MiB/s in" \
+	echo "               block-level calls, one cache (--mode blocks): $(mib "$bl_bps") MiB/s in" \
 		"$(secs "${BEST[read_all_blocks]}") s, ratio $(ratio "$bl_bps" "$cat_bps")"
+	echo "               a new Chunks per file (--mode chunks-per-file): $(mib "$pf_bps") MiB/s in" \
+		"$(secs "${BEST[read_all_per_file]}") s, ratio $(ratio "$pf_bps" "$cat_bps")"
 	sed 's/^read_all: /               /' "$WORK/visits.out"
 fi
 if [[ $OPEN_DONE == 1 ]]; then
