@@ -368,6 +368,31 @@ mod imp {
                     total
                 })
             });
+            // One iterator moved from file to file: each shared block is
+            // checked (and inflated) once.
+            g.bench_function(BenchmarkId::new("chunks_restart", name), |b| {
+                b.iter(|| {
+                    let mut total = 0usize;
+                    let mut chunks: Option<sft::read::Chunks<'_>> = None;
+                    for e in pkg.entries() {
+                        let e = e.expect("entry");
+                        if !e.is_file() {
+                            continue;
+                        }
+                        let c = match &mut chunks {
+                            Some(c) => {
+                                c.restart(&e);
+                                c
+                            }
+                            None => chunks.insert(pkg.chunks(&e)),
+                        };
+                        for chunk in c.by_ref() {
+                            total += black_box(&*chunk.expect("chunk")).len();
+                        }
+                    }
+                    total
+                })
+            });
             // The same stream from block-level calls with one block cache
             // kept across files: each block checked and decoded once. The
             // gap to `chunks` is what a cache shared between files saves.
