@@ -193,7 +193,8 @@ pub fn fetch(
 /// about as long as the slower of the two.
 ///
 /// With the default [`SchedulerLimits`], requests are made larger in this
-/// mode (8 MiB, three in flight); limits set through
+/// mode (8 MiB, up to 64 MiB in flight, so copies go on while a checkpoint
+/// syncs the cache file); limits set through
 /// [`FetchOptions::session`] are kept as given.
 ///
 /// `sft fetch PATH` and `sft fetch file://...` use this; see
@@ -239,8 +240,8 @@ fn local_limits() -> SchedulerLimits {
     SchedulerLimits {
         max_request_bytes: 8 << 20,
         fb1_request_bytes: 8 << 20,
-        max_in_flight_requests: 3,
-        max_in_flight_bytes: 24 << 20,
+        max_in_flight_requests: 8,
+        max_in_flight_bytes: 64 << 20,
     }
 }
 
