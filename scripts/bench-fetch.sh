@@ -64,9 +64,10 @@ $SFT pack "$W/b/tree" -o "$W/b/p.sft" --launch-list "$W/b/launch.txt" > /dev/nul
 rm -rf "$W/b/tree"
 LEN=$(stat -c %s "$W/b/p.sft")
 cat "$W/b/p.sft" > /dev/null # warm
-# Each run records "wall:cpu" (cpu = user + system time of the command and
-# its children, which does not depend on the machine's load); the figures
-# are the best wall time and the least cpu time over the runs.
+# Each run records "wall:cpu" (cpu = user + system time of the command, as
+# getrusage reports it: less dependent on the machine's load than wall time,
+# but tick-sampled on this VM, so compare rows with each other, not with
+# wall time); the figures are the best wall time and the least cpu time.
 best() { python3 -c "import sys; print(min(float(x.split(':')[0]) for x in sys.argv[1:]))" "$@"; }
 cpu() { python3 -c "import sys; print(min(float(x.split(':')[1]) for x in sys.argv[1:]))" "$@"; }
 timed() { # command... -> wall:cpu seconds
