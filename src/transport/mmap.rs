@@ -7,8 +7,8 @@ use std::path::Path;
 use memmap2::Mmap;
 
 use crate::error::Error;
-use crate::read::layout::Layout;
 use crate::read::Package;
+use crate::read::layout::Layout;
 
 /// A package file mapped into memory, read without copying.
 ///
@@ -119,7 +119,9 @@ impl MappedFile {
     pub fn will_need(&self, offset: usize, len: usize) {
         #[cfg(unix)]
         {
-            let _ = self.map.advise_range(memmap2::Advice::WillNeed, offset, len);
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::WillNeed, offset, len);
         }
     }
 }
