@@ -59,7 +59,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, CacheOptions, CachePaths};
-use crate::error::{Error, FormatError, FormatProblem, Region};
+use crate::error::Error;
 use crate::format::{BlockId, Codec};
 use crate::index::BlockInfo;
 use crate::read::{Decoder, Entries, Entry, Prologue};
@@ -526,49 +526,14 @@ impl StreamingPackage {
         rc: &mut ReadCache,
     ) -> Result<usize, Error> {
         let prologue = self.prologue()?;
-        let index = prologue.index();
-        let size = entry.size();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            if pos >= size {
-                break;
-            }
-            let Some(ext) = entry.extent_for(pos) else {
-                break;
-            };
-            let within_ext = pos - ext.file_offset;
-            let logical = ext.logical_offset + within_ext;
-            let ext_left = ext.length - within_ext;
-            let (id, within) = index.locate(logical).ok_or_else(|| {
-                Error::Format(FormatError::new(
-                    Region::Entry(entry.number()),
-                    0,
-                    FormatProblem::OutOfBounds {
-                        field: "logical_offset",
-                        start: logical,
-                        len: 1,
-                        limit: index.logical_len(),
-                    },
-                ))
-            })?;
-            if rc.id != Some(id) {
-                rc.id = None;
-                self.load_block(id, &mut rc.stored, &mut rc.decoder, &mut rc.data)?;
-                rc.id = Some(id);
-            }
-            let avail = rc.data.get(within as usize..).unwrap_or(&[]);
-            if avail.is_empty() {
-                break;
-            }
-            let n = avail
-                .len()
-                .min(buf.len() - done)
-                .min(usize::try_from(ext_left).unwrap_or(usize::MAX));
-            buf[done..done + n].copy_from_slice(&avail[..n]);
-            done += n;
-        }
-        Ok(done)
+        crate::read::read_file_at(
+            entry,
+            offset,
+            buf,
+            &prologue.index(),
+            prologue.entry_offset(entry.number()),
+            &mut StreamingBlocks { pkg: self, rc },
+        )
     }
 
     /// A `Read + Seek` reader over one file; reads wait for (and demand)
@@ -611,6 +576,26 @@ impl Drop for StreamingPackage {
     }
 }
 
+/// Blocks of a streaming package for the shared read loop: waits for
+/// (and demands) blocks not yet present.
+struct StreamingBlocks<'p, 'c> {
+    pkg: &'p StreamingPackage,
+    rc: &'c mut ReadCache,
+}
+
+impl crate::read::BlockProvider for StreamingBlocks<'_, '_> {
+    fn block(&mut self, id: BlockId) -> Result<&[u8], Error> {
+        let rc = &mut *self.rc;
+        if rc.id != Some(id) {
+            rc.id = None;
+            self.pkg
+                .load_block(id, &mut rc.stored, &mut rc.decoder, &mut rc.data)?;
+            rc.id = Some(id);
+        }
+        Ok(&rc.data)
+    }
+}
+
 /// One decoded block kept between reads.
 #[derive(Debug, Default)]
 struct ReadCache {
@@ -648,20 +633,7 @@ impl Read for StreamingReader<'_> {
 
 impl Seek for StreamingReader<'_> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let new = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.entry.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(p) => {
-                self.pos = p;
-                Ok(p)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek to a negative or overflowing position",
-            )),
-        }
+        self.pos = crate::read::seek_position(self.pos, self.entry.size(), pos)?;
+        Ok(self.pos)
     }
 }

@@ -72,20 +72,7 @@ impl Read for FileReader<'_> {
 
 impl Seek for FileReader<'_> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let new = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.entry.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(p) => {
-                self.pos = p;
-                Ok(p)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek to a negative or overflowing position",
-            )),
-        }
+        self.pos = super::seek_position(self.pos, self.entry.size(), pos)?;
+        Ok(self.pos)
     }
 }

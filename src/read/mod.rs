@@ -96,6 +96,12 @@ impl<'data> Prologue<'data> {
         self.layout.entries.count()
     }
 
+    /// Absolute offset of entry record `n` (for error messages).
+    #[cfg(feature = "std")]
+    pub(crate) fn entry_offset(&self, n: u64) -> u64 {
+        self.layout.entry_offset(n)
+    }
+
     /// Entry number `n`.
     ///
     /// # Errors
@@ -349,42 +355,14 @@ impl<'data> Package<'data> {
         buf: &mut [u8],
         state: &mut ReadState<'data>,
     ) -> Result<usize, Error> {
-        let mut done = 0usize;
-        let size = entry.size();
-        let index = self.index();
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            if pos >= size {
-                break;
-            }
-            let Some(ext) = entry.extent_for(pos) else {
-                break;
-            };
-            let within_ext = pos - ext.file_offset;
-            let logical = ext.logical_offset + within_ext;
-            let ext_left = ext.length - within_ext;
-            let (id, within) = index.locate(logical).ok_or_else(|| {
-                Error::Format(FormatError::new(
-                    Region::Entry(entry.number()),
-                    self.layout.entry_offset(entry.number()),
-                    FormatProblem::OutOfBounds {
-                        field: "logical_offset",
-                        start: logical,
-                        len: 1,
-                        limit: index.logical_len(),
-                    },
-                ))
-            })?;
-            let data = state.block(self, id)?;
-            let avail = &data[within as usize..];
-            let n = avail
-                .len()
-                .min(buf.len() - done)
-                .min(usize::try_from(ext_left).unwrap_or(usize::MAX));
-            buf[done..done + n].copy_from_slice(&avail[..n]);
-            done += n;
-        }
-        Ok(done)
+        read_file_at(
+            entry,
+            offset,
+            buf,
+            &self.index(),
+            self.layout.entry_offset(entry.number()),
+            &mut PackageBlocks { pkg: self, state },
+        )
     }
 
     /// The file's data as a sequence of chunks, in file order: borrowed
@@ -422,6 +400,93 @@ impl<'data> Package<'data> {
         }
         Ok(total)
     }
+}
+
+/// Where [`read_file_at`] gets verified, decoded blocks from: a mapped
+/// package, or a package still streaming into a cache.
+pub(crate) trait BlockProvider {
+    /// Block `id`, verified and decoded (`raw_len` bytes).
+    fn block(&mut self, id: BlockId) -> Result<&[u8], Error>;
+}
+
+struct PackageBlocks<'p, 'data, 's> {
+    pkg: &'p Package<'data>,
+    state: &'s mut ReadState<'data>,
+}
+
+impl BlockProvider for PackageBlocks<'_, '_, '_> {
+    fn block(&mut self, id: BlockId) -> Result<&[u8], Error> {
+        self.state.block(self.pkg, id)
+    }
+}
+
+/// Read up to `buf.len()` bytes of `entry` at `offset`: map file offsets
+/// through the extents to logical offsets, then to blocks, and copy from
+/// the blocks `blocks` provides. The one read loop behind
+/// [`Package::read_at`], [`FileReader`] and the streaming package's reads.
+pub(crate) fn read_file_at(
+    entry: &Entry<'_>,
+    offset: u64,
+    buf: &mut [u8],
+    index: &BlockIndex<'_>,
+    entry_offset: u64,
+    blocks: &mut dyn BlockProvider,
+) -> Result<usize, Error> {
+    let mut done = 0usize;
+    let size = entry.size();
+    while done < buf.len() {
+        let pos = offset + done as u64;
+        if pos >= size {
+            break;
+        }
+        let Some(ext) = entry.extent_for(pos) else {
+            break;
+        };
+        let within_ext = pos - ext.file_offset;
+        let logical = ext.logical_offset + within_ext;
+        let ext_left = ext.length - within_ext;
+        let (id, within) = index.locate(logical).ok_or_else(|| {
+            Error::Format(FormatError::new(
+                Region::Entry(entry.number()),
+                entry_offset,
+                FormatProblem::OutOfBounds {
+                    field: "logical_offset",
+                    start: logical,
+                    len: 1,
+                    limit: index.logical_len(),
+                },
+            ))
+        })?;
+        let data = blocks.block(id)?;
+        let avail = data.get(within as usize..).unwrap_or(&[]);
+        if avail.is_empty() {
+            break;
+        }
+        let n = avail
+            .len()
+            .min(buf.len() - done)
+            .min(usize::try_from(ext_left).unwrap_or(usize::MAX));
+        buf[done..done + n].copy_from_slice(&avail[..n]);
+        done += n;
+    }
+    Ok(done)
+}
+
+/// The position a `Seek` lands on in a file of `size` bytes at `pos`.
+#[cfg(feature = "std")]
+pub(crate) fn seek_position(pos: u64, size: u64, to: std::io::SeekFrom) -> std::io::Result<u64> {
+    use std::io::SeekFrom;
+    let new = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => size.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    new.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "seek to a negative or overflowing position",
+        )
+    })
 }
 
 /// One decoded block kept between reads by [`FileReader`] and
