@@ -497,7 +497,7 @@ mod local {
     use crate::cache::Cache;
     use crate::error::Error;
     use crate::format::BlockId;
-    use crate::stream::blocking::{DriveReport, pump, transport_to_error};
+    use crate::stream::blocking::{DriveReport, pump};
     use crate::stream::{
         Event, FetchRequest, Priority, RangeSource, RequestId, StreamSession, TransportError,
         TransportErrorKind,
@@ -664,15 +664,7 @@ mod local {
         mut pace: Pace,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<DriveReport, Error> {
-        let mut report = DriveReport::default();
-        if session.endpoint().is_empty() {
-            session.set_endpoint(source.endpoint());
-        }
-        match source.len() {
-            Ok(len) => session.on_source_len(len),
-            Err(e) if !e.is_retryable() => return Err(transport_to_error(e)),
-            Err(_) => report.transport_failures += 1,
-        }
+        let mut report = crate::stream::blocking::start(session, source)?;
         // The copier's own handle on the cache file: its cursor is the
         // copier's alone (the cache uses positional I/O only).
         let dst = cache

@@ -226,12 +226,11 @@ pub(crate) fn pump(session: &mut StreamSession, on_event: &mut dyn FnMut(&Event)
     None
 }
 
-fn run(
+/// Start a drive: name the source in the session's errors and tell it the
+/// source's length. Shared by every driver loop.
+pub(crate) fn start(
     session: &mut StreamSession,
     source: &dyn RangeSource,
-    sink: &mut dyn BlockSink,
-    on_event: &mut dyn FnMut(&Event),
-    control: Option<&Receiver<Control>>,
 ) -> Result<DriveReport, Error> {
     let mut report = DriveReport::default();
     if session.endpoint().is_empty() {
@@ -243,6 +242,17 @@ fn run(
         // The length is an optimisation; the reads will retry.
         Err(_) => report.transport_failures += 1,
     }
+    Ok(report)
+}
+
+fn run(
+    session: &mut StreamSession,
+    source: &dyn RangeSource,
+    sink: &mut dyn BlockSink,
+    on_event: &mut dyn FnMut(&Event),
+    control: Option<&Receiver<Control>>,
+) -> Result<DriveReport, Error> {
+    let mut report = start(session, source)?;
     let mut batch = Vec::new();
     let mut ranges: Vec<Range<u64>> = Vec::new();
     let mut applied = Vec::new();
