@@ -94,8 +94,8 @@ if [[ -z "$TARGET_DIR" ]]; then
 		grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)"
 fi
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
-	note "building: cargo build --release --features cli --examples"
-	(cd "$REPO" && cargo build --quiet --release --features cli --examples) ||
+	note "building: cargo build --release --features cli --bins --examples"
+	(cd "$REPO" && cargo build --quiet --release --features cli --bins --examples) ||
 		die "cargo build failed"
 fi
 SFT="$TARGET_DIR/release/sft"
