@@ -61,7 +61,11 @@
 //! - `write` (default): [`write::PackageBuilder`].
 //! - `mmap`: [`MappedPackage`], the one module with `unsafe`.
 //! - `fast-zlib`: flate2's zlib-rs backend.
-//! - `cli`: the `sft` binary.
+//! - `http`: HTTP/HTTPS range client ([`transport::http::client`]), on
+//!   ureq and rustls (no OpenSSL).
+//! - `http-server`: the built-in content server
+//!   ([`transport::http::server`], `sft serve --http`).
+//! - `cli`: the `sft` binary (with `http` and `http-server`).
 //! - `arbitrary`: `Arbitrary` impls for fuzzing.
 //!
 //! ## Safety

@@ -10,3 +10,6 @@ pub mod file;
 
 #[cfg(feature = "std")]
 pub mod shaped;
+
+#[cfg(any(feature = "http", feature = "http-server"))]
+pub mod http;

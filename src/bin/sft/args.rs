@@ -37,6 +37,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Fetch a package from a source into a local file, resumably.
     Fetch(crate::cmd::fetch::FetchArgs),
+    /// Serve package content to streaming clients (HTTP/HTTPS).
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 /// Block compression chosen on the command line.

@@ -33,6 +33,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Extract(a) => cmd::extract::run(&a, no_mmap),
         Command::Verify(a) => cmd::verify::run(&a, no_mmap),
         Command::Fetch(a) => cmd::fetch::run(&a),
+        Command::Serve(a) => cmd::serve::run(&a),
     }
 }
 

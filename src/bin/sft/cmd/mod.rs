@@ -6,4 +6,5 @@ pub(crate) mod fetch;
 pub mod info;
 pub mod ls;
 pub mod pack;
+pub(crate) mod serve;
 pub mod verify;
