@@ -61,6 +61,8 @@
 //! - `write` (default): [`write::PackageBuilder`].
 //! - `mmap`: [`MappedPackage`], the one module with `unsafe`.
 //! - `fast-zlib`: flate2's zlib-rs backend.
+//! - `http-parse`: only the pure HTTP helpers (`Range`, `Content-Range`,
+//!   `multipart/byteranges`) that the client and server share.
 //! - `http`: HTTP/HTTPS range client ([`transport::http::client`]), on
 //!   ureq and rustls (no OpenSSL).
 //! - `http-server`: the built-in content server

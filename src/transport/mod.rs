@@ -11,5 +11,5 @@ pub mod file;
 #[cfg(feature = "std")]
 pub mod shaped;
 
-#[cfg(any(feature = "http", feature = "http-server"))]
+#[cfg(feature = "http-parse")]
 pub mod http;
