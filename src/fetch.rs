@@ -168,14 +168,14 @@ pub struct FetchReport {
 pub fn fetch(
     source: &dyn RangeSource,
     out: &Path,
-    options: FetchOptions,
+    mut options: FetchOptions,
 ) -> Result<FetchReport, Error> {
     match options.limit_rate {
         Some(rate) => {
             let shaped = crate::transport::shaped::ShapedSource::new(source, rate, Duration::ZERO);
-            fetch_inner(&shaped, None, out, options)
+            fetch_inner(&shaped, None, out, &mut options)
         }
-        None => fetch_inner(source, None, out, options),
+        None => fetch_inner(source, None, out, &mut options),
     }
 }
 
@@ -226,11 +226,74 @@ pub fn fetch(
 pub fn fetch_file(
     source: &FileSource,
     out: &Path,
-    options: FetchOptions,
+    mut options: FetchOptions,
 ) -> Result<FetchReport, Error> {
     match source.file() {
-        Some(file) => fetch_inner(source, Some((source, file)), out, options),
-        None => fetch_inner(source, None, out, options),
+        Some(file) => fetch_inner(source, Some((source, file)), out, &mut options),
+        None => fetch_inner(source, None, out, &mut options),
+    }
+}
+
+/// How many times [`fetch_spec`] starts over on a source that changed.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// Fetch the package `spec` names (a path, a `file://` URL, or a URL of a
+/// transport this build has, such as `http(s)://` with feature `http`)
+/// into `out`: local files through [`fetch_file`], anything else through
+/// [`open_source`] and [`fetch`].
+///
+/// A source that reports it was replaced mid-stream
+/// ([`TransportErrorKind::Changed`]: an HTTP ETag or Last-Modified that
+/// moved, a length that changed) is opened again and the fetch **starts
+/// over on the new version**: the cache's identity check sees a different
+/// package and discards the blocks of the old one, so a result never mixes
+/// blocks of two versions. That happens at most [`MAX_RESTARTS`] times.
+///
+/// ```
+/// # #[cfg(feature = "write")]
+/// # fn main() -> sft::Result<()> {
+/// use sft::fetch::{fetch_spec, FetchOptions};
+///
+/// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
+/// let (src, out) = (dir.path().join("src.sft"), dir.path().join("out.sft"));
+/// sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("app.exe", vec![5u8; 100_000])?
+///     .write_to_path(&src)?;
+/// let url = format!("file://{}", src.display());
+/// assert!(fetch_spec(&url, &out, FetchOptions::default())?.complete);
+/// # Ok(()) }
+/// # #[cfg(not(feature = "write"))]
+/// # fn main() {}
+/// ```
+///
+/// # Errors
+/// As [`open_source`] and [`fetch`]; a source still changing after
+/// [`MAX_RESTARTS`] restarts fails with its last `Changed` error.
+pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<FetchReport, Error> {
+    #[cfg(feature = "file")]
+    if let Some(path) = local_path(spec)? {
+        let source = FileSource::open(&path)?;
+        return fetch_file(&source, out, options);
+    }
+    let mut restarts = 0;
+    loop {
+        let source = open_source(spec)?;
+        let result = match options.limit_rate {
+            Some(rate) => {
+                let shaped =
+                    crate::transport::shaped::ShapedSource::new(&*source, rate, Duration::ZERO);
+                fetch_inner(&shaped, None, out, &mut options)
+            }
+            None => fetch_inner(&*source, None, out, &mut options),
+        };
+        match result {
+            Err(Error::Transport(e))
+                if e.kind() == TransportErrorKind::Changed && restarts < MAX_RESTARTS =>
+            {
+                restarts += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -254,7 +317,21 @@ fn fetch_inner(
     source: &dyn RangeSource,
     local: Local<'_>,
     out: &Path,
-    mut options: FetchOptions,
+    options: &mut FetchOptions,
+) -> Result<FetchReport, Error> {
+    // The callback is lent to this run and given back for a restart.
+    let mut callback = options.on_event.take();
+    let result = fetch_run(source, local, out, options, &mut callback);
+    options.on_event = callback;
+    result
+}
+
+fn fetch_run(
+    source: &dyn RangeSource,
+    local: Local<'_>,
+    out: &Path,
+    options: &FetchOptions,
+    callback: &mut Option<EventCallback>,
 ) -> Result<FetchReport, Error> {
     let start = Instant::now();
     let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
@@ -293,7 +370,6 @@ fn fetch_inner(
     let mut session = session.unwrap_or_else(|| StreamSession::new(config));
     let mut launch_ready = None;
     let mut fetched = 0u32;
-    let mut callback = options.on_event.take();
     if resumed {
         if let Some(f) = callback.as_mut() {
             f(&Event::Progress(session.progress()));

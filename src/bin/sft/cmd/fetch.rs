@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sft::cache::CacheOptions;
-use sft::fetch::{FetchOptions, fetch, fetch_file, local_path, open_source};
-use sft::stream::{Event, RangeSource, SessionConfig};
-use sft::transport::file::FileSource;
+use sft::fetch::{FetchOptions, fetch, fetch_spec, open_source};
+use sft::stream::{Event, SessionConfig};
 use sft::transport::shaped::ShapedSource;
 
 use crate::util::{UsageError, progress_bar, short};
@@ -82,43 +81,29 @@ pub(crate) struct FetchArgs {
     pub crc_only: bool,
 }
 
-/// Where `sft fetch` reads from.
-enum Source {
-    /// A local file: [`fetch_file`], the in-kernel fast path.
-    Local(FileSource),
-    /// Anything else (or a shaped local file): [`fetch`].
-    Any(Box<dyn RangeSource>),
-}
-
 pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if args.output.as_os_str().is_empty() {
         return Err(UsageError("-o OUT.sft must not be empty".into()).into());
     }
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
-    // A local file takes the fast path (in-kernel copies into the cache
-    // file, every block checked there), paced by --limit-rate if given;
-    // the link simulation (--simulate-rtt) reads through a ShapedSource.
-    let source = match local_path(&args.source) {
-        Ok(Some(path)) if rtt.is_zero() => Source::Local(
-            FileSource::open(&path)
-                .with_context(|| format!("cannot open source `{}`", args.source))?,
-        ),
-        _ => {
-            let source = open_source(&args.source)
-                .with_context(|| format!("cannot open source `{}`", args.source))?;
-            Source::Any(match (args.limit_rate, rtt.is_zero()) {
-                (None, true) => source,
-                (rate, _) => Box::new(ShapedSource::new(source, rate.unwrap_or(0), rtt)),
-            })
-        }
+    // Without --simulate-rtt: fetch_spec (a local file takes the fast
+    // path, paced by --limit-rate if given; URLs their transport, started
+    // over if the source changes mid-stream). The link simulation reads
+    // through a ShapedSource.
+    let simulated = if rtt.is_zero() {
+        None
+    } else {
+        let source = open_source(&args.source)
+            .with_context(|| format!("cannot open source `{}`", args.source))?;
+        Some(ShapedSource::new(source, args.limit_rate.unwrap_or(0), rtt))
     };
     let bar = Arc::new(Mutex::new(None));
     let bar_cb = Arc::clone(&bar);
     let mut options = FetchOptions::default()
         .launch_only(args.launch_only)
-        .limit_rate(match source {
-            Source::Local(_) => args.limit_rate.unwrap_or(0),
-            Source::Any(_) => 0,
+        .limit_rate(match simulated {
+            None => args.limit_rate.unwrap_or(0),
+            Some(_) => 0,
         })
         .session(SessionConfig::default().decode_blocks(!args.crc_only))
         .cache(CacheOptions::default().sync(!args.no_fsync))
@@ -145,9 +130,9 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.cache_dir {
         options = options.cache_dir(dir);
     }
-    let result = match &source {
-        Source::Local(file) => fetch_file(file, &args.output, options),
-        Source::Any(source) => fetch(&**source, &args.output, options),
+    let result = match &simulated {
+        None => fetch_spec(&args.source, &args.output, options),
+        Some(source) => fetch(source, &args.output, options),
     };
     if let Ok(mut slot) = bar.lock() {
         if let Some(Some(b)) = slot.take() {
