@@ -379,7 +379,10 @@ pub fn resolve(specs: &[RangeSpec], complete_len: u64) -> Resolution {
             Resolution::Unsatisfiable
         };
     }
-    let mut out: Vec<Range<u64>> = specs.iter().filter_map(|s| s.resolve(complete_len)).collect();
+    let mut out: Vec<Range<u64>> = specs
+        .iter()
+        .filter_map(|s| s.resolve(complete_len))
+        .collect();
     if out.is_empty() {
         return Resolution::Unsatisfiable;
     }
@@ -542,8 +545,20 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "bytes", "bytes=", "bytes=,", "bytes=-", "bytes=5", "bytes=a-b", "bytes=5-4",
-            "bytes=1-2-3", "bytes=--1", "bytes=1 -2", "bytes =1-2", "=1-2", "bytes=0-1;x",
+            "",
+            "bytes",
+            "bytes=",
+            "bytes=,",
+            "bytes=-",
+            "bytes=5",
+            "bytes=a-b",
+            "bytes=5-4",
+            "bytes=1-2-3",
+            "bytes=--1",
+            "bytes=1 -2",
+            "bytes =1-2",
+            "=1-2",
+            "bytes=0-1;x",
             "bytes=+1-2",
         ] {
             assert!(
