@@ -254,7 +254,7 @@ pub fn parse_content_range(value: &[u8]) -> Result<ContentRange, MultipartError>
         return Err(BAD);
     }
     // At least one space between the unit and the range.
-    if !rest.first().is_some_and(|&b| b == b' ') {
+    if rest.first() != Some(&b' ') {
         return Err(BAD);
     }
     let rest = trim_ows(rest);
