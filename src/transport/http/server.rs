@@ -1062,6 +1062,23 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
         tls.conn.send_close_notify();
         let _ = tls.conn.complete_io(&mut tls.sock);
     }
+    lingering_close(io.conn.tcp());
+}
+
+/// Close the sending side, then read and drop what the client still sends
+/// (briefly), so that closing with unread input does not reset the
+/// connection and destroy the last response before the client reads it.
+fn lingering_close(tcp: &TcpStream) {
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let mut budget: usize = 64 * 1024;
+    while budget > 0 {
+        match (&*tcp).read(&mut sink) {
+            Ok(n) if n > 0 => budget = budget.saturating_sub(n),
+            _ => break,
+        }
+    }
 }
 
 /// What happened to one request, for the loop and the log.
