@@ -41,6 +41,12 @@ use core::ops::Range;
 
 /// The most ranges a header may carry before [`resolve_header`] ignores it
 /// (the default of [`RangeLimits::max_ranges`]).
+///
+/// ```
+/// use sft::transport::http::range::{DEFAULT_MAX_RANGES, RangeLimits};
+///
+/// assert_eq!(RangeLimits::default().get_max_ranges(), DEFAULT_MAX_RANGES);
+/// ```
 pub const DEFAULT_MAX_RANGES: usize = 32;
 
 /// The longest `Range` value (in bytes) [`parse`] looks at; longer values
@@ -320,12 +326,22 @@ impl Default for RangeLimits {
 impl RangeLimits {
     /// At most `n` range specs per header (default [`DEFAULT_MAX_RANGES`]);
     /// a header with more is ignored (answered with the whole body).
+    ///
+    /// ```
+    /// # use sft::transport::http::range::RangeLimits;
+    /// assert_eq!(RangeLimits::default().max_ranges(0).get_max_ranges(), 1);
+    /// ```
     pub fn max_ranges(mut self, n: usize) -> Self {
         self.max_ranges = n.max(1);
         self
     }
 
     /// The range-count limit.
+    ///
+    /// ```
+    /// # use sft::transport::http::range::RangeLimits;
+    /// assert_eq!(RangeLimits::default().max_ranges(4).get_max_ranges(), 4);
+    /// ```
     pub fn get_max_ranges(&self) -> usize {
         self.max_ranges
     }

@@ -71,6 +71,13 @@ use super::range::{self, ContentRangeValue, RangeLimits, Resolution};
 use crate::error::Error;
 
 /// The most header fields [`ServerConfig::max_headers`] may allow.
+///
+/// ```
+/// use sft::transport::http::server::{MAX_HEADERS_LIMIT, ServerConfig};
+///
+/// let c = ServerConfig::new(".").max_headers(MAX_HEADERS_LIMIT);
+/// # let _ = c;
+/// ```
 pub const MAX_HEADERS_LIMIT: usize = 256;
 
 /// Request bodies up to this size are read and dropped; larger ones get 413.
@@ -95,11 +102,25 @@ pub struct AccessLog(Arc<Mutex<Box<dyn Write + Send>>>);
 
 impl AccessLog {
     /// Log to `w`.
+    ///
+    /// ```
+    /// use sft::transport::http::server::{AccessLog, ServerConfig};
+    ///
+    /// let c = ServerConfig::new(".").access_log(AccessLog::new(Vec::new()));
+    /// # let _ = c;
+    /// ```
     pub fn new(w: impl Write + Send + 'static) -> Self {
         AccessLog(Arc::new(Mutex::new(Box::new(w))))
     }
 
     /// Log to standard error.
+    ///
+    /// ```
+    /// use sft::transport::http::server::{AccessLog, ServerConfig};
+    ///
+    /// let c = ServerConfig::new(".").access_log(AccessLog::stderr());
+    /// # let _ = c;
+    /// ```
     pub fn stderr() -> Self {
         AccessLog::new(io::stderr())
     }
@@ -213,6 +234,11 @@ impl ServerConfig {
 
     /// At most `n` connections at once (at least 1); others get 503
     /// (plain HTTP) or are closed (HTTPS).
+    ///
+    /// ```
+    /// # use sft::transport::http::server::ServerConfig;
+    /// assert_eq!(ServerConfig::new(".").max_connections(8).get_max_connections(), 8);
+    /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
@@ -604,6 +630,17 @@ impl fmt::Debug for ShutdownHandle {
 
 impl ShutdownHandle {
     /// Request a shutdown (idempotent) and wake the accept loop.
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
+    /// let stop = server.shutdown_handle();
+    /// stop.shutdown();
+    /// stop.shutdown(); // again: no effect
+    /// server.join()?;
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn shutdown(&self) {
         if !self.shared.shutdown.swap(true, Ordering::AcqRel) {
             // The accept loop blocks in accept(2): a connection wakes it.
@@ -612,6 +649,14 @@ impl ShutdownHandle {
     }
 
     /// Whether a shutdown was requested.
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
+    /// assert!(!server.shutdown_handle().is_shutdown());
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn is_shutdown(&self) -> bool {
         self.shared.stopping()
     }
@@ -660,28 +705,74 @@ impl fmt::Debug for ServerHandle {
 
 impl ServerHandle {
     /// The address the server listens on.
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
+    /// assert!(std::net::TcpStream::connect(handle.local_addr()).is_ok());
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// A handle to request the shutdown from elsewhere.
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
+    /// let stop = handle.shutdown_handle();
+    /// std::thread::spawn(move || stop.shutdown());
+    /// handle.join()?;
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.stop.clone()
     }
 
     /// Whether the server thread has ended.
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
+    /// assert!(!handle.is_finished());
+    /// handle.shutdown()?;
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Shut down and wait: the listener closes at once, requests in flight
     /// get up to the shutdown grace to finish.
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
+    /// let addr = handle.local_addr();
+    /// handle.shutdown()?;
+    /// assert!(std::net::TcpStream::connect(addr).is_err());
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn shutdown(mut self) -> Result<(), Error> {
         self.stop.shutdown();
         self.wait()
     }
 
     /// Wait for the server to end (after a shutdown requested elsewhere).
+    ///
+    /// ```
+    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
+    /// handle.shutdown_handle().shutdown();
+    /// handle.join()?;
+    /// # Ok::<(), sft::Error>(())
+    /// ```
     pub fn join(mut self) -> Result<(), Error> {
         self.wait()
     }
