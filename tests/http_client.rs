@@ -6,6 +6,8 @@
 //! A missing server binary skips its test with a loud `SKIPPED:` line on
 //! stderr, unless `SFT_REQUIRE_SERVERS=1`, which makes it a failure (CI).
 #![cfg(feature = "http")]
+// One-range slices are intended: `read_ranges` takes a list.
+#![allow(clippy::single_range_in_vec_init)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
