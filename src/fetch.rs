@@ -74,7 +74,34 @@ pub struct FetchOptions {
     limit_rate: Option<u64>,
     session: SessionConfig,
     cache: CacheOptions,
+    sources: SourceOptions,
     on_event: Option<EventCallback>,
+}
+
+/// How [`open_source_with`] (and [`fetch_spec`]) open URL sources: the
+/// options of each network transport this build has.
+///
+/// ```
+/// use sft::fetch::SourceOptions;
+/// # #[cfg(feature = "http")]
+/// let o = SourceOptions::default()
+///     .http(sft::transport::http::client::HttpOptions::default().max_attempts(5));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    #[cfg(feature = "http")]
+    http: crate::transport::http::client::HttpOptions,
+}
+
+impl SourceOptions {
+    /// Options of `http://` and `https://` sources (timeouts, retries, CA
+    /// file, credentials).
+    #[cfg(feature = "http")]
+    #[must_use]
+    pub fn http(mut self, options: crate::transport::http::client::HttpOptions) -> Self {
+        self.http = options;
+        self
+    }
 }
 
 impl fmt::Debug for FetchOptions {
@@ -85,6 +112,7 @@ impl fmt::Debug for FetchOptions {
             .field("limit_rate", &self.limit_rate)
             .field("session", &self.session)
             .field("cache", &self.cache)
+            .field("sources", &self.sources)
             .field("on_event", &self.on_event.is_some())
             .finish()
     }
@@ -119,6 +147,11 @@ impl FetchOptions {
     /// Cache options (checkpoints, syncing).
     pub fn cache(mut self, options: CacheOptions) -> Self {
         self.cache = options;
+        self
+    }
+    /// How URL sources are opened by [`fetch_spec`].
+    pub fn sources(mut self, options: SourceOptions) -> Self {
+        self.sources = options;
         self
     }
     /// Call `f` with every event: [`Event::Progress`] (bytes and blocks),
@@ -277,7 +310,7 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
     }
     let mut restarts = 0;
     loop {
-        let source = open_source(spec)?;
+        let source = open_source_with(spec, &options.sources)?;
         let result = match options.limit_rate {
             Some(rate) => {
                 let shaped =
@@ -444,16 +477,18 @@ pub(crate) fn same_package(
     }
 }
 
-/// Open the source named by `spec`: a path, or a `file://` URL. Other
-/// schemes (`http(s)://`, `rtsp(s)://`, `smb://`) are recognised and
-/// refused clearly until their transports are built in.
+/// Open the source named by `spec`: a path, a `file://` URL, or an
+/// `http(s)://` URL (feature `http`, with default [`SourceOptions`]).
+/// Schemes whose transport this build lacks (`rtsp(s)://`, `smb://`, or
+/// `http(s)://` without feature `http`) are recognised and refused
+/// clearly.
 ///
 /// ```
 /// use sft::fetch::open_source;
 /// let e = open_source("gopher://example.com/app.sft").err().unwrap();
 /// assert!(e.to_string().contains("unsupported scheme `gopher`"), "{e}");
-/// let e = open_source("https://example.com/app.sft").err().unwrap();
-/// assert!(e.to_string().contains("built without `http` support"), "{e}");
+/// let e = open_source("smb://server/share/app.sft").err().unwrap();
+/// assert!(e.to_string().contains("built without `smb` support"), "{e}");
 /// ```
 ///
 /// # Errors
@@ -461,22 +496,45 @@ pub(crate) fn same_package(
 /// [`FileSource::open`](crate::transport::file::FileSource::open) for
 /// paths.
 pub fn open_source(spec: &str) -> Result<Box<dyn RangeSource>, Error> {
-    match local_path(spec)? {
-        Some(path) => open_file(&path),
-        None => Err(Error::invalid(format!("`{spec}` names no source"))),
+    open_source_with(spec, &SourceOptions::default())
+}
+
+/// As [`open_source`], with the transports' options.
+///
+/// # Errors
+/// As [`open_source`]; a URL source's own errors when it is opened (the
+/// HTTP client asks for the length and the validators at once).
+pub fn open_source_with(
+    spec: &str,
+    options: &SourceOptions,
+) -> Result<Box<dyn RangeSource>, Error> {
+    let _ = options;
+    if let Some(path) = local_path(spec)? {
+        return open_file(&path);
     }
+    #[cfg(feature = "http")]
+    if crate::transport::http::client::is_http_url(spec) {
+        return Ok(Box::new(crate::transport::http::client::HttpSource::open(
+            spec,
+            &options.http,
+        )?));
+    }
+    Err(Error::invalid(format!("`{spec}` names no source")))
 }
 
 /// The local file named by `spec` (a path, or a `file://` URL), to open
 /// with [`FileSource::open`](crate::transport::file::FileSource::open) and
-/// give to `fetch_file`; `None` for a URL that another transport serves
-/// (none is built in yet: those are errors, as in [`open_source`]).
+/// give to `fetch_file`; `None` for a URL that a built-in transport
+/// serves; an error for a URL whose transport this build lacks, as in
+/// [`open_source`].
 ///
 /// ```
 /// use sft::fetch::local_path;
 /// assert_eq!(local_path("file:///srv/a%20b.sft").unwrap().as_deref(), Some("/srv/a b.sft"));
 /// assert_eq!(local_path("app.sft").unwrap().as_deref(), Some("app.sft"));
-/// assert!(local_path("https://example.com/app.sft").is_err());
+/// assert!(local_path("smb://server/share/app.sft").is_err());
+/// # #[cfg(feature = "http")]
+/// assert_eq!(local_path("https://example.com/app.sft").unwrap(), None);
 /// ```
 ///
 /// # Errors
@@ -499,6 +557,7 @@ pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
             };
             return Ok(Some(path));
         }
+        "http" | "https" if cfg!(feature = "http") => return Ok(None),
         "http" | "https" => "http",
         "rtsp" | "rtsps" => "rtsp",
         "smb" => "smb",

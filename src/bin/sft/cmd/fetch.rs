@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sft::cache::CacheOptions;
-use sft::fetch::{FetchOptions, fetch, fetch_spec, open_source};
+use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_with};
 use sft::stream::{Event, SessionConfig};
+use sft::transport::http::client::HttpOptions;
 use sft::transport::shaped::ShapedSource;
 
 use crate::util::{UsageError, progress_bar, short};
@@ -39,7 +40,9 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 /// `sft fetch`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FetchArgs {
-    /// The package: a path or a file:// URL.
+    /// The package: a path, a file:// URL, or an http:// or https:// URL
+    /// (credentials in the URL or in SFT_HTTP_USER / SFT_HTTP_PASSWORD or
+    /// SFT_HTTP_TOKEN; presigned query strings are kept as given).
     pub source: String,
 
     /// Output package file (written atomically once complete).
@@ -79,6 +82,11 @@ pub(crate) struct FetchArgs {
     /// inflate to their size (faster; `sft verify` checks everything).
     #[arg(long)]
     pub crc_only: bool,
+
+    /// Trust the CA certificates in this PEM file for https:// sources
+    /// (instead of the system's roots), like curl's --cacert.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
@@ -86,6 +94,11 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         return Err(UsageError("-o OUT.sft must not be empty".into()).into());
     }
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
+    let mut http = HttpOptions::default();
+    if let Some(ca) = &args.ca_file {
+        http = http.ca_file(ca);
+    }
+    let sources = SourceOptions::default().http(http);
     // Without --simulate-rtt: fetch_spec (a local file takes the fast
     // path, paced by --limit-rate if given; URLs their transport, started
     // over if the source changes mid-stream). The link simulation reads
@@ -93,7 +106,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let simulated = if rtt.is_zero() {
         None
     } else {
-        let source = open_source(&args.source)
+        let source = open_source_with(&args.source, &sources)
             .with_context(|| format!("cannot open source `{}`", args.source))?;
         Some(ShapedSource::new(source, args.limit_rate.unwrap_or(0), rtt))
     };
@@ -107,6 +120,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         })
         .session(SessionConfig::default().decode_blocks(!args.crc_only))
         .cache(CacheOptions::default().sync(!args.no_fsync))
+        .sources(sources)
         .on_event(move |e| {
             let Ok(mut slot) = bar_cb.lock() else { return };
             match e {
