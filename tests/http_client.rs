@@ -975,4 +975,42 @@ fn throughput_vs_curl() {
             curl.as_secs_f64() / ours.as_secs_f64()
         );
     }
+
+    // A whole fetch through the streaming core (every block CRC-checked,
+    // NullSink) of a stored package of the same size, vs curl.
+    use sft::write::{BlockSize, Compression, PackageBuilder};
+    let mut b = PackageBuilder::new(
+        sft::WriteOptions::default()
+            .block_size(BlockSize::K64)
+            .compression(Compression::None),
+    );
+    b.add_bytes("big.bin", noise(6, mib << 20)).unwrap();
+    let pkg = b.write_to_vec().unwrap();
+    ngx.put("pkg.sft", &pkg);
+    let plen = pkg.len() as u64;
+    drop(pkg);
+    let url = ngx.url("pkg.sft");
+    for round in 0..3 {
+        let t = Instant::now();
+        let st = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", &url])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let curl = t.elapsed();
+        let t = Instant::now();
+        let src = HttpSource::open(&url, &opts()).unwrap();
+        let mut session = StreamSession::new(SessionConfig::default());
+        let report = blocking::drive(&mut session, &src, &mut sft::stream::NullSink).unwrap();
+        assert!(report.complete);
+        let ours = t.elapsed();
+        eprintln!(
+            "round {round}: curl {:.3} s, drive (session, CRC every block) {:.3} s ({:.0} MB/s), {} requests, ratio {:.2}",
+            curl.as_secs_f64(),
+            ours.as_secs_f64(),
+            plen as f64 / ours.as_secs_f64() / 1e6,
+            src.stats().requests,
+            curl.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
 }

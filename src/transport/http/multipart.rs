@@ -692,11 +692,14 @@ impl ByteRangesParser {
                 State::Headers => {
                     let Some(nl) = rest.iter().take(MAX_HEADER_LINE).position(|&b| b == b'\n')
                     else {
+                        // Checked in this order so the verdict does not
+                        // depend on how the input was cut.
+                        let seen = rest.len().min(MAX_HEADER_LINE);
+                        if self.header_bytes + seen > MAX_PART_HEADER_BYTES {
+                            return Err(MultipartError::HeadersTooLarge);
+                        }
                         if rest.len() >= MAX_HEADER_LINE {
                             return Err(MultipartError::HeaderLineTooLong);
-                        }
-                        if self.header_bytes + rest.len() > MAX_PART_HEADER_BYTES {
-                            return Err(MultipartError::HeadersTooLarge);
                         }
                         return Ok((pos, Step::NeedMore));
                     };
