@@ -1139,7 +1139,10 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
             shared,
             &mut log_line,
             peer,
-            outcome.line.as_ref().map(|(m, p)| (m.as_str(), p.as_str())),
+            outcome
+                .line
+                .as_ref()
+                .map(|(m, p, v)| (m.as_str(), p.as_str(), *v)),
             outcome.status,
             io.sent,
             started,
@@ -1176,8 +1179,8 @@ fn lingering_close(tcp: &TcpStream) {
 struct Outcome {
     status: u16,
     keep_alive: bool,
-    /// Method and path (no query), for the log.
-    line: Option<(String, String)>,
+    /// Method, path (no query) and minor HTTP version, for the log.
+    line: Option<(String, String, u8)>,
 }
 
 /// The request fields the server looks at.
@@ -1282,7 +1285,7 @@ fn handle_request(shared: &Shared, io: &mut Io, inb: &InBuf, head_len: usize) ->
         .next()
         .unwrap_or_default()
         .to_owned();
-    let line = Some((method.to_owned(), path_only));
+    let line = Some((method.to_owned(), path_only, version));
     let mut keep_alive = if version >= 1 {
         !fields.close
     } else {
@@ -1861,7 +1864,7 @@ fn log_access(
     shared: &Shared,
     line: &mut String,
     peer: SocketAddr,
-    request: Option<(&str, &str)>,
+    request: Option<(&str, &str, u8)>,
     status: u16,
     sent: u64,
     started: Instant,
@@ -1873,11 +1876,11 @@ fn log_access(
     line.clear();
     let _ = write!(line, "{} - - [{}] \"", peer.ip(), ClfDate(now_secs()));
     match request {
-        Some((method, path)) => {
+        Some((method, path, version)) => {
             push_escaped(line, method);
             line.push(' ');
             push_escaped(line, path);
-            line.push_str(" HTTP/1.1");
+            let _ = write!(line, " HTTP/1.{version}");
         }
         None => line.push('-'),
     }
