@@ -310,14 +310,17 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
     }
     let mut restarts = 0;
     loop {
-        let source = open_source_with(spec, &options.sources)?;
+        // Network sources receive on a second thread while this one
+        // checks and writes (see transport::pipelined).
+        let source =
+            crate::transport::pipelined::Pipelined::new(open_source_with(spec, &options.sources)?);
         let result = match options.limit_rate {
             Some(rate) => {
                 let shaped =
-                    crate::transport::shaped::ShapedSource::new(&*source, rate, Duration::ZERO);
+                    crate::transport::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
                 fetch_inner(&shaped, None, out, &mut options)
             }
-            None => fetch_inner(&*source, None, out, &mut options),
+            None => fetch_inner(&source, None, out, &mut options),
         };
         match result {
             Err(Error::Transport(e))

@@ -11,5 +11,8 @@ pub mod file;
 #[cfg(feature = "std")]
 pub mod shaped;
 
+#[cfg(feature = "std")]
+pub mod pipelined;
+
 #[cfg(feature = "http-parse")]
 pub mod http;
