@@ -15,7 +15,7 @@
 # Figures are the best of RUNS runs (wall time); the page cache is warm
 # (the package is read once first). The load average is printed: take
 # figures when it is low. nginx runs with sendfile, one worker per core,
-# access_log off; ours with its defaults and the access log to /dev/null.
+# access_log off; ours with its defaults and --no-access-log.
 #
 # Usage: scripts/bench-http.sh [--quick]   (--quick: 32 MiB, 8 clients)
 set -euo pipefail
@@ -79,7 +79,7 @@ nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" -g 'daemon off;' 2> "$W/nginx/stder
 NGINX_PID=$!
 
 # ------------------------------------------------------------- sft serve
-"$SFT" serve --http 127.0.0.1:0 --content "$W/content" --access-log /dev/null > "$W/serve.out" 2> "$W/serve.err" &
+"$SFT" serve --http 127.0.0.1:0 --content "$W/content" --no-access-log > "$W/serve.out" 2> "$W/serve.err" &
 SERVE_PID=$!
 for _ in $(seq 100); do
   grep -q '^listening on ' "$W/serve.out" 2>/dev/null && break
