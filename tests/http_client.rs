@@ -1014,3 +1014,62 @@ fn throughput_vs_curl() {
         );
     }
 }
+
+/// `sft::fetch::fetch_spec` over HTTP: the package is replaced on the
+/// server right after launch-ready; the fetch notices (If-Range, ETag),
+/// starts over, and ends with exactly the new version, never a mix.
+#[test]
+fn fetch_spec_starts_over_on_a_replaced_package() {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    let Some(ngx) = Nginx::plain() else { return };
+    let v1 = package();
+    // Another package: other content, other length, other GUIDs.
+    let v2 = {
+        let mut b = sft::write::PackageBuilder::new(
+            sft::WriteOptions::default()
+                .block_size(sft::write::BlockSize::K16)
+                .name("Http v2")
+                .created(1_700_000_100, 0),
+        );
+        b.add_bytes("app.exe", noise(11, 450_000)).unwrap();
+        b.add_bytes("data/big.bin", noise(13, 2_000_000)).unwrap();
+        b.launch_list(sft::write::parse_launch_list("app.exe\n").unwrap());
+        b.write_to_vec().unwrap()
+    };
+    assert_ne!(v1.len(), v2.len());
+    ngx.put("app.sft", &v1);
+    let dest = ngx.dir.path().join("www").join("app.sft");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.sft");
+    let (v2c, replaced) = (v2.clone(), Arc::new(AtomicUsize::new(0)));
+    let seen = Arc::clone(&replaced);
+    let options = FetchOptions::default()
+        // Small requests: many are left after launch-ready.
+        .session(SessionConfig::default().max_request_bytes(64 * 1024))
+        .on_event(move |e| {
+            if matches!(e, sft::stream::Event::LaunchReady)
+                && seen.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                let tmp = dest.with_extension("tmp");
+                std::fs::write(&tmp, &v2c).unwrap();
+                std::fs::rename(&tmp, &dest).unwrap();
+            }
+        });
+    let report = fetch_spec(&ngx.url("app.sft"), &out, options).unwrap();
+    assert!(report.complete);
+    // Launch-ready fired once per version.
+    assert_eq!(replaced.load(Ordering::SeqCst), 2);
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got == v2,
+        "the result is not the new version ({} bytes)",
+        got.len()
+    );
+    sft::Package::parse(&got).unwrap().verify().unwrap();
+    // nginx answered a stale If-Range with the whole new body (200).
+    assert!(
+        ngx.log()
+            .iter()
+            .any(|l| l.status == 200 && l.method == "GET")
+    );
+}
