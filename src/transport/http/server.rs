@@ -25,8 +25,9 @@
 //! - HTTP/1.1 keep-alive and pipelining, `Connection: close`, HTTP/1.0;
 //!   request bodies (which `GET` and `HEAD` do not use) of up to 64 KiB are
 //!   read and dropped, larger ones get 413, `Transfer-Encoding` gets 400;
-//! - bodies over plain TCP go through `sendfile(2)` (`std::io::copy` from a
-//!   file to a socket); over TLS (rustls) through a 256 KiB buffer;
+//! - bodies go out through a per-connection buffer of up to 256 KiB
+//!   (`pread`, then one large socket or TLS write per chunk), with
+//!   `TCP_NODELAY`; TLS is rustls with the `ring` provider;
 //! - an access log in common log format plus the duration in seconds; it
 //!   names the method, path and status, never a header or a query string
 //!   (presigned URLs carry credentials in their queries);
@@ -58,7 +59,7 @@
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -84,8 +85,8 @@ pub const MAX_HEADERS_LIMIT: usize = 256;
 const MAX_DISCARD_BODY: u64 = 64 * 1024;
 /// How often a blocked read wakes up to look at the shutdown flag.
 const POLL_SLICE: Duration = Duration::from_millis(500);
-/// Buffer for TLS bodies.
-const TLS_COPY_BUF: usize = 256 * 1024;
+/// The largest body buffer of a connection.
+const COPY_BUF: usize = 256 * 1024;
 
 /// Where access-log lines go: any writer, shared by all connections; one
 /// `write_all` per line.
@@ -799,6 +800,33 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Positional read (the file's offset is left alone).
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    loop {
+        match file.read_at(buf, at) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
+/// Positional read (the file's offset is left alone).
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::os::windows::fs::FileExt;
+    file.seek_read(buf, at)
+}
+
+/// Read at an offset, through the file's cursor.
+#[cfg(not(any(unix, windows)))]
+fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(at))?;
+    file.read(buf)
+}
+
 /// Decrements the active count when a connection ends.
 struct ActiveGuard(Arc<Shared>);
 
@@ -943,45 +971,38 @@ impl Io {
     }
 
     /// Send bytes `range` of `file`.
+    ///
+    /// Through a buffer of up to [`COPY_BUF`] bytes, reused for the whole
+    /// connection: one `pread` and one large socket write per chunk. (The
+    /// standard library no longer turns `io::copy` from a file into a
+    /// socket into `sendfile(2)`: the pages could change after the call
+    /// returns. A zero-copy path needs `sendfile` from a crate such as
+    /// rustix.)
     fn send_file(&mut self, file: &File, range: Range<u64>) -> io::Result<()> {
         let want = range.end.saturating_sub(range.start);
-        let mut f = file;
-        f.seek(SeekFrom::Start(range.start))?;
-        match &mut self.conn {
-            Conn::Plain(tcp) => {
-                // Specialised by std into sendfile(2) on Linux.
-                let n = io::copy(&mut f.take(want), tcp)?;
-                self.sent += n;
-                if n < want {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the file shrank while being sent",
-                    ));
-                }
+        let size = usize::try_from(want).unwrap_or(usize::MAX).min(COPY_BUF);
+        if self.copy_buf.len() < size {
+            self.copy_buf.resize(size, 0);
+        }
+        let mut at = range.start;
+        while at < range.end {
+            let chunk = usize::try_from(range.end - at)
+                .unwrap_or(usize::MAX)
+                .min(self.copy_buf.len());
+            let buf = self.copy_buf.get_mut(..chunk).unwrap_or_default();
+            let n = read_at(file, buf, at)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while being sent",
+                ));
             }
-            Conn::Tls(tls) => {
-                if self.copy_buf.is_empty() {
-                    self.copy_buf = vec![0u8; TLS_COPY_BUF];
-                }
-                let mut left = want;
-                while left > 0 {
-                    let chunk = usize::try_from(left)
-                        .unwrap_or(usize::MAX)
-                        .min(self.copy_buf.len());
-                    let buf = self.copy_buf.get_mut(..chunk).unwrap_or_default();
-                    let n = f.read(buf)?;
-                    if n == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the file shrank while being sent",
-                        ));
-                    }
-                    tls.write_all(buf.get(..n).unwrap_or_default())?;
-                    self.sent += n as u64;
-                    left -= n as u64;
-                }
-                tls.flush()?;
-            }
+            self.conn.write_all(buf.get(..n).unwrap_or_default())?;
+            self.sent += n as u64;
+            at += n as u64;
+        }
+        if let Conn::Tls(tls) = &mut self.conn {
+            tls.flush()?;
         }
         Ok(())
     }
