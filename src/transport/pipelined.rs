@@ -228,11 +228,13 @@ mod tests {
         (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
     }
 
+    type Chunks = Vec<(u64, Vec<u8>)>;
+
     fn collect(
         src: &dyn RangeSource,
         ranges: &[Range<u64>],
         stop_after: Option<usize>,
-    ) -> (Vec<(u64, Vec<u8>)>, Result<(), TransportError>) {
+    ) -> (Chunks, Result<(), TransportError>) {
         let mut got = Vec::new();
         let mut seen = 0usize;
         let r = src.read_ranges(ranges, &mut |o, b| {
@@ -289,6 +291,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn a_break_stops_the_worker() {
         let d = data(4_000_000);
         let piped = Pipelined::new(Slow {
@@ -307,6 +310,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn errors_come_after_the_bytes_before_them() {
         let d = data(2_000_000);
         let piped = Pipelined::new(Slow {
