@@ -8,9 +8,9 @@
 #  (b) full fetch through the file transport vs `cp` of the same file, page
 #      cache warm for both (the source is read once first), best of N runs;
 #      bound: fetch throughput >= 0.9 x cp throughput. A local source takes
-#      the fast path (in-kernel copy_file_range into the cache file, each
-#      block checked there through a map, copies and checks pipelined on
-#      two threads). Measured: default (durable: fdatasync before bitmap
+#      the fast path (pread into buffers on one thread, written to the
+#      cache file by a writer thread, each block checked in the buffer it
+#      was written from). Measured: default (durable: fdatasync before bitmap
 #      checkpoints and the rename; CRC + inflate check of every block),
 #      --crc-only, --no-fsync, and both; durable modes are compared with
 #      `cp` + `sync FILE` too. The load average is printed: take figures

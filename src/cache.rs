@@ -268,7 +268,7 @@ pub(crate) fn pread_exact(file: &File, offset: u64, buf: &mut [u8]) -> io::Resul
     }
 }
 
-fn pwrite_all(file: &File, offset: u64, buf: &[u8]) -> io::Result<()> {
+pub(crate) fn pwrite_all(file: &File, offset: u64, buf: &[u8]) -> io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::write_all_at(file, buf, offset)

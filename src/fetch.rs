@@ -10,11 +10,11 @@
 //! the cache lacks, after checking with one 128-byte read that the source
 //! still holds the same package.
 //!
-//! [`fetch_file`] does the same for a local package file, faster: the
-//! kernel copies each requested range into the cache file
-//! (`copy_file_range`, as `cp` does) and the session checks the bytes where
-//! they landed, through a map of the cache file, while the next range is
-//! being copied. `sft fetch PATH` and `sft fetch file://...` use it.
+//! [`fetch_file`] does the same for a local package file, faster: each
+//! piece is read into a buffer, written to the cache file from it by a
+//! writer thread, and checked by the session from the same buffer, so the
+//! bytes checked are the bytes written and the checks overlap the writes.
+//! `sft fetch PATH` and `sft fetch file://...` use it.
 //!
 //! ```
 //! # #[cfg(feature = "write")]
@@ -214,16 +214,17 @@ pub fn fetch(
 
 /// Fetch the local package file `source` into `out`, as [`fetch`] does
 /// (same cache, resume, events, launch-only and errors), through the
-/// **local fast path**: each requested range is copied from `source`
-/// into the cache file by the kernel (`copy_file_range` on Linux, as `cp`
-/// does), and the session then checks the bytes *as they are in the cache
-/// file* (CRC, and the inflate check unless
-/// [`SessionConfig::decode_blocks`]`(false)`), read through a memory map
-/// of it (feature `mmap`; else read back with `pread`). A block that fails
-/// is fetched, that is copied, again; the cache records it as present only
-/// once it passed, and persists that only after a data sync. Copies run
-/// on a second thread, one request ahead of the checks, so a fetch takes
-/// about as long as the slower of the two.
+/// **local fast path**: each requested range is read with `pread` in
+/// pieces of whole blocks (256 KiB) into recycled buffers; a writer thread
+/// writes each piece to the cache file from its buffer while this thread
+/// reads the next ones; once a piece is written, the session checks it
+/// from the same buffer (CRC, and the inflate check unless
+/// [`SessionConfig::decode_blocks`]`(false)`). So the bytes checked are
+/// exactly the bytes written, a block is recorded as present only after
+/// its write (and persisted as present only after a data sync), and the
+/// reads and checks of one core overlap the writes of the other: with the
+/// page cache warm this is as fast as `cp`, which checks nothing. A block
+/// that fails is read, written and checked again.
 ///
 /// With the default [`SchedulerLimits`], requests are made larger in this
 /// mode (8 MiB, up to 64 MiB in flight, so copies go on while a checkpoint
@@ -620,15 +621,15 @@ fn file_url_path(rest: &str) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| Error::invalid(format!("file://{rest}: not UTF-8")))
 }
 
-/// The local fast path of [`fetch_file`]: copies in the kernel on a
-/// copier thread, checks in place on the calling thread.
+/// The local fast path of [`fetch_file`]: reads and checks on the calling
+/// thread, writes on a writer thread.
 #[cfg(feature = "file")]
 mod local {
     use std::collections::VecDeque;
     use std::fs::File;
-    use std::io::{self, Read, Seek, SeekFrom};
+    use std::io;
     use std::ops::Range;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
@@ -642,23 +643,16 @@ mod local {
     };
     use crate::transport::file::FileSource;
 
-    /// Unpaced copies are made (and reported) this much at a time, so the
-    /// checks of a request start before its copy ends.
-    const PIECE: u64 = 1 << 20;
-    /// Paced copies: this much at a time.
+    /// Unpaced reads are made this much (in whole blocks) at a time: small
+    /// enough to stay in the L2 cache between the read, the check and the
+    /// write.
+    const PIECE: u64 = 256 * 1024;
+    /// Paced reads: this much at a time.
     const PACED_PIECE: u64 = 64 * 1024;
+    /// Pieces read ahead of the writer.
+    const DEPTH: usize = 8;
 
-    /// From the copier: the request at the front of the queue has its
-    /// bytes up to `upto` in place; `result` once it is finished (the
-    /// bytes copied, in all).
-    #[derive(Debug)]
-    struct Copied {
-        id: RequestId,
-        upto: u64,
-        result: Option<io::Result<u64>>,
-    }
-
-    /// The copier's rate limit, if any.
+    /// The reader's rate limit, if any.
     #[derive(Debug)]
     pub(super) struct Pace {
         rate: Option<u64>,
@@ -686,114 +680,36 @@ mod local {
         }
     }
 
-    /// Copy `range` of `src` to the same offsets of `dst` in the kernel,
-    /// calling `piece` with the end of what is in place after each piece:
-    /// `io::copy` from a `Take<&File>` to a `&File` is `copy_file_range`
-    /// on Linux (std falls back to `sendfile` or a buffered copy where the
-    /// kernel or file system cannot). It moves the two handles' cursors,
-    /// which nothing else in the fetch uses (the rest is positional I/O).
-    fn copy_range(
-        src: &File,
-        dst: &File,
-        range: &Range<u64>,
-        pace: &mut Pace,
-        piece: &mut dyn FnMut(u64) -> bool,
-    ) -> io::Result<u64> {
-        let mut reader = src;
-        let mut writer = dst;
-        reader.seek(SeekFrom::Start(range.start))?;
-        writer.seek(SeekFrom::Start(range.start))?;
-        let len = range.end - range.start;
-        let step = if pace.rate.is_some() {
-            PACED_PIECE
-        } else {
-            PIECE
-        };
-        let mut done = 0;
-        while done < len {
-            pace.wait();
-            let n = io::copy(&mut reader.take((len - done).min(step)), &mut writer)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-            pace.total += n;
-            if done < len && !piece(range.start + done) {
-                break;
-            }
-        }
-        Ok(done)
-    }
-
-    /// Where the checked bytes are read from: a map of the cache file, or
-    /// (without feature `mmap`, or if it cannot be mapped) `pread`.
-    struct View {
-        #[cfg(feature = "mmap")]
-        map: Option<crate::transport::mmap::MappedFile>,
-        tried: bool,
-        buf: Vec<u8>,
-    }
-
-    impl View {
-        fn new() -> Self {
-            View {
-                #[cfg(feature = "mmap")]
-                map: None,
-                tried: false,
-                buf: Vec::new(),
-            }
-        }
-
-        /// Forget the map (before anything may resize the cache file).
-        fn unmap(&mut self) {
-            #[cfg(feature = "mmap")]
-            {
-                self.map = None;
-            }
-            self.tried = false;
-        }
-
-        /// The bytes of `range` as they are in the cache file now.
-        fn bytes(&mut self, cache: &Cache, range: &Range<u64>) -> Result<&[u8], Error> {
-            let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
-            else {
-                return Err(Error::invalid("a range beyond the address space"));
-            };
-            if !self.tried && cache.prologue().is_some() {
-                // The data file has its final length once the prologue is
-                // known; it is mapped once, for the rest of the fetch.
-                self.tried = true;
-                #[cfg(feature = "mmap")]
-                {
-                    self.map = crate::transport::mmap::map_cache_data(cache).ok();
-                }
-            }
-            #[cfg(feature = "mmap")]
-            if let Some(bytes) = self.map.as_ref().and_then(|m| m.as_bytes().get(start..end)) {
-                return Ok(bytes);
-            }
-            self.buf.resize(end - start, 0);
-            crate::cache::pread_exact(cache.file(), range.start, &mut self.buf)
-                .map_err(|e| Error::io("reading back the cache file", e))?;
-            Ok(&self.buf)
-        }
-    }
-
-    /// A request being copied: what of it was handed to the session.
+    /// A request being read, piece by piece.
     #[derive(Debug)]
-    struct Pending {
+    struct Job {
         id: RequestId,
-        range: Range<u64>,
-        /// Bytes before this were given to the session.
-        fed: u64,
-        /// The first block not yet given to the session.
+        /// The next byte to read.
+        at: u64,
+        end: u64,
+        /// The first block not yet read.
         next_block: u32,
         end_block: u32,
     }
 
-    /// Run `session` over the local file `source` (whose handle is
-    /// `file`) into `cache`, as [`crate::stream::blocking::drive_with`]
-    /// does over any source: the same events, failures and retries.
+    /// A piece read and handed to the writer, not yet checked.
+    #[derive(Debug)]
+    struct Piece {
+        id: RequestId,
+        at: u64,
+        buf: Arc<Vec<u8>>,
+    }
+
+    /// Run `session` over the local file `source` (whose handle is `file`)
+    /// into `cache`, as [`crate::stream::blocking::drive_with`] does over
+    /// any source: the same events, failures and retries.
+    ///
+    /// Each piece is read (`pread`) into a buffer on this thread, written
+    /// to the cache file from that buffer by a writer thread, and checked
+    /// by the session from the same buffer once written: the bytes checked
+    /// are the bytes written, a block is recorded as present only after
+    /// its write, and reading and checking the next pieces overlap the
+    /// writes on the second core.
     pub(super) fn drive(
         session: &mut StreamSession,
         source: &FileSource,
@@ -803,64 +719,55 @@ mod local {
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<DriveReport, Error> {
         let mut report = crate::stream::blocking::start(session, source)?;
-        // The copier's own handle on the cache file: its cursor is the
-        // copier's alone (the cache uses positional I/O only).
         let dst = cache
             .file()
             .try_clone()
             .map_err(|e| Error::io("opening the cache file again", e))?;
-        let stop = AtomicBool::new(false);
-        let (job_tx, job_rx) = mpsc::channel::<(RequestId, Range<u64>)>();
-        let (done_tx, done_rx) = mpsc::channel::<Copied>();
+        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(DEPTH);
+        let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
+        let mut jobs = VecDeque::new();
+        let mut pieces = VecDeque::new();
         std::thread::scope(|scope| {
-            let stop = &stop;
             scope.spawn(move || {
-                // Requests in the order issued, one at a time: a range is
-                // never copied while an earlier copy of it is under way.
-                for (id, range) in job_rx {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let mut piece = |upto| {
-                        !stop.load(Ordering::Relaxed)
-                            && done_tx
-                                .send(Copied {
-                                    id,
-                                    upto,
-                                    result: None,
-                                })
-                                .is_ok()
-                    };
-                    let result = copy_range(file, &dst, &range, &mut pace, &mut piece);
-                    let upto = range.start + result.as_ref().map_or(0, |n| *n);
-                    let last = Copied {
-                        id,
-                        upto,
-                        result: Some(result),
-                    };
-                    if done_tx.send(last).is_err() {
+                // In the order sent: a piece is never written while an
+                // earlier write of the same bytes is under way.
+                for (at, buf) in job_rx {
+                    let result = crate::cache::pwrite_all(&dst, at, &buf);
+                    drop(buf);
+                    if done_tx.send(result).is_err() {
                         break;
                     }
                 }
             });
-            let mut outstanding = VecDeque::new();
+            let mut io = Io {
+                source,
+                file,
+                writer: &job_tx,
+                written: &done_rx,
+                pool: Vec::new(),
+            };
             let result = run(
                 session,
-                source,
                 cache,
                 on_event,
                 &mut report,
-                &job_tx,
-                &done_rx,
-                &mut outstanding,
+                &mut io,
+                &mut pace,
+                &mut jobs,
+                &mut pieces,
             );
-            // Leave the session consistent for a later run, and let the
-            // copier finish (the scope joins it).
-            stop.store(true, Ordering::Relaxed);
+            // Let the writer finish (the scope joins it); leave the session
+            // consistent for a later run.
             drop(job_tx);
             if result.is_err() {
-                for p in outstanding {
-                    session.cancel(p.id);
+                let mut ids: Vec<RequestId> = jobs
+                    .iter()
+                    .map(|j: &Job| j.id)
+                    .chain(pieces.iter().map(|p: &Piece| p.id))
+                    .collect();
+                ids.dedup();
+                for id in ids {
+                    session.cancel(id);
                 }
             }
             result
@@ -870,18 +777,95 @@ mod local {
         Ok(report)
     }
 
+    /// The source, the writer and the buffers.
+    struct Io<'a> {
+        source: &'a FileSource,
+        file: &'a File,
+        writer: &'a mpsc::SyncSender<(u64, Arc<Vec<u8>>)>,
+        written: &'a mpsc::Receiver<io::Result<()>>,
+        pool: Vec<Arc<Vec<u8>>>,
+    }
+
+    impl Io<'_> {
+        /// A buffer of `len` bytes, recycled if one is free.
+        fn buffer(&mut self, len: usize) -> Vec<u8> {
+            let mut buf = self
+                .pool
+                .pop()
+                .and_then(|a| Arc::try_unwrap(a).ok())
+                .unwrap_or_default();
+            buf.resize(len, 0);
+            buf
+        }
+
+        /// Wait for the writer to finish the oldest piece.
+        fn wait_written(&self) -> Result<(), Error> {
+            match self.written.recv() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Error::io("writing the cache file", e)),
+                Err(_) => Err(Error::invalid("the writer thread stopped")),
+            }
+        }
+    }
+
+    /// The next piece of `job`: whole blocks, at least one, up to `step`
+    /// bytes.
+    fn next_piece(session: &StreamSession, job: &mut Job, step: u64) -> Range<u64> {
+        let start = job.at;
+        let mut end = start;
+        while job.next_block < job.end_block {
+            let Some(info) = session.block_info(BlockId(job.next_block)) else {
+                break;
+            };
+            let r = info.stored_range();
+            if end > start && r.end - start > step {
+                break;
+            }
+            end = r.end.min(job.end);
+            job.next_block += 1;
+        }
+        if end <= start {
+            end = job.end;
+        }
+        job.at = end;
+        start..end
+    }
+
+    /// Check the oldest piece once it is written.
+    fn check_oldest(
+        session: &mut StreamSession,
+        cache: &mut Cache,
+        io: &mut Io<'_>,
+        pieces: &mut VecDeque<Piece>,
+    ) -> Result<(), Error> {
+        let Some(p) = pieces.front() else {
+            return Ok(());
+        };
+        io.wait_written()?;
+        // On an error, `drive` cancels the request (still listed).
+        session.on_data(p.id, p.at, &p.buf, &mut cache.in_place())?;
+        if let Some(p) = pieces.pop_front() {
+            io.pool.push(p.buf);
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run(
         session: &mut StreamSession,
-        source: &FileSource,
         cache: &mut Cache,
         on_event: &mut dyn FnMut(&Event),
         report: &mut DriveReport,
-        jobs: &mpsc::Sender<(RequestId, Range<u64>)>,
-        copied: &mpsc::Receiver<Copied>,
-        outstanding: &mut VecDeque<Pending>,
+        io: &mut Io<'_>,
+        pace: &mut Pace,
+        jobs: &mut VecDeque<Job>,
+        pieces: &mut VecDeque<Piece>,
     ) -> Result<(), Error> {
-        let mut view = View::new();
+        let step = if pace.rate.is_some() {
+            PACED_PIECE
+        } else {
+            PIECE
+        };
         loop {
             if let Some(e) = pump(session, on_event) {
                 return Err(e);
@@ -895,83 +879,68 @@ mod local {
                 if req.priority == Priority::Prologue {
                     // Small and first: read it and let the cache write it
                     // (and size the file) as it always does.
-                    view.unmap();
-                    prologue(session, source, cache, report, &req)?;
+                    prologue(session, io.source, cache, report, &req)?;
                     if let Some(e) = pump(session, on_event) {
                         return Err(e);
                     }
                     continue;
                 }
-                outstanding.push_back(Pending {
+                jobs.push_back(Job {
                     id: req.id,
-                    range: req.range.clone(),
-                    fed: req.range.start,
+                    at: req.range.start,
+                    end: req.range.end,
                     next_block: req.blocks.start,
                     end_block: req.blocks.end,
                 });
-                if jobs.send((req.id, req.range)).is_err() {
-                    return Err(Error::invalid("the copier thread stopped"));
-                }
             }
-            let Some(front) = outstanding.front_mut() else {
+            if pieces.len() >= DEPTH || (jobs.is_empty() && !pieces.is_empty()) {
+                check_oldest(session, cache, io, pieces)?;
+                continue;
+            }
+            let Some(job) = jobs.front_mut() else {
                 // Idle (a launch-only stream after FB1) or failed.
                 return Ok(());
             };
-            let Ok(msg) = copied.recv() else {
-                return Err(Error::invalid("the copier thread stopped"));
-            };
-            if msg.id != front.id {
-                return Err(Error::invalid("the copier answered out of order"));
+            let (id, range) = (job.id, next_piece(session, job, step));
+            if job.at >= job.end {
+                jobs.pop_front();
             }
-            let id = front.id;
-            let full = front.range.end;
-            // Whole blocks now in place, not yet checked.
-            let upto = match &msg.result {
-                Some(Ok(n)) if front.range.start + n == full => full,
-                _ => {
-                    let mut end = front.fed;
-                    while front.next_block < front.end_block {
-                        let Some(info) = session.block_info(BlockId(front.next_block)) else {
-                            break;
-                        };
-                        let r = info.stored_range();
-                        if r.end > msg.upto {
-                            break;
-                        }
-                        end = r.end;
-                        front.next_block += 1;
+            let len = usize::try_from(range.end - range.start)
+                .map_err(|_| Error::invalid("a piece beyond the address space"))?;
+            let mut buf = io.buffer(len);
+            pace.wait();
+            match crate::cache::pread_exact(io.file, range.start, &mut buf) {
+                Ok(()) => {
+                    pace.total += len as u64;
+                    report.bytes += len as u64;
+                    let buf = Arc::new(buf);
+                    if io.writer.send((range.start, Arc::clone(&buf))).is_err() {
+                        return Err(Error::invalid("the writer thread stopped"));
                     }
-                    end
-                }
-            };
-            if upto > front.fed {
-                let range = front.fed..upto;
-                front.fed = upto;
-                let bytes = view.bytes(cache, &range)?;
-                // On an error, `drive` cancels the request (still queued).
-                session.on_data(id, range.start, bytes, &mut cache.in_place())?;
-                report.bytes += range.end - range.start;
-            }
-            let Some(result) = msg.result else {
-                continue;
-            };
-            outstanding.pop_front();
-            match result {
-                Ok(_) if msg.upto == full => {}
-                Ok(_) => {
-                    report.transport_failures += 1;
-                    session.on_failure(
+                    pieces.push_back(Piece {
                         id,
-                        &TransportError::new(
-                            TransportErrorKind::RangeNotSatisfiable,
-                            format!("{}: source ends at {}", source.endpoint(), msg.upto),
-                        )
-                        .with_range(msg.upto..full),
-                    );
+                        at: range.start,
+                        buf,
+                    });
                 }
                 Err(e) => {
+                    // What was read of this request is checked first; then
+                    // the request fails (and its blocks are retried).
+                    while pieces.iter().any(|p| p.id == id) {
+                        check_oldest(session, cache, io, pieces)?;
+                    }
+                    jobs.retain(|j| j.id != id);
                     report.transport_failures += 1;
-                    session.on_failure(id, &source.error(e, Some(msg.upto..full)));
+                    let error = if e.kind() == io::ErrorKind::UnexpectedEof {
+                        TransportError::new(
+                            TransportErrorKind::RangeNotSatisfiable,
+                            format!("{}: source ends before {}", io.source.endpoint(), range.end),
+                        )
+                        .with_range(range)
+                    } else {
+                        io.source.error(e, Some(range))
+                    };
+                    session.on_failure(id, &error);
                 }
             }
         }

@@ -125,31 +125,3 @@ impl MappedFile {
         }
     }
 }
-
-/// Map the data file of `cache` read-only, to check in place the bytes the
-/// local fast path of [`crate::fetch::fetch_file`] copied into it in the
-/// kernel. Crate-private and safe to call only as that caller does (see
-/// below); the crate denies `unsafe` outside this module, so this is the
-/// one place the fast path's map is made.
-#[cfg(feature = "file")]
-pub(crate) fn map_cache_data(cache: &crate::cache::Cache) -> Result<MappedFile, Error> {
-    // SAFETY: `MappedFile::map` asks that the file keep its length while
-    // mapped and that no range be written while bytes read from it through
-    // the map are in use. Its one caller, the fast path in `fetch.rs`:
-    // - maps only once the cache's data file has its final length (the
-    //   prologue is known), and the cache owns that file (`OUT.partial`,
-    //   opened by `Cache::open`): the only truncations, `Cache::discard` and
-    //   the `set_len` in the cache's `BlockSink::prologue`, are never
-    //   reached while the map lives (the fast path drops the map before it
-    //   handles a prologue request, and its in-place sink refuses
-    //   prologues); the map is dropped before `Cache::finish`;
-    // - reads a range through the map only after the copy into that range
-    //   finished (the copier thread reports it over a channel), and only
-    //   while the session checks it inside one `on_data` call; the range is
-    //   not copied again until the session has returned and issued a new
-    //   request for its blocks, whose copy the single copier thread does
-    //   after, in order. Requests in flight cover disjoint blocks.
-    // Another process truncating `OUT.partial` behind our back is outside
-    // this contract, as for every mapped file (it would fault with SIGBUS).
-    unsafe { MappedFile::map(cache.file()) }
-}
