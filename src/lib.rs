@@ -67,6 +67,9 @@
 //!   ureq and rustls (no OpenSSL).
 //! - `http-server`: the built-in content server
 //!   ([`transport::http::server`], `sft serve --http`).
+//! - `rtsp`: RTSP/RTSPS client transport; `rtsp-server`: the streaming
+//!   server (`sft serve --rtsp`).
+//! - `publish`: OSD files, the manifest and icons ([`publish`]).
 //! - `cli`: the `sft` binary (with `http` and `http-server`).
 //! - `arbitrary`: `Arbitrary` impls for fuzzing.
 //!
@@ -95,6 +98,8 @@ pub mod fetch;
 pub mod format;
 mod guid;
 pub mod index;
+#[cfg(feature = "publish")]
+pub mod publish;
 pub mod read;
 pub mod stream;
 #[cfg(feature = "std")]

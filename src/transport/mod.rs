@@ -16,3 +16,6 @@ pub mod pipelined;
 
 #[cfg(feature = "http-parse")]
 pub mod http;
+
+#[cfg(any(feature = "rtsp", feature = "rtsp-server"))]
+pub mod rtsp;
