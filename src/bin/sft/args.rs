@@ -39,6 +39,8 @@ pub enum Command {
     Fetch(crate::cmd::fetch::FetchArgs),
     /// Serve package content to streaming clients (HTTP/HTTPS).
     Serve(crate::cmd::serve::ServeArgs),
+    /// Read OSD descriptors (`sft osd show FILE [--json]`).
+    Osd(crate::cmd::osd::OsdArgs),
 }
 
 /// Block compression chosen on the command line.

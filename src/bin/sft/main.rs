@@ -34,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => cmd::verify::run(&a, no_mmap),
         Command::Fetch(a) => cmd::fetch::run(&a),
         Command::Serve(a) => cmd::serve::run(&a),
+        Command::Osd(a) => cmd::osd::run(&a),
     }
 }
 

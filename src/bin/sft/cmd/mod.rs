@@ -5,6 +5,7 @@ pub mod extract;
 pub(crate) mod fetch;
 pub mod info;
 pub mod ls;
+pub(crate) mod osd;
 pub mod pack;
 pub(crate) mod serve;
 pub mod verify;
