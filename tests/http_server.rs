@@ -885,3 +885,55 @@ fn scopeguard(pid: u32) -> impl Drop {
     }
     Kill(pid)
 }
+
+/// 64 concurrent clients fetch a real package fully through our HTTP
+/// client and the streaming core (`sft::fetch::fetch_spec`, every block
+/// checked), from our server; every result is byte-identical and verifies.
+#[cfg(all(feature = "http", feature = "write"))]
+#[test]
+fn sixty_four_verified_fetches() {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut b = sft::write::PackageBuilder::new(
+        sft::WriteOptions::default()
+            .block_size(sft::write::BlockSize::K16)
+            .name("Concurrent"),
+    );
+    b.add_bytes("app.exe", content(600_000, 21)).unwrap();
+    b.add_bytes("data/big.bin", content(3_000_000, 22)).unwrap();
+    let text: Vec<u8> = b"streaming to many clients; "
+        .iter()
+        .copied()
+        .cycle()
+        .take(500_000)
+        .collect();
+    b.add_bytes("data/readme.txt", text).unwrap();
+    b.launch_list(sft::write::parse_launch_list("app.exe\n").unwrap());
+    let pkg = b.write_to_vec().unwrap();
+    std::fs::write(root.join("app.sft"), &pkg).unwrap();
+    let h = start(ServerConfig::new(&root));
+    let u = url(&h, "/app.sft");
+    let outs = dir.path().join("out");
+    std::fs::create_dir_all(&outs).unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let (u, out) = (u.clone(), outs.join(format!("c{i}.sft")));
+                s.spawn(move || {
+                    let r = fetch_spec(&u, &out, FetchOptions::default());
+                    (r.map(|r| r.complete), out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (r, out) in results {
+        assert_eq!(r.unwrap(), true, "{}", out.display());
+        let got = std::fs::read(&out).unwrap();
+        assert!(got == pkg, "{} differs", out.display());
+        sft::Package::parse(&got).unwrap().verify().unwrap();
+    }
+    h.shutdown().unwrap();
+}
