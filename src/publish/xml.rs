@@ -336,6 +336,9 @@ struct Parser<'a> {
     /// Text collected for the innermost open element.
     pending: String,
     root: Option<Element>,
+    /// Incremental position tracking (element starts only move forward):
+    /// the byte offset reached and its line and column.
+    cursor: (usize, u32, u32),
 }
 
 impl<'a> Parser<'a> {
@@ -347,7 +350,29 @@ impl<'a> Parser<'a> {
             stack: Vec::new(),
             pending: String::new(),
             root: None,
+            cursor: (0, 1, 1),
         }
+    }
+
+    /// Line and column of byte `pos`, in time proportional to the bytes
+    /// since the last call (falls back to a scan if `pos` moved back).
+    fn position(&mut self, pos: usize) -> (u32, u32) {
+        let bytes = self.text.as_bytes();
+        let pos = pos.min(bytes.len());
+        let (from, mut line, mut col) = self.cursor;
+        if pos < from {
+            return line_col(bytes, pos);
+        }
+        for &b in &bytes[from..pos] {
+            if b == b'\n' {
+                line = line.saturating_add(1);
+                col = 1;
+            } else if (b & 0xC0) != 0x80 {
+                col = col.saturating_add(1);
+            }
+        }
+        self.cursor = (pos, line, col);
+        (line, col)
     }
 
     fn err_at(&self, pos: u64, msg: impl std::fmt::Display) -> Error {
@@ -542,10 +567,7 @@ impl<'a> Parser<'a> {
             attributes.push(Attribute { name: key, value });
         }
         self.count(1 + attributes.len(), pos)?;
-        let (line, column) = line_col(
-            self.text.as_bytes(),
-            usize::try_from(pos).unwrap_or(usize::MAX),
-        );
+        let (line, column) = self.position(usize::try_from(pos).unwrap_or(usize::MAX));
         Ok(Element {
             name,
             attributes,

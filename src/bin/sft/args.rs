@@ -122,6 +122,27 @@ pub struct PackArgs {
     /// Compression threads (default: all cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+
+    /// Also write publishing files into DIR: one OSD per --app, the
+    /// manifest (NAME_manifest.xml) and the icons (in "NAME Icons/").
+    #[arg(long, value_name = "DIR")]
+    pub publish: Option<PathBuf>,
+
+    /// An application to publish (repeatable): its name, the program's
+    /// path inside the package, and optionally an .ico file (a local
+    /// file, else a path inside the package).
+    #[arg(
+        long = "app",
+        value_name = "NAME=PATH-IN-PACKAGE[,ICON]",
+        requires = "publish"
+    )]
+    pub apps: Vec<String>,
+
+    /// The OSD CODEBASE HREF (rtsp://, http(s)://, file://, UNC…); one
+    /// ending in `/` gets OUT's file name appended. Default: a file:// URL
+    /// of OUT's absolute path.
+    #[arg(long, value_name = "URL", requires = "publish")]
+    pub href: Option<String>,
 }
 
 /// `sft info`.

@@ -1,13 +1,16 @@
 //! `sft fetch SOURCE -o OUT.sft [--launch-only] [--cache-dir DIR]`:
-//! stream a package into a local file, resumably.
+//! stream a package into a local file, resumably. SOURCE may also be an
+//! OSD file (`*.osd`) or a manifest (`*.xml`): its CODEBASE is resolved
+//! (variables, ApplicationSourceRoot, OverrideURL, SFTPATH) first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use sft::cache::CacheOptions;
 use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_with};
+use sft::publish::{Manifest, SourceRoots, expand_vars, resolve_codebase};
 use sft::stream::{Event, SessionConfig};
 use sft::transport::http::client::HttpOptions;
 use sft::transport::shaped::ShapedSource;
@@ -42,7 +45,10 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 pub(crate) struct FetchArgs {
     /// The package: a path, a file:// URL, or an http:// or https:// URL
     /// (credentials in the URL or in SFT_HTTP_USER / SFT_HTTP_PASSWORD or
-    /// SFT_HTTP_TOKEN; presigned query strings are kept as given).
+    /// SFT_HTTP_TOKEN; presigned query strings are kept as given). Or a
+    /// local OSD file (*.osd) or manifest (*.xml): the package its
+    /// CODEBASE HREF names, after %VAR% expansion (%SFT_MIME_SOURCE%
+    /// defaults to the descriptor's directory) and the source roots below.
     pub source: String,
 
     /// Output package file (written atomically once complete).
@@ -87,12 +93,138 @@ pub(crate) struct FetchArgs {
     /// (instead of the system's roots), like curl's --cacert.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// With an OSD or manifest source: App-V's ApplicationSourceRoot,
+    /// replacing the HREF's protocol://server:port (or \\computer\share,
+    /// or drive) and prefixing its path.
+    #[arg(long, value_name = "ROOT")]
+    pub application_source_root: Option<String>,
+
+    /// With an OSD or manifest source: the package's OverrideURL, used
+    /// instead of the HREF and ApplicationSourceRoot.
+    #[arg(long, value_name = "URL")]
+    pub override_url: Option<String>,
+
+    /// With an OSD or manifest source: an explicit package location
+    /// (App-V's /SFTPATH), overriding everything else.
+    #[arg(long, value_name = "PATH")]
+    pub sftpath: Option<String>,
+}
+
+/// What kind of descriptor a source is, by its extension.
+fn descriptor_kind(source: &str) -> Option<&'static str> {
+    if source.contains("://") {
+        return None;
+    }
+    let lower = source.to_ascii_lowercase();
+    if lower.ends_with(".osd") {
+        Some("osd")
+    } else if lower.ends_with(".xml") {
+        Some("manifest")
+    } else {
+        None
+    }
+}
+
+/// `https://user:pass@host/…` → `https://***@host/…` for messages.
+fn redact(source: &str) -> String {
+    if let Some((scheme, rest)) = source.split_once("://") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    source.to_owned()
+}
+
+/// The package source an OSD or manifest names, resolved.
+fn resolve_descriptor(args: &FetchArgs, kind: &str) -> anyhow::Result<String> {
+    let path = Path::new(&args.source);
+    let dir = std::path::absolute(path)
+        .with_context(|| format!("cannot resolve `{}`", path.display()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mime = dir.to_string_lossy().into_owned();
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| (name == "SFT_MIME_SOURCE").then(|| mime.clone()))
+    };
+    let href = if kind == "osd" {
+        osd_href(path)?
+    } else {
+        let bytes = super::osd::read_bounded(path)?;
+        let m = Manifest::parse(&bytes)
+            .with_context(|| format!("cannot parse manifest `{}`", path.display()))?;
+        match m.package.as_ref().and_then(|p| p.href.clone()) {
+            Some(h) => h,
+            None => {
+                let osd = m
+                    .apps
+                    .items
+                    .iter()
+                    .find_map(|a| a.osd.clone())
+                    .with_context(|| {
+                        format!(
+                            "manifest `{}` has neither a PACKAGE HREF nor an APP with an OSD",
+                            path.display()
+                        )
+                    })?;
+                let osd = expand_vars(&osd, env)?;
+                if osd.contains("://") {
+                    anyhow::bail!(
+                        "the manifest's OSD `{osd}` is not a local file; only local OSDs are read"
+                    );
+                }
+                osd_href(Path::new(&osd))?
+            }
+        }
+    };
+    let roots = SourceRoots {
+        application_source_root: args.application_source_root.clone(),
+        override_url: args.override_url.clone(),
+        sftpath: args.sftpath.clone(),
+    };
+    let resolved = resolve_codebase(&href, &roots, env)
+        .with_context(|| format!("cannot resolve the CODEBASE of `{}`", path.display()))?;
+    // A relative package path is relative to the descriptor.
+    if !resolved.contains("://") && Path::new(&resolved).is_relative() {
+        return Ok(dir.join(&resolved).to_string_lossy().into_owned());
+    }
+    Ok(resolved)
+}
+
+fn osd_href(path: &Path) -> anyhow::Result<String> {
+    let osd = super::osd::read_osd(path)?;
+    osd.codebase()
+        .and_then(|c| c.href.clone())
+        .with_context(|| format!("OSD `{}` has no CODEBASE HREF", path.display()))
 }
 
 pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if args.output.as_os_str().is_empty() {
         return Err(UsageError("-o OUT.sft must not be empty".into()).into());
     }
+    let source = match descriptor_kind(&args.source) {
+        Some(kind) => {
+            let s = resolve_descriptor(args, kind)?;
+            println!("source: {}", redact(&s));
+            s
+        }
+        None => {
+            if args.application_source_root.is_some()
+                || args.override_url.is_some()
+                || args.sftpath.is_some()
+            {
+                return Err(UsageError(
+                    "--application-source-root, --override-url and --sftpath need an .osd or manifest (.xml) source".into(),
+                )
+                .into());
+            }
+            args.source.clone()
+        }
+    };
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
     let mut http = HttpOptions::default();
     if let Some(ca) = &args.ca_file {
@@ -106,7 +238,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let simulated = if rtt.is_zero() {
         None
     } else {
-        let source = open_source_with(&args.source, &sources)
+        let source = open_source_with(&source, &sources)
             .with_context(|| format!("cannot open source `{}`", args.source))?;
         Some(ShapedSource::new(source, args.limit_rate.unwrap_or(0), rtt))
     };
@@ -145,7 +277,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         options = options.cache_dir(dir);
     }
     let result = match &simulated {
-        None => fetch_spec(&args.source, &args.output, options),
+        None => fetch_spec(&source, &args.output, options),
         Some(source) => fetch(source, &args.output, options),
     };
     if let Ok(mut slot) = bar.lock() {

@@ -1,4 +1,4 @@
-//! `sft pack DIR -o OUT.sft`.
+//! `sft pack DIR -o OUT.sft [--publish DIR --app NAME=PATH[,ICON]… --href URL]`.
 
 use std::io::Read;
 use std::io::Write;
@@ -57,9 +57,259 @@ fn count_files(path: &Path) -> anyhow::Result<u64> {
     Ok(n)
 }
 
+/// One `--app NAME=PATH-IN-PACKAGE[,ICON]`.
+#[derive(Debug)]
+struct AppSpec {
+    name: String,
+    path: String,
+    icon: Option<String>,
+}
+
+fn parse_app(s: &str) -> Result<AppSpec, UsageError> {
+    let bad = || {
+        UsageError(format!(
+            "--app `{s}`: expected NAME=PATH-IN-PACKAGE[,ICON.ico]"
+        ))
+    };
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (path, icon) = match rest.rsplit_once(',') {
+        Some((p, i)) if i.to_ascii_lowercase().ends_with(".ico") => (p, Some(i.to_owned())),
+        _ => (rest, None),
+    };
+    let (name, path) = (name.trim(), path.trim().trim_start_matches('/'));
+    if name.is_empty() || path.is_empty() {
+        return Err(bad());
+    }
+    Ok(AppSpec {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        icon,
+    })
+}
+
+/// A name usable as a file name on Windows and Unix.
+fn file_safe(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    let t = t.trim_matches(|c: char| c == '.' || c == ' ');
+    if t.is_empty() {
+        "app".to_owned()
+    } else {
+        t.to_owned()
+    }
+}
+
+/// `file://` URL of an absolute path (space, `%`, `#`, `?` escaped).
+fn file_url(path: &Path) -> String {
+    let mut s = String::from("file://");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            ' ' => s.push_str("%20"),
+            '%' => s.push_str("%25"),
+            '#' => s.push_str("%23"),
+            '?' => s.push_str("%3F"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Write the OSDs, icons and manifest for the package at `a.output`.
+fn publish(a: &PackArgs, dir: &Path, apps: &[AppSpec]) -> anyhow::Result<()> {
+    use sft::publish::{
+        App, Codebase, Dependency, Implementation, List, Manifest, ManifestPackage, Osd,
+        PackageRef, Policy, Shortcut, Text, Value, VirtualEnv, Vm, validate_icon,
+    };
+    let loaded = crate::util::Loaded::open(&a.output, false)?;
+    let pkg = loaded.package()?;
+    let meta = pkg.metadata();
+    let size = std::fs::metadata(&a.output)?.len();
+    let href = match &a.href {
+        Some(h) if h.ends_with('/') || h.ends_with('\\') => {
+            let file = a
+                .output
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{h}{file}")
+        }
+        Some(h) => h.clone(),
+        None => file_url(&std::fs::canonicalize(&a.output)?),
+    };
+    let pkg_name = meta.name().to_owned();
+    let root = if meta.root().is_empty() {
+        pkg_name.clone()
+    } else {
+        meta.root().to_owned()
+    };
+    let version = meta.version().to_string();
+    let pkg_guid = meta.package_guid();
+    let icons_dir_name = format!("{} Icons", file_safe(&pkg_name));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut manifest = Manifest {
+        package: Some(ManifestPackage {
+            name: Some(pkg_name.clone()),
+            guid: Some(pkg_guid.to_string()),
+            version_guid: Some(meta.version_guid().to_string()),
+            version: Some(version.clone()),
+            href: Some(href.clone()),
+            size: Some(size),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for app in apps {
+        if !pkg.find(&app.path)?.is_some_and(|e| e.is_file()) {
+            anyhow::bail!(
+                "--app {}: `{}` is not a file in the package",
+                app.name,
+                app.path
+            );
+        }
+        let osd_file = format!("{}.osd", file_safe(&app.name));
+        if !seen.insert(osd_file.to_ascii_lowercase()) {
+            return Err(UsageError(format!(
+                "--app {}: two applications would share `{osd_file}`",
+                app.name
+            ))
+            .into());
+        }
+        let icon_ref = match &app.icon {
+            None => None,
+            Some(icon) => {
+                let bytes = match std::fs::read(icon) {
+                    Ok(b) => b,
+                    Err(e) => match pkg.find(icon.trim_start_matches('/'))? {
+                        Some(entry) if entry.is_file() => pkg.read_file(&entry)?,
+                        _ => {
+                            return Err(anyhow::Error::new(e).context(format!(
+                                "--app {}: icon `{icon}` is neither a local file nor a file in the package",
+                                app.name
+                            )));
+                        }
+                    },
+                };
+                validate_icon(&bytes)
+                    .with_context(|| format!("--app {}: icon `{icon}`", app.name))?;
+                let base = Path::new(icon)
+                    .file_name()
+                    .map(|f| file_safe(&f.to_string_lossy()))
+                    .unwrap_or_else(|| format!("{}.ico", file_safe(&app.name)));
+                let icons = dir.join(&icons_dir_name);
+                std::fs::create_dir_all(&icons)
+                    .with_context(|| format!("cannot create `{}`", icons.display()))?;
+                let target = icons.join(&base);
+                std::fs::write(&target, &bytes)
+                    .with_context(|| format!("cannot write `{}`", target.display()))?;
+                Some(format!("%SFT_MIME_SOURCE%/{icons_dir_name}/{base}"))
+            }
+        };
+        let win_path = app.path.replace('/', "\\");
+        let work_dir = match win_path.rsplit_once('\\') {
+            Some((d, _)) => format!("%SFT_MNT%\\{root}\\{d}"),
+            None => format!("%SFT_MNT%\\{root}"),
+        };
+        let app_guid = uuid::Uuid::new_v5(
+            &uuid::Uuid::from_bytes(*pkg_guid.as_bytes()),
+            format!("app:{}", app.name).as_bytes(),
+        );
+        let shortcut = Shortcut {
+            location: Some(format!("%CSIDL_STARTMENU%\\Programs\\{pkg_name}")),
+            filename: Some(app.name.clone()),
+            display: Some(app.name.clone()),
+            icon: icon_ref.clone(),
+            overridden: Some(false),
+            ..Default::default()
+        };
+        let osd = Osd {
+            guid: Some(sft::Guid(*app_guid.as_bytes()).to_string()),
+            name: Some(app.name.clone()),
+            version: Some(version.clone()),
+            implementation: Some(Implementation {
+                codebase: Some(Codebase {
+                    href: Some(href.clone()),
+                    guid: Some(pkg_guid.to_string()),
+                    parameters: Some(String::new()),
+                    filename: Some(format!("%SFT_MNT%\\{root}\\{win_path}")),
+                    size: Some(size),
+                    ..Default::default()
+                }),
+                virtual_env: Some(VirtualEnv {
+                    terminate_children: Some(false),
+                    policies: Some(List::new(vec![Policy::new(
+                        "LOCAL_INTERACTION_ALLOWED",
+                        "FALSE",
+                    )])),
+                    env: Some(List::default()),
+                    ..Default::default()
+                }),
+                working_dir: Some(Text::from(work_dir)),
+                vm: Some(Vm {
+                    value: Some("Win32".into()),
+                    subsystem: Some(Value::new("windowed")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            dependency: Some(Dependency {
+                client_version: Some("4.6.0.0".into()),
+                ..Default::default()
+            }),
+            package: Some(PackageRef {
+                name: Some(pkg_name.clone()),
+                ..Default::default()
+            }),
+            title: Some(Text::from(app.name.as_str())),
+            abstract_text: (!meta.comment().is_empty()).then(|| Text::from(meta.comment())),
+            shortcuts: Some(List::new(vec![shortcut.clone()])),
+            ..Default::default()
+        };
+        let target = dir.join(&osd_file);
+        std::fs::write(&target, osd.to_xml())
+            .with_context(|| format!("cannot write `{}`", target.display()))?;
+        manifest.apps.items.push(App {
+            name: Some(app.name.clone()),
+            version: Some(version.clone()),
+            osd: Some(format!("%SFT_MIME_SOURCE%/{osd_file}")),
+            icon: icon_ref,
+            shortcuts: Some(List::new(vec![shortcut])),
+            ..Default::default()
+        });
+    }
+    let target = dir.join(format!("{}_manifest.xml", file_safe(&pkg_name)));
+    std::fs::write(&target, manifest.to_xml())
+        .with_context(|| format!("cannot write `{}`", target.display()))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "published {} applications into `{}`: manifest `{}`, CODEBASE HREF {href}",
+        apps.len(),
+        dir.display(),
+        target.display()
+    )?;
+    Ok(())
+}
+
 /// Run `sft pack`.
 pub fn run(a: &PackArgs) -> anyhow::Result<()> {
     let start = Instant::now();
+    let apps = a
+        .apps
+        .iter()
+        .map(|s| parse_app(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if a.publish.is_some() && apps.is_empty() {
+        return Err(UsageError(
+            "--publish needs at least one --app NAME=PATH-IN-PACKAGE".to_owned(),
+        )
+        .into());
+    }
     if a.compression == CompressionArg::None && a.level.is_some() {
         return Err(UsageError("--level needs --compression zlib".to_owned()).into());
     }
@@ -127,5 +377,8 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
         report.fb1_blocks,
         start.elapsed().as_secs_f64()
     )?;
+    if let Some(dir) = &a.publish {
+        publish(a, dir, &apps)?;
+    }
     Ok(())
 }
