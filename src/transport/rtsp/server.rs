@@ -1462,7 +1462,7 @@ impl<'a> ConnState<'a> {
                 x_header("x-Sft-Version-Guid"),
                 info.version_guid.to_string(),
             )
-            .header(x_header("x-Sft-Version"), info.version.to_string())
+            .header(x_header("x-Sft-Package-Version"), info.version.to_string())
             .header(x_header("x-Sft-Length"), info.len.to_string())
             .empty();
         self.send(resp);

@@ -1,0 +1,800 @@
+//! The RTSP streaming server (`sft::transport::rtsp::server`) driven by
+//! real third-party clients (ffprobe, GStreamer's rtspsrc) and by raw
+//! sockets, on loopback only.
+//!
+//! Without `ffprobe` / `gst-launch-1.0` those tests print
+//! `SKIPPED: ffprobe not installed` (or gst-launch-1.0) and pass, unless
+//! `SFT_REQUIRE_SERVERS=1` (as in CI), where they fail.
+#![cfg(feature = "rtsp-server")]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sft::transport::rtsp::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
+use sft::transport::rtsp::server::{Server, ServerConfig, ServerHandle};
+use sft::write::{PackageBuilder, parse_launch_list};
+use sft::{Guid, WriteOptions};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+const PKG_GUID: Guid = Guid([0x5A; 16]);
+
+/// Deterministic bytes (xorshift64*): incompressible package content.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A package of `len` data bytes, version `version` of [`PKG_GUID`].
+fn package(len: usize, version: u32) -> Vec<u8> {
+    let mut b = PackageBuilder::new(
+        WriteOptions::default()
+            .name("rtsp-test")
+            .version(version)
+            .package_guid(PKG_GUID),
+    );
+    b.add_bytes("bin/app.exe", content(len / 4, 1 + u64::from(version)))
+        .unwrap();
+    b.add_bytes(
+        "data/rest.bin",
+        content(len - len / 4, 9 + u64::from(version)),
+    )
+    .unwrap();
+    b.launch_list(parse_launch_list("bin/app.exe\n").unwrap());
+    b.write_to_vec().unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    pkg: Vec<u8>,
+}
+
+fn fixture(len: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("content");
+    std::fs::create_dir_all(root.join("apps")).unwrap();
+    let pkg = package(len, 1);
+    std::fs::write(root.join("apps/app.sft"), &pkg).unwrap();
+    std::fs::write(dir.path().join("secret.sft"), b"outside").unwrap();
+    Fixture {
+        _dir: dir,
+        root,
+        pkg,
+    }
+}
+
+fn start(config: ServerConfig) -> ServerHandle {
+    Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+fn have(tool: &str, arg: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "{tool} is required (SFT_REQUIRE_SERVERS=1) but not installed"
+        );
+        eprintln!("SKIPPED: {tool} not installed");
+    }
+    ok
+}
+
+/// Run a command with a hard time limit; (exit success, stdout+stderr).
+fn run_limited(cmd: &mut Command, limit: Duration) -> (bool, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t1 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = t1.join().unwrap() + &t2.join().unwrap();
+    (status.is_some_and(|s| s.success()), text)
+}
+
+// ---------------------------------------------------------------------------
+// A raw RTSP client over any stream, built on the crate's own decoder.
+
+struct Reply {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn h(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+struct Raw<S: Read + Write> {
+    s: S,
+    buf: Vec<u8>,
+    cseq: u32,
+    session: Option<String>,
+    /// Data received: offset -> bytes (tag, bytes).
+    data: Vec<(u64, u32, Vec<u8>)>,
+    ends: u32,
+    rtcp: usize,
+}
+
+fn raw(addr: SocketAddr) -> Raw<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    Raw::new(s)
+}
+
+impl<S: Read + Write> Raw<S> {
+    fn new(s: S) -> Self {
+        Raw {
+            s,
+            buf: Vec::new(),
+            cseq: 0,
+            session: None,
+            data: Vec::new(),
+            ends: 0,
+            rtcp: 0,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+        self.s.flush().unwrap();
+    }
+
+    /// Read until a response arrives; None on EOF / error.
+    fn next(&mut self) -> Option<Result<Reply, ()>> {
+        loop {
+            match self.next_item()? {
+                Ok(Some(r)) => return Some(Ok(r)),
+                Ok(None) => {}
+                Err(()) => return Some(Err(())),
+            }
+        }
+    }
+
+    /// Read until one item is complete: a response (`Some`) or a data
+    /// frame (`None`); None on EOF / error.
+    fn next_item(&mut self) -> Option<Result<Option<Reply>, ()>> {
+        loop {
+            match proto::decode(&self.buf, &Limits::default()) {
+                Ok(Some((frame, used))) => {
+                    let item = match frame {
+                        Frame::Response(r) => {
+                            let headers = r
+                                .headers()
+                                .map(|(n, v)| {
+                                    (n.as_str().to_ascii_lowercase(), v.as_str().to_owned())
+                                })
+                                .collect();
+                            Ok(Some(Reply {
+                                status: u16::from(r.status()),
+                                headers,
+                                body: r.body().clone(),
+                            }))
+                        }
+                        Frame::Data { channel, payload } => {
+                            if channel % 2 == 1 {
+                                self.rtcp += 1;
+                            } else {
+                                let (h, d) = PacketHeader::parse(payload).expect("sft packet");
+                                if h.flags & FLAG_END != 0 {
+                                    self.ends += 1;
+                                }
+                                self.data.push((h.offset, h.tag, d.to_vec()));
+                            }
+                            Ok(None)
+                        }
+                        Frame::Request(_) => Err(()),
+                    };
+                    self.buf.drain(..used);
+                    return Some(item);
+                }
+                Ok(None) => {}
+                Err(_) => return Some(Err(())),
+            }
+            let mut chunk = [0u8; 65536];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return None,
+                Err(e) => {
+                    eprintln!("read error: {e}");
+                    return None;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn request(&mut self, method: &str, url: &str, extra: &[(&str, &str)], body: &str) -> Reply {
+        self.cseq += 1;
+        let mut m = format!("{method} {url} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
+        if let Some(s) = &self.session {
+            m.push_str(&format!("Session: {s}\r\n"));
+        }
+        for (k, v) in extra {
+            m.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            m.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        m.push_str("\r\n");
+        m.push_str(body);
+        self.send_raw(m.as_bytes());
+        let r = self.next().expect("a response").expect("a valid response");
+        assert_eq!(
+            r.h("cseq"),
+            Some(self.cseq.to_string().as_str()),
+            "CSeq echoed"
+        );
+        r
+    }
+
+    fn setup(&mut self, url: &str) -> Reply {
+        let r = self.request(
+            "SETUP",
+            url,
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+            "",
+        );
+        if r.status == 200 {
+            self.session = r
+                .h("session")
+                .map(|s| s.split(';').next().unwrap().to_owned());
+        }
+        r
+    }
+
+    /// Read frames until `ends` END flags have been seen (bounded).
+    fn drain_until_ends(&mut self, ends: u32) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ends < ends {
+            assert!(Instant::now() < deadline, "stream did not end in time");
+            match self.next_item() {
+                Some(Ok(None)) => {}
+                Some(Ok(Some(r))) => panic!("unexpected response {}", r.status),
+                Some(Err(())) => panic!("protocol error"),
+                None => panic!(
+                    "connection closed early: ends {} packets {} tags {:?}",
+                    self.ends,
+                    self.data.len(),
+                    self.data.iter().map(|d| (d.0, d.1)).collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    /// The bytes received for `tag`, laid out by offset.
+    fn assemble(&self, tag: Option<u32>, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        for (off, t, d) in &self.data {
+            if tag.is_none_or(|x| x == *t) {
+                out[*off as usize..*off as usize + d.len()].copy_from_slice(d);
+            }
+        }
+        out
+    }
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("rtsp://{addr}/{path}")
+}
+
+/// Status line of the first response on a fresh connection after `bytes`.
+fn status_after(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, bool) {
+    let mut c = raw(addr);
+    c.send_raw(bytes);
+    let status = match c.next() {
+        Some(Ok(r)) => Some(r.status),
+        _ => None,
+    };
+    // Closed afterwards?
+    let closed = c.next().is_none();
+    (status, closed)
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn ffprobe_opens_plays_receives_and_tears_down() {
+    if !have("ffprobe", "-version") {
+        return;
+    }
+    let f = fixture(600_000);
+    let server = start(ServerConfig::new(&f.root));
+    let (ok, out) = run_limited(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "debug",
+                "-rtsp_transport",
+                "tcp",
+                "-timeout",
+                "10000000",
+            ])
+            .args(["-show_packets", "-select_streams", "d"])
+            .arg(url(server.local_addr(), "apps/app.sft")),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "ffprobe failed:\n{out}");
+    let packets = out.matches("[PACKET]").count();
+    let expected = f.pkg.len().div_ceil(proto::SERVER_PACKET_DATA);
+    assert_eq!(packets, expected, "ffprobe output:\n{out}");
+    // The session is gone once ffprobe is (TEARDOWN, then close).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.shutdown_handle().active_sessions() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.shutdown_handle().active_sessions(), 0);
+    assert!(out.contains("a=x-sft-package-guid:5A5A5A5A-5A5A-5A5A-5A5A-5A5A5A5A5A5A"));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn gstreamer_rtspsrc_plays_to_end_of_stream() {
+    if !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    let f = fixture(600_000);
+    let server = start(ServerConfig::new(&f.root));
+    let (ok, out) = run_limited(
+        Command::new("gst-launch-1.0")
+            .arg("rtspsrc")
+            .arg(format!(
+                "location={}",
+                url(server.local_addr(), "apps/app.sft")
+            ))
+            .args(["protocols=tcp", "!", "fakesink", "silent=false", "-v"]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "gst-launch failed:\n{out}");
+    assert!(out.contains("Got EOS"), "no EOS:\n{out}");
+    let buffers = out.matches("chain").count();
+    let expected = f.pkg.len().div_ceil(proto::SERVER_PACKET_DATA);
+    assert!(
+        buffers >= expected,
+        "{buffers} buffers < {expected}:\n{out}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn full_stream_is_byte_identical_and_fetch_jumps_the_queue() {
+    let f = fixture(6_000_000);
+    let server = start(ServerConfig::new(&f.root));
+    let addr = server.local_addr();
+    let u = url(addr, "apps/app.sft");
+    let mut c = raw(addr);
+    let d = c.request("DESCRIBE", &u, &[("Accept", "application/sdp")], "");
+    assert_eq!(d.status, 200);
+    assert_eq!(d.h("content-type"), Some("application/sdp"));
+    let sdp = String::from_utf8(d.body.clone()).unwrap();
+    assert!(
+        sdp.contains(&format!("a=x-sft-length:{}", f.pkg.len())),
+        "{sdp}"
+    );
+    assert!(sdp.contains("m=application 0 RTP/AVP 96"));
+    assert!(sdp.contains("a=rtpmap:96 X-SFT/1000"));
+    let control = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=control:"))
+        .find(|c| c.starts_with("version="))
+        .unwrap()
+        .to_owned();
+    let s = c.setup(&format!("{u}/{control}"));
+    assert_eq!(s.status, 200);
+    assert!(s.h("transport").unwrap().contains("interleaved=0-1"));
+    assert_eq!(s.h("x-sft-length"), Some(f.pkg.len().to_string().as_str()));
+    let p = c.request("PLAY", &u, &[], "");
+    assert_eq!(p.status, 200);
+    // Fetch the last 64 KiB right away: it must arrive before the
+    // background stream gets there.
+    let len = f.pkg.len() as u64;
+    let fetch = format!("bytes={}-{}", len - 65536, len - 1);
+    let r = c.request("SET_PARAMETER", &u, &[("x-Sft-Fetch", &fetch)], "");
+    assert_eq!(r.status, 200);
+    let fetch_tag = c.cseq;
+    c.drain_until_ends(2);
+    let first_fetch = c.data.iter().position(|(_, t, _)| *t == fetch_tag).unwrap();
+    let last_bg = c.data.iter().rposition(|(_, t, _)| *t == 0).unwrap();
+    assert!(
+        first_fetch < last_bg,
+        "fetch served after the background stream"
+    );
+    let bg_bytes: usize = c.data.iter().filter(|x| x.1 == 0).map(|x| x.2.len()).sum();
+    assert_eq!(bg_bytes, f.pkg.len(), "each background byte once");
+    assert_eq!(c.assemble(Some(0), f.pkg.len()), f.pkg);
+    let fetched = c.assemble(Some(fetch_tag), f.pkg.len());
+    assert_eq!(
+        &fetched[f.pkg.len() - 65536..],
+        &f.pkg[f.pkg.len() - 65536..]
+    );
+    let t = c.request("TEARDOWN", &u, &[], "");
+    assert_eq!(t.status, 200);
+    assert!(c.rtcp >= 1, "RTCP BYE after the background stream");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn conformance_status_codes() {
+    let f = fixture(100_000);
+    let server = start(
+        ServerConfig::new(&f.root)
+            .limits(Limits {
+                max_head: 2048,
+                max_body: 1024,
+            })
+            .max_sessions(1),
+    );
+    let addr = server.local_addr();
+    let u = url(addr, "apps/app.sft");
+    let mut c = raw(addr);
+    let o = c.request("OPTIONS", "*", &[], "");
+    assert_eq!(o.status, 200);
+    assert!(o.h("public").unwrap().contains("SET_PARAMETER"));
+    assert_eq!(
+        c.request("DESCRIBE", &url(addr, "apps/none.sft"), &[], "")
+            .status,
+        404
+    );
+    assert_eq!(
+        c.request("DESCRIBE", &url(addr, "../secret.sft"), &[], "")
+            .status,
+        404
+    );
+    assert_eq!(
+        c.request(
+            "DESCRIBE",
+            &url(addr, "apps/%2e%2e/%2e%2e/secret.sft"),
+            &[],
+            ""
+        )
+        .status,
+        404
+    );
+    assert_eq!(c.request("ANNOUNCE", &u, &[], "").status, 501);
+    assert_eq!(c.request("RECORD", &u, &[], "").status, 501);
+    assert_eq!(
+        c.request("PLAY", &u, &[], "").status,
+        455,
+        "PLAY before SETUP"
+    );
+    let udp = c.request(
+        "SETUP",
+        &u,
+        &[("Transport", "RTP/AVP;unicast;client_port=5000-5001")],
+        "",
+    );
+    assert_eq!(udp.status, 461);
+    assert_eq!(c.setup(&u).status, 200);
+    let good = c.session.clone();
+    c.session = Some("WRONG".into());
+    assert_eq!(c.request("PLAY", &u, &[], "").status, 454);
+    assert_eq!(c.request("TEARDOWN", &u, &[], "").status, 454);
+    c.session = good;
+    assert_eq!(
+        c.request("SET_PARAMETER", &u, &[("x-Sft-Fetch", "bytes=0-1")], "")
+            .status,
+        455,
+        "fetch before PLAY"
+    );
+    assert_eq!(
+        c.request("PLAY", &u, &[("x-Sft-Range", "none")], "").status,
+        200
+    );
+    assert_eq!(
+        c.request(
+            "SET_PARAMETER",
+            &u,
+            &[("x-Sft-Fetch", "bytes=0-99999999")],
+            ""
+        )
+        .status,
+        457
+    );
+    assert_eq!(
+        c.request("SET_PARAMETER", &u, &[("x-Sft-Fetch", "bytes=9-1")], "")
+            .status,
+        400
+    );
+    assert_eq!(
+        c.request(
+            "SETUP",
+            &u,
+            &[("Transport", "RTP/AVP/TCP;interleaved=2-3")],
+            ""
+        )
+        .status,
+        459
+    );
+    let g = c.request(
+        "GET_PARAMETER",
+        &u,
+        &[("Content-Type", "text/parameters")],
+        "x-sft-version\r\n",
+    );
+    assert_eq!(g.status, 200);
+    assert_eq!(String::from_utf8_lossy(&g.body), "x-sft-version: 1\r\n");
+    assert_eq!(
+        c.request("GET_PARAMETER", &u, &[], "").status,
+        200,
+        "keep-alive"
+    );
+    assert_eq!(
+        c.request("OPTIONS", &u, &[("Require", "play.basic")], "")
+            .status,
+        551
+    );
+    // Session limit: 1.
+    let mut c2 = raw(addr);
+    assert_eq!(c2.setup(&u).status, 503);
+    assert_eq!(c.request("TEARDOWN", &u, &[], "").status, 200);
+    c.session = None;
+    assert_eq!(c2.setup(&u).status, 200, "a session is free again");
+    // Version other than 1.0.
+    let mut c3 = raw(addr);
+    c3.send_raw(b"OPTIONS * RTSP/2.0\r\nCSeq: 5\r\n\r\n");
+    assert_eq!(c3.next().unwrap().unwrap().status, 505);
+    // No CSeq: 400.
+    assert_eq!(
+        status_after(addr, b"OPTIONS * RTSP/1.0\r\n\r\n").0,
+        Some(400)
+    );
+    // Garbage: 400 and close.
+    assert_eq!(
+        status_after(addr, b"\x16\x03\x01garbage\r\n\r\n"),
+        (Some(400), true)
+    );
+    // Oversized head and body: 413 and close.
+    let big_head = format!(
+        "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(4000)
+    );
+    assert_eq!(status_after(addr, big_head.as_bytes()), (Some(413), true));
+    let big_body = "SET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 100000\r\n\r\n";
+    assert_eq!(status_after(addr, big_body.as_bytes()), (Some(413), true));
+    server.shutdown().unwrap();
+}
+
+/// A rustls client config trusting `ca`.
+fn tls_client(ca: &rcgen::Certificate) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+fn tls_server_config() -> (Arc<rustls::ServerConfig>, rcgen::Certificate) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key)
+    .unwrap();
+    (Arc::new(config), ck.cert)
+}
+
+#[test]
+fn rtsps_with_generated_certificate_streams_byte_identical() {
+    let f = fixture(1_000_000);
+    let (tls, cert) = tls_server_config();
+    let server = start(ServerConfig::new(&f.root).tls(tls));
+    let addr = server.local_addr();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let conn =
+        rustls::ClientConnection::new(tls_client(&cert), "localhost".try_into().unwrap()).unwrap();
+    let mut c = Raw::new(rustls::StreamOwned::new(conn, tcp));
+    let u = format!("rtsps://{addr}/apps/app.sft");
+    assert_eq!(c.request("OPTIONS", &u, &[], "").status, 200);
+    assert_eq!(c.request("DESCRIBE", &u, &[], "").status, 200);
+    assert_eq!(c.setup(&u).status, 200);
+    assert_eq!(c.request("PLAY", &u, &[], "").status, 200);
+    c.drain_until_ends(1);
+    assert_eq!(c.assemble(Some(0), f.pkg.len()), f.pkg);
+    assert_eq!(c.request("TEARDOWN", &u, &[], "").status, 200);
+    // A plain-text client on the TLS port gets nothing back.
+    let mut plain = raw(addr);
+    plain
+        .s
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain.send_raw(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    assert!(plain.next().is_none_or(|r| r.is_err()));
+    server.shutdown().unwrap();
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn active_upgrade_new_sessions_get_v2_running_sessions_finish_v1() {
+    let f = fixture(2_000_000);
+    let server = start(ServerConfig::new(&f.root).rescan_interval(Duration::ZERO));
+    let addr = server.local_addr();
+    let u = url(addr, "apps/app.sft");
+    // Client A pins version 1 and starts streaming.
+    let mut a = raw(addr);
+    let d = a.request("DESCRIBE", &u, &[], "");
+    assert!(String::from_utf8_lossy(&d.body).contains("a=x-sft-version:1"));
+    assert_eq!(a.setup(&u).status, 200);
+    assert_eq!(
+        a.request("PLAY", &u, &[("x-Sft-Range", "bytes=0-99999")], "")
+            .status,
+        200
+    );
+    // Version 2 appears under another name; version 1 is then replaced in place.
+    let v2 = package(2_100_000, 2);
+    std::fs::write(f.root.join("apps/app_2.sft"), &v2).unwrap();
+    write_atomically(&f.root.join("apps/app.sft"), &package(10_000, 0));
+    // A new client asking for the same file name gets version 2.
+    let mut b = raw(addr);
+    let d = b.request("DESCRIBE", &u, &[], "");
+    assert!(String::from_utf8_lossy(&d.body).contains("a=x-sft-version:2"));
+    let s = b.setup(&u);
+    assert_eq!(s.status, 200);
+    assert_eq!(s.h("x-sft-package-version"), Some("2"));
+    assert_eq!(b.request("PLAY", &u, &[], "").status, 200);
+    b.drain_until_ends(1);
+    assert_eq!(b.assemble(Some(0), v2.len()), v2);
+    // A finishes on version 1, byte for byte.
+    let all = format!("bytes=100000-{}", f.pkg.len() - 1);
+    assert_eq!(
+        a.request("SET_PARAMETER", &u, &[("x-Sft-Fetch", &all)], "")
+            .status,
+        200
+    );
+    a.drain_until_ends(2);
+    assert_eq!(a.assemble(None, f.pkg.len()), f.pkg);
+    let g = a.request(
+        "GET_PARAMETER",
+        &u,
+        &[],
+        "x-sft-version\r\nx-sft-latest-version\r\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&g.body),
+        "x-sft-version: 1\r\nx-sft-latest-version: 2\r\n"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn hostile_clients_do_not_stop_a_good_one() {
+    let f = fixture(8_000_000);
+    let server = start(
+        ServerConfig::new(&f.root)
+            .request_timeout(Duration::from_millis(500))
+            .write_timeout(Duration::from_secs(2)),
+    );
+    let addr = server.local_addr();
+    let u = url(addr, "apps/app.sft");
+    // Stalled mid-request, garbage, a streaming client that never reads,
+    // and one that disconnects abruptly mid-stream.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled
+        .write_all(b"DESCRIBE rtsp://x/apps/app.sft RTSP/1.0\r\nCSe")
+        .unwrap();
+    let mut garbage = TcpStream::connect(addr).unwrap();
+    let _ = garbage.write_all(&content(100_000, 3));
+    let mut sleeper = raw(addr);
+    assert_eq!(sleeper.setup(&u).status, 200);
+    sleeper.send_raw(
+        format!(
+            "PLAY {u} RTSP/1.0\r\nCSeq: 9\r\nSession: {}\r\n\r\n",
+            sleeper.session.clone().unwrap()
+        )
+        .as_bytes(),
+    );
+    let mut quitter = raw(addr);
+    assert_eq!(quitter.setup(&u).status, 200);
+    assert_eq!(quitter.request("PLAY", &u, &[], "").status, 200);
+    drop(quitter);
+    // The good client streams everything.
+    let started = Instant::now();
+    let mut good = raw(addr);
+    assert_eq!(good.setup(&u).status, 200);
+    assert_eq!(good.request("PLAY", &u, &[], "").status, 200);
+    good.drain_until_ends(1);
+    assert_eq!(good.assemble(Some(0), f.pkg.len()), f.pkg);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The stalled client was cut off after the request timeout.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut sink = [0u8; 16];
+    assert!(matches!(stalled.read(&mut sink), Ok(0) | Err(_)));
+    // The write-stalled sleeper is dropped too, freeing its session.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.shutdown_handle().active_sessions() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.shutdown_handle().active_sessions() <= 1);
+    drop(sleeper);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn sixty_four_concurrent_sessions_all_byte_identical() {
+    let f = fixture(1_500_000);
+    let server = start(ServerConfig::new(&f.root));
+    let addr = server.local_addr();
+    let pkg = Arc::new(f.pkg.clone());
+    let threads: Vec<_> = (0..64)
+        .map(|_| {
+            let pkg = Arc::clone(&pkg);
+            std::thread::spawn(move || {
+                let u = url(addr, "apps/app.sft");
+                let mut c = raw(addr);
+                assert_eq!(c.setup(&u).status, 200);
+                assert_eq!(c.request("PLAY", &u, &[], "").status, 200);
+                c.drain_until_ends(1);
+                assert!(c.assemble(Some(0), pkg.len()) == *pkg);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    server.shutdown().unwrap();
+}
