@@ -87,13 +87,33 @@ pub struct FetchOptions {
 /// let o = SourceOptions::default()
 ///     .http(sft::transport::http::client::HttpOptions::default().max_attempts(5));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     #[cfg(feature = "http")]
     http: crate::transport::http::client::HttpOptions,
+    pipelined: bool,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            #[cfg(feature = "http")]
+            http: Default::default(),
+            pipelined: true,
+        }
+    }
 }
 
 impl SourceOptions {
+    /// Receive on a second thread while the session checks and writes
+    /// ([`Pipelined`](crate::transport::pipelined::Pipelined); default on).
+    /// [`fetch_spec`] applies it to URL sources.
+    #[must_use]
+    pub fn pipelined(mut self, on: bool) -> Self {
+        self.pipelined = on;
+        self
+    }
+
     /// Options of `http://` and `https://` sources (timeouts, retries, CA
     /// file, credentials).
     #[cfg(feature = "http")]
@@ -313,8 +333,12 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
     loop {
         // Network sources receive on a second thread while this one
         // checks and writes (see transport::pipelined).
-        let source =
-            crate::transport::pipelined::Pipelined::new(open_source_with(spec, &options.sources)?);
+        let opened = open_source_with(spec, &options.sources)?;
+        let source: Box<dyn RangeSource> = if options.sources.pipelined {
+            Box::new(crate::transport::pipelined::Pipelined::new(opened))
+        } else {
+            opened
+        };
         let result = match options.limit_rate {
             Some(rate) => {
                 let shaped =
