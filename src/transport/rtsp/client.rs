@@ -1,1 +1,945 @@
-//! (in progress)
+//! [`RtspSource`]: a [`RangeSource`] over one RTSP or RTSPS session
+//! (`docs/RTSP.md`).
+//!
+//! - One connection per package: DESCRIBE, SETUP pinned to the package
+//!   version the server described (`…/version=<GUID>`), PLAY with
+//!   `x-Sft-Range: none` (no background stream), then every range the
+//!   streaming session asks for becomes an out-of-sequence fetch
+//!   (`SET_PARAMETER` with `x-Sft-Fetch`), several pipelined at once.
+//! - A dropped connection is re-established (bounded attempts with
+//!   back-off) with a SETUP of the same version GUID, and only the bytes not
+//!   yet delivered are fetched again: each byte reaches the sink at most
+//!   once. If that version is gone from the server, the error is
+//!   [`TransportErrorKind::Changed`].
+//! - RTSPS through rustls with the system roots, or only the certificates
+//!   of a PEM CA file ([`RtspOptions::ca_file`]).
+//!
+//! ```no_run
+//! use sft::stream::{blocking, SessionConfig, StreamSession};
+//! use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let source = RtspSource::open("rtsp://streaming.example/apps/app.sft", &RtspOptions::default())?;
+//! let mut session = StreamSession::new(SessionConfig::default());
+//! let mut copy = Vec::new();
+//! blocking::drive(&mut session, &source, &mut copy)?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::{ControlFlow, Range};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rtsp_types::headers::{self, HeaderName};
+use rtsp_types::{Method, Request, Response, Url, Version};
+
+use super::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
+use crate::guid::Guid;
+use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
+
+/// True for `rtsp://` and `rtsps://` URLs (any case).
+///
+/// ```
+/// use sft::transport::rtsp::client::is_rtsp_url;
+///
+/// assert!(is_rtsp_url("rtsp://h/app.sft"));
+/// assert!(is_rtsp_url("RTSPS://h:322/app.sft"));
+/// assert!(!is_rtsp_url("https://h/app.sft"));
+/// ```
+pub fn is_rtsp_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("rtsp://") || lower.starts_with("rtsps://")
+}
+
+/// Options of [`RtspSource::open`]. By-value setters.
+///
+/// ```
+/// use sft::transport::rtsp::client::RtspOptions;
+/// use std::time::Duration;
+///
+/// let o = RtspOptions::default().timeout(Duration::from_secs(5)).pipeline_depth(8);
+/// assert_eq!(o.get_pipeline_depth(), 8);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RtspOptions {
+    ca_file: Option<PathBuf>,
+    timeout: Duration,
+    max_attempts: u32,
+    pipeline_depth: usize,
+    ranges_per_request: usize,
+}
+
+impl Default for RtspOptions {
+    fn default() -> Self {
+        RtspOptions {
+            ca_file: None,
+            timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            pipeline_depth: 4,
+            ranges_per_request: 64,
+        }
+    }
+}
+
+impl RtspOptions {
+    /// Trust only the certificates in this PEM file for RTSPS (instead of
+    /// the system roots).
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// let o = RtspOptions::default().ca_file("ca.pem");
+    /// ```
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Connect and I/O timeout (a stalled server).
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// let o = RtspOptions::default().timeout(std::time::Duration::from_secs(3));
+    /// ```
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Connections tried per call before a retryable error is returned
+    /// (at least 1).
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// let o = RtspOptions::default().max_attempts(2);
+    /// ```
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Fetch requests in flight at once (at least 1).
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// assert_eq!(RtspOptions::default().pipeline_depth(0).get_pipeline_depth(), 1);
+    /// ```
+    pub fn pipeline_depth(mut self, n: usize) -> Self {
+        self.pipeline_depth = n.max(1);
+        self
+    }
+
+    /// The pipeline depth.
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// assert_eq!(RtspOptions::default().get_pipeline_depth(), 4);
+    /// ```
+    pub fn get_pipeline_depth(&self) -> usize {
+        self.pipeline_depth
+    }
+}
+
+/// A connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// An established, playing session.
+struct Live {
+    conn: Conn,
+    buf: Vec<u8>,
+    cseq: u32,
+    session: String,
+}
+
+/// What a connection delivered.
+enum Item {
+    Reply(Response<Vec<u8>>),
+    Packet(PacketHeader, Vec<u8>),
+}
+
+fn terr(kind: TransportErrorKind, msg: impl Into<String>) -> TransportError {
+    TransportError::new(kind, msg)
+}
+
+fn io_err(endpoint: &str, what: &str, e: &io::Error) -> TransportError {
+    let kind = match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportErrorKind::Timeout,
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionRefused => TransportErrorKind::ConnectionLost,
+        io::ErrorKind::InvalidData => TransportErrorKind::Protocol,
+        _ => TransportErrorKind::Io,
+    };
+    terr(kind, format!("{endpoint}: {what}: {e}"))
+}
+
+fn status_kind(status: u16) -> TransportErrorKind {
+    match status {
+        404 => TransportErrorKind::NotFound,
+        401 | 407 => TransportErrorKind::Authentication,
+        403 => TransportErrorKind::PermissionDenied,
+        457 => TransportErrorKind::RangeNotSatisfiable,
+        // The session vanished (server restart, timeout) or the server is
+        // busy: a new connection may succeed.
+        454 | 455 | 503 => TransportErrorKind::ConnectionLost,
+        _ => TransportErrorKind::Protocol,
+    }
+}
+
+impl Live {
+    /// Read until one item arrives.
+    fn next_item(&mut self, endpoint: &str) -> Result<Item, TransportError> {
+        let limits = Limits {
+            max_head: 64 * 1024,
+            max_body: 1024 * 1024,
+        };
+        loop {
+            let decoded = proto::decode(&self.buf, &limits)
+                .map_err(|e| terr(TransportErrorKind::Protocol, format!("{endpoint}: {e}")))?;
+            if let Some((frame, used)) = decoded {
+                let item = match frame {
+                    Frame::Response(r) => Some(Item::Reply(r)),
+                    Frame::Data { channel, payload } if channel % 2 == 0 => {
+                        let (h, d) = PacketHeader::parse(payload).ok_or_else(|| {
+                            terr(
+                                TransportErrorKind::Protocol,
+                                format!("{endpoint}: not an sft RTP packet"),
+                            )
+                        })?;
+                        Some(Item::Packet(h, d.to_vec()))
+                    }
+                    // RTCP from the server (its BYE): nothing to do.
+                    Frame::Data { .. } => None,
+                    Frame::Request(_) => {
+                        return Err(terr(
+                            TransportErrorKind::Protocol,
+                            format!("{endpoint}: the server sent a request"),
+                        ));
+                    }
+                };
+                self.buf.drain(..used.min(self.buf.len()));
+                if let Some(item) = item {
+                    return Ok(item);
+                }
+                continue;
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.conn.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(terr(
+                        TransportErrorKind::ConnectionLost,
+                        format!("{endpoint}: the server closed the connection"),
+                    ));
+                }
+                Ok(n) => self
+                    .buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(endpoint, "reading", &e)),
+            }
+        }
+    }
+
+    /// Send a request; its CSeq.
+    fn send(
+        &mut self,
+        endpoint: &str,
+        method: Method,
+        url: &Url,
+        extra: &[(HeaderName, String)],
+        body: &[u8],
+    ) -> Result<u32, TransportError> {
+        self.cseq += 1;
+        let mut b = Request::builder(method, Version::V1_0)
+            .request_uri(url.clone())
+            .header(headers::CSEQ, self.cseq.to_string())
+            .header(headers::USER_AGENT, "sft");
+        if !self.session.is_empty() {
+            b = b.header(headers::SESSION, self.session.clone());
+        }
+        for (n, v) in extra {
+            b = b.header(n.clone(), v.clone());
+        }
+        let mut out = Vec::new();
+        b.build(body.to_vec())
+            .write(&mut out)
+            .map_err(|e| terr(TransportErrorKind::Other, format!("{endpoint}: {e}")))?;
+        self.conn
+            .write_all(&out)
+            .and_then(|()| self.conn.flush())
+            .map_err(|e| io_err(endpoint, "sending a request", &e))?;
+        Ok(self.cseq)
+    }
+
+    /// Send a request and wait for its response (packets in between are
+    /// dropped: none are expected outside fetches).
+    fn call(
+        &mut self,
+        endpoint: &str,
+        method: Method,
+        url: &Url,
+        extra: &[(HeaderName, String)],
+    ) -> Result<Response<Vec<u8>>, TransportError> {
+        let name: &str = (&method).into();
+        let name = name.to_owned();
+        let cseq = self.send(endpoint, method, url, extra, b"")?;
+        for _ in 0..100_000 {
+            if let Item::Reply(r) = self.next_item(endpoint)? {
+                if cseq_of(&r) != Some(cseq) {
+                    continue;
+                }
+                let status = u16::from(r.status());
+                if status != 200 {
+                    return Err(terr(
+                        status_kind(status),
+                        format!("{endpoint}: {name} answered {status} {}", r.reason_phrase()),
+                    ));
+                }
+                return Ok(r);
+            }
+        }
+        Err(terr(
+            TransportErrorKind::Protocol,
+            format!("{endpoint}: no answer to {name}"),
+        ))
+    }
+}
+
+fn cseq_of(r: &Response<Vec<u8>>) -> Option<u32> {
+    r.header(&headers::CSEQ)
+        .and_then(|v| v.as_str().trim().parse().ok())
+}
+
+fn header<'r>(r: &'r Response<Vec<u8>>, name: &'static str) -> Option<&'r str> {
+    let n = HeaderName::from_static_str(name).ok()?;
+    r.header(&n).map(|v| v.as_str())
+}
+
+fn x_header(name: &'static str) -> HeaderName {
+    HeaderName::from_static_str(name).unwrap_or(headers::USER_AGENT)
+}
+
+/// The parts of an `rtsp(s)://` URL.
+#[derive(Debug, Clone)]
+struct Target {
+    url: Url,
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+fn parse_target(s: &str) -> Result<Target, TransportError> {
+    let bad = |why: &str| terr(TransportErrorKind::Other, format!("`{s}`: {why}"));
+    if !is_rtsp_url(s) {
+        return Err(bad("not an rtsp:// or rtsps:// URL"));
+    }
+    let url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    let tls = url.scheme().eq_ignore_ascii_case("rtsps");
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url.port().unwrap_or(if tls { 322 } else { 554 });
+    Ok(Target {
+        url,
+        host,
+        port,
+        tls,
+    })
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |d: String| {
+                terr(
+                    TransportErrorKind::Other,
+                    format!("CA file {}: {d}", path.display()),
+                )
+            };
+            for c in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                let c = c.map_err(|e| bad(e.to_string()))?;
+                roots.add(c).map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("no certificates".into()));
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| terr(TransportErrorKind::Other, format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// What the server said about the package at the first connection.
+#[derive(Debug, Clone, Copy)]
+struct Pinned {
+    len: u64,
+    version_guid: Guid,
+    version: u32,
+}
+
+struct State {
+    live: Option<Live>,
+    reconnects: u64,
+}
+
+/// A package streamed over RTSP or RTSPS: a [`RangeSource`] whose reads are
+/// out-of-sequence fetches on one session (see the [module docs](self)).
+///
+/// ```no_run
+/// use sft::stream::RangeSource;
+/// use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+///
+/// let src = RtspSource::open("rtsps://streaming.example:322/app.sft", &RtspOptions::default().ca_file("ca.pem"))?;
+/// let mut head = [0u8; 128];
+/// src.read_exact_at(0, &mut head)?;
+/// println!("version {} ({}), {} bytes", src.package_version(), src.version_guid(), src.len()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RtspSource {
+    target: Target,
+    endpoint: String,
+    options: RtspOptions,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    pinned: Pinned,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for RtspSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtspSource")
+            .field("endpoint", &self.endpoint)
+            .field("len", &self.pinned.len)
+            .field("version", &self.pinned.version)
+            .finish()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One fetch in flight: its ranges and how far each got.
+struct InFlight {
+    tag: u32,
+    ranges: Vec<(Range<u64>, u64)>,
+}
+
+impl RtspSource {
+    /// Connect, DESCRIBE, SETUP (pinning the version described), PLAY
+    /// without a background stream.
+    ///
+    /// # Errors
+    /// A bad URL or CA file; the server unreachable, refusing (404 →
+    /// [`TransportErrorKind::NotFound`]) or speaking something else.
+    ///
+    /// ```
+    /// use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    ///
+    /// assert!(RtspSource::open("http://h/app.sft", &RtspOptions::default()).is_err());
+    /// ```
+    pub fn open(url: &str, options: &RtspOptions) -> Result<RtspSource, TransportError> {
+        let target = parse_target(url)?;
+        let endpoint = format!(
+            "{}://{}:{}{}",
+            target.url.scheme(),
+            target.host,
+            target.port,
+            target.url.path()
+        );
+        let tls = if target.tls {
+            Some(tls_config(options.ca_file.as_deref())?)
+        } else {
+            None
+        };
+        let mut src = RtspSource {
+            target,
+            endpoint,
+            options: options.clone(),
+            tls,
+            pinned: Pinned {
+                len: 0,
+                version_guid: Guid::NIL,
+                version: 0,
+            },
+            state: Mutex::new(State {
+                live: None,
+                reconnects: 0,
+            }),
+        };
+        let (live, pinned) = src.establish(None)?;
+        src.pinned = pinned;
+        lock(&src.state).live = Some(live);
+        Ok(src)
+    }
+
+    /// The package version this source streams (pinned at open).
+    ///
+    /// ```no_run
+    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
+    /// println!("{}", src.package_version());
+    /// # Ok::<(), sft::stream::TransportError>(())
+    /// ```
+    pub fn package_version(&self) -> u32 {
+        self.pinned.version
+    }
+
+    /// The version GUID this source streams.
+    ///
+    /// ```no_run
+    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
+    /// println!("{}", src.version_guid());
+    /// # Ok::<(), sft::stream::TransportError>(())
+    /// ```
+    pub fn version_guid(&self) -> Guid {
+        self.pinned.version_guid
+    }
+
+    /// Connections re-established after a drop so far.
+    ///
+    /// ```no_run
+    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
+    /// assert_eq!(src.reconnects(), 0);
+    /// # Ok::<(), sft::stream::TransportError>(())
+    /// ```
+    pub fn reconnects(&self) -> u64 {
+        lock(&self.state).reconnects
+    }
+
+    /// Ask the server for the newest version of this package in its content
+    /// root now (`GET_PARAMETER x-sft-latest-version`): an active upgrade is
+    /// waiting when it is above [`RtspSource::package_version`].
+    ///
+    /// # Errors
+    /// As a read.
+    ///
+    /// ```no_run
+    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
+    /// if src.latest_version()? > src.package_version() {
+    ///     println!("an upgrade is available at the next launch");
+    /// }
+    /// # Ok::<(), sft::stream::TransportError>(())
+    /// ```
+    pub fn latest_version(&self) -> Result<u32, TransportError> {
+        let mut state = lock(&self.state);
+        if state.live.is_none() {
+            state.live = Some(self.establish(Some(self.pinned.version_guid))?.0);
+        }
+        let Some(live) = state.live.as_mut() else {
+            return Err(terr(TransportErrorKind::Other, "no connection"));
+        };
+        let ep = &self.endpoint;
+        let cseq = live.send(
+            ep,
+            Method::GetParameter,
+            &self.target.url,
+            &[(headers::CONTENT_TYPE, "text/parameters".into())],
+            b"x-sft-latest-version\r\n",
+        );
+        let result = cseq.and_then(|cseq| {
+            loop {
+                if let Item::Reply(r) = live.next_item(ep)? {
+                    if cseq_of(&r) == Some(cseq) {
+                        break Ok(r);
+                    }
+                }
+            }
+        });
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                state.live = None;
+                return Err(e);
+            }
+        };
+        String::from_utf8_lossy(r.body())
+            .lines()
+            .find_map(|l| l.strip_prefix("x-sft-latest-version:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                terr(
+                    TransportErrorKind::Protocol,
+                    format!("{ep}: no latest version"),
+                )
+            })
+    }
+
+    fn connect(&self) -> Result<Conn, TransportError> {
+        let ep = &self.endpoint;
+        let addrs = (self.target.host.as_str(), self.target.port)
+            .to_socket_addrs()
+            .map_err(|e| io_err(ep, "resolving", &e))?;
+        let mut last = None;
+        for addr in addrs.take(8) {
+            match TcpStream::connect_timeout(&addr, self.options.timeout) {
+                Ok(tcp) => {
+                    let _ = tcp.set_nodelay(true);
+                    tcp.set_read_timeout(Some(self.options.timeout))
+                        .and_then(|()| tcp.set_write_timeout(Some(self.options.timeout)))
+                        .map_err(|e| io_err(ep, "configuring the socket", &e))?;
+                    return match &self.tls {
+                        None => Ok(Conn::Plain(tcp)),
+                        Some(cfg) => {
+                            let name =
+                                rustls_pki_types::ServerName::try_from(self.target.host.clone())
+                                    .map_err(|e| {
+                                        terr(TransportErrorKind::Other, format!("{ep}: {e}"))
+                                    })?;
+                            let c = rustls::ClientConnection::new(Arc::clone(cfg), name).map_err(
+                                |e| terr(TransportErrorKind::Other, format!("{ep}: {e}")),
+                            )?;
+                            Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(c, tcp))))
+                        }
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => io_err(ep, "connecting", &e),
+            None => terr(TransportErrorKind::NotFound, format!("{ep}: no address")),
+        })
+    }
+
+    /// A playing session: DESCRIBE + SETUP of the described version, or
+    /// SETUP of `version` directly.
+    fn establish(&self, version: Option<Guid>) -> Result<(Live, Pinned), TransportError> {
+        let ep = &self.endpoint;
+        let mut live = Live {
+            conn: self.connect()?,
+            buf: Vec::new(),
+            cseq: 0,
+            session: String::new(),
+        };
+        let base = self.target.url.as_str().trim_end_matches('/').to_owned();
+        let setup_url = match version {
+            Some(v) => format!("{base}/version={}", proto::guid_hex(&v)),
+            None => {
+                let d = live.call(
+                    ep,
+                    Method::Describe,
+                    &self.target.url,
+                    &[(headers::ACCEPT, "application/sdp".into())],
+                )?;
+                let sdp = sdp_types::Session::parse(d.body()).map_err(|e| {
+                    terr(
+                        TransportErrorKind::Protocol,
+                        format!("{ep}: bad SDP: {e:?}"),
+                    )
+                })?;
+                let control = sdp
+                    .medias
+                    .iter()
+                    .flat_map(|m| m.attributes.iter())
+                    .filter(|a| a.attribute == "control")
+                    .find_map(|a| a.value.clone())
+                    .unwrap_or_default();
+                if control.contains("://") {
+                    control
+                } else {
+                    format!("{base}/{control}")
+                }
+            }
+        };
+        let setup_url = Url::parse(&setup_url)
+            .map_err(|e| terr(TransportErrorKind::Protocol, format!("{ep}: {e}")))?;
+        let s = live
+            .call(
+                ep,
+                Method::Setup,
+                &setup_url,
+                &[(
+                    headers::TRANSPORT,
+                    "RTP/AVP/TCP;unicast;interleaved=0-1".into(),
+                )],
+            )
+            .map_err(|e| match (version, e.kind()) {
+                // The version this stream started with is gone.
+                (Some(_), TransportErrorKind::NotFound) => terr(
+                    TransportErrorKind::Changed,
+                    format!("{ep}: the package version being streamed is gone from the server"),
+                ),
+                _ => e,
+            })?;
+        live.session = header(&s, "Session")
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default();
+        let proto_err = |what: &str| terr(TransportErrorKind::Protocol, format!("{ep}: {what}"));
+        let len = header(&s, "x-Sft-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| proto_err("SETUP without x-Sft-Length"))?;
+        let version_guid = header(&s, "x-Sft-Version-Guid")
+            .and_then(|v| v.parse::<Guid>().ok())
+            .ok_or_else(|| proto_err("SETUP without x-Sft-Version-Guid"))?;
+        let pkg_version = header(&s, "x-Sft-Package-Version")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if live.session.is_empty() {
+            return Err(proto_err("SETUP without a session"));
+        }
+        if version.is_some_and(|v| v != version_guid) {
+            return Err(terr(
+                TransportErrorKind::Changed,
+                format!("{ep}: the server offers another package version"),
+            ));
+        }
+        live.call(
+            ep,
+            Method::Play,
+            &self.target.url,
+            &[(x_header("x-Sft-Range"), "none".into())],
+        )?;
+        Ok((
+            live,
+            Pinned {
+                len,
+                version_guid,
+                version: pkg_version,
+            },
+        ))
+    }
+
+    /// Run fetches for `ranges` on `live` until all are delivered, or the
+    /// sink stops (true), or an error.
+    fn run_fetches(
+        &self,
+        live: &mut Live,
+        todo: &mut VecDeque<Range<u64>>,
+        sink: &mut ChunkSink<'_>,
+    ) -> Result<bool, (TransportError, Vec<InFlight>)> {
+        let ep = &self.endpoint;
+        let mut in_flight: Vec<InFlight> = Vec::new();
+        let fetch = x_header("x-Sft-Fetch");
+        loop {
+            while in_flight.len() < self.options.pipeline_depth && !todo.is_empty() {
+                let n = todo.len().min(self.options.ranges_per_request);
+                let group: Vec<Range<u64>> = todo.drain(..n).collect();
+                let value = proto::format_ranges(&group);
+                match live.send(
+                    ep,
+                    Method::SetParameter,
+                    &self.target.url,
+                    &[(fetch.clone(), value)],
+                    b"",
+                ) {
+                    Ok(tag) => in_flight.push(InFlight {
+                        tag,
+                        ranges: group.into_iter().map(|r| (r.clone(), r.start)).collect(),
+                    }),
+                    Err(e) => {
+                        in_flight.push(InFlight {
+                            tag: 0,
+                            ranges: group.into_iter().map(|r| (r.clone(), r.start)).collect(),
+                        });
+                        return Err((e, in_flight));
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                return Ok(false);
+            }
+            let item = match live.next_item(ep) {
+                Ok(i) => i,
+                Err(e) => return Err((e, in_flight)),
+            };
+            match item {
+                Item::Reply(r) => {
+                    let status = u16::from(r.status());
+                    if status != 200 {
+                        let e = terr(
+                            status_kind(status),
+                            format!("{ep}: fetch answered {status} {}", r.reason_phrase()),
+                        );
+                        return Err((e, in_flight));
+                    }
+                }
+                Item::Packet(h, data) => {
+                    if h.tag == 0 {
+                        continue; // background bytes: not asked for
+                    }
+                    let Some(fi) = in_flight.iter().position(|f| f.tag == h.tag) else {
+                        let e = terr(
+                            TransportErrorKind::Protocol,
+                            format!("{ep}: data for unknown fetch {}", h.tag),
+                        );
+                        return Err((e, in_flight));
+                    };
+                    let f = in_flight
+                        .get_mut(fi)
+                        .ok_or_else(|| (terr(TransportErrorKind::Other, "fetch"), Vec::new()))?;
+                    let end = h.offset + data.len() as u64;
+                    let slot = f
+                        .ranges
+                        .iter_mut()
+                        .find(|(r, next)| *next == h.offset && end <= r.end && *next < r.end);
+                    let Some((_, next)) = slot else {
+                        let e = terr(
+                            TransportErrorKind::Protocol,
+                            format!("{ep}: unexpected bytes at {} (fetch {})", h.offset, h.tag),
+                        );
+                        return Err((e, in_flight));
+                    };
+                    *next = end;
+                    let done = f.ranges.iter().all(|(r, next)| *next >= r.end);
+                    if done || h.flags & FLAG_END != 0 {
+                        if !done {
+                            let e = terr(
+                                TransportErrorKind::Protocol,
+                                format!("{ep}: fetch {} ended early", h.tag),
+                            );
+                            return Err((e, in_flight));
+                        }
+                        in_flight.remove(fi);
+                    }
+                    if sink(h.offset, &data).is_break() {
+                        // Bytes of other fetches may still be on the way:
+                        // this connection is no longer in a known state.
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl RangeSource for RtspSource {
+    fn len(&self) -> Result<u64, TransportError> {
+        Ok(self.pinned.len)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
+        let end = offset.saturating_add(buf.len() as u64).min(self.pinned.len);
+        if offset >= end {
+            return Ok(0);
+        }
+        let mut got = 0usize;
+        let range = offset..end;
+        self.read_ranges(core::slice::from_ref(&range), &mut |at, data| {
+            let start = (at - offset) as usize;
+            if let Some(dst) = buf.get_mut(start..start + data.len()) {
+                dst.copy_from_slice(data);
+                got = got.max(start + data.len());
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(got)
+    }
+
+    fn read_ranges(
+        &self,
+        ranges: &[Range<u64>],
+        sink: &mut ChunkSink<'_>,
+    ) -> Result<(), TransportError> {
+        let len = self.pinned.len;
+        if let Some(r) = ranges.iter().find(|r| r.start > r.end || r.end > len) {
+            return Err(terr(
+                TransportErrorKind::RangeNotSatisfiable,
+                format!("{}: package is {len} bytes", self.endpoint),
+            )
+            .with_range(r.clone()));
+        }
+        let mut todo: VecDeque<Range<u64>> =
+            ranges.iter().filter(|r| r.end > r.start).cloned().collect();
+        let mut state = lock(&self.state);
+        let mut attempt = 0u32;
+        loop {
+            let mut live = match state.live.take() {
+                Some(l) => l,
+                None => match self.establish(Some(self.pinned.version_guid)) {
+                    Ok((l, _)) => l,
+                    Err(e) => {
+                        attempt += 1;
+                        if !e.is_retryable() || attempt >= self.options.max_attempts {
+                            return Err(e);
+                        }
+                        std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));
+                        state.reconnects += 1;
+                        continue;
+                    }
+                },
+            };
+            match self.run_fetches(&mut live, &mut todo, sink) {
+                Ok(false) => {
+                    state.live = Some(live);
+                    return Ok(());
+                }
+                Ok(true) => return Ok(()), // sink stopped; connection dropped
+                Err((e, in_flight)) => {
+                    // Resume: what was asked but not delivered, first.
+                    let mut rest: VecDeque<Range<u64>> = in_flight
+                        .into_iter()
+                        .flat_map(|f| f.ranges)
+                        .filter(|(r, next)| *next < r.end)
+                        .map(|(r, next)| next..r.end)
+                        .collect();
+                    rest.extend(todo.drain(..));
+                    todo = rest;
+                    attempt += 1;
+                    if !e.is_retryable() || attempt >= self.options.max_attempts {
+                        return Err(e);
+                    }
+                    state.reconnects += 1;
+                    std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));
+                }
+            }
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+}
