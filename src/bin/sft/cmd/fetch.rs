@@ -230,9 +230,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if let Some(ca) = &args.ca_file {
         http = http.ca_file(ca);
     }
-    let sources = SourceOptions::default()
-        .http(http)
-        .pipelined(std::env::var_os("SFT_NO_PIPELINE").is_none());
+    let sources = SourceOptions::default().http(http);
     // Without --simulate-rtt: fetch_spec (a local file takes the fast
     // path, paced by --limit-rate if given; URLs their transport, started
     // over if the source changes mid-stream). The link simulation reads
