@@ -87,21 +87,11 @@ pub struct FetchOptions {
 /// let o = SourceOptions::default()
 ///     .http(sft::transport::http::client::HttpOptions::default().max_attempts(5));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
     #[cfg(feature = "http")]
     http: crate::transport::http::client::HttpOptions,
     pipelined: bool,
-}
-
-impl Default for SourceOptions {
-    fn default() -> Self {
-        SourceOptions {
-            #[cfg(feature = "http")]
-            http: Default::default(),
-            pipelined: false,
-        }
-    }
 }
 
 impl SourceOptions {
