@@ -91,10 +91,21 @@ pub struct FetchOptions {
 pub struct SourceOptions {
     #[cfg(feature = "http")]
     http: crate::transport::http::client::HttpOptions,
+    #[cfg(feature = "rtsp")]
+    rtsp: crate::transport::rtsp::client::RtspOptions,
     pipelined: bool,
 }
 
 impl SourceOptions {
+    /// Options of `rtsp://` and `rtsps://` sources (timeouts, attempts, CA
+    /// file, pipeline depth).
+    #[cfg(feature = "rtsp")]
+    #[must_use]
+    pub fn rtsp(mut self, options: crate::transport::rtsp::client::RtspOptions) -> Self {
+        self.rtsp = options;
+        self
+    }
+
     /// Receive on a second thread while the session checks and writes
     /// ([`Pipelined`](crate::transport::pipelined::Pipelined)); [`fetch_spec`]
     /// applies it to URL sources. Off by default: the kernel's socket
@@ -496,11 +507,11 @@ pub(crate) fn same_package(
     }
 }
 
-/// Open the source named by `spec`: a path, a `file://` URL, or an
-/// `http(s)://` URL (feature `http`, with default [`SourceOptions`]).
-/// Schemes whose transport this build lacks (`rtsp(s)://`, `smb://`, or
-/// `http(s)://` without feature `http`) are recognised and refused
-/// clearly.
+/// Open the source named by `spec`: a path, a `file://` URL, an
+/// `http(s)://` URL (feature `http`) or an `rtsp(s)://` URL (feature
+/// `rtsp`), with default [`SourceOptions`]. Schemes whose transport this
+/// build lacks (`smb://`, or the others without their feature) are
+/// recognised and refused clearly.
 ///
 /// ```
 /// use sft::fetch::open_source;
@@ -536,6 +547,13 @@ pub fn open_source_with(
         return Ok(Box::new(crate::transport::http::client::HttpSource::open(
             spec,
             &options.http,
+        )?));
+    }
+    #[cfg(feature = "rtsp")]
+    if crate::transport::rtsp::client::is_rtsp_url(spec) {
+        return Ok(Box::new(crate::transport::rtsp::client::RtspSource::open(
+            spec,
+            &options.rtsp,
         )?));
     }
     Err(Error::invalid(format!("`{spec}` names no source")))
@@ -578,6 +596,7 @@ pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
         }
         "http" | "https" if cfg!(feature = "http") => return Ok(None),
         "http" | "https" => "http",
+        "rtsp" | "rtsps" if cfg!(feature = "rtsp") => return Ok(None),
         "rtsp" | "rtsps" => "rtsp",
         "smb" => "smb",
         other => {

@@ -13,6 +13,7 @@ use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_wit
 use sft::publish::{Manifest, SourceRoots, expand_vars, resolve_codebase};
 use sft::stream::{Event, SessionConfig};
 use sft::transport::http::client::HttpOptions;
+use sft::transport::rtsp::client::RtspOptions;
 use sft::transport::shaped::ShapedSource;
 
 use crate::util::{UsageError, progress_bar, short};
@@ -89,8 +90,8 @@ pub(crate) struct FetchArgs {
     #[arg(long)]
     pub crc_only: bool,
 
-    /// Trust the CA certificates in this PEM file for https:// sources
-    /// (instead of the system's roots), like curl's --cacert.
+    /// Trust the CA certificates in this PEM file for https:// and rtsps://
+    /// sources (instead of the system's roots), like curl's --cacert.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
@@ -227,10 +228,12 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     };
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
     let mut http = HttpOptions::default();
+    let mut rtsp = RtspOptions::default();
     if let Some(ca) = &args.ca_file {
         http = http.ca_file(ca);
+        rtsp = rtsp.ca_file(ca);
     }
-    let sources = SourceOptions::default().http(http);
+    let sources = SourceOptions::default().http(http).rtsp(rtsp);
     // Without --simulate-rtt: fetch_spec (a local file takes the fast
     // path, paced by --limit-rate if given; URLs their transport, started
     // over if the source changes mid-stream). The link simulation reads
