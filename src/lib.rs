@@ -69,6 +69,7 @@
 //!   ([`transport::http::server`], `sft serve --http`).
 //! - `rtsp`: RTSP/RTSPS client transport; `rtsp-server`: the streaming
 //!   server (`sft serve --rtsp`).
+//! - `smb`: SMB2/3 client transport (`smb://`, UNC paths).
 //! - `publish`: OSD files, the manifest and icons ([`publish`]).
 //! - `cli`: the `sft` binary (with `http` and `http-server`).
 //! - `arbitrary`: `Arbitrary` impls for fuzzing.

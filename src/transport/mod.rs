@@ -19,3 +19,6 @@ pub mod http;
 
 #[cfg(any(feature = "rtsp", feature = "rtsp-server"))]
 pub mod rtsp;
+
+#[cfg(feature = "smb")]
+pub mod smb;
