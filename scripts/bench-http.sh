@@ -8,6 +8,8 @@
 #      0.9 x curl's. Also printed, for context: curl writing the file
 #      (`curl -o FILE`), `--crc-only`, and the durable default (fdatasync
 #      before recording blocks and before the rename: bound by the disk).
+#      And `sft verify URL`: the same full fetch, every block checked, with
+#      nothing stored, the like-for-like peer of `curl -o /dev/null`.
 #  (b) our server (`sft serve --http`) vs nginx, same package, same client
 #      (`curl -o /dev/null`); bound: >= 0.9 x nginx's throughput.
 #  (c) 64 concurrent clients (`curl -o /dev/null`, all started at once)
@@ -121,9 +123,10 @@ curl_file() { rm -f "$W/curl.out"; timed curl -sf -o "$W/curl.out" "$1"; }
 echo "bench-http: package $LEN bytes; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------- (a)
-c=(); f=(); fc=(); fd=(); cf=()
+c=(); f=(); fc=(); fd=(); cf=(); v=()
 for _ in $(seq "$RUNS"); do
   c+=("$(curl_null "$NGX/p.sft")")
+  v+=("$(timed "$SFT" verify "$NGX/p.sft")")
   f+=("$(fetch_once "$NGX/p.sft" --no-fsync)")
   fc+=("$(fetch_once "$NGX/p.sft" --no-fsync --crc-only)")
   cf+=("$(curl_file "$NGX/p.sft")")
@@ -131,7 +134,7 @@ done
 for _ in $(seq $(( RUNS > 2 ? 2 : RUNS ))); do fd+=("$(fetch_once "$NGX/p.sft")"); done
 cmp "$W/out.sft" "$W/content/p.sft"
 "$SFT" verify "$W/out.sft" > /dev/null
-C=$(best "${c[@]}"); F=$(best "${f[@]}"); FC=$(best "${fc[@]}"); FD=$(best "${fd[@]}"); CF=$(best "${cf[@]}")
+V=$(best "${v[@]}"); C=$(best "${c[@]}"); F=$(best "${f[@]}"); FC=$(best "${fc[@]}"); FD=$(best "${fd[@]}"); CF=$(best "${cf[@]}")
 RA=$(ratio "$C" "$F")
 f3() { python3 -c "print(f'{$1:.3f}')"; }
 echo "(a) full fetch from nginx, best of $RUNS:"
@@ -140,6 +143,7 @@ echo "    curl -o FILE                       $(f3 "$CF") s  ($(mibs "$CF") MiB/s
 echo "    sft fetch --no-fsync               $(f3 "$F") s  ($(mibs "$F") MiB/s)  ratio vs curl -o /dev/null: ${RA}; vs curl -o FILE: $(ratio "$CF" "$F")"
 echo "    sft fetch --no-fsync --crc-only    $(f3 "$FC") s  ($(mibs "$FC") MiB/s)  ratio vs curl -o /dev/null: $(ratio "$C" "$FC")"
 echo "    sft fetch (durable)                $(f3 "$FD") s  ($(mibs "$FD") MiB/s)"
+echo "    sft verify URL (nothing stored)    $(f3 "$V") s  ($(mibs "$V") MiB/s)  ratio vs curl -o /dev/null: $(ratio "$C" "$V")"
 check "sft fetch --no-fsync vs curl -o /dev/null" "$RA" 0.9
 
 # ------------------------------------------------------------- (b)

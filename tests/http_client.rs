@@ -982,3 +982,42 @@ fn fetch_spec_starts_over_on_a_replaced_package() {
             .any(|l| l.status == 200 && l.method == "GET")
     );
 }
+
+/// `sft verify URL` streams a package from nginx and checks it without
+/// storing it; a package with one damaged byte in a block fails, naming
+/// the block.
+#[cfg(feature = "cli")]
+#[test]
+fn sft_verify_streams_a_remote_package() {
+    let Some(ngx) = Nginx::plain() else { return };
+    let pkg = package();
+    ngx.put("good.sft", &pkg);
+    let mut bad = pkg.clone();
+    let last = bad.len() - 1000;
+    bad[last] ^= 0x40;
+    ngx.put("bad.sft", &bad);
+    let run = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sft"))
+            .args(["verify", &ngx.url(name)])
+            .output()
+            .unwrap()
+    };
+    let ok = run("good.sft");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.starts_with("OK: ") && stdout.contains("(streamed)"),
+        "{stdout}"
+    );
+    let no = run("bad.sft");
+    let stderr = String::from_utf8_lossy(&no.stderr);
+    assert_eq!(no.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed verification") && stderr.contains("block"),
+        "{stderr}"
+    );
+}

@@ -193,6 +193,7 @@ pub struct ExtractArgs {
 /// `sft verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Package file.
+    /// Package file, or the URL of one (http(s)://, rtsp(s)://): streamed
+    /// and checked without being stored.
     pub package: PathBuf,
 }

@@ -1,4 +1,4 @@
-//! `sft verify PKG`.
+//! `sft verify PKG`: a local package, or one streamed from a URL.
 
 use anyhow::Context;
 use std::io::Write;
@@ -8,6 +8,11 @@ use crate::util::{Loaded, progress_bar};
 
 /// Run `sft verify`.
 pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
+    if let Some(spec) = a.package.to_str() {
+        if matches!(sft::fetch::local_path(spec), Ok(None)) {
+            return verify_remote(spec);
+        }
+    }
     let loaded = Loaded::open(&a.package, no_mmap)?;
     loaded.advise_sequential();
     let pkg = loaded.package()?;
@@ -29,6 +34,42 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
         report.entries,
         report.blocks,
         report.logical_bytes
+    )?;
+    Ok(())
+}
+
+/// Stream the package at `spec` (an http(s)://, rtsp(s):// ... URL)
+/// through the streaming core and check everything, storing nothing: the
+/// prologue's CRCs when it is parsed, then every block's CRC and inflate.
+fn verify_remote(spec: &str) -> anyhow::Result<()> {
+    use sft::fetch::{SourceOptions, open_source_with};
+    use sft::stream::{Event, NullSink, SessionConfig, StreamSession, blocking};
+
+    let source = open_source_with(spec, &SourceOptions::default())
+        .with_context(|| format!("cannot open source `{spec}`"))?;
+    let mut session = StreamSession::new(SessionConfig::default());
+    let mut bar = None;
+    let result = blocking::drive_with(&mut session, &*source, &mut NullSink, &mut |e| {
+        if let Event::Progress(p) = e {
+            let b = bar.get_or_insert_with(|| progress_bar(p.total_bytes, "verifying"));
+            if let Some(b) = b {
+                b.set_position(p.bytes);
+            }
+        }
+    });
+    if let Some(Some(b)) = bar {
+        b.finish_and_clear();
+    }
+    let report = result.with_context(|| format!("`{spec}` failed verification"))?;
+    anyhow::ensure!(report.complete, "`{spec}`: the stream ended early");
+    let entries = session.prologue().map_or(0, |p| p.entry_count());
+    let progress = session.progress();
+    writeln!(
+        std::io::stdout().lock(),
+        "OK: {} entries, {} blocks, {} bytes verified (streamed)",
+        entries,
+        progress.total_blocks,
+        progress.total_bytes
     )?;
     Ok(())
 }
