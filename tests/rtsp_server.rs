@@ -803,3 +803,311 @@ fn sixty_four_concurrent_sessions_all_byte_identical() {
     }
     server.shutdown().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Load generator for scripts/bench-rtsp.sh (ignored: run by the script,
+// which starts `sft serve --http --rtsp` and passes its addresses).
+
+fn bench_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Minimal RTSP bulk client: SETUP, PLAY, count data bytes until the
+/// background stream's END; returns the bytes received.
+fn bulk_rtsp(addr: &str, path: &str, plays: usize) -> u64 {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut c = Raw::new(s);
+    let u = format!("rtsp://{addr}{path}");
+    assert_eq!(c.setup(&u).status, 200);
+    let mut total = 0u64;
+    for _ in 0..plays {
+        c.cseq += 1;
+        let m = format!(
+            "PLAY {u} RTSP/1.0\r\nCSeq: {}\r\nSession: {}\r\n\r\n",
+            c.cseq,
+            c.session.clone().unwrap()
+        );
+        c.send_raw(m.as_bytes());
+        // Lean loop: frame headers only.
+        let mut buf = vec![0u8; 256 * 1024];
+        let (mut have, mut pos) = (0usize, 0usize);
+        // Until the END packet and the RTCP BYE right behind it.
+        let (mut done, mut bye) = (false, false);
+        while !(done && bye) {
+            if pos > 0 && (have - pos) < 64 * 1024 + 8 {
+                buf.copy_within(pos..have, 0);
+                have -= pos;
+                pos = 0;
+            }
+            let n = c.s.read(&mut buf[have..]).unwrap();
+            assert!(n > 0, "server closed");
+            have += n;
+            loop {
+                let w = &buf[pos..have];
+                if w.is_empty() {
+                    break;
+                }
+                if w[0] != b'$' {
+                    // A response (to PLAY): skip its head.
+                    let Some(end) = w.windows(4).position(|x| x == b"\r\n\r\n") else {
+                        break;
+                    };
+                    pos += end + 4;
+                    continue;
+                }
+                if w.len() < 4 {
+                    break;
+                }
+                let len = u16::from_be_bytes([w[2], w[3]]) as usize;
+                if w.len() < 4 + len {
+                    break;
+                }
+                if w[1] % 2 == 1 {
+                    bye = done;
+                } else {
+                    let (h, d) = PacketHeader::parse(&w[4..4 + len]).unwrap();
+                    total += d.len() as u64;
+                    if h.tag == 0 && h.flags & FLAG_END != 0 {
+                        done = true;
+                    }
+                }
+                pos += 4 + len;
+            }
+        }
+        assert_eq!(pos, have, "nothing after the BYE");
+    }
+    total
+}
+
+fn bulk_http(addr: &str, path: &str, len: u64) -> u64 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    let mut head_done = false;
+    let mut head = Vec::new();
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if head_done {
+            total += n as u64;
+        } else {
+            head.extend_from_slice(&buf[..n]);
+            if let Some(end) = head.windows(4).position(|x| x == b"\r\n\r\n") {
+                head_done = true;
+                total += (head.len() - end - 4) as u64;
+            }
+        }
+    }
+    assert_eq!(total, len);
+    total
+}
+
+fn aggregate(clients: usize, f: impl Fn() -> u64 + Send + Sync + 'static) -> f64 {
+    let f = Arc::new(f);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let f = Arc::clone(&f);
+            std::thread::spawn(move || f())
+        })
+        .collect();
+    let bytes: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    bytes as f64 / started.elapsed().as_secs_f64() / (1 << 20) as f64
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "run by scripts/bench-rtsp.sh"]
+fn bench_rtsp() {
+    let (Some(http), Some(rtsp), Some(path), Some(len), Some(pid)) = (
+        bench_env("SFT_BENCH_HTTP"),
+        bench_env("SFT_BENCH_RTSP"),
+        bench_env("SFT_BENCH_PATH"),
+        bench_env("SFT_BENCH_LEN"),
+        bench_env("SFT_BENCH_PID"),
+    ) else {
+        eprintln!("bench_rtsp: run through scripts/bench-rtsp.sh");
+        return;
+    };
+    let len: u64 = len.parse().unwrap();
+    let clients: usize = bench_env("SFT_BENCH_CLIENTS").map_or(64, |v| v.parse().unwrap());
+    let sessions: usize = bench_env("SFT_BENCH_SESSIONS").map_or(256, |v| v.parse().unwrap());
+    let runs: usize = bench_env("RUNS").map_or(3, |v| v.parse().unwrap());
+
+    // (a) aggregate throughput, best of `runs`, interleaved.
+    let (mut best_http, mut best_rtsp) = (0f64, 0f64);
+    for _ in 0..runs {
+        let (h, p) = (http.clone(), path.clone());
+        best_http = best_http.max(aggregate(clients, move || bulk_http(&h, &p, len)));
+        let (r, p) = (rtsp.clone(), path.clone());
+        best_rtsp = best_rtsp.max(aggregate(clients, move || {
+            let got = bulk_rtsp(&r, &p, 1);
+            assert_eq!(got, len);
+            got
+        }));
+    }
+    println!(
+        "aggregate, {clients} clients: http {best_http:.0} MiB/s, rtsp {best_rtsp:.0} MiB/s, ratio {:.2}",
+        best_rtsp / best_http
+    );
+
+    // (c) resident memory with `sessions` sessions streaming (slow readers).
+    let before = rss_kib(&pid);
+    let hold = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow: Vec<_> = (0..sessions)
+        .map(|_| {
+            let (r, p, hold, opened) = (
+                rtsp.clone(),
+                path.clone(),
+                Arc::clone(&hold),
+                Arc::clone(&opened),
+            );
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(&r).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut c = Raw::new(s);
+                let u = format!("rtsp://{r}{p}");
+                assert_eq!(c.setup(&u).status, 200);
+                c.cseq += 1;
+                let m = format!(
+                    "PLAY {u} RTSP/1.0\r\nCSeq: {}\r\nSession: {}\r\n\r\n",
+                    c.cseq,
+                    c.session.clone().unwrap()
+                );
+                c.send_raw(m.as_bytes());
+                opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = vec![0u8; 32 * 1024];
+                while hold.load(std::sync::atomic::Ordering::Relaxed) {
+                    if c.s.read(&mut buf).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while opened.load(std::sync::atomic::Ordering::SeqCst) < sessions && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut peak = 0;
+    for _ in 0..30 {
+        peak = peak.max(rss_kib(&pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    hold.store(false, std::sync::atomic::Ordering::Relaxed);
+    for t in slow {
+        t.join().unwrap();
+    }
+    println!(
+        "server RSS: {} MiB idle, {} MiB peak with {sessions} sessions streaming",
+        before / 1024,
+        peak / 1024
+    );
+}
+
+/// Bulk clients streaming the package over and over until the file named by
+/// `SFT_BENCH_STOP` exists (the script runs this in another process, at
+/// normal or lowered CPU priority).
+#[test]
+#[ignore = "run by scripts/bench-rtsp.sh"]
+fn bench_rtsp_load() {
+    let (Some(rtsp), Some(path), Some(stop_file)) = (
+        bench_env("SFT_BENCH_RTSP"),
+        bench_env("SFT_BENCH_PATH"),
+        bench_env("SFT_BENCH_STOP"),
+    ) else {
+        eprintln!("bench_rtsp_load: run through scripts/bench-rtsp.sh");
+        return;
+    };
+    let clients: usize = bench_env("SFT_BENCH_CLIENTS").map_or(64, |v| v.parse().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let load: Vec<_> = (0..clients)
+        .map(|_| {
+            let (r, p, stop) = (rtsp.clone(), path.clone(), PathBuf::from(&stop_file));
+            std::thread::spawn(move || {
+                while !stop.exists() && Instant::now() < deadline {
+                    bulk_rtsp(&r, &p, 1);
+                }
+            })
+        })
+        .collect();
+    for t in load {
+        t.join().unwrap();
+    }
+}
+
+/// p50/p99 of a 64 KiB out-of-sequence fetch while `bench_rtsp_load` runs.
+#[test]
+#[ignore = "run by scripts/bench-rtsp.sh"]
+fn bench_rtsp_probe() {
+    let (Some(rtsp), Some(path), Some(len)) = (
+        bench_env("SFT_BENCH_RTSP"),
+        bench_env("SFT_BENCH_PATH"),
+        bench_env("SFT_BENCH_LEN"),
+    ) else {
+        eprintln!("bench_rtsp_probe: run through scripts/bench-rtsp.sh");
+        return;
+    };
+    let len: u64 = len.parse().unwrap();
+    let label = bench_env("SFT_BENCH_LABEL").unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut probe = {
+        let s = TcpStream::connect(&rtsp).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Raw::new(s)
+    };
+    let u = format!("rtsp://{rtsp}{path}");
+    assert_eq!(probe.setup(&u).status, 200);
+    assert_eq!(
+        probe
+            .request("PLAY", &u, &[("x-Sft-Range", "none")], "")
+            .status,
+        200
+    );
+    let blocks = len / 65536;
+    let mut lat = Vec::new();
+    for i in 0..300u64 {
+        let b = (i * 7919) % blocks.max(1);
+        let fetch = format!("bytes={}-{}", b * 65536, (b * 65536 + 65535).min(len - 1));
+        let t = Instant::now();
+        let ends = probe.ends;
+        let r = probe.request("SET_PARAMETER", &u, &[("x-Sft-Fetch", &fetch)], "");
+        assert_eq!(r.status, 200);
+        while probe.ends == ends {
+            probe.next_item().unwrap().unwrap();
+        }
+        lat.push(t.elapsed());
+        probe.data.clear();
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    lat.sort();
+    let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    println!(
+        "out-of-sequence 64 KiB fetch under load{label}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(50),
+        pct(99),
+        lat.last().unwrap().as_secs_f64() * 1e3
+    );
+}

@@ -63,6 +63,8 @@ use crate::read::Prologue;
 
 /// How often a blocked read wakes up to look at the shutdown flag.
 const POLL_SLICE: Duration = Duration::from_millis(250);
+/// Longest a background packet waits for other sessions' fetches.
+const URGENT_MAX_WAIT: Duration = Duration::from_millis(5);
 /// Most pending fetch ranges per session.
 const MAX_PENDING_RANGES: usize = 1024;
 /// Directory depth and file count bounds of a content scan.
@@ -553,6 +555,8 @@ struct Shared {
     shutdown: AtomicBool,
     connections: AtomicUsize,
     sessions: AtomicUsize,
+    /// Sessions with an out-of-sequence fetch pending, server-wide.
+    urgent: AtomicUsize,
     wake_addr: SocketAddr,
     seq: AtomicU64,
     random: RandomState,
@@ -655,6 +659,7 @@ impl Server {
                 shutdown: AtomicBool::new(false),
                 connections: AtomicUsize::new(0),
                 sessions: AtomicUsize::new(0),
+                urgent: AtomicUsize::new(0),
                 wake_addr: SocketAddr::new(wake_ip, addr.port()),
                 seq: AtomicU64::new(0),
                 random: RandomState::new(),
@@ -1122,7 +1127,18 @@ struct Session<'a> {
     background: VecDeque<Range<u64>>,
     fetches: VecDeque<Fetch>,
     pending_ranges: usize,
+    /// Whether this session counts in [`Shared::urgent`].
+    urgent: bool,
+    urgent_count: &'a AtomicUsize,
     _guard: CountGuard<'a>,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if self.urgent {
+            self.urgent_count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl Session<'_> {
@@ -1479,6 +1495,8 @@ impl<'a> ConnState<'a> {
             background: VecDeque::new(),
             fetches: VecDeque::new(),
             pending_ranges: 0,
+            urgent: false,
+            urgent_count: &self.shared.urgent,
             _guard: guard,
         });
     }
@@ -1532,6 +1550,10 @@ impl<'a> ConnState<'a> {
             return self.send(response(503, c).empty());
         }
         s.pending_ranges += ranges.len();
+        if !s.urgent {
+            s.urgent = true;
+            s.urgent_count.fetch_add(1, Ordering::AcqRel);
+        }
         s.fetches.push_back(Fetch {
             tag: tag.max(1),
             ranges: ranges.into(),
@@ -1590,6 +1612,19 @@ impl<'a> ConnState<'a> {
         let Some(s) = &mut self.session else {
             return Ok(());
         };
+        if s.fetches.is_empty() && s.urgent {
+            s.urgent = false;
+            s.urgent_count.fetch_sub(1, Ordering::AcqRel);
+        }
+        if s.fetches.is_empty() && s.urgent_count.load(Ordering::Acquire) > 0 {
+            // Another session has an out-of-sequence fetch pending: hold
+            // the background stream back (bounded) so the CPU and the link
+            // go to that fetch first.
+            let deadline = Instant::now() + URGENT_MAX_WAIT;
+            while s.urgent_count.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         let (range, tag, last_of_range, end) = if let Some(f) = s.fetches.front_mut() {
             let Some(r) = f.ranges.front_mut() else {
                 s.fetches.pop_front();
@@ -1622,6 +1657,10 @@ impl<'a> ConnState<'a> {
             }
             (piece, 0, lor, s.background.is_empty())
         };
+        if s.fetches.is_empty() && s.urgent {
+            s.urgent = false;
+            s.urgent_count.fetch_sub(1, Ordering::AcqRel);
+        }
         let n = (range.end - range.start) as usize;
         if self.packet.len() < PACKET_PREFIX_LEN + n {
             self.packet.resize(PACKET_PREFIX_LEN + n, 0);
