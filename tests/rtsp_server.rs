@@ -780,12 +780,12 @@ fn hostile_clients_do_not_stop_a_good_one() {
 }
 
 #[test]
-fn sixty_four_concurrent_sessions_all_byte_identical() {
-    let f = fixture(1_500_000);
-    let server = start(ServerConfig::new(&f.root));
+fn two_hundred_fifty_six_concurrent_sessions_all_byte_identical() {
+    let f = fixture(400_000);
+    let server = start(ServerConfig::new(&f.root).max_sessions(256));
     let addr = server.local_addr();
     let pkg = Arc::new(f.pkg.clone());
-    let threads: Vec<_> = (0..64)
+    let threads: Vec<_> = (0..256)
         .map(|_| {
             let pkg = Arc::clone(&pkg);
             std::thread::spawn(move || {
@@ -801,7 +801,75 @@ fn sixty_four_concurrent_sessions_all_byte_identical() {
     for t in threads {
         t.join().unwrap();
     }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.shutdown_handle().active_sessions() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.shutdown_handle().active_sessions(), 0);
     server.shutdown().unwrap();
+}
+
+/// `sft serve --http --rtsp` over one content root: both listening lines,
+/// HTTP first, and both servers answer; usage errors exit with 2.
+#[cfg(feature = "cli")]
+#[test]
+fn sft_serve_runs_http_and_rtsp_together() {
+    use std::io::BufRead;
+    let f = fixture(100_000);
+    let exe = env!("CARGO_BIN_EXE_sft");
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--rtsp",
+            "127.0.0.1:0",
+            "--no-access-log",
+        ])
+        .arg("--content")
+        .arg(&f.root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = lines.next().unwrap().unwrap();
+    let rtsp = lines.next().unwrap().unwrap();
+    let http_addr: SocketAddr = http
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rtsp_addr: SocketAddr = rtsp
+        .strip_prefix("listening on rtsp://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut c = raw(rtsp_addr);
+    let d = c.request("DESCRIBE", &url(rtsp_addr, "apps/app.sft"), &[], "");
+    assert_eq!(d.status, 200);
+    let mut h = TcpStream::connect(http_addr).unwrap();
+    h.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    h.write_all(b"HEAD /apps/app.sft HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    h.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(&format!("Content-Length: {}", f.pkg.len())));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for args in [
+        vec!["serve", "--content", "."],
+        vec!["serve", "--rtsps", "127.0.0.1:0", "--content", "."],
+    ] {
+        let st = Command::new(exe)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(2), "{args:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------
