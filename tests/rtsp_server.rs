@@ -858,6 +858,53 @@ fn sft_serve_runs_http_and_rtsp_together() {
     assert!(answer.contains(&format!("Content-Length: {}", f.pkg.len())));
     child.kill().unwrap();
     child.wait().unwrap();
+    // The same from a TOML config file; a flag overrides it.
+    let cfg = f.root.parent().unwrap().join("serve.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rtsp = \"127.0.0.1:0\"\ncontent = {:?}\nmax_sessions = 1\nlog_level = \"quiet\"\n",
+            f.root.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(exe)
+        .args(["serve", "--http", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("listening on http://")
+    );
+    let rtsp = lines.next().unwrap().unwrap();
+    let rtsp_addr: SocketAddr = rtsp
+        .strip_prefix("listening on rtsp://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let u = url(rtsp_addr, "apps/app.sft");
+    let mut c1 = raw(rtsp_addr);
+    assert_eq!(c1.setup(&u).status, 200);
+    let mut c2 = raw(rtsp_addr);
+    assert_eq!(c2.setup(&u).status, 503, "max_sessions = 1 from the file");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(&cfg, "rtsp = \"127.0.0.1:0\"\nbogus = 1\n").unwrap();
+    let st = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2), "unknown config key");
     for args in [
         vec!["serve", "--content", "."],
         vec!["serve", "--rtsps", "127.0.0.1:0", "--content", "."],

@@ -7,6 +7,9 @@
 //! `https://`) first, then `listening on rtsp://ADDR` and
 //! `listening on rtsps://ADDR`, with the ports actually bound, so scripts
 //! can pass port 0 and read them.
+//!
+//! `--config FILE` reads the same settings from TOML (see [`FileConfig`]);
+//! flags on the command line override the file.
 //! SIGINT and SIGTERM shut the server down gracefully: the listener closes,
 //! requests in flight finish (for at most `--shutdown-grace` seconds).
 
@@ -25,6 +28,13 @@ use crate::util::UsageError;
 /// `sft serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
+    /// Read settings from this TOML file (keys: http, rtsp, rtsps, content,
+    /// tls_cert, tls_key, access_log, no_access_log, max_connections,
+    /// max_sessions, idle_timeout, header_timeout, session_timeout,
+    /// shutdown_grace, log_level); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Serve HTTP (HTTPS with --tls-cert and --tls-key) on this address,
     /// e.g. 0.0.0.0:8080 or 127.0.0.1:0 (any free port).
     #[arg(long, value_name = "ADDR")]
@@ -60,32 +70,102 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub no_access_log: bool,
 
-    /// Most connections served at once; more get 503.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub max_connections: usize,
+    /// Most connections served at once; more get 503 (default 256).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 
-    /// Seconds a kept-alive connection may wait for its next request.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub idle_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
 
-    /// Seconds a client has to send a request's headers.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub header_timeout: u64,
+    /// Seconds a client has to send a request's headers (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
 
-    /// Seconds a shutdown waits for requests in flight.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub shutdown_grace: u64,
+    /// Seconds a shutdown waits for requests in flight (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
 
-    /// RTSP: most sessions at once (more SETUPs get 503).
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub max_sessions: usize,
+    /// RTSP: most sessions at once (more SETUPs get 503) (default 256).
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
 
-    /// RTSP: seconds a session may stay silent while nothing is sent.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub session_timeout: u64,
+    /// RTSP: seconds a session may stay silent while nothing is sent (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub session_timeout: Option<u64>,
+}
+
+/// The `--config` file: every key optional, unknown keys refused.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http: Option<String>,
+    rtsp: Option<String>,
+    rtsps: Option<String>,
+    content: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    access_log: Option<PathBuf>,
+    no_access_log: Option<bool>,
+    max_connections: Option<usize>,
+    max_sessions: Option<usize>,
+    idle_timeout: Option<u64>,
+    header_timeout: Option<u64>,
+    session_timeout: Option<u64>,
+    shutdown_grace: Option<u64>,
+    /// `quiet` turns the access log off; `info` (the default) keeps it.
+    log_level: Option<String>,
+}
+
+/// Command-line flags over the config file over the defaults.
+fn merge(args: &ServeArgs) -> anyhow::Result<ServeArgs> {
+    let file = match &args.config {
+        None => FileConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config `{}`", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .map_err(|e| UsageError(format!("sft serve: config `{}`: {e}", path.display())))?
+        }
+    };
+    let quiet = match file.log_level.as_deref() {
+        None | Some("info" | "debug" | "warn" | "error") => false,
+        Some("quiet" | "off") => true,
+        Some(other) => {
+            return Err(UsageError(format!(
+                "sft serve: config: log_level `{other}` (use quiet, error, warn, info or debug)"
+            ))
+            .into());
+        }
+    };
+    Ok(ServeArgs {
+        config: None,
+        http: args.http.clone().or(file.http),
+        rtsp: args.rtsp.clone().or(file.rtsp),
+        rtsps: args.rtsps.clone().or(file.rtsps),
+        content: args.content.clone().or(file.content),
+        tls_cert: args.tls_cert.clone().or(file.tls_cert),
+        tls_key: args.tls_key.clone().or(file.tls_key),
+        access_log: args.access_log.clone().or(file.access_log),
+        no_access_log: args.no_access_log || file.no_access_log.unwrap_or(false) || quiet,
+        max_connections: Some(args.max_connections.or(file.max_connections).unwrap_or(256)),
+        idle_timeout: Some(args.idle_timeout.or(file.idle_timeout).unwrap_or(30)),
+        header_timeout: Some(args.header_timeout.or(file.header_timeout).unwrap_or(10)),
+        shutdown_grace: Some(args.shutdown_grace.or(file.shutdown_grace).unwrap_or(10)),
+        max_sessions: Some(args.max_sessions.or(file.max_sessions).unwrap_or(256)),
+        session_timeout: Some(args.session_timeout.or(file.session_timeout).unwrap_or(60)),
+    })
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let merged = merge(args)?;
+    let args = &merged;
+    let max_connections = args.max_connections.unwrap_or(256);
+    let idle_timeout = args.idle_timeout.unwrap_or(30);
+    let header_timeout = args.header_timeout.unwrap_or(10);
+    let shutdown_grace = args.shutdown_grace.unwrap_or(10);
+    let max_sessions = args.max_sessions.unwrap_or(256);
+    let session_timeout = args.session_timeout.unwrap_or(60);
     if args.http.is_none() && args.rtsp.is_none() && args.rtsps.is_none() {
         return Err(UsageError(
             "sft serve: give at least one of --http ADDR, --rtsp ADDR, --rtsps ADDR".into(),
@@ -120,10 +200,10 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let mut http_handle = None;
     if let Some(addr) = args.http.as_deref() {
         let mut config = ServerConfig::new(content)
-            .max_connections(args.max_connections)
-            .idle_timeout(Duration::from_secs(args.idle_timeout.max(1)))
-            .header_timeout(Duration::from_secs(args.header_timeout.max(1)))
-            .shutdown_grace(Duration::from_secs(args.shutdown_grace));
+            .max_connections(max_connections)
+            .idle_timeout(Duration::from_secs(idle_timeout.max(1)))
+            .header_timeout(Duration::from_secs(header_timeout.max(1)))
+            .shutdown_grace(Duration::from_secs(shutdown_grace));
         let scheme = match &tls {
             Some(t) => {
                 config = config.tls(Arc::clone(t));
@@ -147,12 +227,12 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             continue;
         };
         let mut config = rtsp::ServerConfig::new(content)
-            .max_connections(args.max_connections)
-            .max_sessions(args.max_sessions)
-            .idle_timeout(Duration::from_secs(args.idle_timeout.max(1)))
-            .request_timeout(Duration::from_secs(args.header_timeout.max(1)))
-            .session_timeout(Duration::from_secs(args.session_timeout.max(1)))
-            .shutdown_grace(Duration::from_secs(args.shutdown_grace));
+            .max_connections(max_connections)
+            .max_sessions(max_sessions)
+            .idle_timeout(Duration::from_secs(idle_timeout.max(1)))
+            .request_timeout(Duration::from_secs(header_timeout.max(1)))
+            .session_timeout(Duration::from_secs(session_timeout.max(1)))
+            .shutdown_grace(Duration::from_secs(shutdown_grace));
         if secure {
             if let Some(t) = &tls {
                 config = config.tls(Arc::clone(t));
