@@ -554,8 +554,11 @@ fn smbd_killed_mid_stream_then_fetch_resumes_only_what_was_missing() {
         .fb1_request_bytes(64 * 1024)
         .max_in_flight_requests(1);
 
-    // First run: smbd dies after a few requests; the fetch fails.
-    let src = SmbSource::open(&spec, &opts()).unwrap();
+    // First run: smbd dies after a few requests; the fetch fails. (A read
+    // in flight when the server dies is noticed only at the request
+    // timeout: the `smb` crate does not fail pending requests when the
+    // socket closes. Hence a short one here.)
+    let src = SmbSource::open(&spec, &opts().timeout(Duration::from_secs(2))).unwrap();
     let killer = Arc::clone(&smb);
     let rec = Recording::with_hook(&src, move |n| {
         if n == 6 {

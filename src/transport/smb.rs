@@ -913,12 +913,22 @@ impl SmbSource {
         Ok(conn)
     }
 
-    /// Forget `dead` (if it is still the current connection).
-    fn drop_conn(&self, dead: &Arc<Conn>) {
-        let mut guard = lock(&self.conn);
-        if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
-            *guard = None;
+    /// Forget `dead` (if it is still the current connection) and let it
+    /// go on a background thread: closing the handle, tree and session of
+    /// a dead connection waits for the request timeout, which the reader
+    /// should not.
+    fn drop_conn(&self, dead: Arc<Conn>) {
+        {
+            let mut guard = lock(&self.conn);
+            if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, &dead)) {
+                *guard = None;
+            }
         }
+        let spawned = std::thread::Builder::new()
+            .name(String::from("sft-smb-close"))
+            .spawn(move || drop(dead));
+        // Without a thread, drop it here (slow, still correct).
+        drop(spawned);
     }
 
     /// One `READ` of up to the connection's maximum, reconnecting and
@@ -938,7 +948,7 @@ impl SmbSource {
                     Ok(got.min(n))
                 }
                 Err(e) => {
-                    self.drop_conn(&conn);
+                    self.drop_conn(conn);
                     Err(self
                         .error(TransportErrorKind::ConnectionLost, "reading")
                         .with_range(offset..offset + n as u64)
