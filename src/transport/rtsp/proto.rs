@@ -6,7 +6,8 @@
 //!
 //! Everything here is panic-free on any input and allocates at most what the
 //! input holds, within [`Limits`]; the fuzz target `rtsp_frame` runs
-//! [`decode`] and [`PacketHeader::parse`] over arbitrary bytes.
+//! [`decode`] (whole and in pieces), [`PacketHeader::parse`] and
+//! [`parse_ranges`] over arbitrary bytes.
 //!
 //! ```
 //! use sft::transport::rtsp::proto::{decode, Frame, Limits};
@@ -449,47 +450,6 @@ pub fn reason(status: u16) -> &'static str {
         505 => "RTSP Version not supported",
         551 => "Option not supported",
         _ => "Unknown",
-    }
-}
-
-/// Fuzzing entry point: decode `data` as a connection's byte stream until it
-/// ends or fails, checking every packet header found; never panics.
-///
-/// ```
-/// sft::transport::rtsp::proto::fuzz_decode(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n$\x00\x00\x00");
-/// ```
-pub fn fuzz_decode(data: &[u8]) {
-    let limits = Limits {
-        max_head: 4096,
-        max_body: 4096,
-    };
-    let mut rest = data;
-    // Each round consumes at least one byte.
-    for _ in 0..data.len() {
-        match decode(rest, &limits) {
-            Ok(Some((frame, used))) => {
-                if let Frame::Data { payload, .. } = frame {
-                    if let Some((h, d)) = PacketHeader::parse(payload) {
-                        let again = h.encode();
-                        debug_assert_eq!(
-                            PacketHeader::parse(&[&again[..], d].concat()).map(|x| x.0),
-                            Some(h)
-                        );
-                    }
-                }
-                if used == 0 {
-                    break;
-                }
-                rest = rest.get(used..).unwrap_or_default();
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    if let Ok(s) = core::str::from_utf8(data) {
-        if let Ok(r) = parse_ranges(s, 1 << 40) {
-            debug_assert!(r.iter().all(|r| r.start < r.end));
-            let _ = parse_ranges(&format_ranges(&r), 1 << 40);
-        }
     }
 }
 
