@@ -64,7 +64,9 @@ use crate::read::Prologue;
 /// How often a blocked read wakes up to look at the shutdown flag.
 const POLL_SLICE: Duration = Duration::from_millis(250);
 /// Longest a background packet waits for other sessions' fetches.
-const URGENT_MAX_WAIT: Duration = Duration::from_millis(5);
+const URGENT_MAX_WAIT: Duration = Duration::from_millis(2);
+/// Pending fetch bytes up to which a session counts as urgent.
+const URGENT_MAX_BYTES: u64 = 1 << 20;
 /// Most pending fetch ranges per session.
 const MAX_PENDING_RANGES: usize = 1024;
 /// Directory depth and file count bounds of a content scan.
@@ -1127,6 +1129,8 @@ struct Session<'a> {
     background: VecDeque<Range<u64>>,
     fetches: VecDeque<Fetch>,
     pending_ranges: usize,
+    /// Bytes of all pending fetches.
+    pending_bytes: u64,
     /// Whether this session counts in [`Shared::urgent`].
     urgent: bool,
     urgent_count: &'a AtomicUsize,
@@ -1495,6 +1499,7 @@ impl<'a> ConnState<'a> {
             background: VecDeque::new(),
             fetches: VecDeque::new(),
             pending_ranges: 0,
+            pending_bytes: 0,
             urgent: false,
             urgent_count: &self.shared.urgent,
             _guard: guard,
@@ -1550,14 +1555,12 @@ impl<'a> ConnState<'a> {
             return self.send(response(503, c).empty());
         }
         s.pending_ranges += ranges.len();
-        if !s.urgent {
-            s.urgent = true;
-            s.urgent_count.fetch_add(1, Ordering::AcqRel);
-        }
+        s.pending_bytes += ranges.iter().map(|r| r.end - r.start).sum::<u64>();
         s.fetches.push_back(Fetch {
             tag: tag.max(1),
             ranges: ranges.into(),
         });
+        s.sync_urgent();
         let id = s.id.clone();
         self.send(response(200, c).header(headers::SESSION, id).empty());
     }
@@ -1612,10 +1615,7 @@ impl<'a> ConnState<'a> {
         let Some(s) = &mut self.session else {
             return Ok(());
         };
-        if s.fetches.is_empty() && s.urgent {
-            s.urgent = false;
-            s.urgent_count.fetch_sub(1, Ordering::AcqRel);
-        }
+        s.sync_urgent();
         if s.fetches.is_empty() && s.urgent_count.load(Ordering::Acquire) > 0 {
             // Another session has an out-of-sequence fetch pending: hold
             // the background stream back (bounded) so the CPU and the link
@@ -1657,9 +1657,9 @@ impl<'a> ConnState<'a> {
             }
             (piece, 0, lor, s.background.is_empty())
         };
-        if s.fetches.is_empty() && s.urgent {
-            s.urgent = false;
-            s.urgent_count.fetch_sub(1, Ordering::AcqRel);
+        s.pending_bytes = s.pending_bytes.saturating_sub(range.end - range.start);
+        if tag == 0 || s.fetches.is_empty() {
+            s.sync_urgent();
         }
         let n = (range.end - range.start) as usize;
         if self.packet.len() < PACKET_PREFIX_LEN + n {
@@ -1704,6 +1704,21 @@ impl<'a> ConnState<'a> {
 }
 
 impl Session<'_> {
+    /// Count in [`Shared::urgent`] while a demand-sized fetch is pending
+    /// (bulk fetches, as a client streaming a whole package on demand
+    /// sends, do not hold other sessions back).
+    fn sync_urgent(&mut self) {
+        let want = !self.fetches.is_empty() && self.pending_bytes <= URGENT_MAX_BYTES;
+        if want != self.urgent {
+            self.urgent = want;
+            if want {
+                self.urgent_count.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.urgent_count.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
     fn timestamp(&self) -> u32 {
         self.started.elapsed().as_millis() as u32
     }
