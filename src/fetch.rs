@@ -93,10 +93,20 @@ pub struct SourceOptions {
     http: crate::transport::http::client::HttpOptions,
     #[cfg(feature = "rtsp")]
     rtsp: crate::transport::rtsp::client::RtspOptions,
+    #[cfg(feature = "smb")]
+    smb: crate::transport::smb::SmbOptions,
     pipelined: bool,
 }
 
 impl SourceOptions {
+    /// Options of `smb://` and UNC sources (port, credentials, timeouts).
+    #[cfg(feature = "smb")]
+    #[must_use]
+    pub fn smb(mut self, options: crate::transport::smb::SmbOptions) -> Self {
+        self.smb = options;
+        self
+    }
+
     /// Options of `rtsp://` and `rtsps://` sources (timeouts, attempts, CA
     /// file, pipeline depth).
     #[cfg(feature = "rtsp")]
@@ -517,8 +527,11 @@ pub(crate) fn same_package(
 /// use sft::fetch::open_source;
 /// let e = open_source("gopher://example.com/app.sft").err().unwrap();
 /// assert!(e.to_string().contains("unsupported scheme `gopher`"), "{e}");
+/// # #[cfg(not(feature = "smb"))]
+/// # {
 /// let e = open_source("smb://server/share/app.sft").err().unwrap();
 /// assert!(e.to_string().contains("built without `smb` support"), "{e}");
+/// # }
 /// ```
 ///
 /// # Errors
@@ -549,6 +562,13 @@ pub fn open_source_with(
             &options.http,
         )?));
     }
+    #[cfg(feature = "smb")]
+    if crate::transport::smb::is_smb_spec(spec) {
+        return Ok(Box::new(crate::transport::smb::SmbSource::open(
+            spec,
+            &options.smb,
+        )?));
+    }
     #[cfg(feature = "rtsp")]
     if crate::transport::rtsp::client::is_rtsp_url(spec) {
         return Ok(Box::new(crate::transport::rtsp::client::RtspSource::open(
@@ -569,7 +589,10 @@ pub fn open_source_with(
 /// use sft::fetch::local_path;
 /// assert_eq!(local_path("file:///srv/a%20b.sft").unwrap().as_deref(), Some("/srv/a b.sft"));
 /// assert_eq!(local_path("app.sft").unwrap().as_deref(), Some("app.sft"));
+/// # #[cfg(not(feature = "smb"))]
 /// assert!(local_path("smb://server/share/app.sft").is_err());
+/// # #[cfg(feature = "smb")]
+/// assert_eq!(local_path(r"\\server\share\app.sft").unwrap(), None);
 /// # #[cfg(feature = "http")]
 /// assert_eq!(local_path("https://example.com/app.sft").unwrap(), None);
 /// ```
@@ -577,6 +600,11 @@ pub fn open_source_with(
 /// # Errors
 /// As [`open_source`] for URLs that are not `file://`.
 pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
+    // `smb://`, UNC `\\host\share\...` and `file://\\host\...`.
+    #[cfg(feature = "smb")]
+    if crate::transport::smb::is_smb_spec(spec) {
+        return Ok(None);
+    }
     let (scheme, rest) = match spec.split_once("://") {
         Some((s, r))
             if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') =>
@@ -598,6 +626,7 @@ pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
         "http" | "https" => "http",
         "rtsp" | "rtsps" if cfg!(feature = "rtsp") => return Ok(None),
         "rtsp" | "rtsps" => "rtsp",
+        "smb" if cfg!(feature = "smb") => return Ok(None),
         "smb" => "smb",
         other => {
             return Err(Error::invalid(format!(
