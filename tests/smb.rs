@@ -596,3 +596,119 @@ fn smbd_killed_mid_stream_then_fetch_resumes_only_what_was_missing() {
     assert!(r.bytes_transferred < pkg.len() as u64, "{r:?}");
     assert!(partial_files(out_dir.path()).is_empty());
 }
+
+/// Throughput against `smbclient get` of the same file from the same
+/// server (issue 6's benchmark; `scripts/bench-smb.sh` runs it in
+/// release). Size from `SFT_SMB_BENCH_MIB` (default 256), best of
+/// `SFT_SMB_BENCH_RUNS` (default 3). Prints `ratio R PASS|FAIL`.
+#[test]
+#[ignore = "benchmark: scripts/bench-smb.sh"]
+fn bench_fetch_vs_smbclient() {
+    let Some(smb) = Samba::start() else { return };
+    let Some(smbclient) = find_binary("smbclient") else {
+        eprintln!("SKIPPED: smbclient not installed");
+        return;
+    };
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let mib = env("SFT_SMB_BENCH_MIB", 256);
+    let runs = env("SFT_SMB_BENCH_RUNS", 3).max(1);
+    let in_flight = env("SFT_SMB_BENCH_IN_FLIGHT", 4);
+    let read_mib = env("SFT_SMB_BENCH_READ_MIB", 1);
+    // Large requests: each SMB READ costs a fixed stall (see the module
+    // docs of `sft::transport::smb`), so fewer, larger ones go faster.
+    let session = SessionConfig::default()
+        .max_request_bytes((read_mib as u64) << 20)
+        .max_in_flight_requests(in_flight as u32)
+        .max_in_flight_bytes(((read_mib * in_flight) as u64) << 20);
+    let mut b = sft::write::PackageBuilder::new(
+        sft::WriteOptions::default()
+            .block_size(sft::write::BlockSize::K64)
+            .compression(sft::write::Compression::None)
+            .name("Bench"),
+    );
+    for i in 0..mib.div_ceil(16) {
+        b.add_bytes(&format!("f{i}.bin"), noise(i as u64 + 7, 16 << 20))
+            .unwrap();
+    }
+    let pkg = b.write_to_vec().unwrap();
+    smb.put("share/p.sft", &pkg, 0o644);
+    drop(pkg);
+    let size = std::fs::metadata(smb.dir.path().join("share/p.sft"))
+        .unwrap()
+        .len();
+
+    let mut best_sft = f64::MAX;
+    for _ in 0..runs {
+        let out_dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let src = SmbSource::open(
+            &smb.spec("share", "p.sft"),
+            &opts()
+                .max_reads_in_flight(in_flight)
+                .read_size(read_mib << 20),
+        )
+        .unwrap();
+        let r = fetch(
+            &src,
+            &out_dir.path().join("p.sft"),
+            FetchOptions::default().session(session),
+        )
+        .unwrap();
+        assert!(r.complete);
+        best_sft = best_sft.min(t.elapsed().as_secs_f64());
+    }
+    {
+        let src = SmbSource::open(
+            &smb.spec("share", "p.sft"),
+            &opts()
+                .max_reads_in_flight(in_flight)
+                .read_size(read_mib << 20),
+        )
+        .unwrap();
+        let t = Instant::now();
+        let mut n = 0u64;
+        src.read_ranges(&[0..size], &mut |_, d| {
+            n += d.len() as u64;
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(n, size);
+        println!(
+            "raw read_ranges: {:.3} s; read size {}; {:?}",
+            t.elapsed().as_secs_f64(),
+            src.read_size(),
+            src.stats()
+        );
+    }
+    let mut best_smbclient = f64::MAX;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let st = Command::new(&smbclient)
+            .arg("//127.0.0.1/share")
+            .args(["-p", &smb.port.to_string()])
+            .args(["-U", &format!("{USER}%{PASSWORD}")])
+            .args(["-c", "get p.sft /dev/null"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        best_smbclient = best_smbclient.min(t.elapsed().as_secs_f64());
+    }
+    let mibs = |s: f64| size as f64 / s / (1 << 20) as f64;
+    let ratio = best_smbclient / best_sft;
+    println!(
+        "package {size} bytes; sft fetch (SmbSource, {in_flight} x {read_mib} MiB reads in flight) best {best_sft:.3} s ({:.1} MiB/s); smbclient get best {best_smbclient:.3} s ({:.1} MiB/s)",
+        mibs(best_sft),
+        mibs(best_smbclient)
+    );
+    println!(
+        "ratio {ratio:.3} {}",
+        if ratio >= 0.9 { "PASS" } else { "FAIL" }
+    );
+}

@@ -400,8 +400,9 @@ impl SmbOptions {
         self
     }
 
-    /// The largest single read in bytes (default 1 MiB; at least 4 KiB;
-    /// capped by the server's maximum read size).
+    /// The largest single read in bytes (default 1 MiB; between 4 KiB and
+    /// 1 MiB: larger reads, though the server allows 8 MiB, stall in the
+    /// `smb` crate 0.12; also capped by the server's maximum read size).
     ///
     /// ```
     /// let opts = sft::transport::smb::SmbOptions::new().read_size(256 * 1024);
@@ -409,7 +410,7 @@ impl SmbOptions {
     /// ```
     #[must_use]
     pub fn read_size(mut self, n: usize) -> Self {
-        self.read_size = n.max(4096);
+        self.read_size = n.clamp(4096, 1024 * 1024);
         self
     }
 
