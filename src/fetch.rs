@@ -466,7 +466,20 @@ fn fetch_run(
         }
         _ => blocking::drive_with(&mut session, source, &mut cache, &mut on_event),
     };
-    let report = result?;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            // Nothing of a package was stored (the stream failed before a
+            // prologue arrived: access denied, not found...): leave no
+            // cache files behind.
+            if cache.prologue().is_none() {
+                drop(cache);
+                let _ = std::fs::remove_file(&paths.data);
+                let _ = std::fs::remove_file(&paths.bitmap);
+            }
+            return Err(e);
+        }
+    };
     transferred += report.bytes;
     let progress = session.progress();
     let complete = report.complete;

@@ -501,7 +501,6 @@ fn denied_mid_fetch(smb: &Samba, pkg: &[u8]) -> (Error, tempfile::TempDir) {
 }
 
 #[test]
-#[ignore = "fetch() keeps OUT.partial after a non-retryable error on a fresh cache (src/fetch.rs, not this transport)"]
 fn denied_fetch_leaves_nothing_in_the_cache() {
     let Some(smb) = Samba::start() else { return };
     let (e, out_dir) = denied_mid_fetch(&smb, &package());
