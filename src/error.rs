@@ -507,6 +507,42 @@ pub enum ErrorKind {
     Io,
     /// A transport failed (network, server, remote file).
     Transport,
+    /// The client store refused an operation; see [`Error::store_problem`].
+    Store,
+    /// A bundle (`.sftb`) is malformed or damaged.
+    Bundle,
+}
+
+/// Why the client store refused an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreProblem {
+    /// A record with that name or GUID already exists.
+    Exists,
+    /// The package is locked in the cache (`lock`), so it cannot be unloaded or evicted.
+    Locked,
+    /// The package is in use by a running process.
+    InUse,
+    /// The cache limit cannot be met: nothing more can be evicted.
+    Full,
+    /// The store's records are damaged or from a newer version.
+    Damaged,
+    /// The operation does not apply in the package's current state
+    /// (publishing a package that was never added, say).
+    State,
+}
+
+impl core::fmt::Display for StoreProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StoreProblem::Exists => "already exists",
+            StoreProblem::Locked => "locked",
+            StoreProblem::InUse => "in use",
+            StoreProblem::Full => "cache full",
+            StoreProblem::Damaged => "records damaged",
+            StoreProblem::State => "wrong state",
+        })
+    }
 }
 
 /// The error type of every fallible function in this crate.
@@ -544,6 +580,17 @@ pub enum Error {
         #[source]
         last: IntegrityError,
     },
+    /// The client store refused an operation.
+    #[error("client store: {problem}: {message}")]
+    Store {
+        /// The inspectable reason.
+        problem: StoreProblem,
+        /// What and where, for people.
+        message: String,
+    },
+    /// A bundle (`.sftb`) is malformed or damaged.
+    #[error("bad bundle: {0}")]
+    Bundle(String),
     /// An I/O error, with what was being done and to which path.
     #[cfg(feature = "std")]
     #[error("{context}")]
@@ -567,6 +614,8 @@ impl Error {
             Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::Transport(_) => ErrorKind::Transport,
             Error::Exhausted { .. } => ErrorKind::Integrity,
+            Error::Store { .. } => ErrorKind::Store,
+            Error::Bundle(_) => ErrorKind::Bundle,
             #[cfg(feature = "std")]
             Error::Io { .. } => ErrorKind::Io,
         }
@@ -585,6 +634,22 @@ impl Error {
         match self {
             Error::Integrity(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// The store problem, if this is a client-store refusal.
+    pub fn store_problem(&self) -> Option<StoreProblem> {
+        match self {
+            Error::Store { problem, .. } => Some(*problem),
+            _ => None,
+        }
+    }
+
+    /// A client-store refusal.
+    pub fn store(problem: StoreProblem, message: impl Into<String>) -> Self {
+        Error::Store {
+            problem,
+            message: message.into(),
         }
     }
 
@@ -647,6 +712,8 @@ impl From<Error> for std::io::Error {
                 _ => K::Other,
             },
             ErrorKind::Unsupported => K::Unsupported,
+            ErrorKind::Store => K::Other,
+            ErrorKind::Bundle => K::InvalidData,
             ErrorKind::NotFound => K::NotFound,
             ErrorKind::InvalidInput => K::InvalidInput,
             ErrorKind::Io => match &e {

@@ -89,8 +89,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "bundle")]
+pub mod bundle;
 #[cfg(feature = "std")]
 pub mod cache;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod error;
 #[cfg(feature = "std")]
 pub mod extract;
@@ -99,6 +103,8 @@ pub mod fetch;
 pub mod format;
 mod guid;
 pub mod index;
+#[cfg(feature = "std")]
+pub mod probe;
 #[cfg(feature = "publish")]
 pub mod publish;
 pub mod read;
@@ -112,7 +118,7 @@ pub mod write;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, StoreProblem};
 pub use format::{BlockId, Codec, FeatureBlock};
 pub use guid::Guid;
 pub use index::{BlockIndex, BlockInfo};

@@ -41,6 +41,10 @@ pub enum Command {
     Serve(crate::cmd::serve::ServeArgs),
     /// Read OSD descriptors (`sft osd show FILE [--json]`).
     Osd(crate::cmd::osd::OsdArgs),
+    /// Write a `.sftb` bundle: manifest, OSDs, icons and optionally the SFT.
+    Bundle(crate::cmd::bundle::BundleArgs),
+    /// The client package store: SFTMIME-style package commands.
+    Client(crate::cmd::client::ClientArgs),
 }
 
 /// Block compression chosen on the command line.

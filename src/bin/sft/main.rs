@@ -35,6 +35,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fetch(a) => cmd::fetch::run(&a),
         Command::Serve(a) => cmd::serve::run(&a),
         Command::Osd(a) => cmd::osd::run(&a),
+        Command::Bundle(a) => cmd::bundle::run(&a),
+        Command::Client(a) => cmd::client::run(&a),
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub(crate) mod bundle;
 pub mod cat;
+pub(crate) mod client;
 pub mod extract;
 pub(crate) mod fetch;
 pub mod info;

@@ -1,0 +1,1 @@
+//! The client package store: the records and cache of `sft client`.
