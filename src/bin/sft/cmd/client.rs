@@ -1,9 +1,675 @@
-//! `sft client`.
+//! `sft client`: the client package store, with verbs modelled on App-V's
+//! SFTMIME (see docs/CLIENT.md).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use sft::client::{AutoLoad, AutoLoadTarget, LoadOptions, LoadReport, PackageOptions, Store};
+use sft::fetch::SourceOptions;
+use sft::stream::Event;
+use sft::transport::http::client::HttpOptions;
+use sft::transport::rtsp::client::RtspOptions;
+
+use crate::util::{UsageError, progress_bar, short};
 
 /// `sft client`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct ClientArgs {}
+pub(crate) struct ClientArgs {
+    /// The store folder (default: $SFT_CLIENT_STORE, else
+    /// $XDG_DATA_HOME/sft/client, else ~/.local/share/sft/client).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub store: Option<PathBuf>,
 
-pub(crate) fn run(_args: &ClientArgs) -> anyhow::Result<()> {
-    anyhow::bail!("sft client: not built yet")
+    /// The client command.
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+/// Autoload triggers on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AutoLoadArg {
+    /// No autoload (App-V's /AUTOLOADNEVER).
+    Never,
+    /// After a launch (/AUTOLOADONLAUNCH).
+    Launch,
+    /// After a publishing refresh (/AUTOLOADONREFRESH).
+    Refresh,
+    /// At login (/AUTOLOADONLOGIN).
+    Login,
+}
+
+/// Autoload target on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TargetArg {
+    /// Nothing (NONE).
+    None,
+    /// Packages used before (PREVUSED).
+    Used,
+    /// Everything (ALL).
+    All,
+}
+
+/// What `query` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum QueryWhat {
+    /// Packages (SFTMIME QUERY OBJ:PACKAGE).
+    Packages,
+    /// Applications (SFTMIME QUERY OBJ:APP).
+    Apps,
+}
+
+/// Package settings shared by add-package and configure-package.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PackageFlags {
+    /// The package's SFT location, instead of the manifest's HREF (App-V's
+    /// OverrideURL); "" clears it.
+    #[arg(long, value_name = "URL")]
+    pub override_url: Option<String>,
+    /// For all users.
+    #[arg(long)]
+    pub global: bool,
+    /// Background-load triggers (recorded; `run` honours `launch`);
+    /// `never` alone turns them off.
+    #[arg(long, value_enum, num_args = 1.., value_name = "TRIGGER")]
+    pub autoload: Option<Vec<AutoLoadArg>>,
+    /// What autoload loads.
+    #[arg(long, value_enum, value_name = "TARGET")]
+    pub autoload_target: Option<TargetArg>,
+}
+
+/// How a load streams.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoadFlags {
+    /// Limit the transfer to this many bytes per second (k, M, G).
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub limit_rate: Option<u64>,
+    /// Trust the CA certificates in this PEM file for https:// and
+    /// rtsps:// sources.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `sft client` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Add a package record, or update its configuration (SFTMIME ADD PACKAGE).
+    AddPackage {
+        /// The package's name in the store.
+        name: String,
+        /// Its manifest.
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        #[command(flatten)]
+        flags: PackageFlags,
+    },
+    /// Change a package's manifest, source or autoload (SFTMIME CONFIGURE PACKAGE).
+    ConfigurePackage {
+        /// The package (name or GUID).
+        name: String,
+        /// A new manifest (for the same package GUID).
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        flags: PackageFlags,
+    },
+    /// Publish an added package for this user or all (SFTMIME PUBLISH PACKAGE).
+    PublishPackage {
+        /// The package (name or GUID).
+        name: String,
+        /// Its manifest.
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// For all users.
+        #[arg(long)]
+        global: bool,
+    },
+    /// Unpublish for this user or all (SFTMIME UNPUBLISH PACKAGE).
+    UnpublishPackage {
+        /// The package (name or GUID).
+        name: String,
+        /// For all users.
+        #[arg(long)]
+        global: bool,
+    },
+    /// Load the whole package into the store, synchronously, resuming (SFTMIME LOAD PACKAGE).
+    LoadPackage {
+        /// The package (name or GUID).
+        name: String,
+        /// Load from this SFT instead of the configured source (/SFTPATH).
+        #[arg(long, value_name = "PATH")]
+        sft_path: Option<String>,
+        /// Stop once the package can launch (FB1 cached).
+        #[arg(long)]
+        launch_only: bool,
+        #[command(flatten)]
+        load: LoadFlags,
+    },
+    /// Remove a package's data; its records stay (SFTMIME UNLOAD PACKAGE).
+    UnloadPackage {
+        /// The package (name or GUID).
+        name: String,
+    },
+    /// Remove a package, its data and records, for all users (SFTMIME DELETE PACKAGE).
+    DeletePackage {
+        /// The package (name or GUID).
+        name: String,
+    },
+    /// Pin a package in the cache (SFTMIME LOCK APP).
+    Lock {
+        /// The package (name or GUID).
+        name: String,
+    },
+    /// Unpin a package (SFTMIME UNLOCK APP).
+    Unlock {
+        /// The package (name or GUID).
+        name: String,
+    },
+    /// List packages or applications (SFTMIME QUERY OBJ).
+    Query {
+        /// packages or apps.
+        #[arg(value_enum)]
+        what: QueryWhat,
+        /// JSON (an array of objects; field names in docs/CLIENT.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change store settings: cache limit, ApplicationSourceRoot.
+    ConfigureStore {
+        /// Cache limit in bytes (k, M, G, T suffixes: powers of 1024), or
+        /// `none`.
+        #[arg(long, value_name = "SIZE")]
+        cache_limit: Option<String>,
+        /// ApplicationSourceRoot for every package's HREF, or `none`.
+        #[arg(long, value_name = "ROOT")]
+        app_source_root: Option<String>,
+    },
+    /// Run CMD with the package in use (the SFTTRAY /LAUNCH analogue):
+    /// loads FB1 if needed; the package cannot be unloaded or evicted
+    /// while CMD runs.
+    Run {
+        /// The package (name or GUID).
+        name: String,
+        #[command(flatten)]
+        load: LoadFlags,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Add and publish the package a .sftb bundle carries in one step
+    /// (the sequencer MSI's MODE, OVERRIDEURL, LOAD).
+    Install {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The package's SFT location (OVERRIDEURL).
+        #[arg(long, value_name = "URL")]
+        override_url: Option<String>,
+        /// Load the package after publishing (LOAD=TRUE).
+        #[arg(long)]
+        load: bool,
+        /// For all users.
+        #[arg(long)]
+        global: bool,
+        /// The package's name in the store (default: the manifest's PACKAGE NAME).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        flags: LoadFlags,
+    },
+}
+
+/// `500k`, `2M`, `1G`, `3T` (powers of 1024) or a byte count.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_lowercase() {
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                _ => {
+                    return Err(format!(
+                        "`{s}`: expected a number of bytes, optionally with k, M, G or T"
+                    ));
+                }
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a size like 500M or 2G"))?;
+    if !(n.is_finite() && n >= 0.0) || n * mult as f64 > u64::MAX as f64 {
+        return Err(format!("`{s}`: out of range"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+fn open_store(args: &ClientArgs) -> anyhow::Result<Store> {
+    let dir = match &args.store {
+        Some(d) => d.clone(),
+        None => Store::default_dir().ok_or_else(|| {
+            UsageError("no store folder: pass --store DIR or set SFT_CLIENT_STORE".into())
+        })?,
+    };
+    Store::open(&dir).with_context(|| format!("cannot open the client store `{}`", dir.display()))
+}
+
+fn package_options(f: &PackageFlags) -> PackageOptions {
+    let autoload = f.autoload.as_ref().map(|v| {
+        v.iter()
+            .filter_map(|a| match a {
+                AutoLoadArg::Never => None,
+                AutoLoadArg::Launch => Some(AutoLoad::Launch),
+                AutoLoadArg::Refresh => Some(AutoLoad::Refresh),
+                AutoLoadArg::Login => Some(AutoLoad::Login),
+            })
+            .collect()
+    });
+    PackageOptions {
+        override_url: f.override_url.clone(),
+        global: f.global,
+        autoload,
+        autoload_target: f.autoload_target.map(|t| match t {
+            TargetArg::None => AutoLoadTarget::None,
+            TargetArg::Used => AutoLoadTarget::Used,
+            TargetArg::All => AutoLoadTarget::All,
+        }),
+    }
+}
+
+fn check_autoload(f: &PackageFlags) -> anyhow::Result<()> {
+    if let Some(v) = &f.autoload {
+        if v.contains(&AutoLoadArg::Never) && v.len() > 1 {
+            return Err(UsageError(
+                "--autoload never cannot be combined with other triggers".into(),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `https://user:pass@host/…` → `https://***@host/…`.
+fn redact(source: &str) -> String {
+    if let Some((scheme, rest)) = source.split_once("://") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    source.to_owned()
+}
+
+/// Load options with a progress display: a bar on a terminal, else a
+/// line per 10 %.
+fn load_options(
+    name: &str,
+    flags: &LoadFlags,
+    sft_path: Option<String>,
+    launch_only: bool,
+) -> LoadOptions {
+    let mut http = HttpOptions::default();
+    let mut rtsp = RtspOptions::default();
+    if let Some(ca) = &flags.ca_file {
+        http = http.ca_file(ca);
+        rtsp = rtsp.ca_file(ca);
+    }
+    let bar = Arc::new(Mutex::new(None));
+    let tty = std::io::stderr().is_terminal();
+    let label = name.to_owned();
+    let mut last_step = None;
+    LoadOptions {
+        sft_path,
+        launch_only,
+        limit_rate: flags.limit_rate.unwrap_or(0),
+        sources: SourceOptions::default().http(http).rtsp(rtsp),
+        on_event: Some(Box::new(move |e: &Event| {
+            if let Event::Progress(p) = e {
+                if tty {
+                    let Ok(mut slot) = bar.lock() else { return };
+                    let b = slot.get_or_insert_with(|| progress_bar(p.total_bytes, "loading"));
+                    if let Some(b) = b {
+                        b.set_length(p.total_bytes);
+                        b.set_position(p.bytes);
+                    }
+                } else if p.total_bytes > 0 {
+                    let step = p.bytes.min(p.total_bytes) * 10 / p.total_bytes;
+                    if last_step.is_none_or(|l| step > l) {
+                        last_step = Some(step);
+                        eprintln!(
+                            "loading {label}: {}% ({} of {} bytes)",
+                            step * 10,
+                            p.bytes,
+                            p.total_bytes
+                        );
+                    }
+                }
+            } else if matches!(e, Event::Complete | Event::Failed(_)) {
+                if let Ok(mut slot) = bar.lock() {
+                    if let Some(Some(b)) = slot.take() {
+                        b.finish_and_clear();
+                    }
+                }
+            }
+        })),
+    }
+}
+
+fn print_load(name: &str, r: &LoadReport) {
+    for e in &r.evicted {
+        println!("unloaded {e} to make room");
+    }
+    match &r.fetch {
+        None => println!(
+            "{name}: already cached ({}%), source {}",
+            r.state.percent(),
+            redact(&r.source)
+        ),
+        Some(f) => println!(
+            "loaded {name}: fetched {} bytes ({} blocks), resumed {} blocks ({} bytes), {}% cached, from {}",
+            f.bytes_transferred,
+            f.blocks_fetched,
+            f.blocks_resumed,
+            f.bytes_resumed,
+            r.state.percent(),
+            redact(&r.source)
+        ),
+    }
+}
+
+pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
+    let store = open_store(args)?;
+    match &args.command {
+        ClientCommand::AddPackage {
+            name,
+            manifest,
+            flags,
+        } => {
+            check_autoload(flags)?;
+            let o = store
+                .add_package(name, manifest, &package_options(flags))
+                .with_context(|| format!("cannot add package `{name}`"))?;
+            println!(
+                "{} package {name}",
+                match o {
+                    sft::client::AddOutcome::Added => "added",
+                    sft::client::AddOutcome::Updated => "updated",
+                }
+            );
+        }
+        ClientCommand::ConfigurePackage {
+            name,
+            manifest,
+            flags,
+        } => {
+            check_autoload(flags)?;
+            store
+                .configure_package(name, manifest.as_deref(), &package_options(flags))
+                .with_context(|| format!("cannot configure package `{name}`"))?;
+            println!("configured package {name}");
+        }
+        ClientCommand::PublishPackage {
+            name,
+            manifest,
+            global,
+        } => {
+            store
+                .publish_package(name, manifest, *global)
+                .with_context(|| format!("cannot publish package `{name}`"))?;
+            println!(
+                "published package {name} for {}",
+                if *global {
+                    "all users".to_owned()
+                } else {
+                    store.user().to_owned()
+                }
+            );
+        }
+        ClientCommand::UnpublishPackage { name, global } => {
+            let was = store
+                .unpublish_package(name, *global)
+                .with_context(|| format!("cannot unpublish package `{name}`"))?;
+            let whom = if *global {
+                "all users".to_owned()
+            } else {
+                store.user().to_owned()
+            };
+            if was {
+                println!("unpublished package {name} for {whom}");
+            } else {
+                println!("package {name} was not published for {whom}");
+            }
+        }
+        ClientCommand::LoadPackage {
+            name,
+            sft_path,
+            launch_only,
+            load,
+        } => {
+            let sft_path = sft_path.as_ref().map(|p| absolute_if_path(p));
+            let r = store
+                .load_package(name, load_options(name, load, sft_path, *launch_only))
+                .with_context(|| format!("cannot load package `{name}`"))?;
+            print_load(name, &r);
+        }
+        ClientCommand::UnloadPackage { name } => {
+            store
+                .unload_package(name)
+                .with_context(|| format!("cannot unload package `{name}`"))?;
+            println!("unloaded package {name}");
+        }
+        ClientCommand::DeletePackage { name } => {
+            store
+                .delete_package(name)
+                .with_context(|| format!("cannot delete package `{name}`"))?;
+            println!("deleted package {name}");
+        }
+        ClientCommand::Lock { name } => {
+            store
+                .lock_package(name)
+                .with_context(|| format!("cannot lock package `{name}`"))?;
+            println!("locked package {name}");
+        }
+        ClientCommand::Unlock { name } => {
+            store
+                .unlock_package(name)
+                .with_context(|| format!("cannot unlock package `{name}`"))?;
+            println!("unlocked package {name}");
+        }
+        ClientCommand::Query { what, json } => query(&store, *what, *json)?,
+        ClientCommand::ConfigureStore {
+            cache_limit,
+            app_source_root,
+        } => {
+            let limit = match cache_limit.as_deref() {
+                None => None,
+                Some(s) if s.eq_ignore_ascii_case("none") => Some(None),
+                Some(s) => Some(Some(parse_size(s).map_err(UsageError)?)),
+            };
+            let asr = match app_source_root.as_deref() {
+                None => None,
+                Some(s) if s.eq_ignore_ascii_case("none") || s.trim().is_empty() => Some(None),
+                Some(s) => Some(Some(s.to_owned())),
+            };
+            let s = store
+                .configure_store(limit, asr)
+                .context("cannot configure the store")?;
+            println!(
+                "cache limit: {}",
+                s.cache_limit
+                    .map_or("none".to_owned(), |l| format!("{} ({l} bytes)", short(l)))
+            );
+            println!(
+                "application source root: {}",
+                s.application_source_root.as_deref().unwrap_or("none")
+            );
+        }
+        ClientCommand::Run {
+            name,
+            load,
+            command,
+        } => return run_command(&store, name, load, command),
+        ClientCommand::Install {
+            bundle,
+            override_url,
+            load,
+            global,
+            name,
+            flags,
+        } => {
+            let opts = sft::client::InstallOptions {
+                name: name.clone(),
+                override_url: override_url.clone(),
+                global: *global,
+            };
+            let label = name.clone().unwrap_or_else(|| "package".into());
+            let lo = load.then(|| load_options(&label, flags, None, false));
+            let (name, report) = store
+                .install_bundle(bundle, &opts, lo)
+                .with_context(|| format!("cannot install `{}`", bundle.display()))?;
+            println!("installed package {name} from {}", bundle.display());
+            if let Some(r) = report {
+                print_load(&name, &r);
+            } else if let Ok(s) = store.cache_state(&name) {
+                if s.complete {
+                    println!("{name}: 100% cached (stand-alone)");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A relative local path made absolute (App-V asks for full paths);
+/// URLs as they are.
+fn absolute_if_path(p: &str) -> String {
+    if p.contains("://") {
+        return p.to_owned();
+    }
+    std::path::absolute(Path::new(p))
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| p.to_owned())
+}
+
+fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match what {
+        QueryWhat::Packages => {
+            let list = store.query_packages()?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "GUID\tNAME\tVERSION\tSOURCE\tTOTALSIZE\tCACHEDSIZE\tCACHED%\tLAUNCHSIZE\tCACHEDLAUNCHSIZE\tLOCKED\tINUSE\tPUBLISHED"
+            )?;
+            let opt = |v: Option<u64>| v.map_or("-".to_owned(), |n| n.to_string());
+            for p in list {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    p.guid,
+                    p.name,
+                    p.version.as_deref().unwrap_or("-"),
+                    p.source.as_deref().map_or("-".to_owned(), redact),
+                    opt(p.total_size),
+                    p.cached_size,
+                    p.cached_percent,
+                    opt(p.launch_size),
+                    p.cached_launch_size,
+                    u8::from(p.locked),
+                    u8::from(p.in_use),
+                    u8::from(p.published),
+                )?;
+            }
+        }
+        QueryWhat::Apps => {
+            let list = store.query_apps()?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "NAME\tVERSION\tPACKAGE\tPACKAGEGUID\tLAUNCHREADY\tPUBLISHED"
+            )?;
+            for a in list {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    a.name,
+                    a.version.as_deref().unwrap_or("-"),
+                    a.package,
+                    a.package_guid,
+                    u8::from(a.launch_ready),
+                    u8::from(a.published),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sft client run NAME -- CMD…`: hold the package in use, make sure it
+/// can launch, run CMD (with `SFT_CLIENT_PACKAGE` naming the package
+/// file), and with the `launch` autoload trigger load the rest meanwhile.
+fn run_command(
+    store: &Store,
+    name: &str,
+    flags: &LoadFlags,
+    command: &[String],
+) -> anyhow::Result<()> {
+    let guard = store
+        .use_package(name)
+        .with_context(|| format!("cannot use package `{name}`"))?;
+    let state = store.cache_state(name)?;
+    if !state.launch_ready() {
+        let r = store
+            .load_package(name, load_options(name, flags, None, true))
+            .with_context(|| format!("cannot load package `{name}` for launch"))?;
+        print_load(name, &r);
+    }
+    let rec = store
+        .records()?
+        .find(name)
+        .cloned()
+        .with_context(|| format!("package `{name}` was deleted"))?;
+    let background = (rec.autoload.contains(&AutoLoad::Launch)
+        && rec.autoload_target != AutoLoadTarget::None
+        && !store.cache_state(name)?.complete)
+        .then(|| {
+            let store = store.clone();
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                let o = LoadOptions::default();
+                if let Err(e) = store.load_package(&name, o) {
+                    eprintln!("sft: warning: background load of `{name}`: {e}");
+                }
+            })
+        });
+    let (cmd, rest) = command
+        .split_first()
+        .ok_or_else(|| UsageError("no command after --".into()))?;
+    let status = std::process::Command::new(cmd)
+        .args(rest)
+        .env("SFT_CLIENT_PACKAGE", guard.sft_path())
+        .status()
+        .with_context(|| format!("cannot run `{cmd}`"))?;
+    if let Some(t) = background {
+        let _ = t.join();
+    }
+    drop(guard);
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }

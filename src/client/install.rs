@@ -1,0 +1,127 @@
+//! [`Store::install_bundle`]: `sft client install APP.sftb`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::inspect::inspect;
+use super::lock::{self, Mode};
+use super::store::{
+    LOAD_LOCK, LoadOptions, LoadReport, PackageOptions, Store, check_name, not_added, now_ms,
+};
+use crate::error::Error;
+use crate::guid::Guid;
+
+impl Store {
+    /// Install a bundle (`.sftb`): add and publish the package it
+    /// carries in one step (App-V's MSI with `MODE`, `OVERRIDEURL`,
+    /// `LOAD`). A stand-alone bundle's SFT is put in place as the
+    /// package's data; otherwise `load` streams it from the bundle's
+    /// `HREF` or `override_url`. Returns the package's name (the
+    /// manifest's `PACKAGE NAME`, else its GUID).
+    ///
+    /// # Errors
+    /// [`Error::Bundle`] for a bad bundle (nothing changes); as
+    /// [`Store::add_package`], [`Store::publish_package`] and
+    /// [`Store::load_package`].
+    pub fn install_bundle(
+        &self,
+        bundle: &Path,
+        options: &InstallOptions,
+        load: Option<LoadOptions>,
+    ) -> Result<(String, Option<LoadReport>), Error> {
+        let b = crate::bundle::Bundle::open(bundle)?;
+        let m = b.manifest();
+        let pkg = m.package.clone().unwrap_or_default();
+        let guid: Guid = pkg
+            .guid
+            .as_deref()
+            .ok_or_else(|| {
+                Error::Bundle(format!(
+                    "`{}`: its manifest names no PACKAGE GUID",
+                    bundle.display()
+                ))
+            })?
+            .parse()
+            .map_err(|e| Error::Bundle(format!("`{}`: {e}", bundle.display())))?;
+        let name = options
+            .name
+            .clone()
+            .or_else(|| pkg.name.clone().filter(|n| !n.trim().is_empty()))
+            .unwrap_or_else(|| guid.to_string());
+        check_name(&name)?;
+        let dir = self.package_dir(&guid);
+        let unpack_dir = dir.join("bundle");
+        // Unpack beside, then swap in: a failed unpack leaves nothing.
+        let staging = dir.join(format!(".bundle.tmp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)
+            .map_err(|e| Error::io(format!("creating `{}`", staging.display()), e))?;
+        let unpacked = match b.unpack(&staging) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let rel = unpacked
+            .strip_prefix(&staging)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| PathBuf::from("manifest.xml"));
+        let _ = fs::remove_dir_all(&unpack_dir);
+        fs::rename(&staging, &unpack_dir)
+            .map_err(|e| Error::io(format!("renaming `{}`", staging.display()), e))?;
+        let manifest = unpack_dir.join(rel);
+        let popts = PackageOptions {
+            override_url: options.override_url.clone(),
+            global: options.global,
+            ..PackageOptions::default()
+        };
+        self.add_package(&name, &manifest, &popts)?;
+        self.publish_package(&name, &manifest, options.global)?;
+        if b.has_sft() {
+            let rec = self
+                .records()?
+                .find(&name)
+                .cloned()
+                .ok_or_else(|| not_added(&name))?;
+            let out = self.sft_path(&rec)?;
+            if !inspect(&out).complete {
+                let need = b.sft_entry().map_or(rec.size.unwrap_or(0), |e| e.len);
+                let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
+                self.update(|r| {
+                    if let Some(limit) = r.settings.cache_limit {
+                        self.make_room(r, &name, need, limit)?;
+                    }
+                    Ok(())
+                })?;
+                b.extract_sft(&out)?;
+            }
+            self.update(|r| {
+                let t = r.tick();
+                let rec = r.find_mut(&name).ok_or_else(|| not_added(&name))?;
+                rec.last_used = t;
+                rec.last_used_ms = now_ms();
+                rec.source = Some(bundle.display().to_string());
+                Ok(())
+            })?;
+            return Ok((name, None));
+        }
+        let report = match load {
+            Some(l) => Some(self.load_package(&name, l)?),
+            None => None,
+        };
+        Ok((name, report))
+    }
+}
+
+/// Options of [`Store::install_bundle`].
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// The package's name in the store (default: the manifest's `PACKAGE
+    /// NAME`).
+    pub name: Option<String>,
+    /// OverrideURL (App-V's MSI `OVERRIDEURL`).
+    pub override_url: Option<String>,
+    /// For all users.
+    pub global: bool,
+}

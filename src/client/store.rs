@@ -1,0 +1,1386 @@
+//! [`Store`]: the verbs of `sft client`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::inspect::{CacheState, inspect};
+use super::lock::{self, Held, Mode};
+use super::records::{
+    self, AppRecord, AutoLoad, AutoLoadTarget, FileTypeRecord, PackageRecord, Records, Settings,
+    ShortcutRecord,
+};
+use crate::cache::CachePaths;
+use crate::error::{Error, StoreProblem};
+use crate::fetch::{FetchOptions, FetchReport, SourceOptions};
+use crate::guid::Guid;
+use crate::publish::{Manifest, Osd, SourceRoots, expand_vars, resolve_codebase, validate_icon};
+use crate::stream::Event;
+
+/// Largest manifest or OSD read (as the publishing code's limit).
+const MAX_DESCRIPTOR_BYTES: u64 = 4 << 20;
+
+/// Share of the cache limit locked packages may take (App-V's
+/// `MaxPercentToLockInCache`).
+pub const MAX_PERCENT_TO_LOCK: u64 = 90;
+
+const RECORDS: &str = "records.json";
+const RECORDS_LOCK: &str = "records.lock";
+const PACKAGES: &str = "packages";
+pub(super) const LOAD_LOCK: &str = "load.lock";
+const INUSE_LOCK: &str = "inuse.lock";
+const PUBLISH_DIR: &str = "publish";
+
+/// A client package store: a folder holding the records and the packages'
+/// data; see the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    user: String,
+}
+
+/// Options of [`Store::add_package`] and [`Store::configure_package`];
+/// `None` leaves a setting as it is (or at its default for a new package).
+#[derive(Debug, Clone, Default)]
+pub struct PackageOptions {
+    /// OverrideURL (`Some("")` clears it).
+    pub override_url: Option<String>,
+    /// For all users (add only; a package once global stays global).
+    pub global: bool,
+    /// Autoload triggers (an empty list is "never").
+    pub autoload: Option<Vec<AutoLoad>>,
+    /// Autoload target.
+    pub autoload_target: Option<AutoLoadTarget>,
+}
+
+/// Options of [`Store::load_package`].
+#[derive(Default)]
+pub struct LoadOptions {
+    /// Load from this SFT instead of the configured source (App-V's
+    /// `/SFTPATH`).
+    pub sft_path: Option<String>,
+    /// Stop once the package can launch (FB1 cached).
+    pub launch_only: bool,
+    /// Bytes per second, 0 unlimited.
+    pub limit_rate: u64,
+    /// How URL sources are opened.
+    pub sources: SourceOptions,
+    /// Streaming events (progress, launch-ready, complete).
+    pub on_event: Option<Box<dyn FnMut(&Event) + Send>>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("sft_path", &self.sft_path)
+            .field("launch_only", &self.launch_only)
+            .field("limit_rate", &self.limit_rate)
+            .field("on_event", &self.on_event.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::load_package`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadReport {
+    /// The source loaded from (credentials included; redact before
+    /// printing).
+    pub source: String,
+    /// The fetch, or `None` if the package was already cached as asked.
+    pub fetch: Option<FetchReport>,
+    /// Packages unloaded to make room, least recently used first.
+    pub evicted: Vec<String>,
+    /// The package's cache state afterwards.
+    pub state: CacheState,
+}
+
+/// Whether [`Store::add_package`] created or updated a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// A new record.
+    Added,
+    /// The record existed; its configuration was updated.
+    Updated,
+}
+
+/// A package as `query packages` reports it (stable JSON field names;
+/// see `docs/CLIENT.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PackageStatus {
+    /// Package GUID.
+    pub guid: String,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: Option<String>,
+    /// Version GUID.
+    pub version_guid: Option<String>,
+    /// The source of the last load, else where a load would stream from
+    /// (null if that cannot be resolved).
+    pub source: Option<String>,
+    /// TotalSize: bytes of the package (from its data, else the manifest).
+    pub total_size: Option<u64>,
+    /// CachedSize: bytes present.
+    pub cached_size: u64,
+    /// Percent cached, 0–100.
+    pub cached_percent: u8,
+    /// LaunchSize: prologue and FB1 bytes (once the prologue is cached).
+    pub launch_size: Option<u64>,
+    /// CachedLaunchSize.
+    pub cached_launch_size: u64,
+    /// Every block cached.
+    pub loaded: bool,
+    /// Pinned in the cache.
+    pub locked: bool,
+    /// Some process holds it in use.
+    pub in_use: bool,
+    /// Some process is loading it.
+    pub loading: bool,
+    /// Added for all users.
+    pub global: bool,
+    /// Published for the querying user (or globally).
+    pub published: bool,
+    /// Published for all users.
+    pub published_global: bool,
+    /// Users it is published for.
+    pub published_users: Vec<String>,
+    /// OverrideURL.
+    pub override_url: Option<String>,
+    /// Autoload triggers.
+    pub autoload: Vec<AutoLoad>,
+    /// Autoload target.
+    pub autoload_target: AutoLoadTarget,
+    /// Unix time in ms of the last load or run.
+    pub last_used_ms: Option<u64>,
+    /// The manifest.
+    pub manifest: String,
+    /// Its applications' names.
+    pub apps: Vec<String>,
+}
+
+/// An application as `query apps` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AppStatus {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: Option<String>,
+    /// Its package's name.
+    pub package: String,
+    /// Its package's GUID.
+    pub package_guid: String,
+    /// Published for the querying user (or globally).
+    pub published: bool,
+    /// The store's copy of its OSD, once published.
+    pub osd: Option<String>,
+    /// The store's copy of its icon, once published.
+    pub icon: Option<String>,
+    /// Shortcuts.
+    pub shortcuts: Vec<ShortcutRecord>,
+    /// File type associations.
+    pub file_types: Vec<FileTypeRecord>,
+    /// Its package can launch (FB1 cached).
+    pub launch_ready: bool,
+}
+
+/// A package held in use ([`Store::use_package`]): while it lives, the
+/// package cannot be unloaded, deleted or evicted, by this process or any
+/// other.
+#[derive(Debug)]
+pub struct InUse {
+    _lock: Held,
+    name: String,
+    sft: PathBuf,
+}
+
+impl InUse {
+    /// The package's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Where its SFT is (or will be, once loaded completely).
+    pub fn sft_path(&self) -> &Path {
+        &self.sft
+    }
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn read_bounded(path: &Path, what: &str, max: u64) -> Result<Vec<u8>, Error> {
+    let file = fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot open {what} `{}`", path.display()), e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {what} `{}`", path.display()), e))?
+        .len();
+    if len > max {
+        return Err(Error::invalid(format!(
+            "{what} `{}` is {len} bytes, more than the {max} allowed",
+            path.display()
+        )));
+    }
+    let mut v = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, max + 1), &mut v)
+        .map_err(|e| Error::io(format!("reading {what} `{}`", path.display()), e))?;
+    if v.len() as u64 > max {
+        return Err(Error::invalid(format!(
+            "{what} `{}` is more than the {max} bytes allowed",
+            path.display()
+        )));
+    }
+    Ok(v)
+}
+
+/// Add `path`'s name to an error's message.
+fn about(path: &Path, what: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidInput(m) => Error::invalid(format!("{what} `{}`: {m}", path.display())),
+        other => other,
+    }
+}
+
+/// A file name from an application name: letters, digits, space, `-`,
+/// `_`, `.`, others as `_`; never empty, never starting with a dot.
+fn file_stem(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    s = s.trim().trim_start_matches('.').to_owned();
+    if s.is_empty() { "app".to_owned() } else { s }
+}
+
+/// A manifest read, checked and turned into records, before the store is
+/// touched.
+struct Prepared {
+    guid: Guid,
+    version_guid: Option<String>,
+    version: Option<String>,
+    href: Option<String>,
+    size: Option<u64>,
+    mime_source: String,
+    manifest_abs: PathBuf,
+    manifest_bytes: Vec<u8>,
+    apps: Vec<AppRecord>,
+    /// Per app: local OSD path and local icon path, where given.
+    files: Vec<(Option<PathBuf>, Option<PathBuf>)>,
+}
+
+impl Prepared {
+    fn read(manifest: &Path) -> Result<Prepared, Error> {
+        let abs = std::path::absolute(manifest)
+            .map_err(|e| Error::io(format!("resolving `{}`", manifest.display()), e))?;
+        let bytes = read_bounded(&abs, "manifest", MAX_DESCRIPTOR_BYTES)?;
+        let m = Manifest::parse(&bytes).map_err(|e| about(&abs, "manifest", e))?;
+        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mime = dir.to_string_lossy().into_owned();
+        let env = |name: &str| {
+            if name == "SFT_MIME_SOURCE" {
+                Some(mime.clone())
+            } else {
+                std::env::var(name).ok()
+            }
+        };
+        let local = |loc: &str| -> Result<Option<PathBuf>, Error> {
+            let s = expand_vars(loc, env).map_err(|e| about(&abs, "manifest", e))?;
+            if s.contains("://") {
+                return Ok(None);
+            }
+            let p = Path::new(&s);
+            Ok(Some(if p.is_relative() {
+                dir.join(p)
+            } else {
+                p.to_path_buf()
+            }))
+        };
+        let mut apps = Vec::new();
+        let mut files = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, a) in m.apps.items.iter().enumerate() {
+            let name = a
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| format!("app{}", i + 1));
+            if !names.insert(name.to_lowercase()) {
+                return Err(Error::invalid(format!(
+                    "manifest `{}`: application `{name}` is listed twice",
+                    abs.display()
+                )));
+            }
+            let shortcuts = a
+                .shortcuts
+                .as_ref()
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .map(|s| ShortcutRecord {
+                            location: s.location.clone(),
+                            filename: s.filename.clone(),
+                            display: s.display.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let file_types = a
+                .file_types
+                .as_ref()
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .map(|t| FileTypeRecord {
+                            extension: t.extension.clone(),
+                            progid: t.progid.clone(),
+                            description: t.description.clone(),
+                            content_type: t.content_type.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let osd = match &a.osd {
+                Some(o) => local(o)?,
+                None => None,
+            };
+            let icon = match &a.icon {
+                Some(o) => local(o)?,
+                None => None,
+            };
+            files.push((osd, icon));
+            apps.push(AppRecord {
+                name,
+                version: a.version.clone(),
+                osd: None,
+                icon: None,
+                shortcuts,
+                file_types,
+            });
+        }
+        let pkg = m.package.clone().unwrap_or_default();
+        let mut guid = match &pkg.guid {
+            Some(g) => Some(g.parse::<Guid>().map_err(|e| about(&abs, "manifest", e))?),
+            None => None,
+        };
+        let mut href = pkg.href.clone().filter(|h| !h.trim().is_empty());
+        let mut size = pkg.size;
+        if guid.is_none() || href.is_none() {
+            // The first application's OSD names the package.
+            if let Some(osd_path) = files.iter().find_map(|(o, _)| o.clone()) {
+                let osd = Osd::parse(&read_bounded(&osd_path, "OSD", MAX_DESCRIPTOR_BYTES)?)
+                    .map_err(|e| about(&osd_path, "OSD", e))?;
+                if let Some(cb) = osd.codebase() {
+                    if guid.is_none() {
+                        guid = cb.package_guid().map_err(|e| about(&osd_path, "OSD", e))?;
+                    }
+                    if href.is_none() {
+                        href = cb.href.clone();
+                    }
+                    size = size.or(cb.size);
+                }
+            }
+        }
+        let guid = guid.ok_or_else(|| {
+            Error::invalid(format!(
+                "manifest `{}` names no package GUID (neither PACKAGE GUID nor an OSD CODEBASE GUID)",
+                abs.display()
+            ))
+        })?;
+        let version_guid = match &pkg.version_guid {
+            Some(v) => Some(
+                v.parse::<Guid>()
+                    .map_err(|e| about(&abs, "manifest", e))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(Prepared {
+            guid,
+            version_guid,
+            version: pkg.version.clone(),
+            href,
+            size,
+            mime_source: mime,
+            manifest_abs: abs,
+            manifest_bytes: bytes,
+            apps,
+            files,
+        })
+    }
+}
+
+/// The files publishing copies into the store, read and checked.
+struct PublishFiles {
+    manifest: Vec<u8>,
+    /// Per app: (relative path, bytes) of its OSD and icon.
+    per_app: Vec<(Option<(String, Vec<u8>)>, Option<(String, Vec<u8>)>)>,
+}
+
+impl PublishFiles {
+    fn read(p: &Prepared) -> Result<PublishFiles, Error> {
+        let mut per_app = Vec::new();
+        for (app, (osd, icon)) in p.apps.iter().zip(&p.files) {
+            let stem = file_stem(&app.name);
+            let osd = match osd {
+                Some(path) => {
+                    let b = read_bounded(path, "OSD", MAX_DESCRIPTOR_BYTES)?;
+                    Osd::parse(&b).map_err(|e| about(path, "OSD", e))?;
+                    Some((format!("{PUBLISH_DIR}/osd/{stem}.osd"), b))
+                }
+                None => None,
+            };
+            let icon = match icon {
+                Some(path) => {
+                    let b = read_bounded(path, "icon", crate::publish::MAX_ICON_BYTES as u64)?;
+                    validate_icon(&b).map_err(|e| about(path, "icon", e))?;
+                    Some((format!("{PUBLISH_DIR}/icons/{stem}.ico"), b))
+                }
+                None => None,
+            };
+            per_app.push((osd, icon));
+        }
+        Ok(PublishFiles {
+            manifest: p.manifest_bytes.clone(),
+            per_app,
+        })
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `dir`; the records are read
+    /// once to check them.
+    ///
+    /// ```
+    /// # fn main() -> sft::Result<()> {
+    /// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
+    /// let store = sft::client::Store::open(dir.path())?;
+    /// assert!(store.query_packages()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the folder cannot be created; `Error::Store` with
+    /// [`StoreProblem::Damaged`] for damaged or newer records.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Store, Error> {
+        let dir = dir.into();
+        fs::create_dir_all(dir.join(PACKAGES))
+            .map_err(|e| Error::io(format!("creating the store `{}`", dir.display()), e))?;
+        let store = Store {
+            dir,
+            user: current_user(),
+        };
+        store.records()?;
+        Ok(store)
+    }
+
+    /// The default store folder: `$SFT_CLIENT_STORE`, else
+    /// `$XDG_DATA_HOME/sft/client`, else `~/.local/share/sft/client`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
+        if let Some(d) = var("SFT_CLIENT_STORE") {
+            return Some(PathBuf::from(d));
+        }
+        if let Some(d) = var("XDG_DATA_HOME") {
+            return Some(PathBuf::from(d).join("sft/client"));
+        }
+        var("HOME").map(|h| PathBuf::from(h).join(".local/share/sft/client"))
+    }
+
+    /// Act as `user` for per-user publishing (default: `$USER`, else the
+    /// uid).
+    #[must_use]
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = user.into();
+        self
+    }
+
+    /// The store's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The user per-user publishing acts for.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn records_path(&self) -> PathBuf {
+        self.dir.join(RECORDS)
+    }
+
+    pub(super) fn package_dir(&self, guid: &Guid) -> PathBuf {
+        self.dir.join(PACKAGES).join(guid.to_string())
+    }
+
+    pub(super) fn sft_path(&self, rec: &PackageRecord) -> Result<PathBuf, Error> {
+        Ok(self.package_dir(&rec.guid()?).join(rec.sft_file_name()))
+    }
+
+    /// The records, read under a shared lock.
+    ///
+    /// # Errors
+    /// `Error::Store` with [`StoreProblem::Damaged`]; [`Error::Io`].
+    pub fn records(&self) -> Result<Records, Error> {
+        let _l = lock::lock(&self.dir.join(RECORDS_LOCK), Mode::Shared)?;
+        records::read(&self.records_path())
+    }
+
+    /// Read-modify-write under the exclusive records lock; `f`'s error
+    /// leaves the records as they were.
+    pub(super) fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Records) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _l = lock::lock(&self.dir.join(RECORDS_LOCK), Mode::Exclusive)?;
+        records::remove_stale_temps(&self.dir, RECORDS);
+        let mut r = records::read(&self.records_path())?;
+        let before = r.clone();
+        let out = f(&mut r)?;
+        if r != before {
+            records::write_atomic(&self.records_path(), &r.to_json()?, true)?;
+        }
+        Ok(out)
+    }
+
+    /// The store-wide settings.
+    ///
+    /// # Errors
+    /// As [`Store::records`].
+    pub fn settings(&self) -> Result<Settings, Error> {
+        Ok(self.records()?.settings)
+    }
+
+    /// Change the store-wide settings: `cache_limit` (`Some(None)`:
+    /// unlimited) and `application_source_root` (`Some(None)`: none).
+    ///
+    /// # Errors
+    /// As [`Store::records`]; [`Error::InvalidInput`] for a malformed
+    /// ApplicationSourceRoot.
+    pub fn configure_store(
+        &self,
+        cache_limit: Option<Option<u64>>,
+        application_source_root: Option<Option<String>>,
+    ) -> Result<Settings, Error> {
+        if let Some(Some(root)) = &application_source_root {
+            crate::publish::apply_source_root("rtsp://check/x.sft", root)
+                .map_err(|e| Error::invalid(format!("ApplicationSourceRoot `{root}`: {e}")))?;
+        }
+        self.update(|r| {
+            if let Some(l) = cache_limit {
+                r.settings.cache_limit = l;
+            }
+            if let Some(a) = application_source_root {
+                r.settings.application_source_root = a.filter(|s| !s.trim().is_empty());
+            }
+            Ok(r.settings.clone())
+        })
+    }
+
+    /// `SFTMIME ADD PACKAGE`: record the package `manifest` describes
+    /// under `name`, or update the configuration of the package of that
+    /// name. The manifest (and, if it has no `PACKAGE HREF`/`GUID`, its
+    /// first OSD) is read and checked before anything changes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] or [`Error::Io`] for a bad manifest;
+    /// `Error::Store` with [`StoreProblem::Exists`] if `name` is another
+    /// package, or the package is already recorded under another name.
+    pub fn add_package(
+        &self,
+        name: &str,
+        manifest: &Path,
+        options: &PackageOptions,
+    ) -> Result<AddOutcome, Error> {
+        check_name(name)?;
+        let p = Prepared::read(manifest)?;
+        let guid = p.guid.to_string();
+        self.update(|r| {
+            if let Some(other) = r.packages.iter().find(|x| x.matches(&guid) && !x.matches(name)) {
+                return Err(Error::store(
+                    StoreProblem::Exists,
+                    format!(
+                        "package {guid} is already in the store as `{}`; use that name",
+                        other.name
+                    ),
+                ));
+            }
+            let outcome = match r.find_mut(name) {
+                Some(rec) => {
+                    if rec.guid()? != p.guid {
+                        return Err(Error::store(
+                            StoreProblem::Exists,
+                            format!(
+                                "package `{name}` is in the store with GUID {}, but `{}` describes {guid}; delete-package it first or use another name",
+                                rec.guid,
+                                p.manifest_abs.display()
+                            ),
+                        ));
+                    }
+                    apply_manifest(rec, &p);
+                    apply_options(rec, options);
+                    rec.global |= options.global;
+                    AddOutcome::Updated
+                }
+                None => {
+                    let mut rec = PackageRecord {
+                        name: name.trim().to_owned(),
+                        guid: guid.clone(),
+                        version_guid: None,
+                        version: None,
+                        manifest: String::new(),
+                        href: None,
+                        mime_source: String::new(),
+                        size: None,
+                        override_url: None,
+                        global: options.global,
+                        autoload: vec![AutoLoad::Launch, AutoLoad::Login],
+                        autoload_target: AutoLoadTarget::default(),
+                        published_global: false,
+                        published_users: Vec::new(),
+                        locked: false,
+                        source: None,
+                        last_used: 0,
+                        last_used_ms: 0,
+                        added_ms: now_ms(),
+                        apps: Vec::new(),
+                    };
+                    apply_manifest(&mut rec, &p);
+                    apply_options(&mut rec, options);
+                    r.packages.push(rec);
+                    AddOutcome::Added
+                }
+            };
+            Ok(outcome)
+        })
+    }
+
+    /// `SFTMIME CONFIGURE PACKAGE`: change the manifest, OverrideURL or
+    /// autoload settings of a recorded package.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown package; as
+    /// [`Store::add_package`] for a bad manifest or one of another
+    /// package.
+    pub fn configure_package(
+        &self,
+        name: &str,
+        manifest: Option<&Path>,
+        options: &PackageOptions,
+    ) -> Result<(), Error> {
+        let p = manifest.map(Prepared::read).transpose()?;
+        self.update(|r| {
+            let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
+            if let Some(p) = &p {
+                if rec.guid()? != p.guid {
+                    return Err(Error::store(
+                        StoreProblem::Exists,
+                        format!(
+                            "`{}` describes package {}, not `{}` ({})",
+                            p.manifest_abs.display(),
+                            p.guid,
+                            rec.name,
+                            rec.guid
+                        ),
+                    ));
+                }
+                apply_manifest(rec, p);
+            }
+            apply_options(rec, options);
+            rec.global |= options.global;
+            Ok(())
+        })
+    }
+
+    /// `SFTMIME PUBLISH PACKAGE`: publish a recorded package for this
+    /// user (or, `global`, for all): its manifest, OSDs and icons are
+    /// read, checked and copied into the store, and its shortcuts and file
+    /// type associations recorded.
+    ///
+    /// # Errors
+    /// `Error::Store` with [`StoreProblem::State`] if the package was
+    /// never added; [`Error::InvalidInput`]/[`Error::Io`] for bad
+    /// descriptors (nothing changes).
+    pub fn publish_package(&self, name: &str, manifest: &Path, global: bool) -> Result<(), Error> {
+        let p = Prepared::read(manifest)?;
+        let files = PublishFiles::read(&p)?;
+        let rec = self.records()?.find(name).cloned().ok_or_else(|| {
+            Error::store(
+                StoreProblem::State,
+                format!("package `{name}` was never added; run `sft client add-package {name} --manifest …` first"),
+            )
+        })?;
+        if rec.guid()? != p.guid {
+            return Err(Error::store(
+                StoreProblem::Exists,
+                format!(
+                    "`{}` describes package {}, not `{}` ({})",
+                    p.manifest_abs.display(),
+                    p.guid,
+                    rec.name,
+                    rec.guid
+                ),
+            ));
+        }
+        let dir = self.package_dir(&p.guid);
+        self.write_publish_files(&dir, &files)?;
+        let user = self.user.clone();
+        self.update(|r| {
+            let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
+            apply_manifest(rec, &p);
+            for (app, (osd, icon)) in rec.apps.iter_mut().zip(&files.per_app) {
+                app.osd = osd.as_ref().map(|(rel, _)| rel.clone());
+                app.icon = icon.as_ref().map(|(rel, _)| rel.clone());
+            }
+            if global {
+                rec.published_global = true;
+            } else if !rec.published_users.contains(&user) {
+                rec.published_users.push(user.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn write_publish_files(&self, dir: &Path, files: &PublishFiles) -> Result<(), Error> {
+        let write = |rel: &str, bytes: &[u8]| -> Result<(), Error> {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
+            }
+            records::write_atomic(&path, bytes, false)
+        };
+        write(&format!("{PUBLISH_DIR}/manifest.xml"), &files.manifest)?;
+        for (osd, icon) in &files.per_app {
+            for (rel, bytes) in osd.iter().chain(icon.iter()) {
+                write(rel, bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `SFTMIME UNPUBLISH PACKAGE`: unpublish for this user (or, `global`,
+    /// for all users). Returns false if it was not published in that
+    /// scope.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown package.
+    pub fn unpublish_package(&self, name: &str, global: bool) -> Result<bool, Error> {
+        let user = self.user.clone();
+        self.update(|r| {
+            let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
+            if global {
+                Ok(std::mem::replace(&mut rec.published_global, false))
+            } else {
+                let before = rec.published_users.len();
+                rec.published_users.retain(|u| *u != user);
+                Ok(rec.published_users.len() != before)
+            }
+        })
+    }
+
+    /// `SFTMIME LOCK APP`: pin the package in the cache. Locked packages
+    /// take at most [`MAX_PERCENT_TO_LOCK`] % of a cache limit.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; `Error::Store` with [`StoreProblem::Full`] if
+    /// locking would pass that share.
+    pub fn lock_package(&self, name: &str) -> Result<(), Error> {
+        self.update(|r| {
+            let limit = r.settings.cache_limit;
+            let rec = r.find(name).ok_or_else(|| not_added(name))?.clone();
+            if rec.locked {
+                return Ok(());
+            }
+            if let Some(limit) = limit {
+                let mut locked = self.footprint_or_size(&rec);
+                for p in r.packages.iter().filter(|p| p.locked) {
+                    locked += self.footprint_or_size(p);
+                }
+                let max = limit / 100 * MAX_PERCENT_TO_LOCK
+                    + limit % 100 * MAX_PERCENT_TO_LOCK / 100;
+                if locked > max {
+                    return Err(Error::store(
+                        StoreProblem::Full,
+                        format!(
+                            "locking `{}` would pin {locked} bytes, more than {MAX_PERCENT_TO_LOCK}% of the {limit}-byte cache limit ({max} bytes); unlock another package or raise the limit",
+                            rec.name
+                        ),
+                    ));
+                }
+            }
+            if let Some(rec) = r.find_mut(name) {
+                rec.locked = true;
+            }
+            Ok(())
+        })
+    }
+
+    /// `SFTMIME UNLOCK APP`: unpin the package.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn unlock_package(&self, name: &str) -> Result<(), Error> {
+        self.update(|r| {
+            r.find_mut(name).ok_or_else(|| not_added(name))?.locked = false;
+            Ok(())
+        })
+    }
+
+    /// Size a package takes or will take: its data's total, else the
+    /// manifest's `SIZE`, else 0.
+    fn footprint_or_size(&self, rec: &PackageRecord) -> u64 {
+        let s = self.state(rec);
+        s.total.or(rec.size).unwrap_or(s.cached)
+    }
+
+    /// Bytes a package's data takes against the limit: its whole size
+    /// once any of it is cached (partial files are laid out at full size).
+    fn footprint(&self, rec: &PackageRecord) -> u64 {
+        let s = self.state(rec);
+        if s.has_data {
+            s.total.or(rec.size).unwrap_or(s.cached)
+        } else {
+            0
+        }
+    }
+
+    fn state(&self, rec: &PackageRecord) -> CacheState {
+        match self.sft_path(rec) {
+            Ok(p) => inspect(&p),
+            Err(_) => CacheState::default(),
+        }
+    }
+
+    /// Where a load of `rec` streams from: `sft_path`, else OverrideURL,
+    /// else the `HREF` with ApplicationSourceRoot.
+    fn resolve_source(
+        &self,
+        rec: &PackageRecord,
+        settings: &Settings,
+        sft_path: Option<&str>,
+    ) -> Result<String, Error> {
+        let roots = SourceRoots {
+            application_source_root: settings.application_source_root.clone(),
+            override_url: rec.override_url.clone(),
+            sftpath: sft_path.map(str::to_owned),
+        };
+        let mime = rec.mime_source.clone();
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| (name == "SFT_MIME_SOURCE").then(|| mime.clone()))
+        };
+        let href = rec.href.clone().unwrap_or_default();
+        let resolved = resolve_codebase(&href, &roots, env).map_err(|e| {
+            Error::invalid(format!(
+                "cannot resolve where package `{}` is: {e}; set --override-url or pass --sft-path",
+                rec.name
+            ))
+        })?;
+        if !resolved.contains("://")
+            && sft_path.is_none()
+            && Path::new(&resolved).is_relative()
+            && !rec.mime_source.is_empty()
+        {
+            return Ok(Path::new(&rec.mime_source)
+                .join(&resolved)
+                .to_string_lossy()
+                .into_owned());
+        }
+        Ok(resolved)
+    }
+
+    /// Make room for `need` bytes of package `key` under `limit`,
+    /// unloading least-recently-used packages that are neither locked nor
+    /// in use. Called with the records lock held.
+    pub(super) fn make_room(
+        &self,
+        r: &Records,
+        key: &str,
+        need: u64,
+        limit: u64,
+    ) -> Result<Vec<String>, Error> {
+        let name = r.find(key).map(|p| p.name.clone()).unwrap_or_default();
+        if need > limit {
+            return Err(Error::store(
+                StoreProblem::Full,
+                format!(
+                    "package `{name}` needs {need} bytes, more than the whole cache limit of {limit} bytes; raise it with `sft client configure-store --cache-limit`"
+                ),
+            ));
+        }
+        let others: Vec<&PackageRecord> = r.packages.iter().filter(|p| !p.matches(key)).collect();
+        let mut used: u64 = others.iter().map(|p| self.footprint(p)).sum();
+        if used.saturating_add(need) <= limit {
+            return Ok(Vec::new());
+        }
+        let mut candidates: Vec<&PackageRecord> = others
+            .iter()
+            .copied()
+            .filter(|p| self.footprint(p) > 0)
+            .collect();
+        candidates.sort_by_key(|p| (p.last_used, p.added_ms));
+        let (mut evicted, mut locked, mut busy) = (Vec::new(), Vec::new(), Vec::new());
+        for p in candidates {
+            if used.saturating_add(need) <= limit {
+                break;
+            }
+            if p.locked {
+                locked.push(p.name.clone());
+                continue;
+            }
+            let fp = self.footprint(p);
+            match self.remove_data(p) {
+                Ok(()) => {
+                    used = used.saturating_sub(fp);
+                    evicted.push(p.name.clone());
+                }
+                Err(e) if e.store_problem() == Some(StoreProblem::InUse) => {
+                    busy.push(p.name.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if used.saturating_add(need) > limit {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_owned()
+                } else {
+                    v.join(", ")
+                }
+            };
+            return Err(Error::store(
+                StoreProblem::Full,
+                format!(
+                    "package `{name}` needs {need} bytes, but only {} of the {limit}-byte cache limit can be freed (in use by others: {used} bytes; locked: {}; in use: {}; unloaded to make room: {}); unlock or unload packages, or raise the limit",
+                    limit.saturating_sub(used),
+                    list(&locked),
+                    list(&busy),
+                    list(&evicted)
+                ),
+            ));
+        }
+        Ok(evicted)
+    }
+
+    /// Remove a package's data (finished and partial files), if no one is
+    /// loading or using it.
+    fn remove_data(&self, rec: &PackageRecord) -> Result<(), Error> {
+        let dir = self.package_dir(&rec.guid()?);
+        let _locks = self.exclusive_package_locks(rec, &dir)?;
+        self.remove_files(rec)
+    }
+
+    /// Remove a package's data files (the caller holds its locks).
+    fn remove_files(&self, rec: &PackageRecord) -> Result<(), Error> {
+        let dir = self.package_dir(&rec.guid()?);
+        let out = dir.join(rec.sft_file_name());
+        let cache = CachePaths::for_output(&out, None);
+        for f in [&out, &cache.data, &cache.bitmap] {
+            match fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing `{}`", f.display()), e)),
+            }
+        }
+        if dir.exists() {
+            records::sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    fn exclusive_package_locks(
+        &self,
+        rec: &PackageRecord,
+        dir: &Path,
+    ) -> Result<(Option<Held>, Option<Held>), Error> {
+        if !dir.exists() {
+            return Ok((None, None));
+        }
+        let load = lock::try_exclusive(&dir.join(LOAD_LOCK))?.ok_or_else(|| {
+            Error::store(
+                StoreProblem::InUse,
+                format!("package `{}` is being loaded by another process", rec.name),
+            )
+        })?;
+        let inuse = lock::try_exclusive(&dir.join(INUSE_LOCK))?.ok_or_else(|| {
+            Error::store(
+                StoreProblem::InUse,
+                format!(
+                    "package `{}` is in use (a process holds it, e.g. `sft client run`); try again when it ends",
+                    rec.name
+                ),
+            )
+        })?;
+        Ok((Some(load), Some(inuse)))
+    }
+
+    /// `SFTMIME LOAD PACKAGE`: stream the whole package (or, with
+    /// [`LoadOptions::launch_only`], FB1) into the store, synchronously,
+    /// resuming what an interrupted load left; makes room first (see the
+    /// module docs on the cache limit).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown package; `Error::Store` with
+    /// [`StoreProblem::Full`] if it cannot fit; the fetch's errors (the
+    /// partial data stays for a resume).
+    pub fn load_package(&self, name: &str, options: LoadOptions) -> Result<LoadReport, Error> {
+        let rec = self
+            .records()?
+            .find(name)
+            .cloned()
+            .ok_or_else(|| not_added(name))?;
+        let dir = self.package_dir(&rec.guid()?);
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
+        let (rec, source, evicted) = self.update(|r| {
+            let rec = r.find(name).cloned().ok_or_else(|| not_added(name))?;
+            let source = self.resolve_source(&rec, &r.settings, options.sft_path.as_deref())?;
+            let mut evicted = Vec::new();
+            if let Some(limit) = r.settings.cache_limit {
+                let state = self.state(&rec);
+                let need = match state.total.or(rec.size) {
+                    Some(n) if options.sft_path.is_none() => n,
+                    _ => source_len(&source, &options.sources)?,
+                };
+                evicted = self.make_room(r, name, need, limit)?;
+            }
+            Ok((rec, source, evicted))
+        })?;
+        let out = dir.join(rec.sft_file_name());
+        let before = inspect(&out);
+        let done = if options.launch_only {
+            before.launch_ready()
+        } else {
+            before.complete
+        };
+        let fetch = if done {
+            None
+        } else {
+            let mut fo = FetchOptions::default()
+                .launch_only(options.launch_only)
+                .limit_rate(options.limit_rate)
+                .sources(options.sources);
+            if let Some(cb) = options.on_event {
+                fo = fo.on_event(cb);
+            }
+            let report = crate::fetch::fetch_spec(&source, &out, fo)
+                .map_err(|e| load_error(&rec.name, &source, e))?;
+            Some(report)
+        };
+        let state = inspect(&out);
+        let src = source.clone();
+        self.update(|r| {
+            let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
+            rec.source = Some(src);
+            rec.last_used_ms = now_ms();
+            let t = r.tick();
+            if let Some(rec) = r.find_mut(name) {
+                rec.last_used = t;
+            }
+            Ok(())
+        })?;
+        Ok(LoadReport {
+            source,
+            fetch,
+            evicted,
+            state,
+        })
+    }
+
+    /// `SFTMIME UNLOAD PACKAGE`: remove the package's data; its records
+    /// (and publishing) stay.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; `Error::Store` with [`StoreProblem::Locked`]
+    /// or [`StoreProblem::InUse`].
+    pub fn unload_package(&self, name: &str) -> Result<(), Error> {
+        self.update(|r| {
+            let rec = r.find(name).ok_or_else(|| not_added(name))?;
+            if rec.locked {
+                return Err(locked_error(rec));
+            }
+            self.remove_data(rec)
+        })
+    }
+
+    /// `SFTMIME DELETE PACKAGE`: remove the package's data, published
+    /// files and records, for every user.
+    ///
+    /// # Errors
+    /// As [`Store::unload_package`].
+    pub fn delete_package(&self, name: &str) -> Result<(), Error> {
+        self.update(|r| {
+            let rec = r.find(name).ok_or_else(|| not_added(name))?.clone();
+            if rec.locked {
+                return Err(locked_error(&rec));
+            }
+            let dir = self.package_dir(&rec.guid()?);
+            {
+                let _locks = self.exclusive_package_locks(&rec, &dir)?;
+                self.remove_files(&rec)?;
+                if dir.exists() {
+                    // Data first, then the folder, then the record: a
+                    // crash in between leaves an unloaded package.
+                    fs::remove_dir_all(&dir)
+                        .map_err(|e| Error::io(format!("removing `{}`", dir.display()), e))?;
+                }
+            }
+            r.packages.retain(|p| !p.matches(&rec.guid));
+            Ok(())
+        })
+    }
+
+    /// Hold the package in use (the `sft client run` launcher's lock):
+    /// until the guard drops, no process can unload, delete or evict it.
+    /// Updates its last-used time.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Io`].
+    pub fn use_package(&self, name: &str) -> Result<InUse, Error> {
+        let rec = self
+            .records()?
+            .find(name)
+            .cloned()
+            .ok_or_else(|| not_added(name))?;
+        let dir = self.package_dir(&rec.guid()?);
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        let held = lock::lock(&dir.join(INUSE_LOCK), Mode::Shared)?;
+        self.update(|r| {
+            let t = r.tick();
+            let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
+            rec.last_used = t;
+            rec.last_used_ms = now_ms();
+            Ok(())
+        })?;
+        Ok(InUse {
+            _lock: held,
+            name: rec.name.clone(),
+            sft: dir.join(rec.sft_file_name()),
+        })
+    }
+
+    /// The state of one package's cache.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn cache_state(&self, name: &str) -> Result<CacheState, Error> {
+        let r = self.records()?;
+        let rec = r.find(name).ok_or_else(|| not_added(name))?;
+        Ok(self.state(rec))
+    }
+
+    /// `SFTMIME QUERY OBJ:PACKAGE`: every package, with its cache state.
+    ///
+    /// # Errors
+    /// As [`Store::records`].
+    pub fn query_packages(&self) -> Result<Vec<PackageStatus>, Error> {
+        let r = self.records()?;
+        Ok(r.packages
+            .iter()
+            .map(|p| {
+                let s = self.state(p);
+                let dir = p.guid().map(|g| self.package_dir(&g)).unwrap_or_default();
+                PackageStatus {
+                    guid: p.guid.clone(),
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    version_guid: p.version_guid.clone(),
+                    source: p
+                        .source
+                        .clone()
+                        .or_else(|| self.resolve_source(p, &r.settings, None).ok()),
+                    total_size: s.total.or(p.size),
+                    cached_size: s.cached,
+                    cached_percent: s.percent(),
+                    launch_size: s.launch,
+                    cached_launch_size: s.cached_launch,
+                    loaded: s.complete,
+                    locked: p.locked,
+                    in_use: lock::is_held(&dir.join(INUSE_LOCK)),
+                    loading: lock::is_held(&dir.join(LOAD_LOCK)),
+                    global: p.global,
+                    published: p.is_published_for(&self.user),
+                    published_global: p.published_global,
+                    published_users: p.published_users.clone(),
+                    override_url: p.override_url.clone(),
+                    autoload: p.autoload.clone(),
+                    autoload_target: p.autoload_target,
+                    last_used_ms: (p.last_used_ms > 0).then_some(p.last_used_ms),
+                    manifest: p.manifest.clone(),
+                    apps: p.apps.iter().map(|a| a.name.clone()).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// `SFTMIME QUERY OBJ:APP`: every application of every package.
+    ///
+    /// # Errors
+    /// As [`Store::records`].
+    pub fn query_apps(&self) -> Result<Vec<AppStatus>, Error> {
+        let r = self.records()?;
+        let mut out = Vec::new();
+        for p in &r.packages {
+            let ready = self.state(p).launch_ready();
+            let dir = p.guid().map(|g| self.package_dir(&g)).unwrap_or_default();
+            let abs = |rel: &Option<String>| {
+                rel.as_ref()
+                    .map(|r| dir.join(r).to_string_lossy().into_owned())
+            };
+            for a in &p.apps {
+                out.push(AppStatus {
+                    name: a.name.clone(),
+                    version: a.version.clone(),
+                    package: p.name.clone(),
+                    package_guid: p.guid.clone(),
+                    published: p.is_published_for(&self.user),
+                    osd: abs(&a.osd),
+                    icon: abs(&a.icon),
+                    shortcuts: a.shortcuts.clone(),
+                    file_types: a.file_types.clone(),
+                    launch_ready: ready,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn source_len(source: &str, sources: &SourceOptions) -> Result<u64, Error> {
+    if let Some(p) = crate::fetch::local_path(source)? {
+        return fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|e| Error::io(format!("reading `{p}`"), e));
+    }
+    let s = crate::fetch::open_source_with(source, sources)?;
+    Ok(s.len()?)
+}
+
+fn load_error(name: &str, source: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidInput(m) => {
+            Error::invalid(format!("loading `{name}` from `{}`: {m}", redact(source)))
+        }
+        Error::NotFound(m) => Error::NotFound(format!("loading `{name}`: {m}")),
+        other => other,
+    }
+}
+
+/// `https://user:pass@host/…` → `https://***@host/…`.
+pub(crate) fn redact(source: &str) -> String {
+    if let Some((scheme, rest)) = source.split_once("://") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    source.to_owned()
+}
+
+fn locked_error(rec: &PackageRecord) -> Error {
+    Error::store(
+        StoreProblem::Locked,
+        format!(
+            "package `{}` is locked in the cache; `sft client unlock {}` first",
+            rec.name, rec.name
+        ),
+    )
+}
+
+pub(super) fn not_added(name: &str) -> Error {
+    Error::NotFound(format!(
+        "package `{name}` is not in the store (add it with `sft client add-package {name} --manifest FILE`)"
+    ))
+}
+
+pub(super) fn check_name(name: &str) -> Result<(), Error> {
+    let t = name.trim();
+    if t.is_empty() || t.len() > 256 || t.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "`{name}` is not a package name (1 to 256 characters, no control characters)"
+        )));
+    }
+    if t.parse::<Guid>().is_ok() {
+        return Err(Error::invalid(format!(
+            "`{name}` looks like a GUID; packages are found by name or GUID, so a name cannot be one"
+        )));
+    }
+    Ok(())
+}
+
+fn apply_manifest(rec: &mut PackageRecord, p: &Prepared) {
+    rec.version_guid = p.version_guid.clone();
+    rec.version = p.version.clone();
+    rec.manifest = p.manifest_abs.to_string_lossy().into_owned();
+    rec.href = p.href.clone();
+    rec.mime_source = p.mime_source.clone();
+    rec.size = p.size;
+    let old = std::mem::take(&mut rec.apps);
+    rec.apps = p
+        .apps
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            if let Some(o) = old.iter().find(|o| o.name == a.name) {
+                a.osd = o.osd.clone();
+                a.icon = o.icon.clone();
+            }
+            a
+        })
+        .collect();
+}
+
+fn apply_options(rec: &mut PackageRecord, o: &PackageOptions) {
+    if let Some(u) = &o.override_url {
+        rec.override_url = Some(u.trim().to_owned()).filter(|u| !u.is_empty());
+    }
+    if let Some(a) = &o.autoload {
+        let mut v: Vec<AutoLoad> = Vec::new();
+        for x in a {
+            if !v.contains(x) {
+                v.push(*x);
+            }
+        }
+        rec.autoload = v;
+    }
+    if let Some(t) = o.autoload_target {
+        rec.autoload_target = t;
+    }
+}
+
+/// `$USER`, `$USERNAME`, else `uid:N` (Unix), else `unknown`.
+fn current_user() -> String {
+    for v in ["USER", "USERNAME", "LOGNAME"] {
+        if let Ok(u) = std::env::var(v) {
+            if !u.trim().is_empty() {
+                return u;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = fs::metadata("/proc/self") {
+            return format!("uid:{}", m.uid());
+        }
+    }
+    "unknown".to_owned()
+}
