@@ -20,5 +20,8 @@ pub mod http;
 #[cfg(any(feature = "rtsp", feature = "rtsp-server"))]
 pub mod rtsp;
 
+#[cfg(any(feature = "http-server", feature = "rtsp", feature = "rtsp-server"))]
+pub(crate) mod net;
+
 #[cfg(feature = "smb")]
 pub mod smb;

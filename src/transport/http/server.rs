@@ -60,16 +60,17 @@ use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::range::{self, ContentRangeValue, RangeLimits, Resolution};
 use crate::error::Error;
+use crate::transport::net::{self, Lifecycle};
+pub use crate::transport::net::{ServerHandle, ShutdownHandle};
 
 /// The most header fields [`ServerConfig::max_headers`] may allow.
 ///
@@ -420,16 +421,14 @@ struct Shared {
     config: ServerConfig,
     /// Canonical content root.
     root: PathBuf,
-    shutdown: AtomicBool,
-    active: AtomicUsize,
-    wake_addr: SocketAddr,
+    life: Arc<Lifecycle>,
     boundary_seq: AtomicU64,
     random: RandomState,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
+        self.life.stopping()
     }
 }
 
@@ -473,37 +472,15 @@ impl Server {
     /// assert!(missing.is_err());
     /// ```
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Server, Error> {
-        let root = config.root.canonicalize().map_err(|e| {
-            Error::io(
-                format!("opening content directory `{}`", config.root.display()),
-                e,
-            )
-        })?;
-        if !root.is_dir() {
-            return Err(Error::invalid(format!(
-                "content root `{}` is not a directory",
-                config.root.display()
-            )));
-        }
-        let listener =
-            TcpListener::bind(addr).map_err(|e| Error::io("binding the HTTP listener", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the listener's address", e))?;
-        let wake_ip = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
+        let root = net::content_root(&config.root)?;
+        let (listener, addr) = net::bind(addr, "the HTTP listener")?;
         Ok(Server {
             listener,
             addr,
             shared: Arc::new(Shared {
                 config,
                 root,
-                shutdown: AtomicBool::new(false),
-                active: AtomicUsize::new(0),
-                wake_addr: SocketAddr::new(wake_ip, addr.port()),
+                life: Arc::new(Lifecycle::new(addr)),
                 boundary_seq: AtomicU64::new(0),
                 random: RandomState::new(),
             }),
@@ -536,9 +513,7 @@ impl Server {
     /// # Ok::<(), sft::Error>(())
     /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            shared: Arc::clone(&self.shared),
-        }
+        ShutdownHandle::new(Arc::clone(&self.shared.life))
     }
 
     /// Accept and serve connections on this thread until a shutdown is
@@ -556,29 +531,10 @@ impl Server {
     /// ```
     pub fn run(self) -> Result<(), Error> {
         let shared = self.shared;
-        while !shared.stopping() {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    if shared.stopping() {
-                        break;
-                    }
-                    admit(&shared, stream, peer);
-                }
-                Err(e) => match e.kind() {
-                    io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::WouldBlock => {}
-                    // Out of file descriptors or memory: back off.
-                    _ => std::thread::sleep(Duration::from_millis(50)),
-                },
-            }
-        }
-        drop(self.listener);
-        let deadline = Instant::now() + shared.config.shutdown_grace;
-        while shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let grace = shared.config.shutdown_grace;
+        net::accept_loop(self.listener, &shared.life, grace, |stream, peer| {
+            admit(&shared, stream, peer);
+        });
         Ok(())
     }
 
@@ -593,214 +549,10 @@ impl Server {
     /// # Ok::<(), sft::Error>(())
     /// ```
     pub fn spawn(self) -> Result<ServerHandle, Error> {
-        let addr = self.addr;
-        let stop = self.shutdown_handle();
-        let thread = std::thread::Builder::new()
-            .name("sft-http-accept".into())
-            .spawn(move || self.run())
-            .map_err(|e| Error::io("starting the HTTP server thread", e))?;
-        Ok(ServerHandle {
-            addr,
-            stop,
-            thread: Some(thread),
+        let (addr, stop) = (self.addr, self.shutdown_handle());
+        net::spawn("HTTP server", "sft-http-accept", addr, stop, move || {
+            self.run()
         })
-    }
-}
-
-/// Stops a server: the listener closes, requests in flight finish.
-/// Cheap to clone, usable from any thread.
-///
-/// ```
-/// # use sft::transport::http::server::{Server, ServerConfig};
-/// # let dir = tempfile::tempdir()?;
-/// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-/// let stop = server.shutdown_handle();
-/// assert!(!stop.is_shutdown());
-/// stop.shutdown();
-/// assert!(stop.is_shutdown());
-/// # Ok::<(), sft::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for ShutdownHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle")
-            .field("shutdown", &self.is_shutdown())
-            .finish()
-    }
-}
-
-impl ShutdownHandle {
-    /// Request a shutdown (idempotent) and wake the accept loop.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// let stop = server.shutdown_handle();
-    /// stop.shutdown();
-    /// stop.shutdown(); // again: no effect
-    /// server.join()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn shutdown(&self) {
-        if !self.shared.shutdown.swap(true, Ordering::AcqRel) {
-            // The accept loop blocks in accept(2): a connection wakes it.
-            let _ = TcpStream::connect_timeout(&self.shared.wake_addr, Duration::from_secs(1));
-        }
-    }
-
-    /// Whether a shutdown was requested.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-    /// assert!(!server.shutdown_handle().is_shutdown());
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn is_shutdown(&self) -> bool {
-        self.shared.stopping()
-    }
-
-    /// Connections being served right now.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-    /// assert_eq!(server.shutdown_handle().active_connections(), 0);
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn active_connections(&self) -> usize {
-        self.shared.active.load(Ordering::Acquire)
-    }
-}
-
-/// A server running on its own thread ([`Server::spawn`]). Dropping it
-/// shuts the server down and waits for it.
-///
-/// ```
-/// # use sft::transport::http::server::{Server, ServerConfig};
-/// # let dir = tempfile::tempdir()?;
-/// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-/// let addr = handle.local_addr();
-/// let stop = handle.shutdown_handle();
-/// stop.shutdown();
-/// handle.join()?;
-/// assert!(std::net::TcpStream::connect(addr).is_err());
-/// # Ok::<(), sft::Error>(())
-/// ```
-pub struct ServerHandle {
-    addr: SocketAddr,
-    stop: ShutdownHandle,
-    thread: Option<JoinHandle<Result<(), Error>>>,
-}
-
-impl fmt::Debug for ServerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle")
-            .field("addr", &self.addr)
-            .finish()
-    }
-}
-
-impl ServerHandle {
-    /// The address the server listens on.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// assert!(std::net::TcpStream::connect(handle.local_addr()).is_ok());
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// A handle to request the shutdown from elsewhere.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// let stop = handle.shutdown_handle();
-    /// std::thread::spawn(move || stop.shutdown());
-    /// handle.join()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.stop.clone()
-    }
-
-    /// Whether the server thread has ended.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// assert!(!handle.is_finished());
-    /// handle.shutdown()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
-    }
-
-    /// Shut down and wait: the listener closes at once, requests in flight
-    /// get up to the shutdown grace to finish.
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// let addr = handle.local_addr();
-    /// handle.shutdown()?;
-    /// assert!(std::net::TcpStream::connect(addr).is_err());
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn shutdown(mut self) -> Result<(), Error> {
-        self.stop.shutdown();
-        self.wait()
-    }
-
-    /// Wait for the server to end (after a shutdown requested elsewhere).
-    ///
-    /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// handle.shutdown_handle().shutdown();
-    /// handle.join()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn join(mut self) -> Result<(), Error> {
-        self.wait()
-    }
-
-    fn wait(&mut self) -> Result<(), Error> {
-        match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(Error::io(
-                    "HTTP server thread",
-                    io::Error::other("the accept loop panicked"),
-                ))
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.stop.shutdown();
-            let _ = self.wait();
-        }
     }
 }
 
@@ -832,33 +584,21 @@ fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
 }
 
 /// Decrements the active count when a connection ends.
-struct ActiveGuard(Arc<Shared>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let before = shared.active.fetch_add(1, Ordering::AcqRel);
-    let guard = ActiveGuard(Arc::clone(shared));
-    if before >= shared.config.max_connections {
-        drop(guard);
-        if shared.config.tls.is_none() {
-            reject_busy(stream);
-        }
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("sft-http-conn".into())
-        .spawn(move || {
-            let shared = Arc::clone(&guard.0);
-            serve_connection(&shared, stream, peer);
-            drop(guard);
-        });
-    // If the thread could not start, the closure (and the guard) is dropped.
-    let _ = spawned;
+    let plain = shared.config.tls.is_none();
+    let conn_shared = Arc::clone(shared);
+    net::admit(
+        &shared.life,
+        shared.config.max_connections,
+        std::thread::Builder::new().name("sft-http-conn".into()),
+        stream,
+        |stream| {
+            if plain {
+                reject_busy(stream);
+            }
+        },
+        move |stream| serve_connection(&conn_shared, stream, peer),
+    );
 }
 
 /// Over the connection limit: a 503 written without ever blocking the
@@ -884,44 +624,7 @@ fn reject_busy(stream: TcpStream) {
 }
 
 /// A connection, plain or TLS.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
-}
-
-impl Conn {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => &s.sock,
-        }
-    }
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-        }
-    }
-}
+type Conn = net::Conn<rustls::ServerConnection>;
 
 /// The connection's input buffer: bytes `..len` are received, not yet
 /// consumed.

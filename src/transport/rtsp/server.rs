@@ -41,12 +41,11 @@ use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rtsp_types::headers::{self, HeaderName, Transport, Transports};
@@ -60,6 +59,8 @@ use crate::error::Error;
 use crate::format::{BlockId, HEADER_LEN, Header};
 use crate::guid::Guid;
 use crate::read::Prologue;
+use crate::transport::net::{self, CountGuard, Lifecycle};
+pub use crate::transport::net::{ServerHandle, ShutdownHandle};
 
 /// How often a blocked read wakes up to look at the shutdown flag.
 const POLL_SLICE: Duration = Duration::from_millis(250);
@@ -554,19 +555,16 @@ fn resolve_url(root: &Path, url_path: &str) -> Result<(PathBuf, Option<Guid>), u
 struct Shared {
     config: ServerConfig,
     catalog: Catalog,
-    shutdown: AtomicBool,
-    connections: AtomicUsize,
-    sessions: AtomicUsize,
+    life: Arc<Lifecycle>,
     /// Sessions with an out-of-sequence fetch pending, server-wide.
     urgent: AtomicUsize,
-    wake_addr: SocketAddr,
     seq: AtomicU64,
     random: RandomState,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
+        self.life.stopping()
     }
 
     fn random_u64(&self) -> u64 {
@@ -621,28 +619,8 @@ impl Server {
     /// assert!(Server::bind("127.0.0.1:0", ServerConfig::new("/nonexistent")).is_err());
     /// ```
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Server, Error> {
-        let root = config.root.canonicalize().map_err(|e| {
-            Error::io(
-                format!("opening content directory `{}`", config.root.display()),
-                e,
-            )
-        })?;
-        if !root.is_dir() {
-            return Err(Error::invalid(format!(
-                "content root `{}` is not a directory",
-                config.root.display()
-            )));
-        }
-        let listener =
-            TcpListener::bind(addr).map_err(|e| Error::io("binding the RTSP listener", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the listener's address", e))?;
-        let wake_ip = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
+        let root = net::content_root(&config.root)?;
+        let (listener, addr) = net::bind(addr, "the RTSP listener")?;
         let catalog = Catalog {
             root,
             interval: config.rescan_interval,
@@ -658,11 +636,8 @@ impl Server {
             shared: Arc::new(Shared {
                 config,
                 catalog,
-                shutdown: AtomicBool::new(false),
-                connections: AtomicUsize::new(0),
-                sessions: AtomicUsize::new(0),
+                life: Arc::new(Lifecycle::new(addr)),
                 urgent: AtomicUsize::new(0),
-                wake_addr: SocketAddr::new(wake_ip, addr.port()),
                 seq: AtomicU64::new(0),
                 random: RandomState::new(),
             }),
@@ -693,9 +668,7 @@ impl Server {
     /// # Ok::<(), sft::Error>(())
     /// ```
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            shared: Arc::clone(&self.shared),
-        }
+        ShutdownHandle::new(Arc::clone(&self.shared.life))
     }
 
     /// Accept and serve connections until a shutdown is requested, then
@@ -714,28 +687,10 @@ impl Server {
     /// ```
     pub fn run(self) -> Result<(), Error> {
         let shared = self.shared;
-        while !shared.stopping() {
-            match self.listener.accept() {
-                Ok((stream, _peer)) => {
-                    if shared.stopping() {
-                        break;
-                    }
-                    admit(&shared, stream);
-                }
-                Err(e) => match e.kind() {
-                    io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::WouldBlock => {}
-                    _ => std::thread::sleep(Duration::from_millis(50)),
-                },
-            }
-        }
-        drop(self.listener);
-        let deadline = Instant::now() + shared.config.shutdown_grace;
-        while shared.connections.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let grace = shared.config.shutdown_grace;
+        net::accept_loop(self.listener, &shared.life, grace, |stream, _peer| {
+            admit(&shared, stream);
+        });
         Ok(())
     }
 
@@ -753,255 +708,33 @@ impl Server {
     /// # Ok::<(), sft::Error>(())
     /// ```
     pub fn spawn(self) -> Result<ServerHandle, Error> {
-        let addr = self.addr;
-        let stop = self.shutdown_handle();
-        let thread = std::thread::Builder::new()
-            .name("sft-rtsp-accept".into())
-            .spawn(move || self.run())
-            .map_err(|e| Error::io("starting the RTSP server thread", e))?;
-        Ok(ServerHandle {
-            addr,
-            stop,
-            thread: Some(thread),
+        let (addr, stop) = (self.addr, self.shutdown_handle());
+        net::spawn("RTSP server", "sft-rtsp-accept", addr, stop, move || {
+            self.run()
         })
-    }
-}
-
-/// Stops a server and reports its load. Cheap to clone.
-///
-/// ```
-/// # use sft::transport::rtsp::server::{Server, ServerConfig};
-/// # let dir = tempfile::tempdir()?;
-/// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-/// let stop = server.shutdown_handle();
-/// assert!(!stop.is_shutdown());
-/// stop.shutdown();
-/// assert!(stop.is_shutdown());
-/// # Ok::<(), sft::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for ShutdownHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle")
-            .field("shutdown", &self.is_shutdown())
-            .finish()
-    }
-}
-
-impl ShutdownHandle {
-    /// Request a shutdown (idempotent): the listener closes, connections
-    /// end after the packet or request in progress.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// handle.shutdown_handle().shutdown();
-    /// handle.join()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn shutdown(&self) {
-        if !self.shared.shutdown.swap(true, Ordering::AcqRel) {
-            let _ = TcpStream::connect_timeout(&self.shared.wake_addr, Duration::from_secs(1));
-        }
-    }
-
-    /// Whether a shutdown was requested.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-    /// assert!(!server.shutdown_handle().is_shutdown());
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn is_shutdown(&self) -> bool {
-        self.shared.stopping()
-    }
-
-    /// Connections open right now.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-    /// assert_eq!(server.shutdown_handle().active_connections(), 0);
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn active_connections(&self) -> usize {
-        self.shared.connections.load(Ordering::Acquire)
-    }
-
-    /// Sessions set up right now.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
-    /// assert_eq!(server.shutdown_handle().active_sessions(), 0);
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn active_sessions(&self) -> usize {
-        self.shared.sessions.load(Ordering::Acquire)
-    }
-}
-
-/// A server running on its own thread; dropping it shuts it down.
-///
-/// ```
-/// # use sft::transport::rtsp::server::{Server, ServerConfig};
-/// # let dir = tempfile::tempdir()?;
-/// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-/// let addr = handle.local_addr();
-/// handle.shutdown()?;
-/// assert!(std::net::TcpStream::connect(addr).is_err());
-/// # Ok::<(), sft::Error>(())
-/// ```
-pub struct ServerHandle {
-    addr: SocketAddr,
-    stop: ShutdownHandle,
-    thread: Option<JoinHandle<Result<(), Error>>>,
-}
-
-impl fmt::Debug for ServerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle")
-            .field("addr", &self.addr)
-            .finish()
-    }
-}
-
-impl ServerHandle {
-    /// The address the server listens on.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// assert!(handle.local_addr().port() > 0);
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// A handle to stop the server or read its load from elsewhere.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// assert_eq!(handle.shutdown_handle().active_sessions(), 0);
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.stop.clone()
-    }
-
-    /// Whether the server thread has ended.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// assert!(!handle.is_finished());
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
-    }
-
-    /// Shut down and wait.
-    ///
-    /// # Errors
-    /// The accept loop failed or panicked.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?.shutdown()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn shutdown(mut self) -> Result<(), Error> {
-        self.stop.shutdown();
-        self.wait()
-    }
-
-    /// Wait for the server to end (after a shutdown requested elsewhere).
-    ///
-    /// # Errors
-    /// The accept loop failed or panicked.
-    ///
-    /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
-    /// # let dir = tempfile::tempdir()?;
-    /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
-    /// handle.shutdown_handle().shutdown();
-    /// handle.join()?;
-    /// # Ok::<(), sft::Error>(())
-    /// ```
-    pub fn join(mut self) -> Result<(), Error> {
-        self.wait()
-    }
-
-    fn wait(&mut self) -> Result<(), Error> {
-        match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(Error::io(
-                    "RTSP server thread",
-                    io::Error::other("the accept loop panicked"),
-                ))
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.stop.shutdown();
-            let _ = self.wait();
-        }
     }
 }
 
 // ---------------------------------------------------------------------------
 // Connections.
 
-struct CountGuard<'a>(&'a AtomicUsize);
-
-impl Drop for CountGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn admit(shared: &Arc<Shared>, stream: TcpStream) {
-    let before = shared.connections.fetch_add(1, Ordering::AcqRel);
-    if before >= shared.config.max_connections {
-        shared.connections.fetch_sub(1, Ordering::AcqRel);
-        if shared.config.tls.is_none() {
-            reject_busy(stream);
-        }
-        return;
-    }
+    let plain = shared.config.tls.is_none();
     let conn_shared = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name("sft-rtsp-conn".into())
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let guard = CountGuard(&conn_shared.connections);
-            serve_connection(&conn_shared, stream);
-            drop(guard);
-        });
-    if spawned.is_err() {
-        shared.connections.fetch_sub(1, Ordering::AcqRel);
-    }
+    net::admit(
+        &shared.life,
+        shared.config.max_connections,
+        std::thread::Builder::new()
+            .name("sft-rtsp-conn".into())
+            .stack_size(256 * 1024),
+        stream,
+        |stream| {
+            if plain {
+                reject_busy(stream);
+            }
+        },
+        move |stream| serve_connection(&conn_shared, stream),
+    );
 }
 
 fn reject_busy(stream: TcpStream) {
@@ -1027,10 +760,7 @@ fn reject_busy(stream: TcpStream) {
 }
 
 /// A connection, plain or TLS.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
-}
+type Conn = net::Conn<rustls::ServerConnection>;
 
 enum Avail {
     Data(usize),
@@ -1039,13 +769,6 @@ enum Avail {
 }
 
 impl Conn {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => &s.sock,
-        }
-    }
-
     /// Read what has arrived without blocking.
     fn read_available(&mut self, buf: &mut [u8]) -> io::Result<Avail> {
         let from_plain = |r: io::Result<usize>| match r {
@@ -1082,31 +805,6 @@ impl Conn {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 from_plain(s.conn.reader().read(buf))
             }
-        }
-    }
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
         }
     }
 }
@@ -1459,7 +1157,7 @@ impl<'a> ConnState<'a> {
                 _ => return self.send(response(404, c).empty()),
             }
         }
-        let sessions = &self.shared.sessions;
+        let sessions = &self.shared.life.sessions;
         if sessions.fetch_add(1, Ordering::AcqRel) >= self.shared.config.max_sessions {
             sessions.fetch_sub(1, Ordering::AcqRel);
             return self.send(response(503, c).header(headers::RETRY_AFTER, "1").empty());
