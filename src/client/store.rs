@@ -967,7 +967,7 @@ impl Store {
             return Err(Error::store(
                 StoreProblem::Full,
                 format!(
-                    "package `{name}` needs {need} bytes, but only {} of the {limit}-byte cache limit can be freed (in use by others: {used} bytes; locked: {}; in use: {}; unloaded to make room: {}); unlock or unload packages, or raise the limit",
+                    "package `{name}` needs {need} bytes, but only {} of the {limit}-byte cache limit can be freed (other packages keep {used} bytes; locked: {}; in use: {}; unloaded to make room: {}); unlock or unload packages, or raise the limit",
                     limit.saturating_sub(used),
                     list(&locked),
                     list(&busy),

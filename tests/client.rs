@@ -1,0 +1,1066 @@
+//! The client package store (`sft::client`, `sft client`): every verb end
+//! to end against packages served by the built-in HTTP server and from
+//! files, LRU eviction with locked and in-use packages, kill -9 during a
+//! load and during a records update, concurrent commands, bad input that
+//! changes nothing, bundle installs, and a records round trip.
+#![cfg(all(feature = "client", feature = "http-server", feature = "cli"))]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use serde_json::Value;
+use sft::StoreProblem;
+use sft::client::{
+    AppRecord, AutoLoad, AutoLoadTarget, LoadOptions, PackageOptions, PackageRecord, Records,
+    Settings, Store,
+};
+use sft::transport::http::server::{Server, ServerConfig, ServerHandle};
+
+const SFT: &str = env!("CARGO_BIN_EXE_sft");
+
+/// Deterministic incompressible bytes (xorshift64*).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Run `sft client --store STORE ARGS`.
+fn client(store: &Path, args: &[&str]) -> Output {
+    Command::new(SFT)
+        .arg("client")
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove(sft::client::TEST_PAUSE_ENV)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A packed and published package.
+struct Pkg {
+    name: String,
+    sft: PathBuf,
+    manifest: PathBuf,
+    guid: String,
+}
+
+/// Pack a tree with `big` bytes of noise plus the sample app's launch
+/// list into `dir/NAME.sft`, publishing into `dir` (OSD, manifest, icon);
+/// `href`: the CODEBASE/PACKAGE HREF (a value ending in `/` gets the file
+/// name).
+fn make_pkg(dir: &Path, name: &str, big: usize, href: Option<&str>) -> Pkg {
+    let tree = dir.join(format!("{name}-tree"));
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(
+        tree.join("bin/app.exe"),
+        noise(40_000, name.len() as u64 + 1),
+    )
+    .unwrap();
+    std::fs::write(tree.join("data.bin"), noise(big, 99 + name.len() as u64)).unwrap();
+    let list = dir.join(format!("{name}.launch"));
+    std::fs::write(&list, "bin/app.exe\n").unwrap();
+    let icon = dir.join(format!("{name}.ico"));
+    std::fs::write(&icon, sft::publish::tiny_icon()).unwrap();
+    let sft_path = dir.join(format!("{name}.sft"));
+    let mut cmd = Command::new(SFT);
+    cmd.arg("pack")
+        .arg(&tree)
+        .arg("-o")
+        .arg(&sft_path)
+        .args(["--name", name, "--compression", "none", "--launch-list"])
+        .arg(&list)
+        .arg("--publish")
+        .arg(dir)
+        .arg("--app")
+        .arg(format!("{name} App=bin/app.exe,{}", icon.display()));
+    if let Some(h) = href {
+        cmd.args(["--href", h]);
+    }
+    ok(cmd.output().unwrap());
+    let manifest = dir.join(format!("{name}_manifest.xml"));
+    let m = sft::publish::Manifest::parse(&std::fs::read(&manifest).unwrap()).unwrap();
+    Pkg {
+        name: name.to_owned(),
+        sft: sft_path,
+        manifest,
+        guid: m.package.unwrap().guid.unwrap(),
+    }
+}
+
+fn serve(root: &Path) -> (ServerHandle, String) {
+    let h = Server::bind("127.0.0.1:0", ServerConfig::new(root))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let url = format!("http://{}", h.local_addr());
+    (h, url)
+}
+
+fn query(store: &Path) -> Vec<Value> {
+    let out = ok(client(store, &["query", "packages", "--json"]));
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn pkg_json(store: &Path, name: &str) -> Value {
+    query(store)
+        .into_iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the query"))
+}
+
+/// Every file under `dir` with its bytes (lock files included; they are
+/// empty).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.insert(p.clone(), Vec::new());
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_verb_end_to_end_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let (server, url) = serve(&content);
+    let p = make_pkg(&content, "Editor", 600_000, Some(&format!("{url}/")));
+    let store = dir.path().join("store");
+    let m = p.manifest.to_str().unwrap();
+
+    let out = ok(client(
+        &store,
+        &[
+            "add-package",
+            "Editor",
+            "--manifest",
+            m,
+            "--autoload",
+            "launch",
+            "login",
+            "--autoload-target",
+            "all",
+        ],
+    ));
+    assert!(out.contains("added package Editor"), "{out}");
+    // A second add updates the configuration.
+    let out = ok(client(
+        &store,
+        &[
+            "add-package",
+            "Editor",
+            "--manifest",
+            m,
+            "--autoload",
+            "refresh",
+        ],
+    ));
+    assert!(out.contains("updated package Editor"), "{out}");
+    let q = pkg_json(&store, "Editor");
+    assert_eq!(q["guid"], p.guid.as_str());
+    assert_eq!(q["autoload"], serde_json::json!(["refresh"]));
+    assert_eq!(q["autoload_target"], "all");
+    assert_eq!(q["published"], false);
+    assert_eq!(q["cached_size"], 0);
+    assert_eq!(q["source"], format!("{url}/Editor.sft"));
+
+    ok(client(
+        &store,
+        &["publish-package", "Editor", "--manifest", m],
+    ));
+    let apps: Value =
+        serde_json::from_str(&ok(client(&store, &["query", "apps", "--json"]))).unwrap();
+    let app = &apps[0];
+    assert_eq!(app["name"], "Editor App");
+    assert_eq!(app["published"], true);
+    assert_eq!(app["launch_ready"], false);
+    let osd = PathBuf::from(app["osd"].as_str().unwrap());
+    assert!(osd.starts_with(&store), "{osd:?}");
+    sft::publish::Osd::parse(&std::fs::read(&osd).unwrap()).unwrap();
+    let icon = PathBuf::from(app["icon"].as_str().unwrap());
+    assert_eq!(std::fs::read(&icon).unwrap(), sft::publish::tiny_icon());
+    assert_eq!(app["shortcuts"][0]["display"], "Editor App");
+
+    // FB1 only, then the rest: sizes from the streaming core's cache.
+    ok(client(&store, &["load-package", "Editor", "--launch-only"]));
+    let q = pkg_json(&store, "Editor");
+    let total = std::fs::metadata(&p.sft).unwrap().len();
+    assert_eq!(q["total_size"], total);
+    assert_eq!(q["launch_size"], q["cached_launch_size"]);
+    assert!(q["cached_size"].as_u64().unwrap() < total);
+    assert!(q["cached_percent"].as_u64().unwrap() < 100);
+    assert_eq!(q["loaded"], false);
+    let out = ok(client(&store, &["load-package", "Editor"]));
+    assert!(out.contains("100% cached"), "{out}");
+    assert!(out.contains("resumed"), "{out}");
+    let q = pkg_json(&store, "Editor");
+    assert_eq!(q["cached_percent"], 100);
+    assert_eq!(q["cached_size"], total);
+    assert_eq!(q["loaded"], true);
+    let stored = store.join("packages").join(&p.guid);
+    let sft_file = std::fs::read_dir(&stored)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sft"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&sft_file).unwrap(),
+        std::fs::read(&p.sft).unwrap()
+    );
+
+    // Lock: unload and delete refuse; unlock: unload keeps the records.
+    ok(client(&store, &["lock", "Editor"]));
+    assert_eq!(pkg_json(&store, "Editor")["locked"], true);
+    let e = fails(client(&store, &["unload-package", "Editor"]));
+    assert!(
+        e.contains("locked") && e.contains("sft client unlock Editor"),
+        "{e}"
+    );
+    let e = fails(client(&store, &["delete-package", "Editor"]));
+    assert!(e.contains("locked"), "{e}");
+    ok(client(&store, &["unlock", "Editor"]));
+    ok(client(&store, &["unload-package", "Editor"]));
+    let q = pkg_json(&store, "Editor");
+    assert_eq!(q["cached_size"], 0);
+    assert_eq!(q["published"], true);
+    assert!(!sft_file.exists());
+
+    // configure-package --override-url: the next load comes from there
+    // (a file source), by name or GUID.
+    let copy = dir.path().join("elsewhere.sft");
+    std::fs::copy(&p.sft, &copy).unwrap();
+    ok(client(
+        &store,
+        &[
+            "configure-package",
+            &p.guid,
+            "--override-url",
+            copy.to_str().unwrap(),
+        ],
+    ));
+    let out = ok(client(&store, &["load-package", "editor"]));
+    assert!(out.contains(copy.to_str().unwrap()), "{out}");
+    assert_eq!(pkg_json(&store, "Editor")["source"], copy.to_str().unwrap());
+    assert_eq!(
+        pkg_json(&store, "Editor")["override_url"],
+        copy.to_str().unwrap()
+    );
+
+    // Unpublish, then delete: data, folder and records go.
+    let out = ok(client(&store, &["unpublish-package", "Editor"]));
+    assert!(out.contains("unpublished"), "{out}");
+    assert_eq!(pkg_json(&store, "Editor")["published"], false);
+    ok(client(&store, &["delete-package", "Editor"]));
+    assert!(query(&store).is_empty());
+    assert!(!stored.exists());
+    let e = fails(client(&store, &["load-package", "Editor"]));
+    assert!(
+        e.contains("not in the store") && e.contains("add-package"),
+        "{e}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn load_from_sft_path_and_store_source_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_pkg(
+        dir.path(),
+        "Calc",
+        100_000,
+        Some("rtsp://nowhere.invalid:554/apps/"),
+    );
+    let store = dir.path().join("store");
+    ok(client(
+        &store,
+        &[
+            "add-package",
+            "Calc",
+            "--manifest",
+            p.manifest.to_str().unwrap(),
+        ],
+    ));
+    // The HREF is an unreachable RTSP server: --sft-path wins over it.
+    let out = ok(client(
+        &store,
+        &[
+            "load-package",
+            "Calc",
+            "--sft-path",
+            p.sft.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("100% cached"), "{out}");
+    ok(client(&store, &["unload-package", "Calc"]));
+    // ApplicationSourceRoot rewrites the HREF's server: served over HTTP.
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(content.join("apps")).unwrap();
+    std::fs::copy(&p.sft, content.join("apps/Calc.sft")).unwrap();
+    let (server, url) = serve(&content);
+    let out = ok(client(
+        &store,
+        &["configure-store", "--app-source-root", &url],
+    ));
+    assert!(out.contains(&url), "{out}");
+    let out = ok(client(&store, &["load-package", "Calc"]));
+    assert!(out.contains(&format!("{url}/apps/Calc.sft")), "{out}");
+    assert_eq!(pkg_json(&store, "Calc")["cached_percent"], 100);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn per_user_and_global_publishing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_pkg(dir.path(), "Viewer", 10_000, None);
+    let store_dir = dir.path().join("store");
+    let alice = Store::open(&store_dir).unwrap().with_user("alice");
+    let bob = Store::open(&store_dir).unwrap().with_user("bob");
+    // Publishing needs an add first.
+    let e = alice
+        .publish_package("Viewer", &p.manifest, false)
+        .unwrap_err();
+    assert_eq!(e.store_problem(), Some(StoreProblem::State));
+    alice
+        .add_package("Viewer", &p.manifest, &PackageOptions::default())
+        .unwrap();
+    alice.publish_package("Viewer", &p.manifest, false).unwrap();
+    assert!(alice.query_packages().unwrap()[0].published);
+    assert!(!bob.query_packages().unwrap()[0].published);
+    bob.publish_package("Viewer", &p.manifest, true).unwrap();
+    assert!(bob.query_packages().unwrap()[0].published);
+    assert!(alice.unpublish_package("Viewer", false).unwrap());
+    assert!(alice.query_packages().unwrap()[0].published, "still global");
+    assert!(bob.unpublish_package("Viewer", true).unwrap());
+    assert!(!alice.query_packages().unwrap()[0].published);
+    assert!(!bob.unpublish_package("Viewer", true).unwrap());
+    // A second name for the same package GUID is refused.
+    let e = bob
+        .add_package("Viewer2", &p.manifest, &PackageOptions::default())
+        .unwrap_err();
+    assert_eq!(e.store_problem(), Some(StoreProblem::Exists));
+    assert!(e.to_string().contains("as `Viewer`"), "{e}");
+}
+
+#[test]
+fn lru_eviction_skips_locked_and_in_use_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let pkgs: Vec<Pkg> = ["A", "B", "C", "D"]
+        .iter()
+        .map(|n| make_pkg(dir.path(), n, 200_000, None))
+        .collect();
+    let size = pkgs
+        .iter()
+        .map(|p| std::fs::metadata(&p.sft).unwrap().len())
+        .max()
+        .unwrap();
+    for p in &pkgs {
+        store
+            .add_package(&p.name, &p.manifest, &PackageOptions::default())
+            .unwrap();
+    }
+    // Room for three (and locking three would pass 90%).
+    store
+        .configure_store(Some(Some(size * 3 + size / 5)), None)
+        .unwrap();
+    for n in ["A", "B", "C"] {
+        let r = store.load_package(n, LoadOptions::default()).unwrap();
+        assert!(r.evicted.is_empty());
+    }
+    store.lock_package("A").unwrap(); // oldest, but locked
+    let in_use = store.use_package("B").unwrap(); // in use (and now most recent)
+    // C is older than B now, A is locked: D evicts C.
+    let r = store.load_package("D", LoadOptions::default()).unwrap();
+    assert_eq!(r.evicted, ["C"]);
+    let pct = |n: &str| {
+        store
+            .query_packages()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == n)
+            .unwrap()
+    };
+    assert_eq!(pct("A").cached_percent, 100);
+    assert!(pct("B").in_use);
+    assert_eq!(pct("C").cached_size, 0);
+    assert_eq!(pct("D").cached_percent, 100);
+
+    // Now nothing can be evicted for C: A and D locked, B in use.
+    store.lock_package("D").unwrap();
+    let before = snapshot(&store_dir);
+    let e = store.load_package("C", LoadOptions::default()).unwrap_err();
+    assert_eq!(e.store_problem(), Some(StoreProblem::Full), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("locked: A, D"), "{msg}");
+    assert!(msg.contains("in use: B"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "needs {}",
+            std::fs::metadata(&pkgs[2].sft).unwrap().len()
+        )),
+        "{msg}"
+    );
+    // Nothing was unloaded by the failed attempt (the package folder of C
+    // and its load lock may be created; the data of the others stays).
+    for n in ["A", "B", "D"] {
+        assert_eq!(pct(n).cached_percent, 100, "{n}");
+    }
+    let after = snapshot(&store_dir);
+    for (k, v) in &before {
+        assert_eq!(after.get(k), Some(v), "{k:?} changed");
+    }
+    // Unload and delete refuse a package in use; once released, they work.
+    assert_eq!(
+        store.unload_package("B").unwrap_err().store_problem(),
+        Some(StoreProblem::InUse)
+    );
+    assert_eq!(
+        store.delete_package("B").unwrap_err().store_problem(),
+        Some(StoreProblem::InUse)
+    );
+    drop(in_use);
+    let r = store.load_package("C", LoadOptions::default()).unwrap();
+    assert_eq!(r.evicted, ["B"]);
+    // Locking past 90% of the limit is refused.
+    let e = store.lock_package("C").unwrap_err();
+    assert_eq!(e.store_problem(), Some(StoreProblem::Full), "{e}");
+    assert!(e.to_string().contains("90%"), "{e}");
+}
+
+#[test]
+fn in_use_by_another_process_blocks_eviction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let a = make_pkg(dir.path(), "Alpha", 200_000, None);
+    let b = make_pkg(dir.path(), "Beta", 200_000, None);
+    let size = std::fs::metadata(&a.sft)
+        .unwrap()
+        .len()
+        .max(std::fs::metadata(&b.sft).unwrap().len());
+    for p in [&a, &b] {
+        ok(client(
+            &store,
+            &[
+                "add-package",
+                &p.name,
+                "--manifest",
+                p.manifest.to_str().unwrap(),
+                "--autoload",
+                "never",
+            ],
+        ));
+    }
+    ok(client(
+        &store,
+        &[
+            "configure-store",
+            "--cache-limit",
+            &(size + size / 2).to_string(),
+        ],
+    ));
+    // `run` loads FB1, holds the package in use while the command runs.
+    let mut child = Command::new(SFT)
+        .args(["client", "--store"])
+        .arg(&store)
+        .args(["run", "Alpha", "--", "sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("Alpha in use and launch-ready", || {
+        let q = pkg_json(&store, "Alpha");
+        q["in_use"] == true
+            && q["launch_size"].is_u64()
+            && q["launch_size"] == q["cached_launch_size"]
+    });
+    let q = pkg_json(&store, "Alpha");
+    assert_eq!(q["launch_size"], q["cached_launch_size"]);
+    assert_eq!(q["loaded"], false, "autoload never: FB1 only");
+    let e = fails(client(&store, &["load-package", "Beta"]));
+    assert!(
+        e.contains("cache full") && e.contains("in use: Alpha"),
+        "{e}"
+    );
+    let e = fails(client(&store, &["unload-package", "Alpha"]));
+    assert!(e.contains("in use"), "{e}");
+    kill9(&mut child);
+    // The lock died with the process: Alpha is evicted for Beta.
+    assert_eq!(pkg_json(&store, "Alpha")["in_use"], false);
+    let out = ok(client(&store, &["load-package", "Beta"]));
+    assert!(out.contains("unloaded Alpha to make room"), "{out}");
+    // `run` passes the command's exit status on.
+    let out = client(
+        &store,
+        &[
+            "run",
+            "Beta",
+            "--",
+            "sh",
+            "-c",
+            "test -f \"$SFT_CLIENT_PACKAGE\" && exit 7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn kill_during_load_then_resume_fetches_only_missing_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let (server, url) = serve(&content);
+    let p = make_pkg(&content, "Big", 6 << 20, Some(&format!("{url}/")));
+    let total = std::fs::metadata(&p.sft).unwrap().len();
+    let store = dir.path().join("store");
+    ok(client(
+        &store,
+        &[
+            "add-package",
+            "Big",
+            "--manifest",
+            p.manifest.to_str().unwrap(),
+        ],
+    ));
+    let mut child = Command::new(SFT)
+        .args(["client", "--store"])
+        .arg(&store)
+        .args(["load-package", "Big", "--limit-rate", "1M"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some blocks are durable (a bitmap checkpoint), then kill.
+    wait_until("a checkpoint", || {
+        pkg_json(&store, "Big")["cached_size"].as_u64().unwrap() > 1 << 20
+    });
+    kill9(&mut child);
+    let q = pkg_json(&store, "Big");
+    let cached = q["cached_size"].as_u64().unwrap();
+    assert!(cached > 0 && cached < total, "{q}");
+    assert_eq!(q["loaded"], false);
+    assert_eq!(q["loading"], false);
+    assert!(q["cached_percent"].as_u64().unwrap() < 100);
+    let out = ok(client(&store, &["load-package", "Big"]));
+    // "fetched N bytes (B blocks), resumed R blocks (X bytes)"
+    let num_after = |key: &str| -> u64 {
+        let i = out.find(key).unwrap_or_else(|| panic!("{key} in {out}")) + key.len();
+        out[i..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_matches('(')
+            .parse()
+            .unwrap()
+    };
+    let fetched = num_after("fetched ");
+    let resumed_blocks = num_after("resumed ");
+    assert!(resumed_blocks > 0, "{out}");
+    assert!(fetched < total, "fetched {fetched} of {total}: {out}");
+    assert!(
+        fetched + cached >= total - 4096,
+        "fetched {fetched} + cached {cached} < {total}"
+    );
+    let q = pkg_json(&store, "Big");
+    assert_eq!(q["cached_percent"], 100);
+    let stored = store.join("packages").join(&p.guid);
+    let file = std::fs::read_dir(&stored)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "sft"))
+        .unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), std::fs::read(&p.sft).unwrap());
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn kill_during_records_update_keeps_the_old_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let a = make_pkg(dir.path(), "One", 1000, None);
+    let b = make_pkg(dir.path(), "Two", 1000, None);
+    ok(client(
+        &store,
+        &[
+            "add-package",
+            "One",
+            "--manifest",
+            a.manifest.to_str().unwrap(),
+        ],
+    ));
+    let before = std::fs::read(store.join("records.json")).unwrap();
+    let mut child = Command::new(SFT)
+        .args(["client", "--store"])
+        .arg(&store)
+        .args([
+            "add-package",
+            "Two",
+            "--manifest",
+            b.manifest.to_str().unwrap(),
+        ])
+        .env(sft::client::TEST_PAUSE_ENV, "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("test pause before rename"), "{line}");
+    // The new records are written and synced, not yet renamed: kill.
+    let temps: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".records.json.tmp-")
+        })
+        .collect();
+    assert_eq!(temps.len(), 1);
+    kill9(&mut child);
+    assert_eq!(std::fs::read(store.join("records.json")).unwrap(), before);
+    let names: Vec<Value> = query(&store).iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, ["One"]);
+    // The lock died with the writer; the next update works and sweeps the
+    // stray temporary file.
+    ok(client(
+        &store,
+        &[
+            "add-package",
+            "Two",
+            "--manifest",
+            b.manifest.to_str().unwrap(),
+        ],
+    ));
+    let names: Vec<Value> = query(&store).iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, ["One", "Two"]);
+    assert!(!temps[0].path().exists());
+}
+
+#[test]
+fn concurrent_adds_are_all_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let n = 8;
+    let pkgs: Vec<Pkg> = (0..n)
+        .map(|i| make_pkg(dir.path(), &format!("P{i}"), 100, None))
+        .collect();
+    let children: Vec<Child> = pkgs
+        .iter()
+        .map(|p| {
+            Command::new(SFT)
+                .args(["client", "--store"])
+                .arg(&store)
+                .args([
+                    "add-package",
+                    &p.name,
+                    "--manifest",
+                    p.manifest.to_str().unwrap(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut names: Vec<String> = query(&store)
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = pkgs.iter().map(|p| p.name.clone()).collect();
+    want.sort();
+    assert_eq!(names, want);
+}
+
+#[test]
+fn bad_manifests_and_bundles_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = make_pkg(dir.path(), "Good", 1000, None);
+    ok(client(
+        &store,
+        &[
+            "add-package",
+            "Good",
+            "--manifest",
+            good.manifest.to_str().unwrap(),
+        ],
+    ));
+    ok(client(
+        &store,
+        &[
+            "publish-package",
+            "Good",
+            "--manifest",
+            good.manifest.to_str().unwrap(),
+        ],
+    ));
+    let before = snapshot(&store);
+    let w = |name: &str, body: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    let guid = good.guid.as_str();
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (w("broken.xml", b"<MANIFEST><APPLIST>"), "broken.xml"),
+        (w("notmanifest.xml", b"<SOFTPKG/>"), "not a manifest"),
+        (
+            w(
+                "noguid.xml",
+                b"<MANIFEST><APPLIST><APP NAME='x'/></APPLIST></MANIFEST>",
+            ),
+            "names no package GUID",
+        ),
+        (
+            w(
+                "badguid.xml",
+                b"<MANIFEST><PACKAGE GUID='nope'/></MANIFEST>",
+            ),
+            "not a GUID",
+        ),
+        (dir.path().join("missing.xml"), "missing.xml"),
+    ];
+    for (m, want) in &cases {
+        let e = fails(client(
+            &store,
+            &["add-package", "X", "--manifest", m.to_str().unwrap()],
+        ));
+        assert!(e.contains(want), "{m:?}: {e}");
+        let e = fails(client(
+            &store,
+            &["publish-package", "Good", "--manifest", m.to_str().unwrap()],
+        ));
+        assert!(e.contains(want), "{m:?}: {e}");
+    }
+    // A manifest whose OSD or icon is missing or bad fails publish.
+    let osd_missing = w(
+        "osdmissing.xml",
+        format!("<MANIFEST><PACKAGE GUID='{guid}'/><APPLIST><APP NAME='a' OSD='%SFT_MIME_SOURCE%/gone.osd'/></APPLIST></MANIFEST>").as_bytes(),
+    );
+    let e = fails(client(
+        &store,
+        &[
+            "publish-package",
+            "Good",
+            "--manifest",
+            osd_missing.to_str().unwrap(),
+        ],
+    ));
+    assert!(e.contains("gone.osd"), "{e}");
+    w("bad.ico", b"not an icon");
+    let bad_icon = w(
+        "badicon.xml",
+        format!("<MANIFEST><PACKAGE GUID='{guid}'/><APPLIST><APP NAME='a' ICON='%SFT_MIME_SOURCE%/bad.ico'/></APPLIST></MANIFEST>").as_bytes(),
+    );
+    let e = fails(client(
+        &store,
+        &[
+            "publish-package",
+            "Good",
+            "--manifest",
+            bad_icon.to_str().unwrap(),
+        ],
+    ));
+    assert!(e.contains("bad.ico") && e.contains("icon"), "{e}");
+    // A manifest of another package for an existing name.
+    let other = make_pkg(dir.path(), "Other", 1000, None);
+    let e = fails(client(
+        &store,
+        &[
+            "add-package",
+            "Good",
+            "--manifest",
+            other.manifest.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        e.contains("already exists") || e.contains("delete-package"),
+        "{e}"
+    );
+    // Bad bundles: garbage, and a real one with a flipped byte.
+    let garbage = w("garbage.sftb", b"definitely not a bundle");
+    let e = fails(client(&store, &["install", garbage.to_str().unwrap()]));
+    assert!(e.contains("garbage.sftb"), "{e}");
+    let sftb = dir.path().join("other.sftb");
+    ok(Command::new(SFT)
+        .args(["bundle", "--manifest"])
+        .arg(&other.manifest)
+        .arg("--with-sft")
+        .arg("-o")
+        .arg(&sftb)
+        .output()
+        .unwrap());
+    let mut bytes = std::fs::read(&sftb).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let flipped = w("flipped.sftb", &bytes);
+    let e = fails(client(&store, &["install", flipped.to_str().unwrap()]));
+    assert!(e.contains("bundle"), "{e}");
+    assert_eq!(snapshot(&store), before);
+}
+
+#[test]
+fn newer_or_damaged_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(
+        store.join("records.json"),
+        br#"{"format": 2, "packages": []}"#,
+    )
+    .unwrap();
+    let e = fails(client(&store, &["query", "packages"]));
+    assert!(e.contains("newer sft"), "{e}");
+    let err = Store::open(&store).unwrap_err();
+    assert_eq!(err.store_problem(), Some(StoreProblem::Damaged));
+    std::fs::write(
+        store.join("records.json"),
+        b"{\"format\": 1, \"packages\": [",
+    )
+    .unwrap();
+    let e = fails(client(&store, &["query", "packages"]));
+    assert!(e.contains("records") && e.contains("not valid"), "{e}");
+}
+
+#[test]
+fn install_standalone_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_pkg(dir.path(), "Solo", 300_000, Some("rtsp://nowhere.invalid/"));
+    let sftb = dir.path().join("Solo.sftb");
+    ok(Command::new(SFT)
+        .args(["bundle", "--manifest"])
+        .arg(&p.manifest)
+        .arg("--sft")
+        .arg(&p.sft)
+        .arg("-o")
+        .arg(&sftb)
+        .output()
+        .unwrap());
+    let store = dir.path().join("store");
+    let out = ok(client(&store, &["install", sftb.to_str().unwrap()]));
+    assert!(out.contains("installed package Solo"), "{out}");
+    let q = pkg_json(&store, "Solo");
+    assert_eq!(q["cached_percent"], 100);
+    assert_eq!(q["loaded"], true);
+    assert_eq!(q["published"], true);
+    let apps: Value =
+        serde_json::from_str(&ok(client(&store, &["query", "apps", "--json"]))).unwrap();
+    assert_eq!(apps[0]["launch_ready"], true);
+    assert!(Path::new(apps[0]["osd"].as_str().unwrap()).exists());
+    // Installing again is idempotent.
+    ok(client(&store, &["install", sftb.to_str().unwrap()]));
+    assert_eq!(query(&store).len(), 1);
+}
+
+#[test]
+fn install_streaming_bundle_with_override_url_and_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let p = make_pkg(dir.path(), "Net", 300_000, Some("rtsp://nowhere.invalid/"));
+    std::fs::copy(&p.sft, content.join("net.sft")).unwrap();
+    let (server, url) = serve(&content);
+    let sftb = dir.path().join("Net.sftb");
+    ok(Command::new(SFT)
+        .args(["bundle", "--manifest"])
+        .arg(&p.manifest)
+        .arg("-o")
+        .arg(&sftb)
+        .output()
+        .unwrap());
+    let store = dir.path().join("store");
+    let over = format!("{url}/net.sft");
+    let out = ok(client(
+        &store,
+        &[
+            "install",
+            sftb.to_str().unwrap(),
+            "--override-url",
+            &over,
+            "--load",
+        ],
+    ));
+    assert!(out.contains("installed package Net"), "{out}");
+    assert!(out.contains(&over), "{out}");
+    let q = pkg_json(&store, "Net");
+    assert_eq!(q["cached_percent"], 100);
+    assert_eq!(q["override_url"], over.as_str());
+    assert_eq!(q["source"], over.as_str());
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn fuzz_entry_point_survives_junk() {
+    for s in [
+        &b""[..],
+        b"{}",
+        b"{\"format\":1,\"packages\":[{\"name\":\"a\"}]}",
+        b"{\"format\":1,\"packages\":[{\"name\":\"a\",\"guid\":\"x\",\"manifest\":\"m\"}]}",
+        b"{\"format\":18446744073709551616}",
+        b"[1,2,3]",
+        b"\xff\xfe",
+    ] {
+        sft::client::fuzz_records(s);
+    }
+}
+
+fn guid_string() -> impl Strategy<Value = String> {
+    any::<[u8; 16]>().prop_map(|b| sft::Guid(b).to_string())
+}
+
+fn record() -> impl Strategy<Value = PackageRecord> {
+    (
+        "[A-Za-z][A-Za-z0-9 ._-]{0,20}",
+        guid_string(),
+        proptest::option::of(guid_string()),
+        proptest::option::of("[ -~]{0,12}"),
+        any::<(bool, bool, bool)>(),
+        proptest::option::of(any::<u64>()),
+        any::<(u64, u64)>(),
+        proptest::collection::vec("[a-z]{1,8}", 0..3),
+        proptest::collection::vec(("[ -~]{1,10}", proptest::option::of("[a-z]{1,8}")), 0..3),
+    )
+        .prop_map(
+            |(name, guid, vguid, version, (global, pg, locked), size, (lu, ms), users, apps)| {
+                PackageRecord {
+                    name,
+                    guid,
+                    version_guid: vguid,
+                    version,
+                    manifest: "/m/x_manifest.xml".into(),
+                    href: Some("rtsp://srv/x.sft?a=%20b".into()),
+                    mime_source: "/m".into(),
+                    size,
+                    override_url: None,
+                    global,
+                    autoload: vec![AutoLoad::Launch, AutoLoad::Refresh],
+                    autoload_target: AutoLoadTarget::All,
+                    published_global: pg,
+                    published_users: users,
+                    locked,
+                    source: Some("\u{e9}\u{1F600}\"\\".into()),
+                    last_used: lu,
+                    last_used_ms: ms,
+                    added_ms: 1,
+                    apps: apps
+                        .into_iter()
+                        .map(|(n, osd)| AppRecord {
+                            name: n,
+                            osd: osd.map(|o| format!("publish/osd/{o}.osd")),
+                            ..AppRecord::default()
+                        })
+                        .collect(),
+                }
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn records_round_trip(
+        recs in proptest::collection::vec(record(), 0..5),
+        limit in proptest::option::of(any::<u64>()),
+        clock in any::<u64>(),
+    ) {
+        // Names and GUIDs must be unique: keep the first of each.
+        let mut seen_n = std::collections::HashSet::new();
+        let mut seen_g = std::collections::HashSet::new();
+        let packages: Vec<PackageRecord> = recs
+            .into_iter()
+            .filter(|r| seen_n.insert(r.name.to_lowercase()) && seen_g.insert(r.guid.clone()))
+            .filter(|r| !r.name.trim().is_empty())
+            .collect();
+        let r = Records {
+            format: sft::client::FORMAT_VERSION,
+            settings: Settings { cache_limit: limit, application_source_root: None },
+            clock,
+            packages,
+        };
+        let json = r.to_json().unwrap();
+        prop_assert_eq!(Records::parse(&json).unwrap(), r);
+        sft::client::fuzz_records(&json);
+    }
+
+    #[test]
+    fn records_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        sft::client::fuzz_records(&bytes);
+    }
+}
