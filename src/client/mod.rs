@@ -70,6 +70,7 @@ pub use store::{
 /// they parse, they must serialize and parse back equal. Panics exactly
 /// when it finds a bug.
 #[doc(hidden)]
+#[allow(clippy::panic)]
 pub fn fuzz_records(data: &[u8]) {
     if let Ok(r) = Records::parse(data) {
         let json = match r.to_json() {

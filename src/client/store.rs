@@ -14,10 +14,9 @@ use super::records::{
 };
 use crate::cache::CachePaths;
 use crate::error::{Error, StoreProblem};
-use crate::fetch::{FetchOptions, FetchReport, SourceOptions};
+use crate::fetch::{EventCallback, FetchOptions, FetchReport, SourceOptions};
 use crate::guid::Guid;
 use crate::publish::{Manifest, Osd, SourceRoots, expand_vars, resolve_codebase, validate_icon};
-use crate::stream::Event;
 
 /// Largest manifest or OSD read (as the publishing code's limit).
 const MAX_DESCRIPTOR_BYTES: u64 = 4 << 20;
@@ -68,7 +67,7 @@ pub struct LoadOptions {
     /// How URL sources are opened.
     pub sources: SourceOptions,
     /// Streaming events (progress, launch-ready, complete).
-    pub on_event: Option<Box<dyn FnMut(&Event) + Send>>,
+    pub on_event: Option<EventCallback>,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -424,11 +423,14 @@ impl Prepared {
     }
 }
 
+/// A file publishing copies: its path in the package folder and bytes.
+type Copied = Option<(String, Vec<u8>)>;
+
 /// The files publishing copies into the store, read and checked.
 struct PublishFiles {
     manifest: Vec<u8>,
     /// Per app: (relative path, bytes) of its OSD and icon.
-    per_app: Vec<(Option<(String, Vec<u8>)>, Option<(String, Vec<u8>)>)>,
+    per_app: Vec<(Copied, Copied)>,
 }
 
 impl PublishFiles {

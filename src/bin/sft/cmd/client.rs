@@ -338,8 +338,9 @@ fn load_options(
                         b.set_length(p.total_bytes);
                         b.set_position(p.bytes);
                     }
-                } else if p.total_bytes > 0 {
-                    let step = p.bytes.min(p.total_bytes) * 10 / p.total_bytes;
+                } else if let Some(step) =
+                    (p.bytes.min(p.total_bytes) * 10).checked_div(p.total_bytes)
+                {
                     if last_step.is_none_or(|l| step > l) {
                         last_step = Some(step);
                         eprintln!(
