@@ -240,9 +240,9 @@ pub fn fetch(
     match options.limit_rate {
         Some(rate) => {
             let shaped = crate::transport::shaped::ShapedSource::new(source, rate, Duration::ZERO);
-            fetch_inner(&shaped, None, out, &mut options)
+            fetch_inner(&shaped, Fast::None, out, &mut options)
         }
-        None => fetch_inner(source, None, out, &mut options),
+        None => fetch_inner(source, Fast::None, out, &mut options),
     }
 }
 
@@ -297,8 +297,8 @@ pub fn fetch_file(
     mut options: FetchOptions,
 ) -> Result<FetchReport, Error> {
     match source.file() {
-        Some(file) => fetch_inner(source, Some((source, file)), out, &mut options),
-        None => fetch_inner(source, None, out, &mut options),
+        Some(file) => fetch_inner(source, Fast::File(source, file), out, &mut options),
+        None => fetch_inner(source, Fast::None, out, &mut options),
     }
 }
 
@@ -345,6 +345,28 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
     }
     let mut restarts = 0;
     loop {
+        #[cfg(all(feature = "file", feature = "http"))]
+        if crate::transport::http::client::is_http_url(spec)
+            && !options.sources.pipelined
+            && options.limit_rate.is_none()
+        {
+            let source =
+                crate::transport::http::client::HttpSource::open(spec, &options.sources.http)?;
+            let fast = if source.is_bulk() {
+                Fast::Http(&source)
+            } else {
+                Fast::None
+            };
+            match fetch_inner(&source, fast, out, &mut options) {
+                Err(Error::Transport(e))
+                    if e.kind() == TransportErrorKind::Changed && restarts < MAX_RESTARTS =>
+                {
+                    restarts += 1;
+                    continue;
+                }
+                other => return other,
+            }
+        }
         let opened = open_source_with(spec, &options.sources)?;
         let source: Box<dyn RangeSource> = if options.sources.pipelined {
             Box::new(crate::transport::pipelined::Pipelined::new(opened))
@@ -355,9 +377,9 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
             Some(rate) => {
                 let shaped =
                     crate::transport::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
-                fetch_inner(&shaped, None, out, &mut options)
+                fetch_inner(&shaped, Fast::None, out, &mut options)
             }
-            None => fetch_inner(&source, None, out, &mut options),
+            None => fetch_inner(&source, Fast::None, out, &mut options),
         };
         match result {
             Err(Error::Transport(e))
@@ -381,14 +403,26 @@ fn local_limits() -> SchedulerLimits {
     }
 }
 
-#[cfg(feature = "file")]
-type Local<'a> = Option<(&'a FileSource, &'a File)>;
-#[cfg(not(feature = "file"))]
-type Local<'a> = Option<(&'a (), &'a ())>;
+/// The fast path a fetch takes, if any: see [`fetch_file`], and the
+/// HTTP bulk path of [`fetch_spec`].
+enum Fast<'a> {
+    /// The session's requests go through [`blocking::drive_with`].
+    None,
+    /// A local file: [`local::drive`] with `pread`.
+    #[cfg(feature = "file")]
+    File(&'a FileSource, &'a File),
+    /// A plain `http://` source: [`local::drive`] reading the body of
+    /// one long `GET` straight into its buffers.
+    #[cfg(all(feature = "file", feature = "http"))]
+    Http(&'a crate::transport::http::client::HttpSource),
+    #[cfg(not(feature = "file"))]
+    #[allow(dead_code)]
+    Never(core::marker::PhantomData<&'a ()>),
+}
 
 fn fetch_inner(
     source: &dyn RangeSource,
-    local: Local<'_>,
+    local: Fast<'_>,
     out: &Path,
     options: &mut FetchOptions,
 ) -> Result<FetchReport, Error> {
@@ -401,7 +435,7 @@ fn fetch_inner(
 
 fn fetch_run(
     source: &dyn RangeSource,
-    local: Local<'_>,
+    local: Fast<'_>,
     out: &Path,
     options: &FetchOptions,
     callback: &mut Option<EventCallback>,
@@ -412,7 +446,7 @@ fn fetch_run(
     #[allow(unused_mut)]
     let mut config = options.session.launch_only(options.launch_only);
     #[cfg(feature = "file")]
-    if local.is_some()
+    if !matches!(local, Fast::None)
         && options.limit_rate.is_none()
         && config.limits() == SchedulerLimits::default()
     {
@@ -460,9 +494,16 @@ fn fetch_run(
     };
     let result = match local {
         #[cfg(feature = "file")]
-        Some((src, file)) => {
+        Fast::File(source, file) => {
             let pace = local::Pace::new(options.limit_rate);
-            local::drive(&mut session, src, file, &mut cache, pace, &mut on_event)
+            let reader = local::Reader::File { source, file };
+            local::drive(&mut session, reader, &mut cache, pace, &mut on_event)
+        }
+        #[cfg(all(feature = "file", feature = "http"))]
+        Fast::Http(source) => {
+            let pace = local::Pace::new(None);
+            let reader = local::Reader::Http(source.bulk());
+            local::drive(&mut session, reader, &mut cache, pace, &mut on_event)
         }
         _ => blocking::drive_with(&mut session, source, &mut cache, &mut on_event),
     };
@@ -697,8 +738,9 @@ fn file_url_path(rest: &str) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| Error::invalid(format!("file://{rest}: not UTF-8")))
 }
 
-/// The local fast path of [`fetch_file`]: reads and checks on the calling
-/// thread, writes on a writer thread.
+/// The fast path of [`fetch_file`] and of plain `http://` fetches: reads
+/// (`pread` from a file, or `recv` from one long HTTP response) and
+/// checks on the calling thread, writes on a writer thread.
 #[cfg(feature = "file")]
 mod local {
     use std::collections::VecDeque;
@@ -768,6 +810,54 @@ mod local {
         end_block: u32,
     }
 
+    /// Where pieces are read from.
+    pub(super) enum Reader<'a> {
+        /// A local file, by `pread`.
+        File {
+            source: &'a FileSource,
+            file: &'a File,
+        },
+        /// An `http://` URL, on the HTTP client's bulk path.
+        #[cfg(feature = "http")]
+        Http(crate::transport::http::client::BulkReader<'a>),
+    }
+
+    impl Reader<'_> {
+        fn source(&self) -> &dyn RangeSource {
+            match self {
+                Reader::File { source, .. } => *source,
+                #[cfg(feature = "http")]
+                Reader::Http(r) => r.source(),
+            }
+        }
+
+        /// Fill `buf` with the bytes of `range` (as long as `buf`), a
+        /// piece of a request that ends at `until`.
+        fn read(
+            &mut self,
+            range: Range<u64>,
+            buf: &mut [u8],
+            #[allow(unused_variables)] until: u64,
+        ) -> Result<(), TransportError> {
+            match self {
+                Reader::File { source, file } => crate::cache::pread_exact(file, range.start, buf)
+                    .map_err(|e| {
+                        if e.kind() == io::ErrorKind::UnexpectedEof {
+                            TransportError::new(
+                                TransportErrorKind::RangeNotSatisfiable,
+                                format!("{}: source ends before {}", source.endpoint(), range.end),
+                            )
+                            .with_range(range)
+                        } else {
+                            source.error(e, Some(range))
+                        }
+                    }),
+                #[cfg(feature = "http")]
+                Reader::Http(r) => r.read_exact_at(range.start, buf, until),
+            }
+        }
+    }
+
     /// A piece read and handed to the writer, not yet checked.
     #[derive(Debug)]
     struct Piece {
@@ -788,13 +878,12 @@ mod local {
     /// writes on the second core.
     pub(super) fn drive(
         session: &mut StreamSession,
-        source: &FileSource,
-        file: &File,
+        reader: Reader<'_>,
         cache: &mut Cache,
         mut pace: Pace,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<DriveReport, Error> {
-        let mut report = crate::stream::blocking::start(session, source)?;
+        let mut report = crate::stream::blocking::start(session, reader.source())?;
         let dst = cache
             .file()
             .try_clone()
@@ -816,8 +905,7 @@ mod local {
                 }
             });
             let mut io = Io {
-                source,
-                file,
+                reader,
                 writer: &job_tx,
                 written: &done_rx,
                 pool: Vec::new(),
@@ -855,8 +943,7 @@ mod local {
 
     /// The source, the writer and the buffers.
     struct Io<'a> {
-        source: &'a FileSource,
-        file: &'a File,
+        reader: Reader<'a>,
         writer: &'a mpsc::SyncSender<(u64, Arc<Vec<u8>>)>,
         written: &'a mpsc::Receiver<io::Result<()>>,
         pool: Vec<Arc<Vec<u8>>>,
@@ -955,7 +1042,7 @@ mod local {
                 if req.priority == Priority::Prologue {
                     // Small and first: read it and let the cache write it
                     // (and size the file) as it always does.
-                    prologue(session, io.source, cache, report, &req)?;
+                    prologue(session, io.reader.source(), cache, report, &req)?;
                     if let Some(e) = pump(session, on_event) {
                         return Err(e);
                     }
@@ -977,7 +1064,8 @@ mod local {
                 // Idle (a launch-only stream after FB1) or failed.
                 return Ok(());
             };
-            let (id, range) = (job.id, next_piece(session, job, step));
+            let (id, until) = (job.id, job.end);
+            let range = next_piece(session, job, step);
             if job.at >= job.end {
                 jobs.pop_front();
             }
@@ -985,7 +1073,7 @@ mod local {
                 .map_err(|_| Error::invalid("a piece beyond the address space"))?;
             let mut buf = io.buffer(len);
             pace.wait();
-            match crate::cache::pread_exact(io.file, range.start, &mut buf) {
+            match io.reader.read(range.clone(), &mut buf, until) {
                 Ok(()) => {
                     pace.total += len as u64;
                     report.bytes += len as u64;
@@ -999,7 +1087,7 @@ mod local {
                         buf,
                     });
                 }
-                Err(e) => {
+                Err(error) => {
                     // What was read of this request is checked first; then
                     // the request fails (and its blocks are retried).
                     while pieces.iter().any(|p| p.id == id) {
@@ -1007,15 +1095,6 @@ mod local {
                     }
                     jobs.retain(|j| j.id != id);
                     report.transport_failures += 1;
-                    let error = if e.kind() == io::ErrorKind::UnexpectedEof {
-                        TransportError::new(
-                            TransportErrorKind::RangeNotSatisfiable,
-                            format!("{}: source ends before {}", io.source.endpoint(), range.end),
-                        )
-                        .with_range(range)
-                    } else {
-                        io.source.error(e, Some(range))
-                    };
                     session.on_failure(id, &error);
                 }
             }
@@ -1025,7 +1104,7 @@ mod local {
     /// Serve a prologue request with a positional read.
     fn prologue(
         session: &mut StreamSession,
-        source: &FileSource,
+        source: &dyn RangeSource,
         cache: &mut Cache,
         report: &mut DriveReport,
         req: &FetchRequest,

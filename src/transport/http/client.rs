@@ -94,10 +94,11 @@ use std::time::Duration;
 
 use ureq::http::{HeaderMap, HeaderValue, Response, header};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-use ureq::{Agent, Body, BodyReader};
+use ureq::{Agent, Body};
 
 use super::multipart::{ByteRangesParser, ContentRange, MIN_BUFFER, Step};
 use super::multipart::{byteranges_boundary, parse_content_range};
+use super::raw::{self, HeadError};
 use crate::error::Error;
 use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
 
@@ -571,8 +572,11 @@ enum Outcome {
     /// Ask again, regrouped (multi-range turned off).
     Again,
     /// The server ignores `Range`: this `200` body is the whole package.
-    Spool(Body),
+    Spool(SpoolBody),
 }
+
+/// The body of a `200` being spooled: from `ureq`, or from the bulk path.
+type SpoolBody = Box<dyn Read + Send>;
 
 /// The spool of a server that ignores `Range`.
 struct Spool {
@@ -581,7 +585,7 @@ struct Spool {
     written: u64,
     /// The response being read, and how many of its leading bytes are
     /// already in the file (a re-sent `200` body starts at 0).
-    body: Option<(BodyReader<'static>, u64)>,
+    body: Option<(SpoolBody, u64)>,
 }
 
 /// The anonymous spool file: created exclusively in the temp dir and
@@ -663,6 +667,11 @@ pub struct HttpSource {
     body_bytes: AtomicU64,
     retries: AtomicU64,
     jitter: AtomicU64,
+    /// The bulk path (plain `http://` only): where to connect, whether it
+    /// is still in use, and its idle kept-alive connections.
+    raw: Option<raw::Target>,
+    raw_on: AtomicBool,
+    raw_idle: Mutex<Vec<raw::Conn>>,
 }
 
 impl fmt::Debug for HttpSource {
@@ -821,6 +830,35 @@ impl HttpSource {
             .max_idle_connections_per_host(8)
             .tls_config(tls)
             .build();
+        let raw = if parsed.https {
+            None
+        } else {
+            let mut fixed = format!("User-Agent: {}\r\n", options.user_agent);
+            let auth_ok = match &auth {
+                Some(a) => match a.to_str() {
+                    Ok(v) => {
+                        fixed.push_str(&format!("Authorization: {v}\r\n"));
+                        true
+                    }
+                    Err(_) => false,
+                },
+                None => true,
+            };
+            let ua_ok = options
+                .user_agent
+                .bytes()
+                .all(|b| b == b' ' || b.is_ascii_graphic());
+            (auth_ok && ua_ok)
+                .then(|| {
+                    raw::Target::new(
+                        &parsed.send,
+                        fixed,
+                        options.connect_timeout,
+                        options.read_timeout,
+                    )
+                })
+                .flatten()
+        };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -846,6 +884,9 @@ impl HttpSource {
             body_bytes: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             jitter: AtomicU64::new(seed | 1),
+            raw_on: AtomicBool::new(raw.is_some()),
+            raw,
+            raw_idle: Mutex::new(Vec::new()),
         };
         let mut failures = 0u32;
         loop {
@@ -974,8 +1015,15 @@ impl HttpSource {
 
     /// Record the validators of the first response.
     fn learn(&mut self, h: &HeaderMap) {
-        self.etag = header_str(h, header::ETAG).map(String::from);
-        self.last_modified = header_str(h, header::LAST_MODIFIED).map(String::from);
+        self.learn_fields(
+            header_str(h, header::ETAG),
+            header_str(h, header::LAST_MODIFIED),
+        );
+    }
+
+    fn learn_fields(&mut self, etag: Option<&str>, last_modified: Option<&str>) {
+        self.etag = etag.map(String::from);
+        self.last_modified = last_modified.map(String::from);
         self.if_range = match &self.etag {
             Some(e) if !e.starts_with("W/") => Some(e.clone()),
             _ => self.last_modified.clone(),
@@ -985,6 +1033,24 @@ impl HttpSource {
     /// A response's validators against the first ones. `full`: a `200`,
     /// which must carry them to count as the same version.
     fn check_same(&self, h: &HeaderMap, full: bool, what: &str) -> Result<(), TransportError> {
+        self.check_validators(
+            header_str(h, header::ETAG),
+            header_str(h, header::LAST_MODIFIED),
+            content_length(h),
+            full,
+            what,
+        )
+    }
+
+    /// As [`Self::check_same`], on the fields themselves.
+    fn check_validators(
+        &self,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+        length: Option<u64>,
+        full: bool,
+        what: &str,
+    ) -> Result<(), TransportError> {
         let changed = |detail: &str| {
             Err(self.error(
                 TransportErrorKind::Changed,
@@ -992,14 +1058,14 @@ impl HttpSource {
             ))
         };
         if let Some(ours) = &self.etag {
-            match header_str(h, header::ETAG) {
+            match etag {
                 Some(theirs) if opaque(theirs) == opaque(ours) => {}
                 Some(theirs) => return changed(&format!("ETag {theirs} instead of {ours}")),
                 None if full => return changed("response without the ETag"),
                 None => {}
             }
         } else if let Some(ours) = &self.last_modified {
-            match header_str(h, header::LAST_MODIFIED) {
+            match last_modified {
                 Some(theirs) if theirs == ours => {}
                 Some(theirs) => {
                     return changed(&format!("Last-Modified {theirs} instead of {ours}"));
@@ -1009,7 +1075,7 @@ impl HttpSource {
             }
         }
         if full {
-            if let Some(n) = content_length(h) {
+            if let Some(n) = length {
                 if n != self.len {
                     return changed(&format!("{n} bytes instead of {}", self.len));
                 }
@@ -1020,6 +1086,9 @@ impl HttpSource {
 
     /// Learn length and validator: HEAD, or GET bytes=0-0 if HEAD is refused.
     fn probe(&mut self) -> Result<(), TransportError> {
+        if self.raw_enabled() && self.raw_probe()? {
+            return Ok(());
+        }
         let resp = self.send(true, None, false, "HEAD")?;
         let code = resp.status().as_u16();
         match code {
@@ -1104,7 +1173,7 @@ impl HttpSource {
                 let mut spool = Spool {
                     file,
                     written: 0,
-                    body: Some((body.into_reader(), 0)),
+                    body: Some((Box::new(body.into_reader()), 0)),
                 };
                 if let Some(len) = content_length(h) {
                     self.len = len;
@@ -1156,6 +1225,15 @@ impl HttpSource {
         } else {
             format!("GET bytes {lo}..{hi}")
         };
+        if !multi && self.raw_enabled() {
+            if let RawOpen::Body(conn) = self.raw_open(lo, hi, &what)? {
+                return self.raw_read(conn, lo, hi, group, buf, sink, &what);
+            }
+            if self.spooling.load(Ordering::Relaxed) {
+                // A `200`: now being spooled, served from there.
+                return Ok(Outcome::Again);
+            }
+        }
         let resp = self.send(false, Some(&spec), true, &what)?;
         let code = resp.status().as_u16();
         let (parts, body) = resp.into_parts();
@@ -1231,7 +1309,7 @@ impl HttpSource {
                     self.multi_range.store(false, Ordering::Relaxed);
                     return Ok(Outcome::Again);
                 }
-                Ok(Outcome::Spool(body))
+                Ok(Outcome::Spool(Box::new(body.into_reader())))
             }
             416 => {
                 if let Some(Ok(ContentRange::Unsatisfied { complete })) =
@@ -1438,11 +1516,11 @@ impl HttpSource {
                             &format!("{what}: unexpected Content-Range"),
                         ));
                     }
-                    s.body = Some((body.into_reader(), s.written));
+                    s.body = Some((Box::new(body.into_reader()), s.written));
                 }
                 200 => {
                     self.check_same(h, true, what)?;
-                    s.body = Some((body.into_reader(), 0));
+                    s.body = Some((Box::new(body.into_reader()), 0));
                 }
                 _ => return Err(self.status_error(code, what)),
             }
@@ -1568,7 +1646,7 @@ impl HttpSource {
         Ok(())
     }
 
-    fn start_spool(&self, body: Body) -> Result<(), TransportError> {
+    fn start_spool(&self, body: SpoolBody) -> Result<(), TransportError> {
         let mut guard = lock(&self.spool);
         if guard.is_none() {
             let file = spool_file().map_err(|e| {
@@ -1578,7 +1656,7 @@ impl HttpSource {
             *guard = Some(Spool {
                 file,
                 written: 0,
-                body: Some((body.into_reader(), 0)),
+                body: Some((body, 0)),
             });
         }
         self.spooling.store(true, Ordering::Relaxed);
@@ -1645,6 +1723,424 @@ impl HttpSource {
                 }
             }
         }
+    }
+}
+
+/// What [`HttpSource::raw_open`] got.
+enum RawOpen {
+    /// A `206` for exactly the bytes asked for; the body follows.
+    Body(RawBody),
+    /// Not for the bulk path (it is off from now on): ask through `ureq`.
+    Fallback,
+}
+
+/// A `200` body on the bulk path, read by the spool: `left` bytes (or to
+/// the end of the connection).
+struct RawSpool {
+    conn: raw::Conn,
+    left: Option<u64>,
+}
+
+impl Read for RawSpool {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = match self.left {
+            Some(0) => return Ok(0),
+            Some(n) => n.min(buf.len() as u64) as usize,
+            None => buf.len(),
+        };
+        let n = self.conn.read_body(&mut buf[..want])?;
+        if let Some(left) = &mut self.left {
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed inside the body",
+                ));
+            }
+            *left -= n as u64;
+        }
+        Ok(n)
+    }
+}
+
+/// A response body being read on the bulk path: bytes `at..end` are
+/// still to come.
+struct RawBody {
+    conn: raw::Conn,
+    close: bool,
+    at: u64,
+    end: u64,
+}
+
+impl HttpSource {
+    /// True while single-range requests take the bulk path.
+    fn raw_enabled(&self) -> bool {
+        self.raw.is_some()
+            && self.raw_on.load(Ordering::Relaxed)
+            && !self.spooling.load(Ordering::Relaxed)
+    }
+
+    /// Stop using the bulk path (the server needs what `ureq` does).
+    fn raw_off(&self) {
+        self.raw_on.store(false, Ordering::Relaxed);
+        lock(&self.raw_idle).clear();
+    }
+
+    fn io_error(&self, e: io::Error, what: &str) -> TransportError {
+        TransportError::new(io_kind(&e), self.context(what)).with_source(e)
+    }
+
+    /// The `HEAD` of [`Self::probe`] on the bulk path (so its connection
+    /// is the one the first `GET` reuses): true if it answered `200` with
+    /// a length; false (and the bulk path off) for anything else, which
+    /// `ureq` then asks again.
+    fn raw_probe(&mut self) -> Result<bool, TransportError> {
+        let Some(target) = &self.raw else {
+            return Ok(false);
+        };
+        let mut conn = target.connect().map_err(|e| self.io_error(e, "HEAD"))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let head = match conn.exchange(&target.head_request()) {
+            Ok(h) => h,
+            Err(HeadError::Io(e)) => return Err(self.io_error(e, "HEAD")),
+            Err(HeadError::Closed | HeadError::Bad(_)) => {
+                self.raw_off();
+                return Ok(false);
+            }
+        };
+        match (head.status, head.content_length) {
+            (200, Some(len)) => {
+                self.learn_fields(head.etag.as_deref(), head.last_modified.as_deref());
+                self.len = len;
+                if !head.close {
+                    // A HEAD response has no body.
+                    conn.reused = true;
+                    lock(&self.raw_idle).push(conn);
+                }
+                Ok(true)
+            }
+            (404 | 410 | 401 | 407, _) => Err(self.status_error(head.status, "HEAD")),
+            (c, _) if c == 408 || c == 429 || c >= 500 && c != 501 => {
+                Err(self.status_error(c, "HEAD"))
+            }
+            _ => {
+                self.raw_off();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Ask for bytes `first..end` (not empty) on the bulk path and check
+    /// the response head as strictly as [`Self::fetch_group`] does: a
+    /// `206` with the validators of the first response, a
+    /// `Content-Range` of exactly the range asked for and the known
+    /// length, and a `Content-Length` to match. A different version is
+    /// [`TransportErrorKind::Changed`]; statuses map as everywhere; a
+    /// redirect, a `200` of the same version (a server ignoring `Range`),
+    /// a chunked, multipart or length-less `206` turn the bulk path off
+    /// and are asked again through `ureq`.
+    fn raw_open(&self, first: u64, end: u64, what: &str) -> Result<RawOpen, TransportError> {
+        let Some(target) = &self.raw else {
+            return Ok(RawOpen::Fallback);
+        };
+        let request = target.request(first, end - 1, self.if_range.as_deref());
+        let bad = |detail: String| {
+            self.error(TransportErrorKind::Protocol, &format!("{what}: {detail}"))
+                .with_range(first..end)
+        };
+        let (mut conn, head) = loop {
+            let pooled = lock(&self.raw_idle).pop();
+            let fresh = pooled.is_none();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => target.connect().map_err(|e| self.io_error(e, what))?,
+            };
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            match conn.exchange(&request) {
+                Ok(head) => break (conn, head),
+                // A kept-alive connection the server closed while idle.
+                Err(HeadError::Closed | HeadError::Io(_)) if !fresh => continue,
+                Err(HeadError::Closed) => {
+                    return Err(self
+                        .error(
+                            TransportErrorKind::ConnectionLost,
+                            &format!("{what}: the connection closed before a response"),
+                        )
+                        .with_range(first..end));
+                }
+                Err(HeadError::Io(e)) => return Err(self.io_error(e, what).with_range(first..end)),
+                Err(HeadError::Bad(detail)) => return Err(bad(detail)),
+            }
+        };
+        let (etag, lm) = (head.etag.as_deref(), head.last_modified.as_deref());
+        match head.status {
+            206 => self.check_validators(etag, lm, None, false, what)?,
+            200 => {
+                self.check_validators(etag, lm, head.content_length, true, what)?;
+                self.raw_off();
+                if head.transfer_encoding {
+                    return Ok(RawOpen::Fallback);
+                }
+                // The server ignores `Range`: this body is the package;
+                // spool it rather than ask again.
+                let body = RawSpool {
+                    conn,
+                    left: head.content_length,
+                };
+                self.start_spool(Box::new(body))?;
+                return Ok(RawOpen::Fallback);
+            }
+            416 => {
+                if let Some(Ok(ContentRange::Unsatisfied { complete })) = head
+                    .content_range
+                    .as_deref()
+                    .map(|v| parse_content_range(v.as_bytes()))
+                {
+                    if complete != self.len {
+                        return Err(self.error(
+                            TransportErrorKind::Changed,
+                            &format!(
+                                "{what}: the package is now {complete} bytes, was {}",
+                                self.len
+                            ),
+                        ));
+                    }
+                }
+                return Err(self.status_error(416, what).with_range(first..end));
+            }
+            300..=399 => {
+                self.raw_off();
+                return Ok(RawOpen::Fallback);
+            }
+            code => return Err(self.status_error(code, what).with_range(first..end)),
+        }
+        let multipart = head.content_type.as_deref().is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+        if head.transfer_encoding || multipart || head.content_length.is_none() {
+            self.raw_off();
+            return Ok(RawOpen::Fallback);
+        }
+        let Some(cr) = head.content_range.as_deref() else {
+            return Err(bad(String::from("206 without Content-Range")));
+        };
+        match parse_content_range(cr.as_bytes()) {
+            Ok(ContentRange::Satisfied {
+                first: f,
+                last,
+                complete,
+            }) => {
+                match complete {
+                    Some(c) if c == self.len => {}
+                    Some(c) => {
+                        return Err(self.error(
+                            TransportErrorKind::Changed,
+                            &format!("{what}: the package is now {c} bytes, was {}", self.len),
+                        ));
+                    }
+                    None => return Err(bad(format!("Content-Range `{cr}` without the length"))),
+                }
+                if f != first || last.checked_add(1) != Some(end) {
+                    return Err(bad(format!(
+                        "Content-Range `{cr}` is not the range asked for"
+                    )));
+                }
+            }
+            _ => return Err(bad(format!("malformed Content-Range `{cr}`"))),
+        }
+        if head.content_length != Some(end - first) {
+            return Err(bad(format!(
+                "Content-Length {:?} disagrees with Content-Range `{cr}`",
+                head.content_length
+            )));
+        }
+        conn.reused = false;
+        Ok(RawOpen::Body(RawBody {
+            conn,
+            close: head.close,
+            at: first,
+            end,
+        }))
+    }
+
+    /// Read the next bytes of `body` into `buf` (at most what is left):
+    /// the count, never 0.
+    fn raw_next(
+        &self,
+        body: &mut RawBody,
+        buf: &mut [u8],
+        what: &str,
+    ) -> Result<usize, TransportError> {
+        let want = (body.end - body.at).min(buf.len() as u64) as usize;
+        match body.conn.read_body(&mut buf[..want]) {
+            Ok(0) => Err(self
+                .error(
+                    TransportErrorKind::ConnectionLost,
+                    &format!("{what}: body ended at {}", body.at),
+                )
+                .with_range(body.at..body.end)),
+            Ok(n) => {
+                self.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                body.at += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.io_error(e, what).with_range(body.at..body.end)),
+        }
+    }
+
+    /// A body read to its end: keep its connection for the next request.
+    fn raw_done(&self, body: RawBody) {
+        if body.at == body.end && !body.close {
+            let mut conn = body.conn;
+            conn.reused = true;
+            let mut idle = lock(&self.raw_idle);
+            if idle.len() < 4 {
+                idle.push(conn);
+            }
+        }
+    }
+
+    /// [`Self::read_single`] on the bulk path.
+    #[allow(clippy::too_many_arguments)]
+    fn raw_read(
+        &self,
+        mut body: RawBody,
+        first: u64,
+        end: u64,
+        group: &mut [Want],
+        buf: &mut [u8],
+        sink: &mut ChunkSink<'_>,
+        what: &str,
+    ) -> Result<Outcome, TransportError> {
+        debug_assert_eq!((body.at, body.end), (first, end));
+        while body.at < body.end {
+            if group.iter().all(Want::done) {
+                return Ok(Outcome::Done);
+            }
+            let at = body.at;
+            let n = self.raw_next(&mut body, buf, what)?;
+            if deliver(group, at, &buf[..n], sink).is_break() {
+                return Ok(Outcome::Break);
+            }
+        }
+        self.raw_done(body);
+        if !group.iter().all(Want::done) {
+            return Err(self.error(
+                TransportErrorKind::Protocol,
+                &format!("{what}: bytes missing from the response"),
+            ));
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// A reader of the package from start to end in caller-sized pieces,
+    /// for the fetch layer: see [`BulkReader`].
+    pub(crate) fn bulk(&self) -> BulkReader<'_> {
+        BulkReader {
+            src: self,
+            body: None,
+        }
+    }
+
+    /// True if this source reads on the bulk path (an `http://` URL whose
+    /// server has answered as the bulk path expects so far).
+    pub(crate) fn is_bulk(&self) -> bool {
+        self.raw_enabled()
+    }
+}
+
+/// Reads pieces of the package straight into the caller's buffers on
+/// the bulk path: one `GET` per request of the session (each with
+/// `If-Range`, so a package replaced between two requests is noticed),
+/// on one kept-alive connection. Retryable failures are
+/// retried here as [`HttpSource`] retries (backoff, at most
+/// [`HttpOptions::max_attempts`] without progress), asking only for what
+/// has not arrived. When the server turns out to need `ureq` (see
+/// [`HttpSource::raw_open`]), pieces are read through
+/// [`RangeSource::read_exact_at`] instead.
+pub(crate) struct BulkReader<'a> {
+    src: &'a HttpSource,
+    body: Option<RawBody>,
+}
+
+impl BulkReader<'_> {
+    /// The source read from.
+    pub(crate) fn source(&self) -> &HttpSource {
+        self.src
+    }
+
+    /// Fill `buf` with the package's bytes at `at`; a new `GET` asks for
+    /// `at..until` (`until` at least the end of `buf`: the end of the
+    /// request `buf` is a piece of).
+    ///
+    /// # Errors
+    /// As [`RangeSource::read_ranges`]: a retryable error only after the
+    /// attempts ran out; [`TransportErrorKind::Changed`] at once.
+    pub(crate) fn read_exact_at(
+        &mut self,
+        at: u64,
+        buf: &mut [u8],
+        until: u64,
+    ) -> Result<(), TransportError> {
+        let src = self.src;
+        let end = at.saturating_add(buf.len() as u64);
+        let until = until.clamp(end, src.len.max(end));
+        if end > src.len {
+            return Err(src
+                .error(
+                    TransportErrorKind::RangeNotSatisfiable,
+                    &format!("the package is {} bytes", src.len),
+                )
+                .with_range(at..end));
+        }
+        let mut got = 0usize;
+        let mut failures = 0u32;
+        while got < buf.len() {
+            let pos = at + got as u64;
+            if self.body.as_ref().is_none_or(|b| b.at != pos) {
+                self.body = None;
+                if !src.raw_enabled() {
+                    return src.read_exact_at(pos, &mut buf[got..]);
+                }
+                let what = format!("GET bytes {pos}..{until}");
+                match src.raw_open(pos, until, &what) {
+                    Ok(RawOpen::Body(b)) => self.body = Some(b),
+                    Ok(RawOpen::Fallback) => continue,
+                    Err(e) if e.is_retryable() && failures + 1 < src.max_attempts => {
+                        failures += 1;
+                        src.pause(failures);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(body) = self.body.as_mut() else {
+                continue;
+            };
+            let what = format!("GET bytes {pos}..{}", body.end);
+            match src.raw_next(body, &mut buf[got..], &what) {
+                Ok(n) => {
+                    got += n;
+                    failures = 0;
+                    if body.at == body.end {
+                        if let Some(b) = self.body.take() {
+                            src.raw_done(b);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.body = None;
+                    if e.is_retryable() && failures + 1 < src.max_attempts {
+                        failures += 1;
+                        src.pause(failures);
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

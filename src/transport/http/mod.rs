@@ -9,5 +9,8 @@ pub mod range;
 #[cfg(feature = "http")]
 pub mod client;
 
+#[cfg(feature = "http")]
+mod raw;
+
 #[cfg(feature = "http-server")]
 pub mod server;
