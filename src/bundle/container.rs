@@ -779,3 +779,43 @@ pub(crate) fn check_padding(
     }
     Ok(())
 }
+
+/// Rewrite every CRC in `data` (entry CRCs in the TOC where the entry's
+/// range lies inside `data`, then the TOC CRC and the header CRC) so that
+/// arbitrary bytes get past the checksums to the rules behind them. Best
+/// effort, for fuzzing; never panics.
+pub(crate) fn fix_checksums(data: &mut [u8]) {
+    let len = data.len();
+    if len < HEADER_LEN as usize {
+        return;
+    }
+    let count = get_u32(data, 16) as usize;
+    let toc_len = get_u32(data, 20) as usize;
+    let toc_end = (HEADER_LEN as usize).saturating_add(toc_len);
+    if toc_end <= len {
+        let mut pos = HEADER_LEN as usize;
+        for _ in 0..count.min(MAX_ENTRIES as usize) {
+            if toc_end - pos < RECORD_FIXED as usize {
+                break;
+            }
+            let off = get_u64(data, pos);
+            let n = get_u64(data, pos + 8);
+            let name_len = usize::from(get_u16(data, pos + 22));
+            if let (Ok(o), Ok(n)) = (usize::try_from(off), usize::try_from(n)) {
+                if let Some(end) = o.checked_add(n).filter(|&e| e <= len) {
+                    let crc = crc32fast::hash(&data[o..end]);
+                    put_u32(data, pos + 16, crc);
+                }
+            }
+            let rec = align_up_const(RECORD_FIXED + name_len as u64, ENTRY_ALIGN) as usize;
+            pos = pos.saturating_add(rec);
+            if pos > toc_end {
+                break;
+            }
+        }
+        let crc = crc32fast::hash(&data[HEADER_LEN as usize..toc_end]);
+        put_u32(data, 40, crc);
+    }
+    let crc = crc32fast::hash(&data[..60]);
+    put_u32(data, 60, crc);
+}

@@ -363,9 +363,8 @@ fn read_limited(path: &Path, max: u64, why: &str) -> Result<Vec<u8>, Error> {
             meta.len()
         )));
     }
-    let mut bytes = std::fs::read(path).map_err(io_at("reading", path))?;
+    let bytes = std::fs::read(path).map_err(io_at("reading", path))?;
     if bytes.len() as u64 > max {
-        bytes.truncate(0);
         return Err(Error::invalid(format!(
             "`{}` ({why}) grew past {max} bytes while being read",
             path.display()
@@ -606,6 +605,21 @@ pub fn write_bundle(
             content: Content::File(path, *len),
         });
     }
+    // Renaming over one of the inputs would destroy it.
+    if let Ok(canon_out) = std::fs::canonicalize(out) {
+        let mut inputs = vec![mpath.clone()];
+        inputs.extend(files.keys().map(|n| folder.join(n)));
+        inputs.extend(sft.as_ref().map(|s| s.1.clone()));
+        for p in inputs {
+            if std::fs::canonicalize(&p).is_ok_and(|c| c == canon_out) {
+                return Err(Error::invalid(format!(
+                    "the output `{}` is one of the bundle's inputs (`{}`)",
+                    out.display(),
+                    p.display()
+                )));
+            }
+        }
+    }
     let bytes = atomic_write(out, |w| {
         container::write_container(w, &entries, &out.display().to_string()).map(|(_, n)| n)
     })?;
@@ -767,13 +781,15 @@ impl Bundle {
     fn from_source(src: Source, what: String) -> crate::Result<Bundle> {
         let ctx = Ctx { what };
         let (raw, plan) = container::read_layout(&src, &ctx)?;
-        let mut small: Vec<Option<Vec<u8>>> = Vec::with_capacity(raw.len());
+        // Entries are checked one at a time and dropped (only the manifest
+        // is kept), so memory stays at one descriptor (<= 16 MiB) or one
+        // 64 KiB piece of the SFT.
+        let mut manifest: Option<(Manifest, Vec<u8>)> = None;
         for (i, e) in raw.iter().enumerate() {
             let region = Ctx::entry_region(i, e);
             if e.kind == EntryKind::Sft {
                 // Streamed, never held; its prologue is checked below.
                 container::check_entry(&src, &ctx, i, e, &mut |_| Ok(()))?;
-                small.push(None);
             } else {
                 // Bounded by the kind's limit, checked in read_layout.
                 let mut data = Vec::with_capacity(e.len as usize);
@@ -781,7 +797,29 @@ impl Bundle {
                     data.extend_from_slice(b);
                     Ok(())
                 })?;
-                small.push(Some(data));
+                match e.kind {
+                    EntryKind::Manifest => {
+                        let m = Manifest::parse(&data).map_err(|err| {
+                            ctx.err(
+                                &region,
+                                e.offset,
+                                format!("the manifest does not parse: {err}"),
+                            )
+                        })?;
+                        manifest = Some((m, data));
+                    }
+                    EntryKind::Osd => {
+                        Osd::parse(&data).map_err(|err| {
+                            ctx.err(&region, e.offset, format!("the OSD does not parse: {err}"))
+                        })?;
+                    }
+                    EntryKind::Icon => {
+                        validate_icon(&data).map_err(|err| {
+                            ctx.err(&region, e.offset, format!("not a valid icon: {err}"))
+                        })?;
+                    }
+                    EntryKind::Sft => {}
+                }
             }
             let next = plan
                 .offsets
@@ -790,32 +828,11 @@ impl Bundle {
                 .unwrap_or(plan.trailer_offset);
             container::check_padding(&src, &ctx, &region, e.offset + e.len, next)?;
         }
-        let manifest_bytes = small[0].take().unwrap_or_default();
         let mregion = Ctx::entry_region(0, &raw[0]);
-        let manifest = Manifest::parse(&manifest_bytes).map_err(|err| {
-            ctx.err(
-                &mregion,
-                raw[0].offset,
-                format!("the manifest does not parse: {err}"),
-            )
-        })?;
-        for (i, (e, data)) in raw.iter().zip(&small).enumerate() {
-            let Some(data) = data else { continue };
-            let region = Ctx::entry_region(i, e);
-            match e.kind {
-                EntryKind::Osd => {
-                    Osd::parse(data).map_err(|err| {
-                        ctx.err(&region, e.offset, format!("the OSD does not parse: {err}"))
-                    })?;
-                }
-                EntryKind::Icon => {
-                    validate_icon(data).map_err(|err| {
-                        ctx.err(&region, e.offset, format!("not a valid icon: {err}"))
-                    })?;
-                }
-                _ => {}
-            }
-        }
+        // read_layout guarantees entry 0 is the manifest.
+        let Some((manifest, manifest_bytes)) = manifest else {
+            return Err(ctx.err(&mregion, raw[0].offset, "no manifest entry"));
+        };
         for r in manifest_refs(&manifest) {
             let found = ref_name(&r.value)
                 .ok()
@@ -1101,6 +1118,18 @@ pub fn decode_entries(bytes: &[u8]) -> crate::Result<Vec<(BundleEntry, Vec<u8>)>
 #[doc(hidden)]
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 pub fn fuzz_bundle(data: &[u8]) {
+    fuzz_one(data);
+    // Again with every checksum made to match, so mutations reach the
+    // rules behind the CRCs.
+    let mut fixed = data.to_vec();
+    container::fix_checksums(&mut fixed);
+    if fixed != data {
+        fuzz_one(&fixed);
+    }
+}
+
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+fn fuzz_one(data: &[u8]) {
     let raw = decode_entries(data);
     let Ok(b) = Bundle::from_source(Source::Mem(data.to_vec()), "fuzz input".into()) else {
         return;
