@@ -1064,3 +1064,83 @@ proptest! {
         sft::client::fuzz_records(&bytes);
     }
 }
+
+#[test]
+fn concurrent_loads_of_one_package_fetch_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let p = make_pkg(dir.path(), "Shared", 2 << 20, None);
+    ok(client(
+        &store,
+        &[
+            "add-package",
+            "Shared",
+            "--manifest",
+            p.manifest.to_str().unwrap(),
+        ],
+    ));
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            Command::new(SFT)
+                .args(["client", "--store"])
+                .arg(&store)
+                .args(["load-package", "Shared"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = children
+        .into_iter()
+        .map(|c| ok(c.wait_with_output().unwrap()))
+        .collect();
+    let fetched = outs
+        .iter()
+        .filter(|o| o.contains("loaded Shared: fetched"))
+        .count();
+    let cached = outs
+        .iter()
+        .filter(|o| o.contains("already cached (100%)"))
+        .count();
+    assert_eq!((fetched, cached), (1, 2), "{outs:?}");
+    assert_eq!(pkg_json(&store, "Shared")["cached_percent"], 100);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let p = make_pkg(dir.path(), "U", 100, None);
+    let m = p.manifest.to_str().unwrap();
+    let out = client(
+        &store,
+        &[
+            "add-package",
+            "U",
+            "--manifest",
+            m,
+            "--autoload",
+            "never",
+            "launch",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--autoload never"));
+    let out = client(&store, &["configure-store", "--cache-limit", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
+    let out = ok(client(
+        &store,
+        &["configure-store", "--cache-limit", "1.5G"],
+    ));
+    assert!(out.contains("1610612736 bytes"), "{out}");
+    let e = fails(client(
+        &store,
+        &["configure-store", "--app-source-root", "gopher://x"],
+    ));
+    assert!(e.contains("gopher://x"), "{e}");
+    // A name that is a GUID would be ambiguous.
+    let e = fails(client(&store, &["add-package", &p.guid, "--manifest", m]));
+    assert!(e.contains("looks like a GUID"), "{e}");
+}

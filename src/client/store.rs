@@ -579,7 +579,11 @@ impl Store {
         application_source_root: Option<Option<String>>,
     ) -> Result<Settings, Error> {
         if let Some(Some(root)) = &application_source_root {
-            crate::publish::apply_source_root("rtsp://check/x.sft", root)
+            let roots = SourceRoots {
+                application_source_root: Some(root.clone()),
+                ..SourceRoots::default()
+            };
+            resolve_codebase("rtsp://check/x.sft", &roots, |_| None)
                 .map_err(|e| Error::invalid(format!("ApplicationSourceRoot `{root}`: {e}")))?;
         }
         self.update(|r| {
@@ -993,7 +997,21 @@ impl Store {
         let dir = self.package_dir(&rec.guid()?);
         let out = dir.join(rec.sft_file_name());
         let cache = CachePaths::for_output(&out, None);
-        for f in [&out, &cache.data, &cache.bitmap] {
+        let mut files = vec![out.clone(), cache.data, cache.bitmap];
+        // Data of an earlier version of the package (its manifest named
+        // another version GUID) goes too.
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.ends_with(".sft")
+                    || n.ends_with(".sft.partial")
+                    || n.ends_with(".sft.partial.blocks")
+                {
+                    files.push(e.path());
+                }
+            }
+        }
+        for f in &files {
             match fs::remove_file(f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
