@@ -591,13 +591,16 @@ fn cli_bundle_list_unpack_and_errors() {
     assert!(err.contains("crc mismatch"), "{err}");
 }
 
+/// An entry for the container layer: name, kind, data.
+type RawEntry = (String, EntryKind, Vec<u8>);
+
 fn arb_name() -> impl Strategy<Value = String> {
     proptest::collection::vec("[A-Za-z0-9 _.-]{1,12}", 1..4)
         .prop_map(|parts| parts.join("/"))
         .prop_filter("safe", |n| n.split('/').all(|c| c != "." && c != ".."))
 }
 
-fn arb_entries() -> impl Strategy<Value = Vec<(String, EntryKind, Vec<u8>)>> {
+fn arb_entries() -> impl Strategy<Value = Vec<RawEntry>> {
     (
         proptest::collection::vec(
             (
@@ -697,7 +700,7 @@ fn structural_rules_of_the_container() {
     );
     let osd = |n: &str| (n.to_owned(), EntryKind::Osd, vec![1, 2, 3]);
     let sftv = |n: &str| (n.to_owned(), EntryKind::Sft, vec![0; 10]);
-    let bad: Vec<(&str, Vec<(String, EntryKind, Vec<u8>)>)> = vec![
+    let bad: Vec<(&str, Vec<RawEntry>)> = vec![
         ("no entries", vec![]),
         ("manifest not first", vec![osd("a.osd"), m.clone()]),
         (
