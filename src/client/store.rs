@@ -538,8 +538,17 @@ impl Store {
     /// # Errors
     /// `Error::Store` with [`StoreProblem::Damaged`]; [`Error::Io`].
     pub fn records(&self) -> Result<Records, Error> {
-        let _l = lock::lock(&self.dir.join(RECORDS_LOCK), Mode::Shared)?;
-        records::read(&self.records_path())
+        Ok(self.read_shared()?.1)
+    }
+
+    /// The records and the shared lock they were read under. Queries keep
+    /// it while they probe the in-use and load locks, so their probes
+    /// never overlap an unload, delete or eviction (those run under the
+    /// exclusive lock) and cannot make one see a package as busy.
+    fn read_shared(&self) -> Result<(Held, Records), Error> {
+        let l = lock::lock(&self.dir.join(RECORDS_LOCK), Mode::Shared)?;
+        let r = records::read(&self.records_path())?;
+        Ok((l, r))
     }
 
     /// Read-modify-write under the exclusive records lock; `f`'s error
@@ -1212,7 +1221,7 @@ impl Store {
     /// # Errors
     /// As [`Store::records`].
     pub fn query_packages(&self) -> Result<Vec<PackageStatus>, Error> {
-        let r = self.records()?;
+        let (_shared, r) = self.read_shared()?;
         Ok(r.packages
             .iter()
             .map(|p| {
@@ -1256,7 +1265,7 @@ impl Store {
     /// # Errors
     /// As [`Store::records`].
     pub fn query_apps(&self) -> Result<Vec<AppStatus>, Error> {
-        let r = self.records()?;
+        let (_shared, r) = self.read_shared()?;
         let mut out = Vec::new();
         for p in &r.packages {
             let ready = self.state(p).launch_ready();
