@@ -874,6 +874,12 @@ fn bad_manifests_and_bundles_change_nothing() {
     let flipped = w("flipped.sftb", &bytes);
     let e = fails(client(&store, &["install", flipped.to_str().unwrap()]));
     assert!(e.contains("bundle"), "{e}");
+    // A sound bundle of another package under an existing name.
+    let e = fails(client(
+        &store,
+        &["install", sftb.to_str().unwrap(), "--name", "Good"],
+    ));
+    assert!(e.contains("another package") && e.contains("--name"), "{e}");
     assert_eq!(snapshot(&store), before);
 }
 

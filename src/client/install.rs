@@ -8,7 +8,7 @@ use super::lock::{self, Mode};
 use super::store::{
     LOAD_LOCK, LoadOptions, LoadReport, PackageOptions, Store, check_name, not_added, now_ms,
 };
-use crate::error::Error;
+use crate::error::{Error, StoreProblem};
 use crate::guid::Guid;
 
 impl Store {
@@ -49,62 +49,97 @@ impl Store {
             .or_else(|| pkg.name.clone().filter(|n| !n.trim().is_empty()))
             .unwrap_or_else(|| guid.to_string());
         check_name(&name)?;
-        let dir = self.package_dir(&guid);
-        let unpack_dir = dir.join("bundle");
-        // Unpack beside, then swap in: a failed unpack leaves nothing.
-        let staging = dir.join(format!(".bundle.tmp-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&staging);
-        fs::create_dir_all(&staging)
-            .map_err(|e| Error::io(format!("creating `{}`", staging.display()), e))?;
-        let unpacked = match b.unpack(&staging) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&staging);
-                return Err(e);
+        // Conflicts are found before anything is written.
+        {
+            let r = self.records()?;
+            if let Some(other) = r.find(&guid.to_string()) {
+                if !other.matches(&name) {
+                    return Err(Error::store(
+                        StoreProblem::Exists,
+                        format!(
+                            "package {guid} is already in the store as `{}`; install with --name {}",
+                            other.name, other.name
+                        ),
+                    ));
+                }
+            } else if let Some(other) = r.find(&name) {
+                return Err(Error::store(
+                    StoreProblem::Exists,
+                    format!(
+                        "`{name}` is another package in the store ({}); install with another --name",
+                        other.guid
+                    ),
+                ));
             }
-        };
-        let rel = unpacked
-            .strip_prefix(&staging)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| PathBuf::from("manifest.xml"));
-        let _ = fs::remove_dir_all(&unpack_dir);
-        fs::rename(&staging, &unpack_dir)
-            .map_err(|e| Error::io(format!("renaming `{}`", staging.display()), e))?;
-        let manifest = unpack_dir.join(rel);
-        let popts = PackageOptions {
-            override_url: options.override_url.clone(),
-            global: options.global,
-            ..PackageOptions::default()
-        };
-        self.add_package(&name, &manifest, &popts)?;
-        self.publish_package(&name, &manifest, options.global)?;
-        if b.has_sft() {
-            let rec = self
-                .records()?
-                .find(&name)
-                .cloned()
-                .ok_or_else(|| not_added(&name))?;
-            let out = self.sft_path(&rec)?;
-            if !inspect(&out).complete {
-                let need = b.sft_entry().map_or(rec.size.unwrap_or(0), |e| e.len);
-                let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
-                self.update(|r| {
-                    if let Some(limit) = r.settings.cache_limit {
-                        self.make_room(r, &name, need, limit)?;
+        }
+        let dir = self.package_dir(&guid);
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        {
+            // One install or load of this package at a time.
+            let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
+            let unpack_dir = dir.join("bundle");
+            // Unpack beside, then swap in: a failed unpack leaves nothing.
+            // Staging folders of killed installs go first.
+            if let Ok(rd) = fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(".bundle.tmp-") {
+                        let _ = fs::remove_dir_all(e.path());
                     }
+                }
+            }
+            let staging = dir.join(format!(".bundle.tmp-{}", std::process::id()));
+            fs::create_dir_all(&staging)
+                .map_err(|e| Error::io(format!("creating `{}`", staging.display()), e))?;
+            let unpacked = match b.unpack(&staging) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&staging);
+                    return Err(e);
+                }
+            };
+            let rel = unpacked
+                .strip_prefix(&staging)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| PathBuf::from("manifest.xml"));
+            let _ = fs::remove_dir_all(&unpack_dir);
+            fs::rename(&staging, &unpack_dir)
+                .map_err(|e| Error::io(format!("renaming `{}`", staging.display()), e))?;
+            let manifest = unpack_dir.join(rel);
+            let popts = PackageOptions {
+                override_url: options.override_url.clone(),
+                global: options.global,
+                ..PackageOptions::default()
+            };
+            self.add_package(&name, &manifest, &popts)?;
+            self.publish_package(&name, &manifest, options.global)?;
+            if b.has_sft() {
+                let rec = self
+                    .records()?
+                    .find(&name)
+                    .cloned()
+                    .ok_or_else(|| not_added(&name))?;
+                let out = self.sft_path(&rec)?;
+                if !inspect(&out).complete {
+                    let need = b.sft_entry().map_or(rec.size.unwrap_or(0), |e| e.len);
+                    self.update(|r| {
+                        if let Some(limit) = r.settings.cache_limit {
+                            self.make_room(r, &name, need, limit)?;
+                        }
+                        Ok(())
+                    })?;
+                    b.extract_sft(&out)?;
+                }
+                self.update(|r| {
+                    let t = r.tick();
+                    let rec = r.find_mut(&name).ok_or_else(|| not_added(&name))?;
+                    rec.last_used = t;
+                    rec.last_used_ms = now_ms();
+                    rec.source = Some(bundle.display().to_string());
                     Ok(())
                 })?;
-                b.extract_sft(&out)?;
+                return Ok((name, None));
             }
-            self.update(|r| {
-                let t = r.tick();
-                let rec = r.find_mut(&name).ok_or_else(|| not_added(&name))?;
-                rec.last_used = t;
-                rec.last_used_ms = now_ms();
-                rec.source = Some(bundle.display().to_string());
-                Ok(())
-            })?;
-            return Ok((name, None));
         }
         let report = match load {
             Some(l) => Some(self.load_package(&name, l)?),
