@@ -824,7 +824,7 @@ impl Store {
             if let Some(limit) = limit {
                 let mut locked = self.footprint_or_size(&rec);
                 for p in r.packages.iter().filter(|p| p.locked) {
-                    locked += self.footprint_or_size(p);
+                    locked = locked.saturating_add(self.footprint_or_size(p));
                 }
                 let max = limit / 100 * MAX_PERCENT_TO_LOCK
                     + limit % 100 * MAX_PERCENT_TO_LOCK / 100;
@@ -940,7 +940,10 @@ impl Store {
             ));
         }
         let others: Vec<&PackageRecord> = r.packages.iter().filter(|p| !p.matches(key)).collect();
-        let mut used: u64 = others.iter().map(|p| self.footprint(p)).sum();
+        let mut used: u64 = others
+            .iter()
+            .map(|p| self.footprint(p))
+            .fold(0, u64::saturating_add);
         if used.saturating_add(need) <= limit {
             return Ok(Vec::new());
         }

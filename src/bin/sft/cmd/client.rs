@@ -339,7 +339,7 @@ fn load_options(
                         b.set_position(p.bytes);
                     }
                 } else if let Some(step) =
-                    (p.bytes.min(p.total_bytes) * 10).checked_div(p.total_bytes)
+                    (p.bytes.min(p.total_bytes).saturating_mul(10)).checked_div(p.total_bytes)
                 {
                     if last_step.is_none_or(|l| step > l) {
                         last_step = Some(step);
