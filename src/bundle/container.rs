@@ -780,6 +780,16 @@ pub(crate) fn check_padding(
     Ok(())
 }
 
+/// Set the header's `version_minor` bytes of a bundle and fix its header
+/// CRC (for the fuzzing oracle: every other byte is canonical).
+pub(crate) fn set_minor(data: &mut [u8], minor: [u8; 2]) {
+    if data.len() >= HEADER_LEN as usize {
+        data[10..12].copy_from_slice(&minor);
+        let crc = crc32fast::hash(&data[..60]);
+        put_u32(data, 60, crc);
+    }
+}
+
 /// Rewrite every CRC in `data` (entry CRCs in the TOC where the entry's
 /// range lies inside `data`, then the TOC CRC and the header CRC) so that
 /// arbitrary bytes get past the checksums to the rules behind them. Best
