@@ -1,9 +1,7 @@
 //! Advisory file locks (`flock` on Unix, `LockFileEx` on Windows) through
 //! `std::fs::File::lock` and friends.
-
-// std's file locks are stable since Rust 1.89; the crate's rust-version
-// predates them, hence the allows below (reported to the lead).
-#![allow(clippy::incompatible_msrv)]
+//!
+//! std's file locks are stable since Rust 1.89, the crate's `rust-version`.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;

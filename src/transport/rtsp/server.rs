@@ -45,7 +45,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use rtsp_types::headers::{self, HeaderName, Transport, Transports};
@@ -557,7 +557,7 @@ struct Shared {
     catalog: Catalog,
     life: Arc<Lifecycle>,
     /// Sessions with an out-of-sequence fetch pending, server-wide.
-    urgent: AtomicUsize,
+    urgent: UrgentGate,
     seq: AtomicU64,
     random: RandomState,
 }
@@ -637,7 +637,7 @@ impl Server {
                 config,
                 catalog,
                 life: Arc::new(Lifecycle::new(addr)),
-                urgent: AtomicUsize::new(0),
+                urgent: UrgentGate::default(),
                 seq: AtomicU64::new(0),
                 random: RandomState::new(),
             }),
@@ -759,6 +759,50 @@ fn reject_busy(stream: TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
+/// Sessions with an out-of-sequence fetch pending, server-wide; the
+/// background streams of other sessions park here until there are none.
+#[derive(Default)]
+struct UrgentGate {
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    clear: Condvar,
+}
+
+impl UrgentGate {
+    fn enter(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn leave(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Under the lock, so a waiter between its check and its wait
+            // cannot miss the wake-up.
+            let _g = lock(&self.lock);
+            self.clear.notify_all();
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Wait until no fetch is pending, at most `max`.
+    fn wait_clear(&self, max: Duration) {
+        let deadline = Instant::now() + max;
+        let mut g = lock(&self.lock);
+        while self.pending() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            g = match self.clear.wait_timeout(g, deadline - now) {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
 /// A connection, plain or TLS.
 type Conn = net::Conn<rustls::ServerConnection>;
 
@@ -829,16 +873,16 @@ struct Session<'a> {
     pending_ranges: usize,
     /// Bytes of all pending fetches.
     pending_bytes: u64,
-    /// Whether this session counts in [`Shared::urgent`].
+    /// Whether this session counts in [`UrgentGate`].
     urgent: bool,
-    urgent_count: &'a AtomicUsize,
+    urgent_gate: &'a UrgentGate,
     _guard: CountGuard<'a>,
 }
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         if self.urgent {
-            self.urgent_count.fetch_sub(1, Ordering::AcqRel);
+            self.urgent_gate.leave();
         }
     }
 }
@@ -1199,7 +1243,7 @@ impl<'a> ConnState<'a> {
             pending_ranges: 0,
             pending_bytes: 0,
             urgent: false,
-            urgent_count: &self.shared.urgent,
+            urgent_gate: &self.shared.urgent,
             _guard: guard,
         });
     }
@@ -1314,14 +1358,12 @@ impl<'a> ConnState<'a> {
             return Ok(());
         };
         s.sync_urgent();
-        if s.fetches.is_empty() && s.urgent_count.load(Ordering::Acquire) > 0 {
+        if s.fetches.is_empty() && s.urgent_gate.pending() {
             // Another session has an out-of-sequence fetch pending: hold
             // the background stream back (bounded) so the CPU and the link
-            // go to that fetch first.
-            let deadline = Instant::now() + URGENT_MAX_WAIT;
-            while s.urgent_count.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            // go to that fetch first. Parked, not polling: the last fetch
+            // to finish wakes everyone.
+            s.urgent_gate.wait_clear(URGENT_MAX_WAIT);
         }
         let (range, tag, last_of_range, end) = if let Some(f) = s.fetches.front_mut() {
             let Some(r) = f.ranges.front_mut() else {
@@ -1402,7 +1444,7 @@ impl<'a> ConnState<'a> {
 }
 
 impl Session<'_> {
-    /// Count in [`Shared::urgent`] while a demand-sized fetch is pending
+    /// Count in [`UrgentGate`] while a demand-sized fetch is pending
     /// (bulk fetches, as a client streaming a whole package on demand
     /// sends, do not hold other sessions back).
     fn sync_urgent(&mut self) {
@@ -1410,9 +1452,9 @@ impl Session<'_> {
         if want != self.urgent {
             self.urgent = want;
             if want {
-                self.urgent_count.fetch_add(1, Ordering::AcqRel);
+                self.urgent_gate.enter();
             } else {
-                self.urgent_count.fetch_sub(1, Ordering::AcqRel);
+                self.urgent_gate.leave();
             }
         }
     }
