@@ -811,11 +811,11 @@ pub(crate) fn fix_checksums(data: &mut [u8]) {
             let off = get_u64(data, pos);
             let n = get_u64(data, pos + 8);
             let name_len = usize::from(get_u16(data, pos + 22));
-            if let (Ok(o), Ok(n)) = (usize::try_from(off), usize::try_from(n)) {
-                if let Some(end) = o.checked_add(n).filter(|&e| e <= len) {
-                    let crc = crc32fast::hash(&data[o..end]);
-                    put_u32(data, pos + 16, crc);
-                }
+            if let (Ok(o), Ok(n)) = (usize::try_from(off), usize::try_from(n))
+                && let Some(end) = o.checked_add(n).filter(|&e| e <= len)
+            {
+                let crc = crc32fast::hash(&data[o..end]);
+                put_u32(data, pos + 16, crc);
             }
             let rec = align_up_const(RECORD_FIXED + name_len as u64, ENTRY_ALIGN) as usize;
             pos = pos.saturating_add(rec);

@@ -317,12 +317,12 @@ fn match_package(m: &Manifest, guids: (Guid, Guid), len: u64) -> Result<(), Stri
             }
         }
     }
-    if let Some(size) = p.size {
-        if size != len {
-            return Err(format!(
-                "the SFT is {len} bytes, the manifest's PACKAGE SIZE is {size}"
-            ));
-        }
+    if let Some(size) = p.size
+        && size != len
+    {
+        return Err(format!(
+            "the SFT is {len} bytes, the manifest's PACKAGE SIZE is {size}"
+        ));
     }
     Ok(())
 }
