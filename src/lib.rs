@@ -71,7 +71,11 @@
 //!   server (`sft serve --rtsp`).
 //! - `smb`: SMB2/3 client transport (`smb://`, UNC paths).
 //! - `publish`: OSD files, the manifest and icons ([`publish`]).
-//! - `cli`: the `sft` binary (with `http` and `http-server`).
+//! - `bundle`: `.sftb` bundles of a manifest, its OSDs and icons and
+//!   optionally the SFT ([`bundle`], `sft bundle`).
+//! - `client`: the client package store ([`client`], `sft client`).
+//! - `cli`: the `sft` binary (with every transport, both servers,
+//!   `publish`, `bundle` and `client`).
 //! - `arbitrary`: `Arbitrary` impls for fuzzing.
 //!
 //! ## Safety
