@@ -403,6 +403,19 @@ fn local_limits() -> SchedulerLimits {
     }
 }
 
+/// Request sizes of the HTTP bulk path (when the defaults are in use):
+/// each request is one `GET` (with `If-Range`), so fewer, larger ones
+/// keep the stream flowing; FB1 still comes first.
+#[cfg(all(feature = "file", feature = "http"))]
+fn http_limits() -> SchedulerLimits {
+    SchedulerLimits {
+        max_request_bytes: 64 << 20,
+        fb1_request_bytes: 64 << 20,
+        max_in_flight_requests: 4,
+        max_in_flight_bytes: 256 << 20,
+    }
+}
+
 /// The fast path a fetch takes, if any: see [`fetch_file`], and the
 /// HTTP bulk path of [`fetch_spec`].
 enum Fast<'a> {
@@ -450,7 +463,11 @@ fn fetch_run(
         && options.limit_rate.is_none()
         && config.limits() == SchedulerLimits::default()
     {
-        let l = local_limits();
+        let l = match local {
+            #[cfg(feature = "http")]
+            Fast::Http(_) => http_limits(),
+            _ => local_limits(),
+        };
         config = config
             .max_request_bytes(l.max_request_bytes)
             .fb1_request_bytes(l.fb1_request_bytes)
@@ -460,13 +477,13 @@ fn fetch_run(
     let mut transferred = 0u64;
     let mut session = None;
     if let Some(prologue) = cache.resume_prologue() {
-        if same_package(source, prologue, &mut transferred)? {
-            if let Ok(mut s) = StreamSession::with_prologue(config, prologue.to_vec()) {
-                for id in cache.present_blocks() {
-                    s.mark_present(id)?;
-                }
-                session = Some(s);
+        if same_package(source, prologue, &mut transferred)?
+            && let Ok(mut s) = StreamSession::with_prologue(config, prologue.to_vec())
+        {
+            for id in cache.present_blocks() {
+                s.mark_present(id)?;
             }
+            session = Some(s);
         }
         if session.is_none() {
             cache.discard()?;
@@ -477,10 +494,8 @@ fn fetch_run(
     let mut session = session.unwrap_or_else(|| StreamSession::new(config));
     let mut launch_ready = None;
     let mut fetched = 0u32;
-    if resumed {
-        if let Some(f) = callback.as_mut() {
-            f(&Event::Progress(session.progress()));
-        }
+    if resumed && let Some(f) = callback.as_mut() {
+        f(&Event::Progress(session.progress()));
     }
     let mut on_event = |e: &Event| {
         match e {
@@ -501,9 +516,7 @@ fn fetch_run(
         }
         #[cfg(all(feature = "file", feature = "http"))]
         Fast::Http(source) => {
-            let pace = local::Pace::new(None);
-            let reader = local::Reader::Http(source.bulk());
-            local::drive(&mut session, reader, &mut cache, pace, &mut on_event)
+            local::drive_stream(&mut session, source.bulk(), &mut cache, &mut on_event)
         }
         _ => blocking::drive_with(&mut session, source, &mut cache, &mut on_event),
     };
@@ -769,6 +782,13 @@ mod local {
     const PACED_PIECE: u64 = 64 * 1024;
     /// Pieces read ahead of the writer.
     const DEPTH: usize = 8;
+    /// Pieces received at a time from HTTP ([`drive_stream`]): large
+    /// pieces mean fewer `pwrite` calls and larger page-cache folios.
+    #[cfg(feature = "http")]
+    const STREAM_PIECE: u64 = 1 << 20;
+    /// Pieces received ahead of the writer.
+    #[cfg(feature = "http")]
+    const STREAM_DEPTH: usize = 4;
 
     /// The reader's rate limit, if any.
     #[derive(Debug)]
@@ -817,28 +837,17 @@ mod local {
             source: &'a FileSource,
             file: &'a File,
         },
-        /// An `http://` URL, on the HTTP client's bulk path.
-        #[cfg(feature = "http")]
-        Http(crate::transport::http::client::BulkReader<'a>),
     }
 
     impl Reader<'_> {
         fn source(&self) -> &dyn RangeSource {
             match self {
                 Reader::File { source, .. } => *source,
-                #[cfg(feature = "http")]
-                Reader::Http(r) => r.source(),
             }
         }
 
-        /// Fill `buf` with the bytes of `range` (as long as `buf`), a
-        /// piece of a request that ends at `until`.
-        fn read(
-            &mut self,
-            range: Range<u64>,
-            buf: &mut [u8],
-            #[allow(unused_variables)] until: u64,
-        ) -> Result<(), TransportError> {
+        /// Fill `buf` with the bytes of `range` (as long as `buf`).
+        fn read(&mut self, range: Range<u64>, buf: &mut [u8]) -> Result<(), TransportError> {
             match self {
                 Reader::File { source, file } => crate::cache::pread_exact(file, range.start, buf)
                     .map_err(|e| {
@@ -852,8 +861,6 @@ mod local {
                             source.error(e, Some(range))
                         }
                     }),
-                #[cfg(feature = "http")]
-                Reader::Http(r) => r.read_exact_at(range.start, buf, until),
             }
         }
     }
@@ -1064,8 +1071,7 @@ mod local {
                 // Idle (a launch-only stream after FB1) or failed.
                 return Ok(());
             };
-            let (id, until) = (job.id, job.end);
-            let range = next_piece(session, job, step);
+            let (id, range) = (job.id, next_piece(session, job, step));
             if job.at >= job.end {
                 jobs.pop_front();
             }
@@ -1073,7 +1079,7 @@ mod local {
                 .map_err(|_| Error::invalid("a piece beyond the address space"))?;
             let mut buf = io.buffer(len);
             pace.wait();
-            match io.reader.read(range.clone(), &mut buf, until) {
+            match io.reader.read(range.clone(), &mut buf) {
                 Ok(()) => {
                     pace.total += len as u64;
                     report.bytes += len as u64;
@@ -1097,6 +1103,176 @@ mod local {
                     report.transport_failures += 1;
                     session.on_failure(id, &error);
                 }
+            }
+        }
+    }
+
+    /// What the reader thread of [`drive_stream`] hands over.
+    #[cfg(feature = "http")]
+    enum Got {
+        /// Bytes of request `id` at `at`.
+        Piece {
+            id: RequestId,
+            at: u64,
+            buf: Vec<u8>,
+        },
+        /// Request `id` failed; no more pieces of it follow.
+        Failed {
+            id: RequestId,
+            error: TransportError,
+        },
+    }
+
+    /// A request for the reader thread: its pieces (whole blocks) and
+    /// its end.
+    #[cfg(feature = "http")]
+    type StreamJob = (RequestId, Vec<Range<u64>>, u64);
+
+    /// Run `session` over an `http://` source on its bulk path into
+    /// `cache`, as [`drive`] does over a file, with the roles turned
+    /// round: a **reader thread** receives each piece (whole blocks, up
+    /// to 256 KiB) straight from the socket into a recycled buffer, which
+    /// is all `curl -o /dev/null` does, while this thread writes each
+    /// piece to the cache file from that buffer and then has the session
+    /// check it from the same buffer (CRC, inflate check), with the bytes
+    /// still in this core's cache. So the bytes checked are the bytes
+    /// written, a block is recorded as present only after its write and
+    /// its check, and receiving overlaps writing and checking.
+    #[cfg(feature = "http")]
+    pub(super) fn drive_stream(
+        session: &mut StreamSession,
+        bulk: crate::transport::http::client::BulkReader<'_>,
+        cache: &mut Cache,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<DriveReport, Error> {
+        let source = bulk.source();
+        let mut report = crate::stream::blocking::start(session, source)?;
+        let (job_tx, job_rx) = mpsc::channel::<StreamJob>();
+        let (got_tx, got_rx) = mpsc::sync_channel::<Got>(STREAM_DEPTH);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+        let mut outstanding: Vec<RequestId> = Vec::new();
+        std::thread::scope(|scope| {
+            let mut bulk = bulk;
+            scope.spawn(move || {
+                for (id, pieces, until) in job_rx {
+                    for r in pieces {
+                        let mut buf = free_rx.try_recv().unwrap_or_default();
+                        // Pieces are at most PIECE plus one block long.
+                        buf.resize((r.end - r.start) as usize, 0);
+                        let got = match bulk.read_exact_at(r.start, &mut buf, until) {
+                            Ok(()) => Got::Piece {
+                                id,
+                                at: r.start,
+                                buf,
+                            },
+                            Err(error) => Got::Failed { id, error },
+                        };
+                        let failed = matches!(got, Got::Failed { .. });
+                        if got_tx.send(got).is_err() {
+                            return;
+                        }
+                        if failed {
+                            break;
+                        }
+                    }
+                }
+            });
+            let got_rx = got_rx;
+            let result = stream_run(
+                session,
+                source,
+                cache,
+                on_event,
+                &mut report,
+                &job_tx,
+                &got_rx,
+                &free_tx,
+                &mut outstanding,
+            );
+            // Stop the reader (its next send fails), which the scope joins;
+            // leave the session consistent for a later run.
+            drop(job_tx);
+            drop(got_rx);
+            if result.is_err() {
+                for id in outstanding.drain(..) {
+                    session.cancel(id);
+                }
+            }
+            result
+        })?;
+        report.launch_ready = session.is_launch_ready();
+        report.complete = session.is_complete();
+        Ok(report)
+    }
+
+    #[cfg(feature = "http")]
+    #[allow(clippy::too_many_arguments)]
+    fn stream_run(
+        session: &mut StreamSession,
+        source: &dyn RangeSource,
+        cache: &mut Cache,
+        on_event: &mut dyn FnMut(&Event),
+        report: &mut DriveReport,
+        jobs: &mpsc::Sender<StreamJob>,
+        got: &mpsc::Receiver<Got>,
+        free: &mpsc::Sender<Vec<u8>>,
+        outstanding: &mut Vec<RequestId>,
+    ) -> Result<(), Error> {
+        loop {
+            if let Some(e) = pump(session, on_event) {
+                return Err(e);
+            }
+            if session.is_complete() {
+                return Ok(());
+            }
+            while let Some(req) = session.poll_fetch() {
+                report.calls += 1;
+                report.requests += 1;
+                if req.priority == Priority::Prologue {
+                    prologue(session, source, cache, report, &req)?;
+                    if let Some(e) = pump(session, on_event) {
+                        return Err(e);
+                    }
+                    continue;
+                }
+                let mut job = Job {
+                    id: req.id,
+                    at: req.range.start,
+                    end: req.range.end,
+                    next_block: req.blocks.start,
+                    end_block: req.blocks.end,
+                };
+                let mut pieces = Vec::new();
+                while job.at < job.end {
+                    pieces.push(next_piece(session, &mut job, STREAM_PIECE));
+                }
+                if jobs.send((req.id, pieces, req.range.end)).is_err() {
+                    return Err(Error::invalid("the reader thread stopped"));
+                }
+                outstanding.push(req.id);
+            }
+            if outstanding.is_empty() {
+                // Idle (a launch-only stream after FB1) or failed.
+                return Ok(());
+            }
+            match got.recv() {
+                Ok(Got::Piece { id, at, buf }) => {
+                    crate::cache::pwrite_all(cache.file(), at, &buf)
+                        .map_err(|e| Error::io("writing the cache file", e))?;
+                    report.bytes += buf.len() as u64;
+                    // On an error, `drive_stream` cancels the request.
+                    session.on_data(id, at, &buf, &mut cache.in_place())?;
+                    if !session.is_in_flight(id) {
+                        outstanding.retain(|&o| o != id);
+                    }
+                    let _ = free.send(buf);
+                }
+                Ok(Got::Failed { id, error }) => {
+                    report.transport_failures += 1;
+                    session.on_failure(id, &error);
+                    outstanding.retain(|&o| o != id);
+                }
+                Err(_) => return Err(Error::invalid("the reader thread stopped")),
             }
         }
     }

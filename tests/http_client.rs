@@ -1021,3 +1021,283 @@ fn sft_verify_streams_a_remote_package() {
         "{stderr}"
     );
 }
+
+// ------------------------------------------------- the bulk path of fetch
+
+/// How [`range_server`] misbehaves.
+#[derive(Debug, Clone, Copy, Default)]
+struct Misbehave {
+    /// Flip the byte at `corrupt_at` in this many GETs that cover it.
+    corrupt: usize,
+    corrupt_at: u64,
+    /// Send only half of the body, then close, in this many GETs.
+    short: usize,
+}
+
+/// A raw HTTP/1.1 server for one body: `HEAD`, and `GET` with one
+/// `Range: bytes=a-b` (206), on kept-alive connections, one thread per
+/// connection, misbehaving as told; while `slow` is set it pauses
+/// every 64 KiB (40 ms). Records each GET's range.
+fn range_server(
+    body: Vec<u8>,
+    m: Misbehave,
+    slow: Arc<std::sync::atomic::AtomicBool>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/app.sft", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let total = body.len();
+    let body = Arc::new(body);
+    let (corrupted, shortened) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let (body, seen, slow) = (Arc::clone(&body), Arc::clone(&seen2), Arc::clone(&slow));
+            let (corrupted, shortened) = (Arc::clone(&corrupted), Arc::clone(&shortened));
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut out = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let head = line.starts_with("HEAD");
+                    let mut range = String::new();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end().to_ascii_lowercase();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.strip_prefix("range: bytes=") {
+                            range = v.to_string();
+                        }
+                    }
+                    if head {
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nETag: \"v1\"\r\n\r\n"
+                        );
+                        continue;
+                    }
+                    seen.lock().unwrap().push(range.clone());
+                    let (a, b) = range.split_once('-').unwrap();
+                    let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+                    let mut part = body[a..=b].to_vec();
+                    let at = m.corrupt_at as usize;
+                    if (a..=b).contains(&at) && corrupted.fetch_add(1, Ordering::SeqCst) < m.corrupt
+                    {
+                        part[at - a] ^= 0x5a;
+                    }
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{}\r\nETag: \"v1\"\r\n\r\n",
+                        part.len(),
+                        total
+                    );
+                    let send = if shortened.fetch_add(1, Ordering::SeqCst) < m.short {
+                        part.len() / 2
+                    } else {
+                        part.len()
+                    };
+                    for chunk in part[..send].chunks(64 * 1024) {
+                        if out.write_all(chunk).is_err() {
+                            return;
+                        }
+                        if slow.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(40));
+                        }
+                    }
+                    if send < part.len() {
+                        return; // close mid-body
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn not_slow() -> Arc<std::sync::atomic::AtomicBool> {
+    Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+/// `fetch_spec` of an `http://` URL from nginx takes the bulk path: the
+/// file is byte-identical, every FB1 block is ready before any FB2 block,
+/// every GET is a 206 with If-Range, and nothing is downloaded twice.
+#[test]
+fn bulk_fetch_from_nginx_is_identical_and_fb1_first() {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    use sft::stream::Event;
+    let Some(ngx) = Nginx::plain() else { return };
+    let pkg = package();
+    ngx.put("app.sft", &pkg);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.sft");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&events);
+    let options = FetchOptions::default().on_event(move |e| match e {
+        Event::BlockReady(id) => log.lock().unwrap().push(Some(id.0)),
+        Event::LaunchReady => log.lock().unwrap().push(None),
+        _ => {}
+    });
+    let report = fetch_spec(&ngx.url("app.sft"), &out, options).unwrap();
+    assert!(report.complete);
+    assert!(std::fs::read(&out).unwrap() == pkg, "fetched bytes differ");
+    assert_eq!(report.blocks_fetched, report.total_blocks);
+    // The blocks ready before launch-ready are the FB1 blocks, 0..k.
+    let events = events.lock().unwrap().clone();
+    let k = events.iter().position(Option::is_none).unwrap();
+    let mut fb1: Vec<u32> = events[..k].iter().map(|e| e.unwrap()).collect();
+    fb1.sort_unstable();
+    assert!(k > 1 && k < report.total_blocks as usize, "{k}");
+    assert_eq!(fb1, (0..k as u32).collect::<Vec<_>>());
+    let log = ngx.log_at_least(3);
+    let gets: Vec<&LogLine> = log.iter().filter(|l| l.method == "GET").collect();
+    // Large requests on the bulk path: the prologue, FB1, FB2.
+    assert!(!gets.is_empty() && gets.len() <= 4, "{gets:?}");
+    assert!(
+        gets.iter()
+            .all(|l| l.status == 206 && l.if_range.starts_with('"')),
+        "{gets:?}"
+    );
+    let sent: u64 = gets.iter().map(|l| l.bytes).sum();
+    assert!(
+        sent < pkg.len() as u64 + 300_000,
+        "{sent} bytes for {}",
+        pkg.len()
+    );
+}
+
+/// A block corrupted in transit is fetched again and the result is
+/// right; a block the server always corrupts fails the fetch (the
+/// exhausted block named), and no output is written.
+#[test]
+fn bulk_fetch_refetches_a_corrupted_block_and_never_keeps_bad_data() {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    let pkg = package();
+    let corrupt_at = pkg.len() as u64 - 50_000; // in an FB2 block
+    let dir = tempfile::tempdir().unwrap();
+
+    let once = Misbehave {
+        corrupt: 1,
+        corrupt_at,
+        short: 0,
+    };
+    let (url, seen) = range_server(pkg.clone(), once, not_slow());
+    let out = dir.path().join("once.sft");
+    let report = fetch_spec(&url, &out, FetchOptions::default()).unwrap();
+    assert!(report.complete);
+    assert!(std::fs::read(&out).unwrap() == pkg);
+    // The damaged block was asked for again, by itself or with others.
+    let seen = seen.lock().unwrap().clone();
+    let covering = seen
+        .iter()
+        .filter(|r| {
+            let (a, b) = r.split_once('-').unwrap();
+            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+            (a..=b).contains(&corrupt_at)
+        })
+        .count();
+    assert_eq!(covering, 2, "{seen:?}");
+
+    let always = Misbehave {
+        corrupt: usize::MAX,
+        ..once
+    };
+    let (url, _) = range_server(pkg.clone(), always, not_slow());
+    let out = dir.path().join("always.sft");
+    let e = fetch_spec(&url, &out, FetchOptions::default()).unwrap_err();
+    assert_eq!(e.kind(), sft::ErrorKind::Integrity, "{e}");
+    assert!(e.to_string().contains("block"), "{e}");
+    assert!(!out.exists());
+}
+
+/// A body cut short is asked for again from where it stopped; the
+/// result is identical.
+#[test]
+fn bulk_fetch_recovers_from_a_short_body() {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    let pkg = package();
+    let m = Misbehave {
+        short: 2,
+        ..Misbehave::default()
+    };
+    let (url, seen) = range_server(pkg.clone(), m, not_slow());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.sft");
+    let report = fetch_spec(&url, &out, FetchOptions::default()).unwrap();
+    assert!(report.complete);
+    assert!(std::fs::read(&out).unwrap() == pkg);
+    assert!(
+        seen.lock().unwrap().len() >= 3,
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
+/// `sft fetch http://...` killed with SIGKILL mid-stream, several times,
+/// then run again: only the missing blocks are fetched and the result
+/// is identical and verifies.
+#[cfg(feature = "cli")]
+#[test]
+fn bulk_fetch_killed_then_resumed_fetches_only_missing_blocks() {
+    let pkg = package();
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (url, _) = range_server(pkg.clone(), Misbehave::default(), Arc::clone(&slow));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.sft");
+    let cache = dir.path().join("cache");
+    let sft = env!("CARGO_BIN_EXE_sft");
+    let mut kills = 0;
+    for wait in [900u64, 1300, 1100] {
+        let mut child = Command::new(sft)
+            .args(["fetch", &url, "-o"])
+            .arg(&out)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills > 0, "nothing was interrupted");
+    assert!(!out.exists());
+    slow.store(false, Ordering::SeqCst);
+    let o = Command::new(sft)
+        .args(["fetch", &url, "-o"])
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("resumed: "), "{stdout}");
+    let transferred: u64 = stdout
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("transferred: ")?;
+            rest.split('(').nth(1)?.split(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no transferred line in {stdout}"));
+    assert!(transferred < pkg.len() as u64, "{stdout}");
+    assert!(std::fs::read(&out).unwrap() == pkg);
+    sft::Package::parse(&pkg).unwrap().verify().unwrap();
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+}

@@ -1001,10 +1001,8 @@ impl HttpSource {
         if let Some(r) = range {
             req = req.header(header::RANGE, r);
         }
-        if if_range {
-            if let Some(v) = &self.if_range {
-                req = req.header(header::IF_RANGE, v.as_str());
-            }
+        if if_range && let Some(v) = &self.if_range {
+            req = req.header(header::IF_RANGE, v.as_str());
         }
         if let Some(a) = &self.auth {
             req = req.header(header::AUTHORIZATION, a.clone());
@@ -1074,12 +1072,11 @@ impl HttpSource {
                 None => {}
             }
         }
-        if full {
-            if let Some(n) = length {
-                if n != self.len {
-                    return changed(&format!("{n} bytes instead of {}", self.len));
-                }
-            }
+        if full
+            && let Some(n) = length
+            && n != self.len
+        {
+            return changed(&format!("{n} bytes instead of {}", self.len));
         }
         Ok(())
     }
@@ -1286,12 +1283,12 @@ impl HttpSource {
                         "Content-Range `{cr}` is not the range asked for"
                     )));
                 }
-                if let Some(n) = content_length(h) {
-                    if n != end - first {
-                        return Err(bad(format!(
-                            "Content-Length {n} disagrees with Content-Range `{cr}`"
-                        )));
-                    }
+                if let Some(n) = content_length(h)
+                    && n != end - first
+                {
+                    return Err(bad(format!(
+                        "Content-Length {n} disagrees with Content-Range `{cr}`"
+                    )));
                 }
                 if multi {
                     let asked: u64 = open.iter().map(|w| w.end - w.next).sum();
@@ -1314,16 +1311,15 @@ impl HttpSource {
             416 => {
                 if let Some(Ok(ContentRange::Unsatisfied { complete })) =
                     header_str(h, header::CONTENT_RANGE).map(|v| parse_content_range(v.as_bytes()))
+                    && complete != self.len
                 {
-                    if complete != self.len {
-                        return Err(self.error(
-                            TransportErrorKind::Changed,
-                            &format!(
-                                "{what}: the package is now {complete} bytes, was {}",
-                                self.len
-                            ),
-                        ));
-                    }
+                    return Err(self.error(
+                        TransportErrorKind::Changed,
+                        &format!(
+                            "{what}: the package is now {complete} bytes, was {}",
+                            self.len
+                        ),
+                    ));
                 }
                 Err(self.status_error(code, &what).with_range(lo..hi))
             }
@@ -1894,16 +1890,15 @@ impl HttpSource {
                     .content_range
                     .as_deref()
                     .map(|v| parse_content_range(v.as_bytes()))
+                    && complete != self.len
                 {
-                    if complete != self.len {
-                        return Err(self.error(
-                            TransportErrorKind::Changed,
-                            &format!(
-                                "{what}: the package is now {complete} bytes, was {}",
-                                self.len
-                            ),
-                        ));
-                    }
+                    return Err(self.error(
+                        TransportErrorKind::Changed,
+                        &format!(
+                            "{what}: the package is now {complete} bytes, was {}",
+                            self.len
+                        ),
+                    ));
                 }
                 return Err(self.status_error(416, what).with_range(first..end));
             }
@@ -2064,9 +2059,9 @@ pub(crate) struct BulkReader<'a> {
     body: Option<RawBody>,
 }
 
-impl BulkReader<'_> {
+impl<'a> BulkReader<'a> {
     /// The source read from.
-    pub(crate) fn source(&self) -> &HttpSource {
+    pub(crate) fn source(&self) -> &'a HttpSource {
         self.src
     }
 
@@ -2123,10 +2118,10 @@ impl BulkReader<'_> {
                 Ok(n) => {
                     got += n;
                     failures = 0;
-                    if body.at == body.end {
-                        if let Some(b) = self.body.take() {
-                            src.raw_done(b);
-                        }
+                    if body.at == body.end
+                        && let Some(b) = self.body.take()
+                    {
+                        src.raw_done(b);
                     }
                 }
                 Err(e) => {
