@@ -152,22 +152,30 @@ pub struct PackArgs {
 /// `sft info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Package file.
+    /// Package file, or the URL of one (smb://, \\host\share\..., http(s)://,
+    /// rtsp(s)://): only its prologue is read.
     pub package: PathBuf,
     /// Print one JSON object with exact numbers.
     #[arg(long)]
     pub json: bool,
+    /// Credentials of remote sources.
+    #[command(flatten)]
+    pub remote: crate::cmd::source_args::SourceArgs,
 }
 
 /// `sft ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Package file.
+    /// Package file, or the URL of one (smb://, \\host\share\..., http(s)://,
+    /// rtsp(s)://): only its prologue is read.
     pub package: PathBuf,
     /// Long format: kind, size, modification time, attributes (r hidden
     /// x system), feature block(s), path.
     #[arg(short = 'l', long = "long")]
     pub long: bool,
+    /// Credentials of remote sources.
+    #[command(flatten)]
+    pub remote: crate::cmd::source_args::SourceArgs,
 }
 
 /// `sft cat`.
@@ -197,7 +205,10 @@ pub struct ExtractArgs {
 /// `sft verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Package file, or the URL of one (http(s)://, rtsp(s)://): streamed
-    /// and checked without being stored.
+    /// Package file, or the URL of one (http(s)://, rtsp(s)://, smb://,
+    /// \\host\share\...): streamed and checked without being stored.
     pub package: PathBuf,
+    /// Credentials of remote sources.
+    #[command(flatten)]
+    pub remote: crate::cmd::source_args::SourceArgs,
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use sft::cache::CacheOptions;
 use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_with};
 use sft::publish::{Manifest, SourceRoots, expand_vars, resolve_codebase};
-use sft::stream::{Event, SessionConfig};
+use sft::stream::Event;
 use sft::transport::http::client::HttpOptions;
 use sft::transport::rtsp::client::RtspOptions;
 use sft::transport::shaped::ShapedSource;
@@ -44,12 +44,16 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 /// `sft fetch`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FetchArgs {
-    /// The package: a path, a file:// URL, or an http:// or https:// URL
+    /// The package: a path, a file:// URL, an http:// or https:// URL
     /// (credentials in the URL or in SFT_HTTP_USER / SFT_HTTP_PASSWORD or
-    /// SFT_HTTP_TOKEN; presigned query strings are kept as given). Or a
-    /// local OSD file (*.osd) or manifest (*.xml): the package its
-    /// CODEBASE HREF names, after %VAR% expansion (%SFT_MIME_SOURCE%
-    /// defaults to the descriptor's directory) and the source roots below.
+    /// SFT_HTTP_TOKEN; presigned query strings are kept as given), an
+    /// rtsp(s):// URL, or a file on an SMB share: smb://[user@]host[:port]/
+    /// share/path, \\host\share\path or file://\\host\share\path (credentials
+    /// from the flags below, the URL, or SFT_SMB_USER / SFT_SMB_PASSWORD /
+    /// SFT_SMB_DOMAIN). Or a local OSD file (*.osd) or manifest (*.xml):
+    /// the package its CODEBASE HREF names, after %VAR% expansion
+    /// (%SFT_MIME_SOURCE% defaults to the descriptor's directory) and the
+    /// source roots below.
     pub source: String,
 
     /// Output package file (written atomically once complete).
@@ -110,6 +114,10 @@ pub(crate) struct FetchArgs {
     /// (App-V's /SFTPATH), overriding everything else.
     #[arg(long, value_name = "PATH")]
     pub sftpath: Option<String>,
+
+    /// Credentials of remote sources.
+    #[command(flatten)]
+    pub remote: super::source_args::SourceArgs,
 }
 
 /// What kind of descriptor a source is, by its extension.
@@ -233,7 +241,9 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         http = http.ca_file(ca);
         rtsp = rtsp.ca_file(ca);
     }
-    let sources = SourceOptions::default().http(http).rtsp(rtsp);
+    let sources = args
+        .remote
+        .apply(SourceOptions::default().http(http).rtsp(rtsp));
     // Without --simulate-rtt: fetch_spec (a local file takes the fast
     // path, paced by --limit-rate if given; URLs their transport, started
     // over if the source changes mid-stream). The link simulation reads
@@ -253,7 +263,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
             None => args.limit_rate.unwrap_or(0),
             Some(_) => 0,
         })
-        .session(SessionConfig::default().decode_blocks(!args.crc_only))
+        .session(super::source_args::session_config(&source).decode_blocks(!args.crc_only))
         .cache(CacheOptions::default().sync(!args.no_fsync))
         .sources(sources)
         .on_event(move |e| {

@@ -1,15 +1,17 @@
-//! `sft info PKG [--json]`.
+//! `sft info PKG|URL [--json]`: a local package, or the prologue of a
+//! remote one (nothing past the prologue is read).
 
 use std::io::Write;
 
-use sft::{Codec, Package};
+use sft::Codec;
+use sft::index::BlockIndex;
 
+use super::source_args::Inspected;
 use crate::args::InfoArgs;
-use crate::util::{Loaded, human, ratio, rfc3339};
+use crate::util::{human, ratio, rfc3339};
 
 /// `zlib`, `none` or `mixed`, from the blocks' codecs.
-fn compression(pkg: &Package<'_>) -> anyhow::Result<&'static str> {
-    let index = pkg.index();
+fn compression(index: &BlockIndex<'_>) -> anyhow::Result<&'static str> {
     let (mut zlib, mut stored) = (0u32, 0u32);
     for id in index.ids() {
         match index.get(id)?.codec {
@@ -26,8 +28,8 @@ fn compression(pkg: &Package<'_>) -> anyhow::Result<&'static str> {
 
 /// Run `sft info`.
 pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
-    let loaded = Loaded::open(&a.package, no_mmap)?;
-    let pkg = loaded.package()?;
+    let inspected = Inspected::open(&a.package, no_mmap, &a.remote)?;
+    let pkg = inspected.prologue()?;
     let m = pkg.metadata();
     let (mut files, mut dirs) = (0u64, 0u64);
     for e in pkg.entries() {
@@ -37,12 +39,12 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
             files += 1;
         }
     }
-    let comp = compression(&pkg)?;
-    let stored = pkg.as_bytes().len() as u64;
+    let index = pkg.index();
+    let comp = compression(&index)?;
+    let stored = inspected.package_len();
     let (secs, nanos) = m.created();
     let created = rfc3339(secs, nanos);
     let r = ratio(stored, m.package_size());
-    let index = pkg.index();
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
@@ -54,7 +56,7 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
             "comment": m.comment(),
             "created": created,
             "created_unix": secs,
-            "block_size": pkg.block_size(),
+            "block_size": pkg.header().block_size,
             "compression": comp,
             "files": files,
             "directories": dirs,
@@ -75,7 +77,7 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
             ("Root", m.root().to_owned()),
             ("Comment", m.comment().to_owned()),
             ("Created", created),
-            ("Block size", human(u64::from(pkg.block_size()))),
+            ("Block size", human(u64::from(pkg.header().block_size))),
             ("Compression", comp.to_owned()),
             ("Files", files.to_string()),
             ("Directories", dirs.to_string()),

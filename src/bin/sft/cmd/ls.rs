@@ -1,11 +1,13 @@
-//! `sft ls PKG [-l]`.
+//! `sft ls PKG|URL [-l]`: a local package, or the prologue of a remote
+//! one (entries are in the prologue: no block data is read).
 
 use std::io::{BufWriter, Write};
 
 use sft::Entry;
 
+use super::source_args::Inspected;
 use crate::args::LsArgs;
-use crate::util::{Loaded, rfc3339};
+use crate::util::rfc3339;
 
 /// `FB1`, `FB2`, `FB1+FB2`, or `-` for a file without data.
 fn feature_blocks(e: &Entry<'_>, launch_size: u64) -> &'static str {
@@ -24,8 +26,8 @@ fn feature_blocks(e: &Entry<'_>, launch_size: u64) -> &'static str {
 
 /// Run `sft ls`.
 pub fn run(a: &LsArgs, no_mmap: bool) -> anyhow::Result<()> {
-    let loaded = Loaded::open(&a.package, no_mmap)?;
-    let pkg = loaded.package()?;
+    let inspected = Inspected::open(&a.package, no_mmap, &a.remote)?;
+    let pkg = inspected.prologue()?;
     let launch = pkg.metadata().launch_size();
     let mut out = BufWriter::new(std::io::stdout().lock());
     for e in pkg.entries() {

@@ -10,4 +10,5 @@ pub mod ls;
 pub(crate) mod osd;
 pub mod pack;
 pub(crate) mod serve;
+pub(crate) mod source_args;
 pub mod verify;

@@ -1,4 +1,5 @@
-//! `sft verify PKG`: a local package, or one streamed from a URL.
+//! `sft verify PKG|URL`: a local package, or one streamed from a URL
+//! (http(s)://, rtsp(s)://, smb:// or UNC).
 
 use anyhow::Context;
 use std::io::Write;
@@ -8,10 +9,8 @@ use crate::util::{Loaded, progress_bar};
 
 /// Run `sft verify`.
 pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
-    if let Some(spec) = a.package.to_str() {
-        if matches!(sft::fetch::local_path(spec), Ok(None)) {
-            return verify_remote(spec);
-        }
+    if let Some(spec) = super::source_args::remote_spec(&a.package) {
+        return verify_remote(spec, &a.remote);
     }
     let loaded = Loaded::open(&a.package, no_mmap)?;
     loaded.advise_sequential();
@@ -38,16 +37,16 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stream the package at `spec` (an http(s)://, rtsp(s):// ... URL)
+/// Stream the package at `spec` (an http(s)://, rtsp(s)://, smb:// ... URL)
 /// through the streaming core and check everything, storing nothing: the
 /// prologue's CRCs when it is parsed, then every block's CRC and inflate.
-fn verify_remote(spec: &str) -> anyhow::Result<()> {
+fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow::Result<()> {
     use sft::fetch::{SourceOptions, open_source_with};
-    use sft::stream::{Event, NullSink, SessionConfig, StreamSession, blocking};
+    use sft::stream::{Event, NullSink, StreamSession, blocking};
 
-    let source = open_source_with(spec, &SourceOptions::default())
+    let source = open_source_with(spec, &remote.apply(SourceOptions::default()))
         .with_context(|| format!("cannot open source `{spec}`"))?;
-    let mut session = StreamSession::new(SessionConfig::default());
+    let mut session = StreamSession::new(super::source_args::session_config(spec));
     let mut bar = None;
     let result = blocking::drive_with(&mut session, &*source, &mut NullSink, &mut |e| {
         if let Event::Progress(p) = e {

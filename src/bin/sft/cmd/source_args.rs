@@ -1,0 +1,125 @@
+//! Flags shared by the commands that read a remote source (`sft fetch`,
+//! `sft verify URL`, `sft info URL`, `sft ls URL`): SMB credentials.
+//!
+//! There is deliberately no password flag: a password on the command line
+//! is visible to every user of the machine in `ps` and `/proc/PID/cmdline`
+//! (and lands in shell history). The password comes from the credentials
+//! file or from `SFT_SMB_PASSWORD`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sft::fetch::SourceOptions;
+use sft::probe::Probe;
+use sft::read::Prologue;
+use sft::stream::SessionConfig;
+use sft::transport::smb::{SmbOptions, is_smb_spec};
+
+use crate::util::Loaded;
+
+/// Credentials for `smb://` and UNC (`\\host\share\path`) sources.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct SourceArgs {
+    /// SMB user (`user`, `DOMAIN\user` or `user@realm`) for smb:// and
+    /// UNC sources; overrides the URL's `user@`, the credentials file and
+    /// SFT_SMB_USER.
+    #[arg(long, value_name = "USER")]
+    pub smb_user: Option<String>,
+
+    /// SMB (NTLM) domain; overrides the URL's `DOMAIN;user@`, the
+    /// credentials file and SFT_SMB_DOMAIN.
+    #[arg(long, value_name = "DOMAIN")]
+    pub smb_domain: Option<String>,
+
+    /// SMB credentials file in smbclient's -A format (`username = ...`,
+    /// `password = ...`, `domain = ...`). The password is read only from
+    /// here or from SFT_SMB_PASSWORD: a password flag would show in `ps`.
+    #[arg(long, value_name = "FILE")]
+    pub smb_credentials: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The SMB options these flags ask for (the rest default; credentials
+    /// not given here still come from the URL and the environment).
+    pub(crate) fn smb_options(&self) -> SmbOptions {
+        let mut smb = SmbOptions::default();
+        if let Some(u) = &self.smb_user {
+            smb = smb.user(u);
+        }
+        if let Some(d) = &self.smb_domain {
+            smb = smb.domain(d);
+        }
+        if let Some(f) = &self.smb_credentials {
+            smb = smb.credentials_file(f);
+        }
+        smb
+    }
+
+    /// `options` with these flags applied.
+    pub(crate) fn apply(&self, options: SourceOptions) -> SourceOptions {
+        options.smb(self.smb_options())
+    }
+}
+
+/// The stream session for `source`. SMB sources get larger requests than
+/// the default (16 MiB each, 64 MiB in flight): the SMB source splits each
+/// into 1 MiB `READ`s with 8 outstanding, and a batch of requests ends
+/// with a wait for its slowest read, so fewer, larger batches keep the
+/// connection busy (measured with `scripts/bench-smb.sh`).
+pub(crate) fn session_config(source: &str) -> SessionConfig {
+    let config = SessionConfig::default();
+    if is_smb_spec(source) {
+        config
+            .max_request_bytes(16 << 20)
+            .max_in_flight_bytes(64 << 20)
+    } else {
+        config
+    }
+}
+
+/// The URL in `package`, if it names a remote source (one `sft::fetch`
+/// opens with a network transport) rather than a local file.
+pub(crate) fn remote_spec(package: &Path) -> Option<&str> {
+    let spec = package.to_str()?;
+    matches!(sft::fetch::local_path(spec), Ok(None)).then_some(spec)
+}
+
+/// A package to inspect without its blocks: a local file (mapped or read
+/// whole, as before), or the prologue of a remote one, read on its own
+/// ([`sft::probe`]).
+pub(crate) enum Inspected {
+    Local(Loaded),
+    Remote(Box<Probe>),
+}
+
+impl Inspected {
+    /// Open `package`: a URL (smb://, UNC, http(s)://, rtsp(s)://) is
+    /// probed with these flags' credentials; anything else is a local file.
+    pub(crate) fn open(package: &Path, no_mmap: bool, args: &SourceArgs) -> anyhow::Result<Self> {
+        match remote_spec(package) {
+            Some(spec) => {
+                let options = args.apply(SourceOptions::default());
+                let probe = sft::probe::probe(spec, &options)
+                    .with_context(|| format!("cannot read the prologue of `{spec}`"))?;
+                Ok(Inspected::Remote(Box::new(probe)))
+            }
+            None => Ok(Inspected::Local(Loaded::open(package, no_mmap)?)),
+        }
+    }
+
+    /// The prologue: metadata, entries, block index.
+    pub(crate) fn prologue(&self) -> anyhow::Result<Prologue<'_>> {
+        Ok(match self {
+            Inspected::Local(l) => l.package()?.prologue(),
+            Inspected::Remote(p) => p.prologue()?,
+        })
+    }
+
+    /// The package's stored length in bytes.
+    pub(crate) fn package_len(&self) -> u64 {
+        match self {
+            Inspected::Local(l) => l.package().map_or(0, |p| p.as_bytes().len() as u64),
+            Inspected::Remote(p) => p.package_len(),
+        }
+    }
+}
