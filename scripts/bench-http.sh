@@ -9,7 +9,11 @@
 #      (`curl -o FILE`), `--crc-only`, and the durable default (fdatasync
 #      before recording blocks and before the rename: bound by the disk).
 #      And `sft verify URL`: the same full fetch, every block checked, with
-#      nothing stored, the like-for-like peer of `curl -o /dev/null`.
+#      nothing stored, the like-for-like peer of `curl -o /dev/null`;
+#      bound: >= 0.9 x curl's too.
+#      Both take the HTTP client's bulk path for plain http:// (our own
+#      socket, bodies received straight into the buffers that are written
+#      and checked; see docs/HTTP.md), automatically.
 #  (b) our server (`sft serve --http`) vs nginx, same package, same client
 #      (`curl -o /dev/null`); bound: >= 0.9 x nginx's throughput.
 #  (c) 64 concurrent clients (`curl -o /dev/null`, all started at once)
@@ -145,6 +149,7 @@ echo "    sft fetch --no-fsync --crc-only    $(f3 "$FC") s  ($(mibs "$FC") MiB/s
 echo "    sft fetch (durable)                $(f3 "$FD") s  ($(mibs "$FD") MiB/s)"
 echo "    sft verify URL (nothing stored)    $(f3 "$V") s  ($(mibs "$V") MiB/s)  ratio vs curl -o /dev/null: $(ratio "$C" "$V")"
 check "sft fetch --no-fsync vs curl -o /dev/null" "$RA" 0.9
+check "sft verify URL vs curl -o /dev/null" "$(ratio "$C" "$V")" 0.9
 
 # ------------------------------------------------------------- (b)
 n=(); o=()
