@@ -27,13 +27,14 @@
 //! any order, each byte once.
 //!
 //! The `smb` and `smb-transport` crates (0.12.1) are built from
-//! `vendor/` with three small fixes (`vendor/README.md`): `TCP_NODELAY`
-//! and one write per request (without them every request waited about
-//! 40 ms for a delayed ACK, and a fetch ran at 0.05 x `smbclient`'s
-//! speed); a message is received whole even across the worker's 100 ms
-//! polling timeout; and credits granted by interim (`STATUS_PENDING`)
-//! responses are counted (Samba answers most large reads that way, and
-//! without it the credits ran out and the next read waited forever).
+//! `vendor/` with small fixes (`vendor/README.md`): `TCP_NODELAY` and one
+//! write per request (without them every request waited about 40 ms for
+//! a delayed ACK, and a fetch ran at 0.05 x `smbclient`'s speed); a
+//! message is received whole even across the worker's 100 ms polling
+//! timeout; closing a connection no longer waits for that timeout; and
+//! credits granted by interim (`STATUS_PENDING`) responses are counted
+//! (Samba answers many reads that way, and without it the credits ran out
+//! and the next read waited forever).
 //!
 //! # Errors and reconnection
 //!

@@ -212,6 +212,21 @@ impl TcpTransport {
     }
 }
 
+/// sft patch: dropping the writing half shuts the socket down. The
+/// threaded worker stops by ending its send loop (dropping the writer) and
+/// then joining its receive loop, which sat in a read with a 100 ms
+/// timeout: every connection's close waited up to 100 ms for it. The
+/// shutdown ends that read at once (end of stream). Only the worker's
+/// stop drops the writer, after the last request was answered.
+#[cfg(not(feature = "async"))]
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        if let Some(w) = &self.writer {
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 impl SmbTransport for TcpTransport {
     #[cfg(feature = "async")]
     fn connect<'a>(
@@ -226,16 +241,19 @@ impl SmbTransport for TcpTransport {
         self.do_connect(server_name, server_address)
     }
 
-    fn split(self: Box<Self>) -> Result<(Box<dyn SmbTransportRead>, Box<dyn SmbTransportWrite>)> {
+    fn split(
+        mut self: Box<Self>,
+    ) -> Result<(Box<dyn SmbTransportRead>, Box<dyn SmbTransportWrite>)> {
+        // sft patch: `take`, not move (the sync build implements `Drop`).
         Ok((
             Box::new(Self {
-                reader: self.reader,
+                reader: self.reader.take(),
                 writer: None,
                 timeout: self.timeout,
             }),
             Box::new(Self {
                 reader: None,
-                writer: self.writer,
+                writer: self.writer.take(),
                 timeout: self.timeout,
             }),
         ))
