@@ -14,7 +14,11 @@
 //! piece is read into a buffer, written to the cache file from it by a
 //! writer thread, and checked by the session from the same buffer, so the
 //! bytes checked are the bytes written and the checks overlap the writes.
-//! `sft fetch PATH` and `sft fetch file://...` use it.
+//! `sft fetch PATH` and `sft fetch file://...` use it. [`fetch_spec`] on a
+//! plain `http://` URL does the same with the roles turned round: a
+//! reader thread receives each piece from the socket straight into a
+//! buffer (the HTTP client's bulk path), this thread writes it to the
+//! cache file and then checks it from the same buffer.
 //!
 //! ```
 //! # #[cfg(feature = "write")]

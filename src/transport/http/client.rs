@@ -16,6 +16,14 @@
 //!   request with one part covering them all is accepted; one that answers
 //!   it with `200` and the whole body (S3 does) is asked one range per
 //!   request from then on.
+//! - On plain `http://`, single-range requests (and the opening `HEAD`)
+//!   take a **bulk path** instead of `ureq`: our own kept-alive
+//!   `TcpStream`, a strict and bounded response-head parser, and bodies
+//!   received straight into the caller's buffer, with the same checks as
+//!   below. HTTPS, multi-range requests, and a server that redirects,
+//!   answers chunked or multipart, or ignores `Range` go through `ureq`
+//!   (the bulk path is then off for the source). `docs/HTTP.md` has the
+//!   details; [`crate::fetch::fetch_spec`] reads whole packages through it.
 //! - Bytes go to the sink as they arrive, through one reusable buffer of
 //!   [`HttpOptions::buffer_size`] bytes: a response is never held in
 //!   memory as a whole. [`ControlFlow::Break`] from the sink stops at once
@@ -2031,6 +2039,7 @@ impl HttpSource {
 
     /// A reader of the package from start to end in caller-sized pieces,
     /// for the fetch layer: see [`BulkReader`].
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn bulk(&self) -> BulkReader<'_> {
         BulkReader {
             src: self,
@@ -2040,6 +2049,7 @@ impl HttpSource {
 
     /// True if this source reads on the bulk path (an `http://` URL whose
     /// server has answered as the bulk path expects so far).
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn is_bulk(&self) -> bool {
         self.raw_enabled()
     }
@@ -2054,11 +2064,13 @@ impl HttpSource {
 /// has not arrived. When the server turns out to need `ureq` (see
 /// [`HttpSource::raw_open`]), pieces are read through
 /// [`RangeSource::read_exact_at`] instead.
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
 pub(crate) struct BulkReader<'a> {
     src: &'a HttpSource,
     body: Option<RawBody>,
 }
 
+#[cfg_attr(not(feature = "file"), allow(dead_code))]
 impl<'a> BulkReader<'a> {
     /// The source read from.
     pub(crate) fn source(&self) -> &'a HttpSource {
