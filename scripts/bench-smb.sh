@@ -18,7 +18,7 @@
 # when it is below ~2 (2-core machine).
 #
 # Usage: scripts/bench-smb.sh [--quick]        (--quick: 32 MiB, 3 runs)
-#        MIB=256 RUNS=5 scripts/bench-smb.sh
+#        MIB=256 RUNS=7 scripts/bench-smb.sh   (the defaults)
 # Prints `ratio R PASS|FAIL`; exits 1 on FAIL.
 set -euo pipefail
 QUICK=0
@@ -28,7 +28,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 for b in smbd smbclient smbpasswd; do
   command -v $b >/dev/null || { echo "bench-smb: $b is not installed (apt-get install samba smbclient)" >&2; exit 2; }
 done
-if [ $QUICK = 1 ]; then MIB=${MIB:-32}; RUNS=${RUNS:-3}; else MIB=${MIB:-256}; RUNS=${RUNS:-5}; fi
+if [ $QUICK = 1 ]; then MIB=${MIB:-32}; RUNS=${RUNS:-3}; else MIB=${MIB:-256}; RUNS=${RUNS:-7}; fi
 # SFT=/path/to/sft uses that binary instead of building one.
 if [ -z "${SFT:-}" ]; then
   cargo build --release --features cli -q
@@ -43,7 +43,7 @@ cleanup() {
   if [ -n "$SMBD_PID" ]; then
     # SIGTERM to the main smbd ends its per-connection children too.
     kill "$SMBD_PID" 2>/dev/null || true
-    wait "$SMBD_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$SMBD_PID" 2>/dev/null || break; sleep 0.05; done
   fi
   rm -rf "$W"
 }
@@ -99,6 +99,7 @@ id "$SMB_USER" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$SMB_USER"
 printf '%s\n%s\n' "$SMB_PASS" "$SMB_PASS" | smbpasswd -c "$W/smb.conf" -s -a "$SMB_USER" >/dev/null 2>&1
 smbd --foreground --no-process-group --configfile="$W/smb.conf" --debug-stdout > "$W/smbd.out" 2>&1 &
 SMBD_PID=$!
+disown "$SMBD_PID"   # no "Terminated" from the shell when cleanup stops it
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
 (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || { echo "smbd did not start:"; cat "$W/smbd.out"; exit 1; }
 
@@ -123,7 +124,9 @@ sft_once() {
 }
 smbclient_once() {
   rm -f "$W/get.sft"
-  timed smbclient "//127.0.0.1/share" -p "$PORT" -A "$W/cred" -c "get p.sft $W/get.sft"
+  # (its progress line goes to stderr: kept in a file, shown on failure)
+  timed smbclient "//127.0.0.1/share" -p "$PORT" -A "$W/cred" -c "get p.sft $W/get.sft" 2> "$W/smbclient.err" \
+    || { cat "$W/smbclient.err" >&2; return 1; }
 }
 
 cat "$W/share/p.sft" > /dev/null
