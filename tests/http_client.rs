@@ -1301,3 +1301,24 @@ fn bulk_fetch_killed_then_resumed_fetches_only_missing_blocks() {
     sft::Package::parse(&pkg).unwrap().verify().unwrap();
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
 }
+
+/// A long range cut short by the server is asked again from where it
+/// stopped, on the bulk path (a server handling each connection on its
+/// own thread); the bytes delivered are exactly the body.
+#[test]
+fn long_range_cut_short_is_resumed_where_it_stopped() {
+    let body = noise(21, 3_000_000);
+    let m = Misbehave {
+        short: 1,
+        ..Misbehave::default()
+    };
+    let (url, seen) = range_server(body.clone(), m, not_slow());
+    let src = HttpSource::open(&url, &opts()).unwrap();
+    let got = read_all(&src, &[10..2_900_000]).unwrap();
+    assert!(got[0] == body[10..2_900_000]);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0], "10-2899999");
+    let resumed: u64 = seen[1].split('-').next().unwrap().parse().unwrap();
+    assert!(resumed > 10 && resumed <= 1_450_010, "{seen:?}");
+}
