@@ -97,9 +97,10 @@ cat > "$W/smb.conf" <<EOF
 EOF
 id "$SMB_USER" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$SMB_USER"
 printf '%s\n%s\n' "$SMB_PASS" "$SMB_PASS" | smbpasswd -c "$W/smb.conf" -s -a "$SMB_USER" >/dev/null 2>&1
-smbd --foreground --no-process-group --configfile="$W/smb.conf" --debug-stdout > "$W/smbd.out" 2>&1 &
+# Its own process group (no --no-process-group): a stopping smbd signals
+# its whole process group, which would otherwise be this script's.
+smbd --foreground --configfile="$W/smb.conf" --debug-stdout > "$W/smbd.out" 2>&1 &
 SMBD_PID=$!
-disown "$SMBD_PID"   # no "Terminated" from the shell when cleanup stops it
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
 (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || { echo "smbd did not start:"; cat "$W/smbd.out"; exit 1; }
 
