@@ -318,10 +318,10 @@ impl Cache {
     /// # Errors
     /// [`Error::Io`] if the files cannot be created or read.
     pub fn open(paths: CachePaths, options: CacheOptions) -> Result<Self, Error> {
-        if let Some(parent) = paths.data.parent() {
-            if !parent.as_os_str().is_empty() {
-                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-            }
+        if let Some(parent) = paths.data.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
         }
         let file = OpenOptions::new()
             .read(true)

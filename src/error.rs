@@ -680,10 +680,10 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
             let kind = e.kind();
-            if let Some(inner) = e.into_inner() {
-                if let Ok(ours) = inner.downcast::<Error>() {
-                    return *ours;
-                }
+            if let Some(inner) = e.into_inner()
+                && let Ok(ours) = inner.downcast::<Error>()
+            {
+                return *ours;
             }
             return Error::io("i/o error", std::io::Error::from(kind));
         }

@@ -269,13 +269,13 @@ pub fn extract(
             None => Ok(()),
         };
     }
-    if result.is_ok() {
-        if let Some(job) = jobs.iter().find(|j| !lock(&j.slot).done) {
-            result = Err(Error::invalid(format!(
-                "`{}`: the package's blocks do not hold all of its data",
-                job.rel
-            )));
-        }
+    if result.is_ok()
+        && let Some(job) = jobs.iter().find(|j| !lock(&j.slot).done)
+    {
+        result = Err(Error::invalid(format!(
+            "`{}`: the package's blocks do not hold all of its data",
+            job.rel
+        )));
     }
     if let Err(e) = result {
         ctx.cleanup();

@@ -882,7 +882,7 @@ mod sched_ops {
             if k >= self.out.len() {
                 return;
             }
-            if how % 3 == 0 && self.out[k].done.iter().any(|d| !d) {
+            if how.is_multiple_of(3) && self.out[k].done.iter().any(|d| !d) {
                 return;
             }
             let o = self.out.remove(k);
@@ -1381,7 +1381,7 @@ mod stream_io {
             let idx = usize::from(c.u8()) % pending.len();
             match op % 16 {
                 0..=10 => {
-                    let (id, a, b) = if op % 16 == 0 {
+                    let (id, a, b) = if op.is_multiple_of(16) {
                         pending.remove(0)
                     } else if op % 16 == 10 {
                         pending[idx] // delivered again later

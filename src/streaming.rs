@@ -227,14 +227,13 @@ impl StreamingPackage {
         let mut session = None;
         if let Some(prologue) = cache.resume_prologue() {
             let mut n = 0;
-            if crate::fetch::same_package(&*source, prologue, &mut n)? {
-                if let Ok(mut s) = StreamSession::with_prologue(options.session, prologue.to_vec())
-                {
-                    for id in cache.present_blocks() {
-                        s.mark_present(id)?;
-                    }
-                    session = Some(s);
+            if crate::fetch::same_package(&*source, prologue, &mut n)?
+                && let Ok(mut s) = StreamSession::with_prologue(options.session, prologue.to_vec())
+            {
+                for id in cache.present_blocks() {
+                    s.mark_present(id)?;
                 }
+                session = Some(s);
             }
             if session.is_none() {
                 cache.discard()?;

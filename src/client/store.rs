@@ -1401,10 +1401,10 @@ fn apply_options(rec: &mut PackageRecord, o: &PackageOptions) {
 /// `$USER`, `$USERNAME`, else `uid:N` (Unix), else `unknown`.
 fn current_user() -> String {
     for v in ["USER", "USERNAME", "LOGNAME"] {
-        if let Ok(u) = std::env::var(v) {
-            if !u.trim().is_empty() {
-                return u;
-            }
+        if let Ok(u) = std::env::var(v)
+            && !u.trim().is_empty()
+        {
+            return u;
         }
     }
     #[cfg(unix)]

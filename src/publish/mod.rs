@@ -66,11 +66,11 @@ pub fn fuzz_osd_and_manifest(data: &[u8]) {
         let m3 = Manifest::parse(m2.to_xml().as_bytes()).expect("a rewritten manifest parses");
         assert_eq!(m3, m2, "manifest round trip is not stable");
     }
-    if let Ok(text) = decode(data, &limits) {
-        if let Ok(e) = Element::parse(&text, &limits) {
-            let e2 = Element::parse(&e.to_xml(), &limits).expect("a written tree parses");
-            let e3 = Element::parse(&e2.to_xml(), &limits).expect("a rewritten tree parses");
-            assert_eq!(e3, e2, "tree round trip is not stable");
-        }
+    if let Ok(text) = decode(data, &limits)
+        && let Ok(e) = Element::parse(&text, &limits)
+    {
+        let e2 = Element::parse(&e.to_xml(), &limits).expect("a written tree parses");
+        let e3 = Element::parse(&e2.to_xml(), &limits).expect("a rewritten tree parses");
+        assert_eq!(e3, e2, "tree round trip is not stable");
     }
 }

@@ -272,7 +272,7 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<std::borrow::Cow<'
         )));
     }
     let utf16 = |be: bool, body: &[u8]| -> Result<String, Error> {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(Error::invalid(
                 "UTF-16 XML input has an odd number of bytes",
             ));

@@ -136,7 +136,7 @@ impl Layout {
                 }
             } else if s.record_size < min_stride
                 || s.record_size > MAX_RECORD_LEN
-                || s.length % stride != 0
+                || !s.length.is_multiple_of(stride)
             {
                 return Err(fmt_err(
                     region,

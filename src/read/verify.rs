@@ -80,10 +80,10 @@ impl<'data> Package<'data> {
             let e = e?;
             let at = self.layout.entry_offset(e.number());
             let fmt = |p| Error::Format(FormatError::new(Region::Entry(e.number()), at, p));
-            if let Some(p) = &prev {
-                if p.path().as_bytes() >= e.path().as_bytes() {
-                    return Err(fmt(FormatProblem::NotSorted));
-                }
+            if let Some(p) = &prev
+                && p.path().as_bytes() >= e.path().as_bytes()
+            {
+                return Err(fmt(FormatProblem::NotSorted));
             }
             let parent = e.parent();
             if !parent.is_empty() && !self.find(parent)?.is_some_and(|p| p.is_dir()) {

@@ -482,10 +482,10 @@ impl StreamSession {
     pub fn with_prologue(config: SessionConfig, mut prologue: Vec<u8>) -> Result<Self, Error> {
         // Bytes past the prologue are ignored: nothing here would write
         // them anywhere, so they must not count as present blocks.
-        if let Ok(h) = Header::parse(&prologue) {
-            if let Ok(plen) = usize::try_from(h.prologue_len) {
-                prologue.truncate(plen);
-            }
+        if let Ok(h) = Header::parse(&prologue)
+            && let Ok(plen) = usize::try_from(h.prologue_len)
+        {
+            prologue.truncate(plen);
         }
         let mut s = Self::new(config);
         let n = prologue.len() as u64;
@@ -1180,11 +1180,10 @@ impl StreamSession {
             let stored = &extra[(r.start - plen) as usize..(r.end - plen) as usize];
             if Block::new(info, stored).and_then(|b| b.verify()).is_ok()
                 && self.sched.begin(id as u32)
+                && let Err(e) = self.complete_block(id as u32, stored, sink)
             {
-                if let Err(e) = self.complete_block(id as u32, stored, sink) {
-                    result = Err(e);
-                    break;
-                }
+                result = Err(e);
+                break;
             }
         }
         self.sched.queue_all(!self.config.launch_only);

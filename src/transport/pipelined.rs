@@ -140,15 +140,13 @@ impl<S: RangeSource> RangeSource for Pipelined<S> {
                             return ControlFlow::Break(());
                         }
                         // Flush a buffer that is full or not contiguous.
-                        if let Some((start, b)) = &cur {
-                            if b.len() >= cap || start + b.len() as u64 != at {
-                                if let Some((s, b)) = cur.take() {
-                                    if tx.send(Msg::Data(s, b)).is_err() {
-                                        dead = true;
-                                        return ControlFlow::Break(());
-                                    }
-                                }
-                            }
+                        if let Some((start, b)) = &cur
+                            && (b.len() >= cap || start + b.len() as u64 != at)
+                            && let Some((s, b)) = cur.take()
+                            && tx.send(Msg::Data(s, b)).is_err()
+                        {
+                            dead = true;
+                            return ControlFlow::Break(());
                         }
                         let (_, b) = cur.get_or_insert_with(|| (at, fresh(&free_rx)));
                         let n = (cap - b.len()).min(bytes.len());
@@ -159,10 +157,10 @@ impl<S: RangeSource> RangeSource for Pipelined<S> {
                     ControlFlow::Continue(())
                 });
                 if !dead {
-                    if let Some((s, b)) = cur.take() {
-                        if result.is_ok() || !b.is_empty() {
-                            let _ = tx.send(Msg::Data(s, b));
-                        }
+                    if let Some((s, b)) = cur.take()
+                        && (result.is_ok() || !b.is_empty())
+                    {
+                        let _ = tx.send(Msg::Data(s, b));
                     }
                     let _ = tx.send(Msg::Done(result));
                 }

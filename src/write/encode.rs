@@ -102,30 +102,31 @@ impl Worker<'_> {
             pi += 1;
         }
 
-        if let Compression::Zlib(level) = self.compression {
-            if level > 0 && raw_len > 1 {
-                let z = self.z.get_or_insert_with(|| {
-                    flate2::Compress::new(flate2::Compression::new(level.min(9)), true)
+        if let Compression::Zlib(level) = self.compression
+            && level > 0
+            && raw_len > 1
+        {
+            let z = self.z.get_or_insert_with(|| {
+                flate2::Compress::new(flate2::Compression::new(level.min(9)), true)
+            });
+            z.reset();
+            // Compress into raw_len - 1 bytes at most: a stream that
+            // does not fit does not shrink the block, which is stored.
+            let mut out = vec![0u8; raw_len - 1];
+            let status = z
+                .compress(&buf, &mut out, flate2::FlushCompress::Finish)
+                .map_err(|e| Error::invalid(format!("zlib compression failed: {e}")))?;
+            let produced = z.total_out() as usize;
+            if status == flate2::Status::StreamEnd && produced < raw_len {
+                out.truncate(produced);
+                let crc = crc32fast::hash(&out);
+                return Ok(Encoded {
+                    raw_len: raw_len as u32,
+                    stored: out,
+                    codec: Codec::Zlib,
+                    crc,
+                    zero: false,
                 });
-                z.reset();
-                // Compress into raw_len - 1 bytes at most: a stream that
-                // does not fit does not shrink the block, which is stored.
-                let mut out = vec![0u8; raw_len - 1];
-                let status = z
-                    .compress(&buf, &mut out, flate2::FlushCompress::Finish)
-                    .map_err(|e| Error::invalid(format!("zlib compression failed: {e}")))?;
-                let produced = z.total_out() as usize;
-                if status == flate2::Status::StreamEnd && produced < raw_len {
-                    out.truncate(produced);
-                    let crc = crc32fast::hash(&out);
-                    return Ok(Encoded {
-                        raw_len: raw_len as u32,
-                        stored: out,
-                        codec: Codec::Zlib,
-                        crc,
-                        zero: false,
-                    });
-                }
             }
         }
         let crc = crc32fast::hash(&buf);

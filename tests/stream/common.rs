@@ -256,12 +256,13 @@ impl RangeSource for FlakySource {
         for (i, r) in ranges.iter().enumerate() {
             let mut bytes = self.data[r.start as usize..r.end as usize].to_vec();
             for f in faults.iter_mut() {
-                if let Fault::Corrupt { at, times } = f {
-                    if r.contains(at) && *times > 0 {
-                        bytes[(*at - r.start) as usize] ^= 0x40;
-                        if *times != u32::MAX {
-                            *times -= 1;
-                        }
+                if let Fault::Corrupt { at, times } = f
+                    && r.contains(at)
+                    && *times > 0
+                {
+                    bytes[(*at - r.start) as usize] ^= 0x40;
+                    if *times != u32::MAX {
+                        *times -= 1;
                     }
                 }
             }

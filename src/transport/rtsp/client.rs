@@ -563,10 +563,10 @@ impl RtspSource {
         );
         let result = cseq.and_then(|cseq| {
             loop {
-                if let Item::Reply(r) = live.next_item(ep)? {
-                    if cseq_of(&r) == Some(cseq) {
-                        break Ok(r);
-                    }
+                if let Item::Reply(r) = live.next_item(ep)?
+                    && cseq_of(&r) == Some(cseq)
+                {
+                    break Ok(r);
                 }
             }
         });

@@ -743,12 +743,11 @@ fn reject_busy(stream: TcpStream) {
     }
     let mut sink = [0u8; 4096];
     let mut cseq = None;
-    if let Ok(n) = (&stream).read(&mut sink) {
-        if let Ok(Some((Frame::Request(r), _))) =
+    if let Ok(n) = (&stream).read(&mut sink)
+        && let Ok(Some((Frame::Request(r), _))) =
             proto::decode(sink.get(..n).unwrap_or_default(), &Limits::default())
-        {
-            cseq = r.header(&headers::CSEQ).map(|v| v.as_str().to_owned());
-        }
+    {
+        cseq = r.header(&headers::CSEQ).map(|v| v.as_str().to_owned());
     }
     let mut out = Vec::new();
     let resp = response(503, cseq.as_deref())
@@ -1083,10 +1082,10 @@ impl<'a> ConnState<'a> {
         // A Session header must name this connection's session.
         let session_hdr = header_str(req, &headers::SESSION)
             .map(|s| s.split(';').next().unwrap_or_default().trim().to_owned());
-        if let Some(id) = &session_hdr {
-            if self.session.as_ref().is_none_or(|s| &s.id != id) {
-                return self.send(response(454, c).empty());
-            }
+        if let Some(id) = &session_hdr
+            && self.session.as_ref().is_none_or(|s| &s.id != id)
+        {
+            return self.send(response(454, c).empty());
         }
         let tag = cseq.parse::<u32>().unwrap_or(0);
         match req.method() {

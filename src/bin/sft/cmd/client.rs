@@ -284,13 +284,13 @@ fn package_options(f: &PackageFlags) -> PackageOptions {
 }
 
 fn check_autoload(f: &PackageFlags) -> anyhow::Result<()> {
-    if let Some(v) = &f.autoload {
-        if v.contains(&AutoLoadArg::Never) && v.len() > 1 {
-            return Err(UsageError(
-                "--autoload never cannot be combined with other triggers".into(),
-            )
-            .into());
-        }
+    if let Some(v) = &f.autoload
+        && v.contains(&AutoLoadArg::Never)
+        && v.len() > 1
+    {
+        return Err(
+            UsageError("--autoload never cannot be combined with other triggers".into()).into(),
+        );
     }
     Ok(())
 }
@@ -340,23 +340,21 @@ fn load_options(
                     }
                 } else if let Some(step) =
                     (p.bytes.min(p.total_bytes).saturating_mul(10)).checked_div(p.total_bytes)
+                    && last_step.is_none_or(|l| step > l)
                 {
-                    if last_step.is_none_or(|l| step > l) {
-                        last_step = Some(step);
-                        eprintln!(
-                            "loading {label}: {}% ({} of {} bytes)",
-                            step * 10,
-                            p.bytes,
-                            p.total_bytes
-                        );
-                    }
+                    last_step = Some(step);
+                    eprintln!(
+                        "loading {label}: {}% ({} of {} bytes)",
+                        step * 10,
+                        p.bytes,
+                        p.total_bytes
+                    );
                 }
-            } else if matches!(e, Event::Complete | Event::Failed(_)) {
-                if let Ok(mut slot) = bar.lock() {
-                    if let Some(Some(b)) = slot.take() {
-                        b.finish_and_clear();
-                    }
-                }
+            } else if matches!(e, Event::Complete | Event::Failed(_))
+                && let Ok(mut slot) = bar.lock()
+                && let Some(Some(b)) = slot.take()
+            {
+                b.finish_and_clear();
             }
         })),
     }
@@ -537,10 +535,10 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             println!("installed package {name} from {}", bundle.display());
             if let Some(r) = report {
                 print_load(&name, &r);
-            } else if let Ok(s) = store.cache_state(&name) {
-                if s.complete {
-                    println!("{name}: 100% cached (stand-alone)");
-                }
+            } else if let Ok(s) = store.cache_state(&name)
+                && s.complete
+            {
+                println!("{name}: 100% cached (stand-alone)");
             }
         }
     }

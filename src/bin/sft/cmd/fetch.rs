@@ -293,10 +293,10 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         None => fetch_spec(&source, &args.output, options),
         Some(source) => fetch(source, &args.output, options),
     };
-    if let Ok(mut slot) = bar.lock() {
-        if let Some(Some(b)) = slot.take() {
-            b.finish_and_clear();
-        }
+    if let Ok(mut slot) = bar.lock()
+        && let Some(Some(b)) = slot.take()
+    {
+        b.finish_and_clear();
     }
     let report = result
         .with_context(|| format!("fetching `{}` failed (run again to resume)", args.source))?;

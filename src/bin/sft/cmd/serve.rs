@@ -233,10 +233,8 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .request_timeout(Duration::from_secs(header_timeout.max(1)))
             .session_timeout(Duration::from_secs(session_timeout.max(1)))
             .shutdown_grace(Duration::from_secs(shutdown_grace));
-        if secure {
-            if let Some(t) = &tls {
-                config = config.tls(Arc::clone(t));
-            }
+        if secure && let Some(t) = &tls {
+            config = config.tls(Arc::clone(t));
         }
         let server =
             rtsp::Server::bind(addr, config).with_context(|| format!("sft serve on {addr}"))?;
