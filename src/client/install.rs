@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::inspect::inspect;
 use super::lock::{self, Mode};
 use super::store::{
-    LOAD_LOCK, LoadOptions, LoadReport, PackageOptions, Store, check_name, not_added, now_ms,
+    LOAD_LOCK, LoadOptions, LoadReport, PackageOptions, Store, check_name, create_dir, not_added,
+    now_ms,
 };
 use crate::error::{Error, StoreProblem};
 use crate::guid::Guid;
@@ -73,8 +74,7 @@ impl Store {
             }
         }
         let dir = self.package_dir(&guid);
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        create_dir(&dir)?;
         {
             // One install or load of this package at a time.
             let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
@@ -89,8 +89,7 @@ impl Store {
                 }
             }
             let staging = dir.join(format!(".bundle.tmp-{}", std::process::id()));
-            fs::create_dir_all(&staging)
-                .map_err(|e| Error::io(format!("creating `{}`", staging.display()), e))?;
+            create_dir(&staging)?;
             let unpacked = match b.unpack(&staging) {
                 Ok(m) => m,
                 Err(e) => {

@@ -701,18 +701,7 @@ impl Store {
         self.update(|r| {
             let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
             if let Some(p) = &p {
-                if rec.guid()? != p.guid {
-                    return Err(Error::store(
-                        StoreProblem::Exists,
-                        format!(
-                            "`{}` describes package {}, not `{}` ({})",
-                            p.manifest_abs.display(),
-                            p.guid,
-                            rec.name,
-                            rec.guid
-                        ),
-                    ));
-                }
+                same_package(rec, p)?;
                 apply_manifest(rec, p);
             }
             apply_options(rec, options);
@@ -739,18 +728,7 @@ impl Store {
                 format!("package `{name}` was never added; run `sft client add-package {name} --manifest …` first"),
             )
         })?;
-        if rec.guid()? != p.guid {
-            return Err(Error::store(
-                StoreProblem::Exists,
-                format!(
-                    "`{}` describes package {}, not `{}` ({})",
-                    p.manifest_abs.display(),
-                    p.guid,
-                    rec.name,
-                    rec.guid
-                ),
-            ));
-        }
+        same_package(&rec, &p)?;
         let dir = self.package_dir(&p.guid);
         self.write_publish_files(&dir, &files)?;
         let user = self.user.clone();
@@ -774,8 +752,7 @@ impl Store {
         let write = |rel: &str, bytes: &[u8]| -> Result<(), Error> {
             let path = dir.join(rel);
             if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)
-                    .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
+                create_dir(parent)?;
             }
             records::write_atomic(&path, bytes, false)
         };
@@ -1062,6 +1039,19 @@ impl Store {
         Ok((Some(load), Some(inuse)))
     }
 
+    /// The record of package `name` and its data directory, created if
+    /// missing.
+    fn record_and_dir(&self, name: &str) -> Result<(PackageRecord, PathBuf), Error> {
+        let rec = self
+            .records()?
+            .find(name)
+            .cloned()
+            .ok_or_else(|| not_added(name))?;
+        let dir = self.package_dir(&rec.guid()?);
+        create_dir(&dir)?;
+        Ok((rec, dir))
+    }
+
     /// `SFTMIME LOAD PACKAGE`: stream the whole package (or, with
     /// [`LoadOptions::launch_only`], FB1) into the store, synchronously,
     /// resuming what an interrupted load left; makes room first (see the
@@ -1072,14 +1062,7 @@ impl Store {
     /// [`StoreProblem::Full`] if it cannot fit; the fetch's errors (the
     /// partial data stays for a resume).
     pub fn load_package(&self, name: &str, options: LoadOptions) -> Result<LoadReport, Error> {
-        let rec = self
-            .records()?
-            .find(name)
-            .cloned()
-            .ok_or_else(|| not_added(name))?;
-        let dir = self.package_dir(&rec.guid()?);
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        let (_, dir) = self.record_and_dir(name)?;
         let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
         let (rec, source, evicted) = self.update(|r| {
             let rec = r.find(name).cloned().ok_or_else(|| not_added(name))?;
@@ -1186,14 +1169,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Io`].
     pub fn use_package(&self, name: &str) -> Result<InUse, Error> {
-        let rec = self
-            .records()?
-            .find(name)
-            .cloned()
-            .ok_or_else(|| not_added(name))?;
-        let dir = self.package_dir(&rec.guid()?);
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        let (rec, dir) = self.record_and_dir(name)?;
         let held = lock::lock(&dir.join(INUSE_LOCK), Mode::Shared)?;
         self.update(|r| {
             let t = r.tick();
@@ -1335,6 +1311,28 @@ fn locked_error(rec: &PackageRecord) -> Error {
             rec.name, rec.name
         ),
     )
+}
+
+/// `fs::create_dir_all`, naming the directory in the error.
+pub(super) fn create_dir(dir: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))
+}
+
+/// Fails unless manifest `p` describes the package of `rec`.
+fn same_package(rec: &PackageRecord, p: &Prepared) -> Result<(), Error> {
+    if rec.guid()? != p.guid {
+        return Err(Error::store(
+            StoreProblem::Exists,
+            format!(
+                "`{}` describes package {}, not `{}` ({})",
+                p.manifest_abs.display(),
+                p.guid,
+                rec.name,
+                rec.guid
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn not_added(name: &str) -> Error {
