@@ -458,28 +458,16 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             print_load(name, &r);
         }
         ClientCommand::UnloadPackage { name } => {
-            store
-                .unload_package(name)
-                .with_context(|| format!("cannot unload package `{name}`"))?;
-            println!("unloaded package {name}");
+            report(name, "unload", "unloaded", store.unload_package(name))?;
         }
         ClientCommand::DeletePackage { name } => {
-            store
-                .delete_package(name)
-                .with_context(|| format!("cannot delete package `{name}`"))?;
-            println!("deleted package {name}");
+            report(name, "delete", "deleted", store.delete_package(name))?;
         }
         ClientCommand::Lock { name } => {
-            store
-                .lock_package(name)
-                .with_context(|| format!("cannot lock package `{name}`"))?;
-            println!("locked package {name}");
+            report(name, "lock", "locked", store.lock_package(name))?;
         }
         ClientCommand::Unlock { name } => {
-            store
-                .unlock_package(name)
-                .with_context(|| format!("cannot unlock package `{name}`"))?;
-            println!("unlocked package {name}");
+            report(name, "unlock", "unlocked", store.unlock_package(name))?;
         }
         ClientCommand::Query { what, json } => query(&store, *what, *json)?,
         ClientCommand::ConfigureStore {
@@ -556,15 +544,28 @@ fn absolute_if_path(p: &str) -> String {
         .unwrap_or_else(|_| p.to_owned())
 }
 
+/// Prints the outcome of a one-package action: `DONE package NAME`, or
+/// the error in context (`cannot VERB package `NAME``).
+fn report(name: &str, verb: &str, done: &str, r: sft::Result<()>) -> anyhow::Result<()> {
+    r.with_context(|| format!("cannot {verb} package `{name}`"))?;
+    println!("{done} package {name}");
+    Ok(())
+}
+
+/// `value` as pretty JSON and a newline.
+fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match what {
         QueryWhat::Packages => {
             let list = store.query_packages()?;
             if json {
-                serde_json::to_writer_pretty(&mut out, &list)?;
-                writeln!(out)?;
-                return Ok(());
+                return write_json(&mut out, &list);
             }
             writeln!(
                 out,
@@ -593,9 +594,7 @@ fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
         QueryWhat::Apps => {
             let list = store.query_apps()?;
             if json {
-                serde_json::to_writer_pretty(&mut out, &list)?;
-                writeln!(out)?;
-                return Ok(());
+                return write_json(&mut out, &list);
             }
             writeln!(
                 out,
