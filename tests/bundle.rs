@@ -6,21 +6,16 @@
 #![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::cli::sft;
 use proptest::prelude::*;
 use sft::ErrorKind;
 use sft::bundle::{
     Bundle, BundleOptions, EntryKind, decode_entries, encode_entries, fuzz_bundle, write_bundle,
 };
-
-fn sft(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sft"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// A package packed and published into `tmp/pub` with two apps, one with
 /// an icon; returns the manifest path.

@@ -5,6 +5,8 @@
 //! pass, unless `SFT_REQUIRE_SERVERS=1` (as in CI), where they fail.
 #![cfg(feature = "http-server")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -16,21 +18,9 @@ use sft::transport::http::server::{
     AccessLog, Server, ServerConfig, ServerHandle, tls_config_from_pem,
 };
 
-const IO_TIMEOUT: Duration = Duration::from_secs(20);
+use common::noise64;
 
-/// Deterministic bytes (xorshift64*).
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A content tree: `root/` served, `outside/secret.txt` beside it.
 struct Fixture {
@@ -48,8 +38,8 @@ fn fixture() -> Fixture {
     let outside = dir.path().join("outside");
     std::fs::create_dir_all(root.join("apps/sub")).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
-    let pkg = content(1_000_003, 7);
-    let big = content(24 << 20, 11);
+    let pkg = noise64(1_000_003, 7);
+    let big = noise64(24 << 20, 11);
     std::fs::write(root.join("apps/app.sft"), &pkg).unwrap();
     std::fs::write(
         root.join("apps/app.osd"),
@@ -83,20 +73,7 @@ fn start(config: ServerConfig) -> ServerHandle {
 }
 
 fn have_curl() -> bool {
-    let ok = Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "curl is required (SFT_REQUIRE_SERVERS=1) but not installed"
-        );
-        eprintln!("SKIPPED: curl not installed");
-    }
-    ok
+    common::have("curl", "--version")
 }
 
 fn curl(args: &[&str]) -> Output {
@@ -901,8 +878,8 @@ fn sixty_four_verified_fetches() {
             .block_size(sft::write::BlockSize::K16)
             .name("Concurrent"),
     );
-    b.add_bytes("app.exe", content(600_000, 21)).unwrap();
-    b.add_bytes("data/big.bin", content(3_000_000, 22)).unwrap();
+    b.add_bytes("app.exe", noise64(600_000, 21)).unwrap();
+    b.add_bytes("data/big.bin", noise64(3_000_000, 22)).unwrap();
     let text: Vec<u8> = b"streaming to many clients; "
         .iter()
         .copied()

@@ -4,6 +4,9 @@
 #![cfg(feature = "publish")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "cli")]
+mod common;
+
 use sft::ErrorKind;
 use sft::publish::{
     Limits, Manifest, Node, Osd, ScriptBody, ScriptEvent, SourceRoots, Timing, apply_source_root,
@@ -440,14 +443,8 @@ fn fuzz_entry_point_accepts_samples() {
 #[cfg(feature = "cli")]
 mod cli {
     use std::path::Path;
-    use std::process::Command;
 
-    fn sft(args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_sft"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
+    use crate::common::cli::sft;
 
     fn fixture(name: &str) -> String {
         format!("{}/fixtures/osd/{name}", env!("CARGO_MANIFEST_DIR"))

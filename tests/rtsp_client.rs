@@ -5,68 +5,35 @@
 #![cfg(all(feature = "rtsp", feature = "rtsp-server"))]
 #![allow(clippy::single_range_in_vec_init)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use sft::Guid;
 use sft::stream::{Event, RangeSource, SessionConfig, StreamSession, TransportErrorKind, blocking};
 use sft::transport::rtsp::client::{RtspOptions, RtspSource, is_rtsp_url};
 use sft::transport::rtsp::server::{Server, ServerConfig, ServerHandle};
-use sft::write::{PackageBuilder, parse_launch_list};
-use sft::{Guid, WriteOptions};
 
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use common::served::Fixture;
 
 fn package(len: usize, version: u32) -> Vec<u8> {
-    let mut b = PackageBuilder::new(
-        WriteOptions::default()
-            .name("rtsp-client-test")
-            .version(version)
-            .package_guid(Guid([0x3C; 16])),
-    );
-    b.add_bytes("bin/app.exe", content(len / 4, 2 + u64::from(version)))
-        .unwrap();
-    b.add_bytes(
+    common::served::package(
+        "rtsp-client-test",
+        Guid([0x3C; 16]),
+        version,
         "lib/rest.bin",
-        content(len - len / 4, 5 + u64::from(version)),
+        (2, 5),
+        len,
     )
-    .unwrap();
-    b.launch_list(parse_launch_list("bin/app.exe\n").unwrap());
-    b.write_to_vec().unwrap()
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    pkg: Vec<u8>,
 }
 
 fn fixture(len: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("content");
-    std::fs::create_dir_all(&root).unwrap();
-    let pkg = package(len, 1);
-    std::fs::write(root.join("app.sft"), &pkg).unwrap();
-    Fixture {
-        _dir: dir,
-        root,
-        pkg,
-    }
+    common::served::fixture(package(len, 1), "app.sft")
 }
 
 fn start(config: ServerConfig) -> ServerHandle {

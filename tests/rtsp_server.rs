@@ -7,6 +7,8 @@
 //! `SFT_REQUIRE_SERVERS=1` (as in CI), where they fail.
 #![cfg(feature = "rtsp-server")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,65 +17,26 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sft::Guid;
 use sft::transport::rtsp::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
 use sft::transport::rtsp::server::{Server, ServerConfig, ServerHandle};
-use sft::write::{PackageBuilder, parse_launch_list};
-use sft::{Guid, WriteOptions};
+
+use common::served::Fixture;
+use common::{have, noise64};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 const PKG_GUID: Guid = Guid([0x5A; 16]);
 
-/// Deterministic bytes (xorshift64*): incompressible package content.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A package of `len` data bytes, version `version` of [`PKG_GUID`].
 fn package(len: usize, version: u32) -> Vec<u8> {
-    let mut b = PackageBuilder::new(
-        WriteOptions::default()
-            .name("rtsp-test")
-            .version(version)
-            .package_guid(PKG_GUID),
-    );
-    b.add_bytes("bin/app.exe", content(len / 4, 1 + u64::from(version)))
-        .unwrap();
-    b.add_bytes(
-        "data/rest.bin",
-        content(len - len / 4, 9 + u64::from(version)),
-    )
-    .unwrap();
-    b.launch_list(parse_launch_list("bin/app.exe\n").unwrap());
-    b.write_to_vec().unwrap()
+    common::served::package("rtsp-test", PKG_GUID, version, "data/rest.bin", (1, 9), len)
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    pkg: Vec<u8>,
-}
-
+/// The package as `apps/app.sft`, and `secret.sft` beside the root.
 fn fixture(len: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("content");
-    std::fs::create_dir_all(root.join("apps")).unwrap();
-    let pkg = package(len, 1);
-    std::fs::write(root.join("apps/app.sft"), &pkg).unwrap();
-    std::fs::write(dir.path().join("secret.sft"), b"outside").unwrap();
-    Fixture {
-        _dir: dir,
-        root,
-        pkg,
-    }
+    let f = common::served::fixture(package(len, 1), "apps/app.sft");
+    std::fs::write(f.dir.path().join("secret.sft"), b"outside").unwrap();
+    f
 }
 
 fn start(config: ServerConfig) -> ServerHandle {
@@ -81,23 +44,6 @@ fn start(config: ServerConfig) -> ServerHandle {
         .unwrap()
         .spawn()
         .unwrap()
-}
-
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "{tool} is required (SFT_REQUIRE_SERVERS=1) but not installed"
-        );
-        eprintln!("SKIPPED: {tool} not installed");
-    }
-    ok
 }
 
 /// Run a command with a hard time limit; (exit success, stdout+stderr).
@@ -751,7 +697,7 @@ fn hostile_clients_do_not_stop_a_good_one() {
         .write_all(b"DESCRIBE rtsp://x/apps/app.sft RTSP/1.0\r\nCSe")
         .unwrap();
     let mut garbage = TcpStream::connect(addr).unwrap();
-    let _ = garbage.write_all(&content(100_000, 3));
+    let _ = garbage.write_all(&noise64(100_000, 3));
     let mut sleeper = raw(addr);
     assert_eq!(sleeper.setup(&u).status, 200);
     sleeper.send_raw(

@@ -8,8 +8,12 @@ use std::path::PathBuf;
 use sft::{Error, Package};
 
 pub mod alloc;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod patch;
 pub mod recipes;
+#[cfg(feature = "write")]
+pub mod served;
 
 /// `fixtures/` of this crate.
 pub fn fixtures() -> PathBuf {
@@ -148,6 +152,40 @@ pub fn noise(seed: u32, len: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// Deterministic incompressible bytes (xorshift64*), 8 at a time: unlike
+/// [`noise`], a prefix of a longer run with the same seed.
+pub fn noise64(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// True if `tool arg` runs and succeeds; else "SKIPPED" on stderr, or a
+/// panic when `SFT_REQUIRE_SERVERS=1` says the tool must be there.
+pub fn have(tool: &str, arg: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "{tool} is required (SFT_REQUIRE_SERVERS=1) but not installed"
+        );
+        eprintln!("SKIPPED: {tool} not installed");
+    }
+    ok
 }
 
 /// Compressible text of `len` bytes.
