@@ -5,6 +5,8 @@
 //! changes nothing, bundle installs, and a records round trip.
 #![cfg(all(feature = "client", feature = "http-server", feature = "cli"))]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,21 +22,9 @@ use sft::client::{
 };
 use sft::transport::http::server::{Server, ServerConfig, ServerHandle};
 
-const SFT: &str = env!("CARGO_BIN_EXE_sft");
+use common::noise64;
 
-/// Deterministic incompressible bytes (xorshift64*).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+const SFT: &str = env!("CARGO_BIN_EXE_sft");
 
 /// Run `sft client --store STORE ARGS`.
 fn client(store: &Path, args: &[&str]) -> Output {
@@ -46,6 +36,27 @@ fn client(store: &Path, args: &[&str]) -> Output {
         .env_remove(sft::client::TEST_PAUSE_ENV)
         .output()
         .unwrap()
+}
+
+/// Run `sft client --store STORE VERB NAME --manifest MANIFEST`.
+fn with_manifest(store: &Path, verb: &str, name: &str, manifest: &Path) -> Output {
+    client(
+        store,
+        &[verb, name, "--manifest", manifest.to_str().unwrap()],
+    )
+}
+
+/// Run `sft bundle --manifest MANIFEST EXTRA… -o OUT`, which must
+/// succeed.
+fn bundle(manifest: &Path, extra: &[&str], out: &Path) {
+    ok(Command::new(SFT)
+        .args(["bundle", "--manifest"])
+        .arg(manifest)
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap());
 }
 
 fn ok(out: Output) -> String {
@@ -86,10 +97,10 @@ fn make_pkg(dir: &Path, name: &str, big: usize, href: Option<&str>) -> Pkg {
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     std::fs::write(
         tree.join("bin/app.exe"),
-        noise(40_000, name.len() as u64 + 1),
+        noise64(40_000, name.len() as u64 + 1),
     )
     .unwrap();
-    std::fs::write(tree.join("data.bin"), noise(big, 99 + name.len() as u64)).unwrap();
+    std::fs::write(tree.join("data.bin"), noise64(big, 99 + name.len() as u64)).unwrap();
     let list = dir.join(format!("{name}.launch"));
     std::fs::write(&list, "bin/app.exe\n").unwrap();
     let icon = dir.join(format!("{name}.ico"));
@@ -336,15 +347,7 @@ fn load_from_sft_path_and_store_source_root() {
         Some("rtsp://nowhere.invalid:554/apps/"),
     );
     let store = dir.path().join("store");
-    ok(client(
-        &store,
-        &[
-            "add-package",
-            "Calc",
-            "--manifest",
-            p.manifest.to_str().unwrap(),
-        ],
-    ));
+    ok(with_manifest(&store, "add-package", "Calc", &p.manifest));
     // The HREF is an unreachable RTSP server: --sft-path wins over it.
     let out = ok(client(
         &store,
@@ -578,15 +581,7 @@ fn kill_during_load_then_resume_fetches_only_missing_blocks() {
     let p = make_pkg(&content, "Big", 6 << 20, Some(&format!("{url}/")));
     let total = std::fs::metadata(&p.sft).unwrap().len();
     let store = dir.path().join("store");
-    ok(client(
-        &store,
-        &[
-            "add-package",
-            "Big",
-            "--manifest",
-            p.manifest.to_str().unwrap(),
-        ],
-    ));
+    ok(with_manifest(&store, "add-package", "Big", &p.manifest));
     let mut child = Command::new(SFT)
         .args(["client", "--store"])
         .arg(&store)
@@ -645,15 +640,7 @@ fn kill_during_records_update_keeps_the_old_state() {
     let store = dir.path().join("store");
     let a = make_pkg(dir.path(), "One", 1000, None);
     let b = make_pkg(dir.path(), "Two", 1000, None);
-    ok(client(
-        &store,
-        &[
-            "add-package",
-            "One",
-            "--manifest",
-            a.manifest.to_str().unwrap(),
-        ],
-    ));
+    ok(with_manifest(&store, "add-package", "One", &a.manifest));
     let before = std::fs::read(store.join("records.json")).unwrap();
     let mut child = Command::new(SFT)
         .args(["client", "--store"])
@@ -691,15 +678,7 @@ fn kill_during_records_update_keeps_the_old_state() {
     assert_eq!(names, ["One"]);
     // The lock died with the writer; the next update works and sweeps the
     // stray temporary file.
-    ok(client(
-        &store,
-        &[
-            "add-package",
-            "Two",
-            "--manifest",
-            b.manifest.to_str().unwrap(),
-        ],
-    ));
+    ok(with_manifest(&store, "add-package", "Two", &b.manifest));
     let names: Vec<Value> = query(&store).iter().map(|p| p["name"].clone()).collect();
     assert_eq!(names, ["One", "Two"]);
     assert!(!temps[0].path().exists());
@@ -754,23 +733,12 @@ fn bad_manifests_and_bundles_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let good = make_pkg(dir.path(), "Good", 1000, None);
-    ok(client(
+    ok(with_manifest(&store, "add-package", "Good", &good.manifest));
+    ok(with_manifest(
         &store,
-        &[
-            "add-package",
-            "Good",
-            "--manifest",
-            good.manifest.to_str().unwrap(),
-        ],
-    ));
-    ok(client(
-        &store,
-        &[
-            "publish-package",
-            "Good",
-            "--manifest",
-            good.manifest.to_str().unwrap(),
-        ],
+        "publish-package",
+        "Good",
+        &good.manifest,
     ));
     let before = snapshot(&store);
     let w = |name: &str, body: &[u8]| {
@@ -799,15 +767,9 @@ fn bad_manifests_and_bundles_change_nothing() {
         (dir.path().join("missing.xml"), "missing.xml"),
     ];
     for (m, want) in &cases {
-        let e = fails(client(
-            &store,
-            &["add-package", "X", "--manifest", m.to_str().unwrap()],
-        ));
+        let e = fails(with_manifest(&store, "add-package", "X", m));
         assert!(e.contains(want), "{m:?}: {e}");
-        let e = fails(client(
-            &store,
-            &["publish-package", "Good", "--manifest", m.to_str().unwrap()],
-        ));
+        let e = fails(with_manifest(&store, "publish-package", "Good", m));
         assert!(e.contains(want), "{m:?}: {e}");
     }
     // A manifest whose OSD or icon is missing or bad fails publish.
@@ -815,14 +777,11 @@ fn bad_manifests_and_bundles_change_nothing() {
         "osdmissing.xml",
         format!("<MANIFEST><PACKAGE GUID='{guid}'/><APPLIST><APP NAME='a' OSD='%SFT_MIME_SOURCE%/gone.osd'/></APPLIST></MANIFEST>").as_bytes(),
     );
-    let e = fails(client(
+    let e = fails(with_manifest(
         &store,
-        &[
-            "publish-package",
-            "Good",
-            "--manifest",
-            osd_missing.to_str().unwrap(),
-        ],
+        "publish-package",
+        "Good",
+        &osd_missing,
     ));
     assert!(e.contains("gone.osd"), "{e}");
     w("bad.ico", b"not an icon");
@@ -830,26 +789,15 @@ fn bad_manifests_and_bundles_change_nothing() {
         "badicon.xml",
         format!("<MANIFEST><PACKAGE GUID='{guid}'/><APPLIST><APP NAME='a' ICON='%SFT_MIME_SOURCE%/bad.ico'/></APPLIST></MANIFEST>").as_bytes(),
     );
-    let e = fails(client(
-        &store,
-        &[
-            "publish-package",
-            "Good",
-            "--manifest",
-            bad_icon.to_str().unwrap(),
-        ],
-    ));
+    let e = fails(with_manifest(&store, "publish-package", "Good", &bad_icon));
     assert!(e.contains("bad.ico") && e.contains("icon"), "{e}");
     // A manifest of another package for an existing name.
     let other = make_pkg(dir.path(), "Other", 1000, None);
-    let e = fails(client(
+    let e = fails(with_manifest(
         &store,
-        &[
-            "add-package",
-            "Good",
-            "--manifest",
-            other.manifest.to_str().unwrap(),
-        ],
+        "add-package",
+        "Good",
+        &other.manifest,
     ));
     assert!(
         e.contains("already exists") || e.contains("delete-package"),
@@ -860,14 +808,7 @@ fn bad_manifests_and_bundles_change_nothing() {
     let e = fails(client(&store, &["install", garbage.to_str().unwrap()]));
     assert!(e.contains("garbage.sftb"), "{e}");
     let sftb = dir.path().join("other.sftb");
-    ok(Command::new(SFT)
-        .args(["bundle", "--manifest"])
-        .arg(&other.manifest)
-        .arg("--with-sft")
-        .arg("-o")
-        .arg(&sftb)
-        .output()
-        .unwrap());
+    bundle(&other.manifest, &["--with-sft"], &sftb);
     let mut bytes = std::fs::read(&sftb).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
@@ -911,15 +852,7 @@ fn install_standalone_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let p = make_pkg(dir.path(), "Solo", 300_000, Some("rtsp://nowhere.invalid/"));
     let sftb = dir.path().join("Solo.sftb");
-    ok(Command::new(SFT)
-        .args(["bundle", "--manifest"])
-        .arg(&p.manifest)
-        .arg("--sft")
-        .arg(&p.sft)
-        .arg("-o")
-        .arg(&sftb)
-        .output()
-        .unwrap());
+    bundle(&p.manifest, &["--sft", p.sft.to_str().unwrap()], &sftb);
     let store = dir.path().join("store");
     let out = ok(client(&store, &["install", sftb.to_str().unwrap()]));
     assert!(out.contains("installed package Solo"), "{out}");
@@ -945,13 +878,7 @@ fn install_streaming_bundle_with_override_url_and_load() {
     std::fs::copy(&p.sft, content.join("net.sft")).unwrap();
     let (server, url) = serve(&content);
     let sftb = dir.path().join("Net.sftb");
-    ok(Command::new(SFT)
-        .args(["bundle", "--manifest"])
-        .arg(&p.manifest)
-        .arg("-o")
-        .arg(&sftb)
-        .output()
-        .unwrap());
+    bundle(&p.manifest, &[], &sftb);
     let store = dir.path().join("store");
     let over = format!("{url}/net.sft");
     let out = ok(client(
@@ -1076,15 +1003,7 @@ fn concurrent_loads_of_one_package_fetch_it_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let p = make_pkg(dir.path(), "Shared", 2 << 20, None);
-    ok(client(
-        &store,
-        &[
-            "add-package",
-            "Shared",
-            "--manifest",
-            p.manifest.to_str().unwrap(),
-        ],
-    ));
+    ok(with_manifest(&store, "add-package", "Shared", &p.manifest));
     let children: Vec<Child> = (0..3)
         .map(|_| {
             Command::new(SFT)
