@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::cli::sft;
+use common::cli::{pack_sample, sft};
 use proptest::prelude::*;
 use sft::ErrorKind;
 use sft::bundle::{
@@ -20,25 +20,11 @@ use sft::bundle::{
 /// A package packed and published into `tmp/pub` with two apps, one with
 /// an icon; returns the manifest path.
 fn published(tmp: &Path) -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
     let publ = tmp.join("pub");
     std::fs::create_dir_all(&publ).unwrap();
     let icon = tmp.join("app.ico");
     std::fs::write(&icon, sft::publish::tiny_icon()).unwrap();
-    let out = sft(&[
-        "pack",
-        &format!("{root}/fixtures/sample-app"),
-        "-o",
-        publ.join("sample.sft").to_str().unwrap(),
-        "--name",
-        "Sample",
-        "--publish",
-        publ.to_str().unwrap(),
-        "--app",
-        &format!("Sample App=bin/app.exe,{}", icon.display()),
-        "--app",
-        "Spell=bin/plugins/spell.dll",
-    ]);
+    let out = pack_sample(&publ.join("sample.sft"), &publ, &icon, &[]);
     assert!(out.status.success(), "{out:?}");
     publ.join("Sample_manifest.xml")
 }

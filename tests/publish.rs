@@ -444,7 +444,7 @@ fn fuzz_entry_point_accepts_samples() {
 mod cli {
     use std::path::Path;
 
-    use crate::common::cli::sft;
+    use crate::common::cli::{pack_sample, sft};
 
     fn fixture(name: &str) -> String {
         format!("{}/fixtures/osd/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -494,27 +494,11 @@ mod cli {
     #[test]
     fn pack_publish_then_fetch_osd_and_manifest() {
         let tmp = tempfile::tempdir().unwrap();
-        let root = env!("CARGO_MANIFEST_DIR");
         let sftp = tmp.path().join("app.sft");
         let publ = tmp.path().join("pub");
         let icon = tmp.path().join("app.ico");
         std::fs::write(&icon, sft::publish::tiny_icon()).unwrap();
-        let out = sft(&[
-            "pack",
-            &format!("{root}/fixtures/sample-app"),
-            "-o",
-            sftp.to_str().unwrap(),
-            "--name",
-            "Sample",
-            "--comment",
-            "A sample",
-            "--publish",
-            publ.to_str().unwrap(),
-            "--app",
-            &format!("Sample App=bin/app.exe,{}", icon.display()),
-            "--app",
-            "Spell=bin/plugins/spell.dll",
-        ]);
+        let out = pack_sample(&sftp, &publ, &icon, &["--comment", "A sample"]);
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("published 2 applications"), "{stdout}");
