@@ -26,12 +26,16 @@ use common::noise64;
 
 const SFT: &str = env!("CARGO_BIN_EXE_sft");
 
+/// `sft client --store STORE`, for more arguments.
+fn client_cmd(store: &Path) -> Command {
+    let mut cmd = Command::new(SFT);
+    cmd.args(["client", "--store"]).arg(store);
+    cmd
+}
+
 /// Run `sft client --store STORE ARGS`.
 fn client(store: &Path, args: &[&str]) -> Output {
-    Command::new(SFT)
-        .arg("client")
-        .arg("--store")
-        .arg(store)
+    client_cmd(store)
         .args(args)
         .env_remove(sft::client::TEST_PAUSE_ENV)
         .output()
@@ -528,9 +532,7 @@ fn in_use_by_another_process_blocks_eviction() {
         ],
     ));
     // `run` loads FB1, holds the package in use while the command runs.
-    let mut child = Command::new(SFT)
-        .args(["client", "--store"])
-        .arg(&store)
+    let mut child = client_cmd(&store)
         .args(["run", "Alpha", "--", "sleep", "30"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -582,9 +584,7 @@ fn kill_during_load_then_resume_fetches_only_missing_blocks() {
     let total = std::fs::metadata(&p.sft).unwrap().len();
     let store = dir.path().join("store");
     ok(with_manifest(&store, "add-package", "Big", &p.manifest));
-    let mut child = Command::new(SFT)
-        .args(["client", "--store"])
-        .arg(&store)
+    let mut child = client_cmd(&store)
         .args(["load-package", "Big", "--limit-rate", "1M"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -642,9 +642,7 @@ fn kill_during_records_update_keeps_the_old_state() {
     let b = make_pkg(dir.path(), "Two", 1000, None);
     ok(with_manifest(&store, "add-package", "One", &a.manifest));
     let before = std::fs::read(store.join("records.json")).unwrap();
-    let mut child = Command::new(SFT)
-        .args(["client", "--store"])
-        .arg(&store)
+    let mut child = client_cmd(&store)
         .args([
             "add-package",
             "Two",
@@ -695,9 +693,7 @@ fn concurrent_adds_are_all_recorded() {
     let children: Vec<Child> = pkgs
         .iter()
         .map(|p| {
-            Command::new(SFT)
-                .args(["client", "--store"])
-                .arg(&store)
+            client_cmd(&store)
                 .args([
                     "add-package",
                     &p.name,
@@ -1006,9 +1002,7 @@ fn concurrent_loads_of_one_package_fetch_it_once() {
     ok(with_manifest(&store, "add-package", "Shared", &p.manifest));
     let children: Vec<Child> = (0..3)
         .map(|_| {
-            Command::new(SFT)
-                .args(["client", "--store"])
-                .arg(&store)
+            client_cmd(&store)
                 .args(["load-package", "Shared"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
