@@ -11,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../fuzz"
 secs="${FUZZ_SECONDS:-60}"
-targets=(parse prologue block launch_list round_trip scheduler_ops stream_chunks session_bytes http_range http_multipart osd rtsp_frame bundle client_records)
+targets=(parse prologue block launch_list round_trip scheduler_ops stream_chunks session_bytes http_range http_multipart osd rtsp_frame bundle client_records http_head)
 
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     tc=+nightly

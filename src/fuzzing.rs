@@ -228,6 +228,37 @@ pub fn launch_list(data: &[u8]) {
     assert_eq!(reparsed, items);
 }
 
+/// Parse an HTTP response head with the bulk client's strict parser
+/// (`transport::http::raw`), as sent and with its end added: never
+/// panics; an accepted head has a three-digit status, values without
+/// control characters, and parses again to the same result.
+#[cfg(feature = "http")]
+pub fn http_head(data: &[u8]) {
+    use crate::transport::http::raw::parse_head;
+    let mut ended = data.to_vec();
+    ended.extend_from_slice(b"\r\n\r\n");
+    for input in [data, &ended[..]] {
+        let Ok(head) = parse_head(input) else {
+            continue;
+        };
+        assert!((100..=599).contains(&head.status), "{}", head.status);
+        for v in [
+            &head.content_range,
+            &head.content_type,
+            &head.etag,
+            &head.last_modified,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(!v.bytes().any(|b| b == b'\r' || b == b'\n'), "{v:?}");
+        }
+        let again = parse_head(input).expect("a head that parsed parses again");
+        assert_eq!(again.status, head.status);
+        assert_eq!(again.content_length, head.content_length);
+    }
+}
+
 #[cfg(feature = "write")]
 pub use model::{Model, check_model, model_from_bytes, round_trip};
 

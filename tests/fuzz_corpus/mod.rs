@@ -24,12 +24,28 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
         "round_trip" => sft::fuzzing::round_trip(data),
         #[cfg(not(feature = "write"))]
         "launch_list" | "round_trip" | "stream_chunks" => return false,
+        #[cfg(feature = "publish")]
+        "osd" => sft::publish::fuzz_osd_and_manifest(data),
+        #[cfg(feature = "bundle")]
+        "bundle" => sft::bundle::fuzz_bundle(data),
+        #[cfg(feature = "client")]
+        "client_records" => sft::client::fuzz_records(data),
+        #[cfg(feature = "http")]
+        "http_head" => sft::fuzzing::http_head(data),
+        #[cfg(not(feature = "publish"))]
+        "osd" => return false,
+        #[cfg(not(feature = "bundle"))]
+        "bundle" => return false,
+        #[cfg(not(feature = "client"))]
+        "client_records" => return false,
+        #[cfg(not(feature = "http"))]
+        "http_head" => return false,
         other => panic!("unknown fuzz target `{other}`"),
     }
     true
 }
 
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 12] = [
     "parse",
     "prologue",
     "block",
@@ -38,6 +54,10 @@ pub const TARGETS: [&str; 8] = [
     "scheduler_ops",
     "stream_chunks",
     "session_bytes",
+    "osd",
+    "bundle",
+    "client_records",
+    "http_head",
 ];
 
 /// Files in `dir`, sorted, or none if it does not exist.

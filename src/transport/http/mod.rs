@@ -10,7 +10,7 @@ pub mod range;
 pub mod client;
 
 #[cfg(feature = "http")]
-mod raw;
+pub(crate) mod raw;
 
 #[cfg(feature = "http-server")]
 pub mod server;

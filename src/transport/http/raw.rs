@@ -307,6 +307,10 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Head, String> {
             ));
         }
     };
+    // RFC 9110 §15: every valid status code is within 100..=599.
+    if !(100..=599).contains(&code) {
+        return Err(format!("invalid status code {code:03}"));
+    }
     let mut h = Head {
         status: code,
         close: version == b'0',
@@ -401,6 +405,8 @@ mod tests {
         for bad in [
             &b"HTTP/2 200 OK\r\n\r\n"[..],
             b"HTTP/1.1 20 OK\r\n\r\n",
+            b"HTTP/1.1 026 Partial Content\r\n\r\n",
+            b"HTTP/1.1 600 Nope\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
