@@ -716,6 +716,11 @@ fn error_kind(e: &smb::Error) -> TransportErrorKind {
         | E::Cancelled(_)
         | E::NotFound(_) => K::ConnectionLost,
         E::SspiError(_) => K::Authentication,
+        // An incoming message that fails its signature check (or cannot
+        // be decrypted): the connection's stream is not to be trusted, so
+        // it is dropped and made again, as a damaged block is re-fetched
+        // (rarely seen during session set-up under load).
+        E::TranformFailed(t) if !t.outgoing => K::ConnectionLost,
         _ => K::Protocol,
     }
 }
