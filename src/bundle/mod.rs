@@ -332,30 +332,31 @@ fn io_at(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(ctx, e)
 }
 
+/// The metadata of `path`, which must be a regular file: missing is
+/// [`Error::NotFound`], anything else not a file is invalid input; `why`
+/// names what referenced it.
+fn file_metadata(path: &Path, why: &str) -> Result<std::fs::Metadata, Error> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(meta),
+        Ok(_) => Err(Error::invalid(format!(
+            "`{}` ({why}) is not a file",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(format!(
+            "`{}` ({why}) does not exist",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io(
+            format!("reading `{}` ({why})", path.display()),
+            e,
+        )),
+    }
+}
+
 /// Read a file of at most `max` bytes; a missing file is
 /// [`Error::NotFound`] naming `why` (the attribute that referenced it).
 fn read_limited(path: &Path, max: u64, why: &str) -> Result<Vec<u8>, Error> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound(format!(
-                "`{}` ({why}) does not exist",
-                path.display()
-            )));
-        }
-        Err(e) => {
-            return Err(Error::io(
-                format!("reading `{}` ({why})", path.display()),
-                e,
-            ));
-        }
-    };
-    if !meta.is_file() {
-        return Err(Error::invalid(format!(
-            "`{}` ({why}) is not a file",
-            path.display()
-        )));
-    }
+    let meta = file_metadata(path, why)?;
     if meta.len() > max {
         return Err(Error::invalid(format!(
             "`{}` ({why}) is {} bytes, more than the {max} allowed",
@@ -509,27 +510,7 @@ pub fn write_bundle(
                 first_osd.as_ref().and_then(|n| files.get(n)),
             )?,
         };
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => {
-                return Err(Error::invalid(format!(
-                    "`{}` ({why}) is not a file",
-                    path.display()
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(format!(
-                    "`{}` ({why}) does not exist",
-                    path.display()
-                )));
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    format!("reading `{}` ({why})", path.display()),
-                    e,
-                ));
-            }
-        };
+        let meta = file_metadata(&path, &why)?;
         let len = meta.len();
         let f = File::open(&path).map_err(io_at("opening", &path))?;
         let f = Mutex::new(f);

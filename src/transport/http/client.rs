@@ -961,6 +961,26 @@ impl HttpSource {
         format!("{}: {what}", self.shown)
     }
 
+    /// A `Content-Range`'s complete length must be the package's: another
+    /// length means the package changed ([`TransportErrorKind::Changed`]),
+    /// none at all is a protocol error (`bad`).
+    fn check_complete(
+        &self,
+        complete: Option<u64>,
+        what: &str,
+        cr: &str,
+        bad: &dyn Fn(String) -> TransportError,
+    ) -> Result<(), TransportError> {
+        match complete {
+            Some(c) if c == self.len => Ok(()),
+            Some(c) => Err(self.error(
+                TransportErrorKind::Changed,
+                &format!("{what}: the package is now {c} bytes, was {}", self.len),
+            )),
+            None => Err(bad(format!("Content-Range `{cr}` without the length"))),
+        }
+    }
+
     fn error(&self, kind: TransportErrorKind, what: &str) -> TransportError {
         TransportError::new(kind, self.context(what))
     }
@@ -1274,16 +1294,7 @@ impl HttpSource {
                     }) => (first, last, complete),
                     _ => return Err(bad(format!("malformed Content-Range `{cr}`"))),
                 };
-                match complete {
-                    Some(c) if c == self.len => {}
-                    Some(c) => {
-                        return Err(self.error(
-                            TransportErrorKind::Changed,
-                            &format!("{what}: the package is now {c} bytes, was {}", self.len),
-                        ));
-                    }
-                    None => return Err(bad(format!("Content-Range `{cr}` without the length"))),
-                }
+                self.check_complete(complete, &what, cr, &bad)?;
                 let end = last + 1;
                 let exact = first == lo && end == hi;
                 if !(exact || multi && first <= lo && end >= hi) {
@@ -1934,16 +1945,7 @@ impl HttpSource {
                 last,
                 complete,
             }) => {
-                match complete {
-                    Some(c) if c == self.len => {}
-                    Some(c) => {
-                        return Err(self.error(
-                            TransportErrorKind::Changed,
-                            &format!("{what}: the package is now {c} bytes, was {}", self.len),
-                        ));
-                    }
-                    None => return Err(bad(format!("Content-Range `{cr}` without the length"))),
-                }
+                self.check_complete(complete, what, cr, &bad)?;
                 if f != first || last.checked_add(1) != Some(end) {
                     return Err(bad(format!(
                         "Content-Range `{cr}` is not the range asked for"
