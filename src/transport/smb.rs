@@ -971,18 +971,27 @@ impl SmbSource {
     /// One `READ` of up to the connection's maximum, reconnecting and
     /// retrying retryable failures. Returns 0 only at the end.
     fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
-        let want = self.len.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let data = self.read_owned(offset, buf.len())?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
+    }
+
+    /// One read of at most `len` bytes at `offset` (at most the
+    /// connection's largest read), retried on a new connection as
+    /// configured; the bytes are the read response's own buffer (no copy).
+    fn read_owned(&self, offset: u64, len: usize) -> Result<Vec<u8>, TransportError> {
+        let want = self.len.saturating_sub(offset).min(len as u64) as usize;
         if want == 0 {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         self.with_retry(|| {
             let conn = self.conn()?;
             let n = want.min(conn.max_read);
-            match conn.file.read_block(&mut buf[..n], offset, None, false) {
-                Ok(got) => {
+            match conn.file.read_block_owned(n, offset, None, false) {
+                Ok(data) => {
                     self.reads.fetch_add(1, Ordering::Relaxed);
-                    self.bytes.fetch_add(got as u64, Ordering::Relaxed);
-                    Ok(got.min(n))
+                    self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    Ok(data)
                 }
                 Err(e) => {
                     self.drop_conn(conn);
@@ -1036,12 +1045,11 @@ impl SmbSource {
         type Msg = Result<(u64, Vec<u8>), TransportError>;
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let pool: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
         let (tx, rx) = mpsc::sync_channel::<Msg>(workers);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (next, stop, pool) = (&next, &stop, &pool);
+                let (next, stop) = (&next, &stop);
                 scope.spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let Some(r) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -1050,15 +1058,9 @@ impl SmbSource {
                         let mut at = r.start;
                         while at < r.end && !stop.load(Ordering::Relaxed) {
                             let want = (r.end - at) as usize;
-                            let mut buf = lock(pool).pop().unwrap_or_default();
-                            buf.resize(want, 0);
-                            let msg = match self.read_once(at, &mut buf) {
-                                Ok(0) => Err(self.ends_early(at, r)),
-                                Ok(n) => {
-                                    buf.truncate(n);
-                                    Ok((at, buf))
-                                }
-                                Err(e) => Err(e),
+                            let msg = match self.read_owned(at, want) {
+                                Ok(buf) if buf.is_empty() => Err(self.ends_early(at, r)),
+                                other => other.map(|buf| (at, buf)),
                             };
                             let failed = msg.is_err();
                             if let Ok((_, b)) = &msg {
@@ -1076,9 +1078,7 @@ impl SmbSource {
             for msg in rx.iter() {
                 match msg {
                     Ok((at, buf)) => {
-                        let flow = sink(at, &buf);
-                        lock(&pool).push(buf);
-                        if flow.is_break() {
+                        if sink(at, &buf).is_break() {
                             break;
                         }
                     }

@@ -61,18 +61,38 @@ impl File {
         channel: Option<u32>,
         unbuffered: bool,
     ) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+        let data = self
+            .read_block_owned(buf.len(), pos, channel, unbuffered)
+            .await?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
+    }
+
+    /// sft patch: [`File::read_block`] that returns the response's own
+    /// buffer instead of copying it into the caller's (a 1 MiB copy per
+    /// 1 MiB read), and refuses a response longer than asked for (which
+    /// made `read_block` panic on its slice).
+    /// # Returns
+    /// At most `len` bytes read at `pos`; none at the end of the file.
+    pub async fn read_block_owned(
+        &self,
+        len: usize,
+        pos: u64,
+        channel: Option<u32>,
+        unbuffered: bool,
+    ) -> std::io::Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
         }
 
         // EOF
         if pos >= self.end_of_file {
-            return Ok(0);
+            return Ok(Vec::new());
         }
 
         log::debug!(
             "Reading up to {} bytes at offset {} from {}",
-            buf.len(),
+            len,
             pos,
             self.handle.name()
         );
@@ -91,7 +111,7 @@ impl File {
         let request = OutgoingMessage::new(
             ReadRequest {
                 flags,
-                length: buf.len() as u32,
+                length: len as u32,
                 offset: pos,
                 file_id: self.handle.file_id().map_err(std::io::Error::other)?,
                 minimum_count: 1,
@@ -116,10 +136,14 @@ impl File {
             actual_read_length,
             self.handle.name()
         );
+        if actual_read_length > len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("read response of {actual_read_length} bytes for {len} asked"),
+            ));
+        }
 
-        buf[..actual_read_length].copy_from_slice(&content.buffer);
-
-        Ok(actual_read_length)
+        Ok(content.buffer)
     }
 
     /// Write a block of data to an opened file.
