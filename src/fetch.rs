@@ -396,6 +396,95 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
     }
 }
 
+/// Stream the package at `spec` (a URL, or a path) through the streaming
+/// core and check all of it, storing nothing: the prologue's CRCs when it
+/// is parsed, then every block's CRC and, unless `config` says CRC only,
+/// that each compressed block inflates to its size. Returns the drive's
+/// report and the session (its prologue and progress).
+///
+/// Over plain `http://` with the default limits this takes the HTTP
+/// client's bulk path on two threads, as [`fetch_spec`] does: one
+/// receives each piece into a recycled buffer while this one checks the
+/// previous piece. Other sources go through [`blocking::drive_with`].
+///
+/// ```
+/// # #[cfg(feature = "write")]
+/// # fn main() -> sft::Result<()> {
+/// use sft::fetch::{SourceOptions, verify_spec};
+/// use sft::stream::SessionConfig;
+///
+/// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
+/// let path = dir.path().join("app.sft");
+/// sft::write::PackageBuilder::new(sft::WriteOptions::default())
+///     .add_bytes("app.exe", vec![7u8; 300_000])?
+///     .write_to_path(&path)?;
+/// let spec = path.to_str().unwrap();
+/// let (report, session) =
+///     verify_spec(spec, &SourceOptions::default(), SessionConfig::default(), &mut |_| {})?;
+/// assert!(report.complete);
+/// assert_eq!(session.progress().total_bytes, std::fs::metadata(&path).unwrap().len());
+/// # Ok(()) }
+/// # #[cfg(not(feature = "write"))]
+/// # fn main() {}
+/// ```
+///
+/// # Errors
+/// As [`open_source_with`]; a block that fails its checks on every
+/// attempt, or a transport failure, ends the stream with that error.
+pub fn verify_spec(
+    spec: &str,
+    sources: &SourceOptions,
+    config: SessionConfig,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<(blocking::DriveReport, StreamSession), Error> {
+    #[cfg(all(feature = "file", feature = "http"))]
+    if crate::transport::http::client::is_http_url(spec) && !sources.pipelined {
+        let source = crate::transport::http::client::HttpSource::open(spec, &sources.http)?;
+        if source.is_bulk() {
+            let config = if config.limits() == SchedulerLimits::default() {
+                with_limits(config, http_limits())
+            } else {
+                config
+            };
+            let mut session = StreamSession::new(config);
+            let report = local::drive_stream(&mut session, source.bulk(), None, on_event)?;
+            return Ok((report, session));
+        }
+        let mut session = StreamSession::new(config);
+        let report = blocking::drive_with(
+            &mut session,
+            &source,
+            &mut crate::stream::NullSink,
+            on_event,
+        )?;
+        return Ok((report, session));
+    }
+    let opened = open_source_with(spec, sources)?;
+    let source: Box<dyn RangeSource> = if sources.pipelined {
+        Box::new(crate::transport::pipelined::Pipelined::new(opened))
+    } else {
+        opened
+    };
+    let mut session = StreamSession::new(config);
+    let report = blocking::drive_with(
+        &mut session,
+        &*source,
+        &mut crate::stream::NullSink,
+        on_event,
+    )?;
+    Ok((report, session))
+}
+
+/// `config` with the request sizes of `l`.
+#[cfg(feature = "file")]
+fn with_limits(config: SessionConfig, l: SchedulerLimits) -> SessionConfig {
+    config
+        .max_request_bytes(l.max_request_bytes)
+        .fb1_request_bytes(l.fb1_request_bytes)
+        .max_in_flight_requests(l.max_in_flight_requests)
+        .max_in_flight_bytes(l.max_in_flight_bytes)
+}
+
 /// Request sizes of the local fast path (when the defaults are in use).
 #[cfg(feature = "file")]
 fn local_limits() -> SchedulerLimits {
@@ -472,11 +561,7 @@ fn fetch_run(
             Fast::Http(_) => http_limits(),
             _ => local_limits(),
         };
-        config = config
-            .max_request_bytes(l.max_request_bytes)
-            .fb1_request_bytes(l.fb1_request_bytes)
-            .max_in_flight_requests(l.max_in_flight_requests)
-            .max_in_flight_bytes(l.max_in_flight_bytes);
+        config = with_limits(config, l);
     }
     let mut transferred = 0u64;
     let mut session = None;
@@ -520,7 +605,7 @@ fn fetch_run(
         }
         #[cfg(all(feature = "file", feature = "http"))]
         Fast::Http(source) => {
-            local::drive_stream(&mut session, source.bulk(), &mut cache, &mut on_event)
+            local::drive_stream(&mut session, source.bulk(), Some(&mut cache), &mut on_event)
         }
         _ => blocking::drive_with(&mut session, source, &mut cache, &mut on_event),
     };
@@ -771,10 +856,12 @@ mod local {
     use crate::cache::Cache;
     use crate::error::Error;
     use crate::format::BlockId;
+    #[cfg(feature = "http")]
+    use crate::stream::NullSink;
     use crate::stream::blocking::{DriveReport, pump};
     use crate::stream::{
-        Event, FetchRequest, Priority, RangeSource, RequestId, StreamSession, TransportError,
-        TransportErrorKind,
+        BlockSink, Event, FetchRequest, Priority, RangeSource, RequestId, StreamSession,
+        TransportError, TransportErrorKind,
     };
     use crate::transport::file::FileSource;
 
@@ -1146,7 +1233,7 @@ mod local {
     pub(super) fn drive_stream(
         session: &mut StreamSession,
         bulk: crate::transport::http::client::BulkReader<'_>,
-        cache: &mut Cache,
+        cache: Option<&mut Cache>,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<DriveReport, Error> {
         let source = bulk.source();
@@ -1214,7 +1301,7 @@ mod local {
     fn stream_run(
         session: &mut StreamSession,
         source: &dyn RangeSource,
-        cache: &mut Cache,
+        mut cache: Option<&mut Cache>,
         on_event: &mut dyn FnMut(&Event),
         report: &mut DriveReport,
         jobs: &mpsc::Sender<StreamJob>,
@@ -1233,7 +1320,11 @@ mod local {
                 report.calls += 1;
                 report.requests += 1;
                 if req.priority == Priority::Prologue {
-                    prologue(session, source, cache, report, &req)?;
+                    let sink: &mut dyn BlockSink = match cache.as_deref_mut() {
+                        Some(c) => c,
+                        None => &mut NullSink,
+                    };
+                    prologue(session, source, sink, report, &req)?;
                     if let Some(e) = pump(session, on_event) {
                         return Err(e);
                     }
@@ -1261,11 +1352,16 @@ mod local {
             }
             match got.recv() {
                 Ok(Got::Piece { id, at, buf }) => {
-                    crate::cache::pwrite_all(cache.file(), at, &buf)
-                        .map_err(|e| Error::io("writing the cache file", e))?;
                     report.bytes += buf.len() as u64;
                     // On an error, `drive_stream` cancels the request.
-                    session.on_data(id, at, &buf, &mut cache.in_place())?;
+                    match cache.as_deref_mut() {
+                        Some(cache) => {
+                            crate::cache::pwrite_all(cache.file(), at, &buf)
+                                .map_err(|e| Error::io("writing the cache file", e))?;
+                            session.on_data(id, at, &buf, &mut cache.in_place())?;
+                        }
+                        None => session.on_data(id, at, &buf, &mut NullSink)?,
+                    }
                     if !session.is_in_flight(id) {
                         outstanding.retain(|&o| o != id);
                     }
@@ -1285,7 +1381,7 @@ mod local {
     fn prologue(
         session: &mut StreamSession,
         source: &dyn RangeSource,
-        cache: &mut Cache,
+        sink: &mut dyn BlockSink,
         report: &mut DriveReport,
         req: &FetchRequest,
     ) -> Result<(), Error> {
@@ -1295,7 +1391,7 @@ mod local {
         let mut buf = vec![0u8; len];
         match source.read_exact_at(req.range.start, &mut buf) {
             Ok(()) => {
-                if let Err(e) = session.on_data(req.id, req.range.start, &buf, cache) {
+                if let Err(e) = session.on_data(req.id, req.range.start, &buf, sink) {
                     session.cancel(req.id);
                     return Err(e);
                 }

@@ -41,25 +41,27 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
 /// through the streaming core and check everything, storing nothing: the
 /// prologue's CRCs when it is parsed, then every block's CRC and inflate.
 fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow::Result<()> {
-    use sft::fetch::{SourceOptions, open_source_with};
-    use sft::stream::{Event, NullSink, StreamSession, blocking};
+    use sft::fetch::{SourceOptions, verify_spec};
+    use sft::stream::Event;
 
-    let source = open_source_with(spec, &remote.apply(SourceOptions::default()))
-        .with_context(|| format!("cannot open source `{spec}`"))?;
-    let mut session = StreamSession::new(super::source_args::session_config(spec));
     let mut bar = None;
-    let result = blocking::drive_with(&mut session, &*source, &mut NullSink, &mut |e| {
-        if let Event::Progress(p) = e {
-            let b = bar.get_or_insert_with(|| progress_bar(p.total_bytes, "verifying"));
-            if let Some(b) = b {
-                b.set_position(p.bytes);
+    let result = verify_spec(
+        spec,
+        &remote.apply(SourceOptions::default()),
+        super::source_args::session_config(spec),
+        &mut |e| {
+            if let Event::Progress(p) = e {
+                let b = bar.get_or_insert_with(|| progress_bar(p.total_bytes, "verifying"));
+                if let Some(b) = b {
+                    b.set_position(p.bytes);
+                }
             }
-        }
-    });
+        },
+    );
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
-    let report = result.with_context(|| format!("`{spec}` failed verification"))?;
+    let (report, session) = result.with_context(|| format!("`{spec}` failed verification"))?;
     anyhow::ensure!(report.complete, "`{spec}`: the stream ended early");
     let entries = session.prologue().map_or(0, |p| p.entry_count());
     let progress = session.progress();
