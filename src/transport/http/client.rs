@@ -997,6 +997,25 @@ impl HttpSource {
         self.error(status_kind(code), &format!("{what}: HTTP {code}"))
     }
 
+    /// The error for a `416`: [`TransportErrorKind::Changed`] if its
+    /// `Content-Range: bytes */N` names another length than the
+    /// package's (it was replaced), else the status error.
+    fn unsatisfied_error(&self, content_range: Option<&str>, what: &str) -> TransportError {
+        if let Some(Ok(ContentRange::Unsatisfied { complete })) =
+            content_range.map(|v| parse_content_range(v.as_bytes()))
+            && complete != self.len
+        {
+            return self.error(
+                TransportErrorKind::Changed,
+                &format!(
+                    "{what}: the package is now {complete} bytes, was {}",
+                    self.len
+                ),
+            );
+        }
+        self.status_error(416, what)
+    }
+
     /// Sleep before retry number `failures` (1-based).
     fn pause(&self, failures: u32) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -1327,21 +1346,9 @@ impl HttpSource {
                 }
                 Ok(Outcome::Spool(Box::new(body.into_reader())))
             }
-            416 => {
-                if let Some(Ok(ContentRange::Unsatisfied { complete })) =
-                    header_str(h, header::CONTENT_RANGE).map(|v| parse_content_range(v.as_bytes()))
-                    && complete != self.len
-                {
-                    return Err(self.error(
-                        TransportErrorKind::Changed,
-                        &format!(
-                            "{what}: the package is now {complete} bytes, was {}",
-                            self.len
-                        ),
-                    ));
-                }
-                Err(self.status_error(code, &what).with_range(lo..hi))
-            }
+            416 => Err(self
+                .unsatisfied_error(header_str(h, header::CONTENT_RANGE), &what)
+                .with_range(lo..hi)),
             _ => Err(self.status_error(code, &what).with_range(lo..hi)),
         }
     }
@@ -1905,21 +1912,9 @@ impl HttpSource {
                 return Ok(RawOpen::Fallback);
             }
             416 => {
-                if let Some(Ok(ContentRange::Unsatisfied { complete })) = head
-                    .content_range
-                    .as_deref()
-                    .map(|v| parse_content_range(v.as_bytes()))
-                    && complete != self.len
-                {
-                    return Err(self.error(
-                        TransportErrorKind::Changed,
-                        &format!(
-                            "{what}: the package is now {complete} bytes, was {}",
-                            self.len
-                        ),
-                    ));
-                }
-                return Err(self.status_error(416, what).with_range(first..end));
+                return Err(self
+                    .unsatisfied_error(head.content_range.as_deref(), what)
+                    .with_range(first..end));
             }
             300..=399 => {
                 self.raw_off();
