@@ -30,16 +30,35 @@ cargo "$tc" fuzz build
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-status=0
+crashed=()
 for t in "${targets[@]}"; do
     mkdir -p "$work/$t"
     echo "== fuzzing $t for ${secs}s"
     # New inputs go to the scratch dir; committed seeds stay untouched.
     # Leak detection is off: worker threads' TLS destructors look like leaks.
-    if ! cargo "$tc" fuzz run "$t" "$work/$t" "corpus/$t" -- \
-        -max_total_time="$secs" -detect_leaks=0 -rss_limit_mb=2048 -print_final_stats=1; then
-        echo "!! $t crashed; reproducer under fuzz/artifacts/$t/" >&2
-        status=1
+    # libFuzzer's progress lines go to a log: only a crash's report is
+    # printed, so CI's tail shows what failed rather than the last
+    # target's dictionary.
+    if cargo "$tc" fuzz run "$t" "$work/$t" "corpus/$t" -- \
+        -max_total_time="$secs" -detect_leaks=0 -rss_limit_mb=2048 -print_final_stats=1 \
+        > "$work/$t.log" 2>&1; then
+        grep -E '^(Done|stat::number_of_executed_units)' "$work/$t.log" || true
+    else
+        echo "!! $t crashed; its report:" >&2
+        grep -v -E '^#[0-9]+' "$work/$t.log" | tail -n 60 >&2
+        crashed+=("$t")
     fi
 done
-exit "$status"
+if [ ${#crashed[@]} -gt 0 ]; then
+    echo "!! fuzz smoke: ${#crashed[@]} target(s) crashed: ${crashed[*]}" >&2
+    for t in "${crashed[@]}"; do
+        for a in artifacts/"$t"/*; do
+            [ -f "$a" ] || continue
+            echo "!! $t reproducer $a ($(stat -c %s "$a") bytes), base64:" >&2
+            head -c 4096 "$a" | base64 -w 0 >&2
+            echo >&2
+        done
+    done
+    exit 1
+fi
+echo "fuzz smoke: all ${#targets[@]} targets ran ${secs}s without a crash"
