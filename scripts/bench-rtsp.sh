@@ -17,7 +17,8 @@
 #  (c) the server's resident memory (VmRSS) with SESSIONS (256) sessions
 #      streaming to slow readers; bound: < 256 MiB.
 #
-# Usage: scripts/bench-rtsp.sh [--quick]   (--quick: 16 MiB, 16 clients, 64 sessions)
+# Usage: [SERVE_ARGS='--background-nice 0'] scripts/bench-rtsp.sh [--quick]
+#   (--quick: 16 MiB, 16 clients, 64 sessions)
 set -euo pipefail
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
@@ -45,7 +46,8 @@ rm -rf "$W/tree"
 LEN=$(stat -c %s "$W/content/p.sft")
 cat "$W/content/p.sft" > /dev/null
 
-"$SFT" serve --http 127.0.0.1:0 --rtsp 127.0.0.1:0 --content "$W/content" --no-access-log \
+# shellcheck disable=SC2086  # SERVE_ARGS: extra `sft serve` flags, split on spaces
+"$SFT" serve --http 127.0.0.1:0 --rtsp 127.0.0.1:0 --content "$W/content" --no-access-log ${SERVE_ARGS:-} \
   --max-connections $((SESSIONS + CLIENTS + 16)) --max-sessions $((SESSIONS + CLIENTS + 16)) \
   > "$W/serve.out" 2> "$W/serve.err" &
 SERVE_PID=$!

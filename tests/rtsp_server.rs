@@ -421,6 +421,78 @@ fn full_stream_is_byte_identical_and_fetch_jumps_the_queue() {
     server.shutdown().unwrap();
 }
 
+/// Nice values of the threads of process `pid` ("self": this one), from
+/// Linux's `/proc`.
+#[cfg(target_os = "linux")]
+fn thread_nices(pid: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // Field 19 (nice), counted after the `(comm)` field that may hold spaces.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn background_streaming_runs_at_lower_priority_fetches_do_not() {
+    // 7: a value no other test's server uses (the default is 10).
+    let f = fixture(8_000_000);
+    let server = start(ServerConfig::new(&f.root).background_nice(7));
+    let addr = server.local_addr();
+    let u = url(addr, "apps/app.sft");
+    let count7 = || thread_nices("self").iter().filter(|&&n| n == 7).count();
+    assert_eq!(count7(), 0);
+    // A probe session without a background stream: its fetch is served
+    // and its thread keeps its priority.
+    let mut probe = raw(addr);
+    assert_eq!(probe.setup(&u).status, 200);
+    let p = probe.request("PLAY", &u, &[("x-Sft-Range", "none")], "");
+    assert_eq!(p.status, 200);
+    let r = probe.request("SET_PARAMETER", &u, &[("x-Sft-Fetch", "bytes=0-65535")], "");
+    assert_eq!(r.status, 200);
+    probe.drain_until_ends(1);
+    assert_eq!(
+        count7(),
+        0,
+        "a fetch-only session lowered its thread's priority"
+    );
+    // A session streaming its background (not read, so it stays busy):
+    // exactly its thread drops to nice 7.
+    let mut bulk = raw(addr);
+    assert_eq!(bulk.setup(&u).status, 200);
+    assert_eq!(bulk.request("PLAY", &u, &[], "").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count7() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        count7(),
+        1,
+        "the streaming thread, and only it, runs at nice 7"
+    );
+    // The probe still gets its fetches while the other session streams.
+    let r = probe.request(
+        "SET_PARAMETER",
+        &u,
+        &[("x-Sft-Fetch", "bytes=65536-131071")],
+        "",
+    );
+    assert_eq!(r.status, 200);
+    probe.drain_until_ends(2);
+    let got = probe.assemble(Some(probe.cseq), f.pkg.len());
+    assert_eq!(&got[65536..131072], &f.pkg[65536..131072]);
+    drop(bulk);
+    server.shutdown().unwrap();
+}
+
 #[test]
 fn conformance_status_codes() {
     let f = fixture(100_000);
@@ -819,7 +891,7 @@ fn sft_serve_runs_http_and_rtsp_together() {
     std::fs::write(
         &cfg,
         format!(
-            "rtsp = \"127.0.0.1:0\"\ncontent = {:?}\nmax_sessions = 1\nlog_level = \"quiet\"\n",
+            "rtsp = \"127.0.0.1:0\"\ncontent = {:?}\nmax_sessions = 1\nlog_level = \"quiet\"\nbackground_nice = 3\n",
             f.root.to_str().unwrap()
         ),
     )
@@ -850,8 +922,32 @@ fn sft_serve_runs_http_and_rtsp_together() {
     assert_eq!(c1.setup(&u).status, 200);
     let mut c2 = raw(rtsp_addr);
     assert_eq!(c2.setup(&u).status, 503, "max_sessions = 1 from the file");
+    #[cfg(target_os = "linux")]
+    {
+        // background_nice = 3 from the file: the thread streaming c1's
+        // background (not read, so it stays busy) runs at nice 3.
+        assert_eq!(c1.request("PLAY", &u, &[], "").status, 200);
+        let pid = child.id().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !thread_nices(&pid).contains(&3) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            thread_nices(&pid).contains(&3),
+            "background_nice = 3 from the file"
+        );
+    }
     child.kill().unwrap();
     child.wait().unwrap();
+    std::fs::write(&cfg, "rtsp = \"127.0.0.1:0\"\nbackground_nice = 20\n").unwrap();
+    let st = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2), "background_nice out of range");
     std::fs::write(&cfg, "rtsp = \"127.0.0.1:0\"\nbogus = 1\n").unwrap();
     let st = Command::new(exe)
         .args(["serve", "--config"])

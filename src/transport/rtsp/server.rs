@@ -64,6 +64,8 @@ pub use crate::transport::net::{ServerHandle, ShutdownHandle};
 
 /// How often a blocked read wakes up to look at the shutdown flag.
 const POLL_SLICE: Duration = Duration::from_millis(250);
+/// Default nice increment of a thread streaming background packets.
+const DEFAULT_BACKGROUND_NICE: i32 = 10;
 /// Longest a background packet waits for other sessions' fetches.
 const URGENT_MAX_WAIT: Duration = Duration::from_millis(2);
 /// Pending fetch bytes up to which a session counts as urgent.
@@ -103,6 +105,7 @@ pub struct ServerConfig {
     write_timeout: Duration,
     shutdown_grace: Duration,
     rescan_interval: Duration,
+    background_nice: i32,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -118,6 +121,7 @@ impl fmt::Debug for ServerConfig {
             .field("session_timeout", &self.session_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("rescan_interval", &self.rescan_interval)
+            .field("background_nice", &self.background_nice)
             .field("tls", &self.tls.is_some())
             .finish()
     }
@@ -127,7 +131,8 @@ impl ServerConfig {
     /// Serve the packages under `root` over plain RTSP with the defaults of
     /// `docs/RTSP.md` §8: 256 connections, 256 sessions, 16 KiB heads,
     /// 64 KiB bodies, 10 s to finish a request, 60 s idle and session
-    /// timeouts, 30 s write stalls, 10 s shutdown grace, 2 s rescan interval.
+    /// timeouts, 30 s write stalls, 10 s shutdown grace, 2 s rescan interval,
+    /// background streaming at nice +10.
     ///
     /// ```
     /// use sft::transport::rtsp::server::ServerConfig;
@@ -145,6 +150,7 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             rescan_interval: Duration::from_secs(2),
+            background_nice: DEFAULT_BACKGROUND_NICE,
             tls: None,
         }
     }
@@ -260,6 +266,24 @@ impl ServerConfig {
     /// ```
     pub fn rescan_interval(mut self, t: Duration) -> Self {
         self.rescan_interval = t;
+        self
+    }
+
+    /// How much lower the CPU priority of background streaming is: a
+    /// connection's thread raises its nice value by `n` (0 to 19; 0 keeps
+    /// it) when it sends its first background packet, so that requests
+    /// and out-of-sequence fetches, which run on threads that are not
+    /// streaming, get the CPU ahead of bulk delivery when the server's
+    /// cores are busy. Linux only (elsewhere ignored); a thread's nice
+    /// value cannot be lowered again without privileges, and the thread
+    /// ends with its connection. Default 10 (a weight of about a tenth).
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// let c = ServerConfig::new(".").background_nice(0);
+    /// ```
+    pub fn background_nice(mut self, n: i32) -> Self {
+        self.background_nice = n.clamp(0, 19);
         self
     }
 
@@ -902,6 +926,8 @@ struct ConnState<'a> {
     last_rx: Instant,
     partial_since: Option<Instant>,
     close_after_flush: bool,
+    /// Whether this thread already lowered its priority for background.
+    niced: bool,
 }
 
 fn response(status: u16, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
@@ -936,6 +962,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         last_rx: Instant::now(),
         partial_since: None,
         close_after_flush: false,
+        niced: false,
     };
     let cap = limits.max_head + limits.max_body + 8;
     let mut chunk = vec![0u8; 16 * 1024];
@@ -1011,6 +1038,23 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
     }
     let _ = st.conn.tcp().shutdown(std::net::Shutdown::Both);
 }
+
+/// Raise the calling thread's nice value by `n` (best effort: a failure
+/// leaves the priority as it was, which only costs latency).
+#[cfg(target_os = "linux")]
+fn lower_thread_priority(n: i32) {
+    use rustix::{process, thread};
+    if n <= 0 {
+        return;
+    }
+    let tid = Some(thread::gettid());
+    if let Ok(now) = process::getpriority_process(tid) {
+        let _ = process::setpriority_process(tid, (now + n).min(19));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority(_n: i32) {}
 
 fn header_str<'r>(req: &'r Request<Vec<u8>>, name: &HeaderName) -> Option<&'r str> {
     req.header(name).map(|v| v.as_str())
@@ -1396,6 +1440,10 @@ impl<'a> ConnState<'a> {
             }
             (piece, 0, lor, s.background.is_empty())
         };
+        if tag == 0 && !self.niced {
+            self.niced = true;
+            lower_thread_priority(self.shared.config.background_nice);
+        }
         s.pending_bytes = s.pending_bytes.saturating_sub(range.end - range.start);
         if tag == 0 || s.fetches.is_empty() {
             s.sync_urgent();

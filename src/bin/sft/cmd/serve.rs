@@ -31,7 +31,8 @@ pub(crate) struct ServeArgs {
     /// Read settings from this TOML file (keys: http, rtsp, rtsps, content,
     /// tls_cert, tls_key, access_log, no_access_log, max_connections,
     /// max_sessions, idle_timeout, header_timeout, session_timeout,
-    /// shutdown_grace, log_level); flags given on the command line win.
+    /// background_nice, shutdown_grace, log_level); flags given on the
+    /// command line win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -93,6 +94,13 @@ pub(crate) struct ServeArgs {
     /// RTSP: seconds a session may stay silent while nothing is sent (default 60).
     #[arg(long, value_name = "SECS")]
     pub session_timeout: Option<u64>,
+
+    /// RTSP: how much lower (in nice steps, 0 to 19) the CPU priority of a
+    /// connection streaming its background is, so requests and
+    /// out-of-sequence fetches get the CPU first on a busy server
+    /// (Linux; default 10, 0 turns it off).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub background_nice: Option<i32>,
 }
 
 /// The `--config` file: every key optional, unknown keys refused.
@@ -112,6 +120,7 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     header_timeout: Option<u64>,
     session_timeout: Option<u64>,
+    background_nice: Option<i32>,
     shutdown_grace: Option<u64>,
     /// `quiet` turns the access log off; `info` (the default) keeps it.
     log_level: Option<String>,
@@ -138,6 +147,14 @@ fn merge(args: &ServeArgs) -> anyhow::Result<ServeArgs> {
             .into());
         }
     };
+    if let Some(n) = file.background_nice
+        && !(0..=19).contains(&n)
+    {
+        return Err(UsageError(format!(
+            "sft serve: config: background_nice {n} (use 0 to 19)"
+        ))
+        .into());
+    }
     Ok(ServeArgs {
         config: None,
         http: args.http.clone().or(file.http),
@@ -154,6 +171,7 @@ fn merge(args: &ServeArgs) -> anyhow::Result<ServeArgs> {
         shutdown_grace: Some(args.shutdown_grace.or(file.shutdown_grace).unwrap_or(10)),
         max_sessions: Some(args.max_sessions.or(file.max_sessions).unwrap_or(256)),
         session_timeout: Some(args.session_timeout.or(file.session_timeout).unwrap_or(60)),
+        background_nice: args.background_nice.or(file.background_nice),
     })
 }
 
@@ -232,6 +250,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .idle_timeout(Duration::from_secs(idle_timeout.max(1)))
             .request_timeout(Duration::from_secs(header_timeout.max(1)))
             .session_timeout(Duration::from_secs(session_timeout.max(1)))
+            .background_nice(args.background_nice.unwrap_or(10))
             .shutdown_grace(Duration::from_secs(shutdown_grace));
         if secure && let Some(t) = &tls {
             config = config.tls(Arc::clone(t));
