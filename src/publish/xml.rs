@@ -536,6 +536,9 @@ impl<'a> Parser<'a> {
         let name = std::str::from_utf8(e.name().as_ref())
             .map_err(|_| self.err_at(pos, "element name is not UTF-8"))?
             .to_owned();
+        if !is_xml_name(&name) {
+            return Err(self.err_at(pos, format_args!("`{name}` is not an element name")));
+        }
         let mut attributes = Vec::new();
         for a in e.attributes() {
             let a = a.map_err(|err| self.err_at(pos, err))?;
@@ -560,6 +563,12 @@ impl<'a> Parser<'a> {
             let key = std::str::from_utf8(a.key.as_ref())
                 .map_err(|_| self.err_at(pos, "attribute name is not UTF-8"))?
                 .to_owned();
+            if !is_xml_name(&key) {
+                return Err(self.err_at(
+                    pos,
+                    format_args!("`{key}` is not an attribute name (in `{name}`)"),
+                ));
+            }
             let value = a
                 .unescape_value()
                 .map_err(|err| self.err_at(pos, format_args!("attribute `{key}`: {err}")))?
@@ -702,6 +711,28 @@ fn write_comment(out: &mut String, c: &str) {
     out.push_str("-->");
 }
 
+/// Whether `s` is an XML 1.0 `Name` (production 5): a name-start
+/// character, then name characters. quick-xml splits a tag at whitespace
+/// without checking the name, so `<\r/>` would otherwise become an
+/// element with an empty name that cannot be written back.
+fn is_xml_name(s: &str) -> bool {
+    let start = |c: char| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || c == ':'
+            || matches!(c, '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+                | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+                | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+                | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+    };
+    let mut chars = s.chars();
+    chars.next().is_some_and(start) && chars.all(|c| {
+        start(c)
+            || c.is_ascii_digit()
+            || matches!(c, '-' | '.' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,6 +749,28 @@ mod tests {
         assert!(e.to_string().contains("more than one root"), "{e}");
         let e = Element::parse("", &Limits::default()).unwrap_err();
         assert!(e.to_string().contains("no root"), "{e}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let l = Limits::default();
+        // Found by the `osd` fuzz target: quick-xml reads `<\r\r/>` as an
+        // element named "", which was written back as `</>`.
+        for bad in [
+            "<A><\r\r\r/></A>",
+            "<A>< /></A>",
+            "<1A/>",
+            "<A 1x='1'/>",
+            "<A -x='1'/>",
+        ] {
+            let e = Element::parse(bad, &l).unwrap_err();
+            assert!(e.to_string().contains("is not an"), "{bad:?}: {e}");
+        }
+        for good in ["<A\r/>", "<_a.b-c:d x.y='1'/>", "<\u{C4}\u{3B1}1/>"] {
+            let e = Element::parse(good, &l).unwrap();
+            let again = Element::parse(&e.to_xml(), &l).unwrap();
+            assert_eq!(again.name, e.name, "{good:?}");
+        }
     }
 
     #[test]
