@@ -169,6 +169,15 @@ fn malformed_xml_reports_line_and_column() {
         (b"<SOFTPKG>", "end of input"),
         (b"\xff\xfe\x00", "UTF-16"),
         (b"<SOFTPKG NAME=\"\xc3\x28\"/>", "not UTF-8"),
+        // Found by the osd fuzz target: these wrote back as invalid XML.
+        (
+            b"<SOFTPKG>\n<\r\r/></SOFTPKG>",
+            "line 2, column 1: `` is not an element name",
+        ),
+        (
+            b"<SOFTPKG>\n <CODEBASE GUID=\"a\" GUId=\"b\"/></SOFTPKG>",
+            "CODEBASE at line 2, column 2: attribute `GUId` is given twice",
+        ),
     ];
     for (input, want) in cases {
         let e = Osd::parse(input).unwrap_err();
@@ -228,6 +237,18 @@ fn hostile_xml_is_refused_with_bounded_memory() {
     let big = vec![b' '; (4 << 20) + 1];
     let e = Osd::parse(&big).unwrap_err();
     assert!(e.to_string().contains("exceeds the limit"), "{e}");
+}
+
+#[test]
+fn manifest_attributes_differing_in_case_are_refused() {
+    let e =
+        Manifest::parse(b"<MANIFEST><APPLIST><APP NAME=\"a\" name=\"b\"/></APPLIST></MANIFEST>")
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(
+        e.to_string().contains("attribute `name` is given twice"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -157,6 +157,7 @@ impl Manifest {
                 root.name
             )));
         }
+        super::model::refuse_case_duplicates(&root)?;
         let mut t = Take::new(root);
         let package = match t.child("PACKAGE") {
             Some(e) => {

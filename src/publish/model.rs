@@ -107,6 +107,33 @@ impl From<String> for Text {
     }
 }
 
+/// Refuse an element tree in which one element has two attributes whose
+/// names differ only in ASCII case: OSD and manifest names are read
+/// case-insensitively, so `GUID="a" GUId="b"` is ambiguous, and writing
+/// the model back would give two `GUID` attributes, which is not XML.
+pub(crate) fn refuse_case_duplicates(root: &Element) -> Result<(), Error> {
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        for (i, a) in e.attributes.iter().enumerate() {
+            if e.attributes[..i]
+                .iter()
+                .any(|b| b.name.eq_ignore_ascii_case(&a.name))
+            {
+                let (line, column) = e.position();
+                return Err(Error::invalid(format!(
+                    "{} at line {line}, column {column}: attribute `{}` is given twice (names are case-insensitive)",
+                    e.name, a.name
+                )));
+            }
+        }
+        stack.extend(e.children.iter().filter_map(|n| match n {
+            Node::Element(c) => Some(c),
+            _ => None,
+        }));
+    }
+    Ok(())
+}
+
 /// Takes the known parts out of a parsed element; what is left becomes
 /// [`Extra`].
 pub(crate) struct Take {

@@ -512,6 +512,7 @@ impl Osd {
                 root.name
             )));
         }
+        super::model::refuse_case_duplicates(&root)?;
         let mut t = Take::new(root);
         Ok(Osd {
             guid: t.attr("GUID"),
