@@ -321,6 +321,27 @@ fn ffprobe_opens_plays_receives_and_tears_down() {
     server.shutdown().unwrap();
 }
 
+/// The RTSP exchange in rtspsrc's `GST_DEBUG=rtspsrc:6` log: each request
+/// method with the status of its response (`None`: no response read).
+fn rtspsrc_exchange(log: &str) -> Vec<(String, Option<u16>)> {
+    let mut out: Vec<(String, Option<u16>)> = Vec::new();
+    for line in log.lines().filter(|l| l.contains("print_rtsp_message")) {
+        let quoted = |key: &str| {
+            let rest = &line[line.find(key)? + key.len()..];
+            let rest = rest.trim_start().strip_prefix('\'')?;
+            Some(rest[..rest.find('\'')?].to_owned())
+        };
+        if let Some(m) = quoted("method:") {
+            out.push((m, None));
+        } else if let Some(code) = quoted("code:")
+            && let Some(last) = out.last_mut().filter(|l| l.1.is_none())
+        {
+            last.1 = code.parse().ok();
+        }
+    }
+    out
+}
+
 #[test]
 fn gstreamer_rtspsrc_plays_to_end_of_stream() {
     if !have("gst-launch-1.0", "--version") {
@@ -328,39 +349,71 @@ fn gstreamer_rtspsrc_plays_to_end_of_stream() {
     }
     let f = fixture(600_000);
     let server = start(ServerConfig::new(&f.root));
-    // rtspsrc has been seen (about 1 run in 10, under parallel load) to
-    // exit non-zero after PLAY with nothing logged past the jitter buffer
-    // setup; one retry, loudly, with the tail of its log.
-    let mut attempt = 0;
-    let out = loop {
-        attempt += 1;
-        let (ok, out) = run_limited(
-            Command::new("gst-launch-1.0")
-                .arg("rtspsrc")
-                .arg(format!(
-                    "location={}",
-                    url(server.local_addr(), "apps/app.sft")
-                ))
-                .args(["protocols=tcp", "!", "fakesink", "silent=false", "-v"]),
-            Duration::from_secs(30),
-        );
+    let (ok, out) = run_limited(
+        Command::new("gst-launch-1.0")
+            .env("GST_DEBUG", "rtspsrc:6")
+            .env("GST_DEBUG_NO_COLOR", "1")
+            .arg("rtspsrc")
+            .arg(format!(
+                "location={}",
+                url(server.local_addr(), "apps/app.sft")
+            ))
+            .args(["protocols=tcp", "!", "fakesink", "silent=false", "-v"]),
+        Duration::from_secs(30),
+    );
+    let tail = |out: &str| {
         let lines: Vec<&str> = out
             .lines()
-            .filter(|l| !l.contains("chain") && !l.contains("caps ="))
+            .filter(|l| !l.contains("chain") && !l.contains("caps =") && !l.contains("rtspsrc "))
             .collect();
-        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-        if ok && out.contains("Got EOS") {
-            break out;
-        }
-        assert!(attempt < 2, "gst-launch failed twice (ok={ok}):\n{tail}");
-        eprintln!("gst-launch failed (ok={ok}), retrying; its log ends:\n{tail}");
+        lines[lines.len().saturating_sub(30)..].join("\n")
     };
-    let buffers = out.matches("chain").count();
+    assert!(out.contains("Got EOS"), "no EOS:\n{}", tail(&out));
+    let buffers = out.matches("last-message = chain").count();
     let expected = f.pkg.len().div_ceil(proto::SERVER_PACKET_DATA);
-    assert!(
-        buffers >= expected,
-        "{buffers} buffers < {expected}:\n{out}"
+    assert!(buffers >= expected, "{buffers} buffers < {expected}");
+    // Every request rtspsrc sent was answered 200, in the standard order.
+    let exchange = rtspsrc_exchange(&out);
+    let methods: Vec<&str> = exchange.iter().map(|(m, _)| m.as_str()).collect();
+    let core: Vec<&str> = methods.iter().copied().filter(|m| *m != "PAUSE").collect();
+    assert_eq!(
+        core,
+        ["OPTIONS", "DESCRIBE", "SETUP", "PLAY", "TEARDOWN"],
+        "{exchange:?}"
     );
+    // rtspsrc 1.22 has a shutdown race of its own: going to NULL after EOS
+    // queues PAUSE, then CLOSE, for its task thread; when the thread has
+    // already begun sending PAUSE, CLOSE cancels it mid-send and rtspsrc
+    // posts "Could not send message. (Received end-of-file)" from
+    // gst_rtspsrc_try_send/gst_rtspsrc_pause, then sends TEARDOWN on the
+    // same connection, which the server answers. Seen 1 run in 40 here and
+    // twice in a row in CI. That failure, and only that one, is accepted.
+    let pause_cancelled = exchange.iter().any(|(m, s)| m == "PAUSE" && s.is_none());
+    for (m, s) in &exchange {
+        assert!(
+            *s == Some(200) || (m == "PAUSE" && s.is_none()),
+            "{m} answered {s:?}: {exchange:?}"
+        );
+    }
+    if !ok {
+        let sites: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("../") || l.contains("gstrtspsrc.c("))
+            .collect();
+        let race_only = pause_cancelled
+            && out.contains("ERROR: from element")
+            && sites
+                .iter()
+                .all(|l| l.contains("gst_rtspsrc_try_send") || l.contains("gst_rtspsrc_pause"))
+            && out.matches("ERROR: from element").count() == sites.len();
+        assert!(race_only, "gst-launch failed:\n{}", tail(&out));
+        eprintln!("note: rtspsrc cancelled its own PAUSE at shutdown (its race; accepted)");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.shutdown_handle().active_sessions() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.shutdown_handle().active_sessions(), 0);
     server.shutdown().unwrap();
 }
 
