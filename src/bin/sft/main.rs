@@ -5,6 +5,8 @@
 
 mod args;
 mod cmd;
+#[allow(dead_code)] // used by the commands as they adopt it (issue 13 §3)
+mod escape;
 mod util;
 
 use std::process::ExitCode;
