@@ -151,15 +151,103 @@ impl fmt::Display for Codec {
     }
 }
 
+/// Longest path component in bytes (`docs/FORMAT.md` §6.2): the common
+/// file-name limit (`NAME_MAX` on Unix, 255 UTF-16 units on Windows).
+pub const MAX_COMPONENT_LEN: usize = 255;
+
+/// Windows device names (`docs/FORMAT.md` §6.2): a component whose part
+/// before the first `.`, less trailing spaces, is one of these (in any
+/// ASCII case) names a device on Windows, not a file.
+pub const RESERVED_NAMES: [&str; 32] = [
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    "COM0",
+    "COM1",
+    "COM2",
+    "COM3",
+    "COM4",
+    "COM5",
+    "COM6",
+    "COM7",
+    "COM8",
+    "COM9",
+    "COM\u{b9}",
+    "COM\u{b2}",
+    "COM\u{b3}",
+    "LPT0",
+    "LPT1",
+    "LPT2",
+    "LPT3",
+    "LPT4",
+    "LPT5",
+    "LPT6",
+    "LPT7",
+    "LPT8",
+    "LPT9",
+    "LPT\u{b9}",
+    "LPT\u{b2}",
+    "LPT\u{b3}",
+];
+
+/// Bytes a path component must not contain (`docs/FORMAT.md` §6.2): the
+/// C0 controls and DEL, and the characters Windows file names cannot hold.
+fn is_forbidden_byte(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b"\\/:<>\"|?*".contains(&b)
+}
+
+/// Why `path` breaks the v1 path rules (`docs/FORMAT.md` §6.2), or `None`
+/// when it is valid. The reason is a fixed phrase that names the rule,
+/// never the path's bytes, so it is safe to print.
+pub fn path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("empty path");
+    }
+    if path.len() > MAX_PATH_LEN as usize {
+        return Some("longer than 4096 bytes");
+    }
+    path.split('/').find_map(component_problem)
+}
+
+/// Why `c` is not a valid path component (`docs/FORMAT.md` §6.2), or
+/// `None` when it is one.
+pub fn component_problem(c: &str) -> Option<&'static str> {
+    if c.is_empty() {
+        return Some("empty component (leading, trailing or double `/`)");
+    }
+    if c == "." || c == ".." {
+        return Some("`.` or `..` component");
+    }
+    if c.len() > MAX_COMPONENT_LEN {
+        return Some("component longer than 255 bytes");
+    }
+    if c.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Some("control character");
+    }
+    if c.bytes().any(is_forbidden_byte) {
+        return Some("one of `\\ : < > \" | ? *`");
+    }
+    if c.ends_with(['.', ' ']) {
+        return Some("component ends with `.` or a space");
+    }
+    let base = c.split('.').next().unwrap_or(c).trim_end_matches(' ');
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(base)) {
+        return Some("Windows device name (CON, NUL, COM1, ...)");
+    }
+    None
+}
+
 /// Check a path against the v1 path rules (`docs/FORMAT.md` §6.2):
-/// non-empty UTF-8 components separated by single `/`, no leading or
-/// trailing `/`, no `.` or `..` components, and no NUL, `\` or `:` bytes.
+/// non-empty components of at most 255 bytes separated by single `/`
+/// (so no leading or trailing `/`), at most 4096 bytes in all, no `.` or
+/// `..` component, no control character (U+0000–U+001F, U+007F) and none
+/// of `\ : < > " | ? *`, no component ending in `.` or a space, and no
+/// Windows device name (`CON`, `NUL.txt`, `com1`, ...).
 pub fn is_valid_path(path: &str) -> bool {
-    !path.is_empty()
-        && path.len() <= MAX_PATH_LEN as usize
-        && path
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\', ':']))
+    path_problem(path).is_none()
 }
 
 /// Number of blocks a feature block of `raw_len` logical bytes is cut into.
@@ -173,14 +261,67 @@ mod tests {
 
     #[test]
     fn path_rules() {
-        for ok in ["a", "a/b", "VFS/CSIDL_WINDOWS/x.dll", "ü/ñ", "a b/c.d"] {
+        for ok in [
+            "a",
+            "a/b",
+            "VFS/CSIDL_WINDOWS/x.dll",
+            "ü/ñ",
+            "a b/c.d",
+            " lead",
+            "CONSOLE",
+            "COM10",
+            "xCON",
+            "con_x.txt",
+            ".hidden",
+            &"x".repeat(255),
+        ] {
             assert!(is_valid_path(ok), "{ok}");
         }
         for bad in [
-            "", "/a", "a/", "a//b", ".", "a/./b", "..", "a/../b", "a\\b", "c:x", "a\0b",
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            ".",
+            "a/./b",
+            "..",
+            "a/../b",
+            "a\\b",
+            "c:x",
+            "a\0b",
+            "a\x1b[2J",
+            "bell\x07",
+            "cr\r",
+            "lf\n/x",
+            "del\x7f",
+            "a<b",
+            "a>b",
+            "a\"b",
+            "a|b",
+            "a?b",
+            "a*b",
+            "trail.",
+            "trail ",
+            "d./x",
+            "CON",
+            "con",
+            "nul.txt",
+            "Com1",
+            "LPT9.tar.gz",
+            "aux .x",
+            "COM\u{b9}",
+            "CONIN$",
+            "x/PRN",
         ] {
             assert!(!is_valid_path(bad), "{bad:?}");
         }
+        assert!(!is_valid_path(&"x".repeat(256)));
+        assert!(!is_valid_path(&["y"; 2049].join("/")));
+        assert_eq!(
+            path_problem("a/CON"),
+            Some("Windows device name (CON, NUL, COM1, ...)")
+        );
+        assert_eq!(path_problem("ok/fine.txt"), None);
     }
 
     #[test]

@@ -288,6 +288,18 @@ impl Layout {
                     FormatProblem::BadPath,
                 ));
             }
+            if field == "name"
+                && let Some(b) = text.bytes().find(|&b| b < 0x20 || b == 0x7f)
+            {
+                return Err(fmt_err(
+                    Region::Metadata,
+                    span.offset + start,
+                    FormatProblem::BadValue {
+                        field: "name",
+                        value: b.into(),
+                    },
+                ));
+            }
         }
         Ok(m)
     }

@@ -258,6 +258,11 @@ pub(crate) fn write<W: Write + Seek>(
         )));
     }
     check_meta_string("name", &name)?;
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(Error::invalid(
+            "the package name must not contain control characters (docs/FORMAT.md §5.2)",
+        ));
+    }
     check_meta_string("comment", &options.comment)?;
 
     // Directory: names pool, entry records and extents, all known now.

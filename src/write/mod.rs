@@ -19,7 +19,7 @@ pub use launch::{LaunchItem, parse_launch_list};
 pub use options::{BlockSize, Compression, WriteOptions};
 
 use crate::error::Error;
-use crate::format::is_valid_path;
+use crate::format::path_problem;
 use crate::read::Attributes;
 
 /// Where a file's bytes come from.
@@ -100,9 +100,9 @@ impl core::fmt::Debug for PackageBuilder {
 
 fn check_path(path: &str) -> Result<String, Error> {
     let p = path.trim_matches('/');
-    if !is_valid_path(p) {
+    if let Some(why) = path_problem(p) {
         return Err(Error::invalid(format!(
-            "`{path}` is not a valid package path (non-empty `/`-separated components; no `.`, `..`, `\\`, `:` or NUL)"
+            "`{path}` is not a valid package path: {why} (docs/FORMAT.md §6.2)"
         )));
     }
     Ok(p.to_owned())

@@ -156,6 +156,9 @@ proptest! {
         nanos in 0u32..1_000_000_000,
         guid in any::<[u8; 16]>(),
     ) {
+        // A root ending in `.` or naming a device (`CON`, `COM1`) breaks
+        // the path rules (docs/FORMAT.md §6.2) and is refused.
+        prop_assume!(sft::format::is_valid_path(&root));
         let opts = WriteOptions::default()
             .name(name.clone())
             .root(root.clone())
