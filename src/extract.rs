@@ -202,9 +202,13 @@ pub fn extract(
     let mut jobs: Vec<Job> = Vec::new();
     let mut pieces: Vec<Piece> = Vec::new();
 
+    let mut folded: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for entry in pkg.entries() {
         let entry = entry?;
         let comps = components(entry.path())?;
+        if let Some(other) = folded.insert(entry.path().to_lowercase(), entry.path().to_owned()) {
+            refuse_if_same_file(&plan, &comps, &other, entry.path())?;
+        }
         if entry.is_dir() {
             plan.ensure_dirs(&entry, &comps, comps.len())?;
             report.dirs += 1;
@@ -492,6 +496,46 @@ impl Planner<'_> {
         }
         Ok(())
     }
+}
+
+/// Two package paths that differ only in case (`other`, then `path`, with
+/// `comps` the components of `path`): the format allows them, but on a
+/// file system that ignores case they would name one file, and the second
+/// would silently replace the first. Probe the target directory with a
+/// file of our own and refuse if it ignores case (`docs/FORMAT.md` §6.8).
+fn refuse_if_same_file(
+    plan: &Planner<'_>,
+    comps: &[&str],
+    other: &str,
+    path: &str,
+) -> Result<(), Error> {
+    // The deepest directory that exists already: the root, or the
+    // directories planned so far for `other` (same letters, other case).
+    let mut dir = plan.root.to_path_buf();
+    for c in &comps[..comps.len() - 1] {
+        let next = dir.join(c);
+        if !std::fs::symlink_metadata(&next).is_ok_and(|m| m.is_dir()) {
+            break;
+        }
+        dir = next;
+    }
+    let probe = dir.join(format!(".sft-case-probe-{}A", std::process::id()));
+    let folded = dir.join(format!(".sft-case-probe-{}a", std::process::id()));
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| Error::io(format!("probing `{}` for case", dir.display()), e))?;
+    drop(created);
+    let ignores_case = std::fs::symlink_metadata(&folded).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if ignores_case {
+        return Err(Error::invalid(format!(
+            "refusing to extract `{path}`: `{other}` and `{path}` differ only in case, and `{}` ignores case, so they would be one file",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Check what is at a file's final name before anything is written.

@@ -14,6 +14,7 @@ mod fixture;
 mod fuzz_corpus;
 #[cfg(all(feature = "mmap", feature = "write"))]
 mod large;
+mod names;
 mod read;
 mod regressions;
 #[cfg(feature = "write")]

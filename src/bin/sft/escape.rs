@@ -46,6 +46,29 @@ pub fn safe(s: &str) -> String {
     Safe(s).to_string()
 }
 
+/// Pretty-printed JSON that is also safe on a terminal: JSON escapes
+/// the C0 controls itself, and this escapes what it leaves raw (DEL, the
+/// C1 controls and the bidirectional overrides) as `\uXXXX`, which every
+/// JSON reader decodes back to the same string.
+pub fn json(value: &serde_json::Value) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    if !text.chars().any(is_unsafe) {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        // Outside strings JSON has only ASCII structure and white space,
+        // which `to_string_pretty` writes as `\n` and spaces: every unsafe
+        // character left is inside a string.
+        if is_unsafe(c) && c != '\n' {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +79,14 @@ mod tests {
         assert_eq!(safe("x\u{202e}y\u{85}"), "x\\u{202e}y\\x85");
         assert_eq!(safe("plain näme"), "plain näme");
         assert_eq!(format!("{:>6}", Safe("ab")), "    ab");
+    }
+
+    #[test]
+    fn json_is_escaped_and_round_trips() {
+        let v = serde_json::json!({ "n": "a\u{202e}b\u{85}c\u{7f}\x1b" });
+        let text = json(&v).unwrap();
+        assert!(!text.chars().any(|c| is_unsafe(c) && c != '\n'), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
     }
 }

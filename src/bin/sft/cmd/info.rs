@@ -8,6 +8,7 @@ use sft::index::BlockIndex;
 
 use super::source_args::Inspected;
 use crate::args::InfoArgs;
+use crate::escape::safe;
 use crate::util::{human, ratio, rfc3339};
 
 /// `zlib`, `none` or `mixed`, from the blocks' codecs.
@@ -67,15 +68,15 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
             "blocks": index.len(),
             "fb1_blocks": index.fb1_len(),
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        writeln!(out, "{}", crate::escape::json(&v)?)?;
     } else {
         let rows: [(&str, String); 17] = [
-            ("Name", m.name().to_owned()),
+            ("Name", safe(m.name())),
             ("Package GUID", m.package_guid().to_string()),
             ("Version GUID", m.version_guid().to_string()),
             ("Version", m.version().to_string()),
-            ("Root", m.root().to_owned()),
-            ("Comment", m.comment().to_owned()),
+            ("Root", safe(m.root())),
+            ("Comment", safe(m.comment())),
             ("Created", created),
             ("Block size", human(u64::from(pkg.header().block_size))),
             ("Compression", comp.to_owned()),

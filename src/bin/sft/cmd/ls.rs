@@ -7,6 +7,7 @@ use sft::Entry;
 
 use super::source_args::Inspected;
 use crate::args::LsArgs;
+use crate::escape::Safe;
 use crate::util::rfc3339;
 
 /// `FB1`, `FB2`, `FB1+FB2`, or `-` for a file without data.
@@ -56,10 +57,10 @@ pub fn run(a: &LsArgs, no_mmap: bool) -> anyhow::Result<()> {
                 if e.is_dir() { "dir " } else { "file" },
                 e.size(),
                 rfc3339(secs, nanos),
-                e.path()
+                Safe(e.path())
             )?;
         } else {
-            writeln!(out, "{}{slash}", e.path())?;
+            writeln!(out, "{}{slash}", Safe(e.path()))?;
         }
     }
     out.flush()?;
