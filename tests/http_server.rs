@@ -432,6 +432,40 @@ fn traversal_symlink_escapes_and_listings_are_refused() {
     h.shutdown().unwrap();
 }
 
+/// A regular file named in directory form, or with a component after it,
+/// is 404 as nginx answers (it was served 200 for `/pkg.sft/`); the plain
+/// name still serves the file.
+#[test]
+fn a_file_in_directory_form_is_not_found() {
+    let f = fixture();
+    let h = start(ServerConfig::new(&f.root));
+    for target in [
+        "/apps/app.sft/",
+        "/apps/app.sft/.",
+        "/apps/app.sft//",
+        "/apps/app.sft%2f",
+        "/apps/app.sft/x",
+        "/apps/app.sft/?v=1",
+        "/inside-link.sft/",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let req = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let (status, _, body) = raw(h.local_addr(), req.as_bytes());
+            assert_eq!(status, 404, "{method} {target}");
+            assert!(
+                body.len() < 1000,
+                "{method} {target}: {} body bytes",
+                body.len()
+            );
+        }
+    }
+    let req = b"GET /apps/app.sft HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, _, body) = raw(h.local_addr(), req);
+    assert_eq!(status, 200);
+    assert!(body == f.pkg);
+    h.shutdown().unwrap();
+}
+
 #[test]
 fn https_with_a_generated_certificate() {
     if !have_curl() {

@@ -1171,8 +1171,10 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 /// The relative file path a request target names, checked: percent-decoded,
-/// no NUL, no backslash, no `..`, every component a plain name.
-fn target_to_relative(target: &str) -> Result<PathBuf, PathError> {
+/// no NUL, no backslash, no `..`, every component a plain name; and whether
+/// the target is in directory form (its last segment empty or `.`: `/a/`,
+/// `/a/.`), which a regular file never answers (nginx: 404).
+fn target_to_relative(target: &str) -> Result<(PathBuf, bool), PathError> {
     // Absolute-form (`http://host/path`) carries the path after the authority.
     let mut t = target;
     for scheme in ["http://", "https://"] {
@@ -1226,12 +1228,16 @@ fn target_to_relative(target: &str) -> Result<PathBuf, PathError> {
     if rel.as_os_str().is_empty() {
         return Err(PathError::Forbidden);
     }
-    Ok(rel)
+    let dir_form = text
+        .rsplit('/')
+        .next()
+        .is_some_and(|s| s.is_empty() || s == ".");
+    Ok((rel, dir_form))
 }
 
 /// Resolve a target to an open regular file under the canonical root.
 fn open_target(root: &Path, target: &str) -> Result<(File, std::fs::Metadata, PathBuf), PathError> {
-    let rel = target_to_relative(target)?;
+    let (rel, dir_form) = target_to_relative(target)?;
     let full = root.join(&rel);
     let canon = full.canonicalize().map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => PathError::Forbidden,
@@ -1247,6 +1253,11 @@ fn open_target(root: &Path, target: &str) -> Result<(File, std::fs::Metadata, Pa
     let meta = file.metadata().map_err(|_| PathError::NotFound)?;
     if !meta.is_file() {
         return Err(PathError::Forbidden);
+    }
+    if dir_form {
+        // `/pkg.sft/`: a file has no directory form (a component after a
+        // regular file, `/pkg.sft/x`, fails in `canonicalize` above).
+        return Err(PathError::NotFound);
     }
     Ok((file, meta, canon))
 }
@@ -1837,7 +1848,14 @@ mod tests {
 
     #[test]
     fn targets() {
-        let ok = |t: &str| target_to_relative(t).map(|p| p.to_string_lossy().into_owned());
+        let ok = |t: &str| target_to_relative(t).map(|p| p.0.to_string_lossy().into_owned());
+        let dir = |t: &str| target_to_relative(t).map(|p| p.1);
+        assert_eq!(dir("/a/b.sft"), Ok(false));
+        assert_eq!(dir("/a/b.sft/"), Ok(true));
+        assert_eq!(dir("/a/b.sft/."), Ok(true));
+        assert_eq!(dir("/a/b.sft%2f"), Ok(true));
+        assert_eq!(dir("/a/b.sft/?x=/"), Ok(true));
+        assert_eq!(dir("/a/b.sft?x=/"), Ok(false));
         assert_eq!(ok("/a/b.sft").as_deref(), Ok("a/b.sft"));
         assert_eq!(ok("/a%20b.sft?x=1").as_deref(), Ok("a b.sft"));
         assert_eq!(ok("http://host:80/x//./y").as_deref(), Ok("x/y"));
