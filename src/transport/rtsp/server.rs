@@ -928,6 +928,8 @@ struct ConnState<'a> {
     close_after_flush: bool,
     /// Whether this thread already lowered its priority for background.
     niced: bool,
+    /// Requests handled on this connection.
+    requests: u64,
 }
 
 fn response(status: u16, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
@@ -941,13 +943,26 @@ fn response(status: u16, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
 }
 
 fn serve_connection(shared: &Shared, tcp: TcpStream) {
+    let accepted = Instant::now();
+    // Until its first request is complete (TLS handshake included), a
+    // connection has the request timeout from the accept, as an HTTP
+    // connection has the head timeout: a silent one does not hold a slot
+    // for the idle timeout.
+    let first_deadline = accepted + shared.config.request_timeout;
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(shared.config.write_timeout));
     let _ = tcp.set_read_timeout(Some(POLL_SLICE));
     let conn = match &shared.config.tls {
         None => Conn::Plain(tcp),
         Some(tls) => match rustls::ServerConnection::new(Arc::clone(tls)) {
-            Ok(c) => Conn::Tls(Box::new(rustls::StreamOwned::new(c, tcp))),
+            Ok(c) => {
+                let mut s = Box::new(rustls::StreamOwned::new(c, tcp));
+                if net::tls_handshake(&mut s, first_deadline, &shared.life).is_err() {
+                    let _ = s.sock.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                Conn::Tls(s)
+            }
             Err(_) => return,
         },
     };
@@ -963,6 +978,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         partial_since: None,
         close_after_flush: false,
         niced: false,
+        requests: 0,
     };
     let cap = limits.max_head + limits.max_body + 8;
     let mut chunk = vec![0u8; 16 * 1024];
@@ -1019,6 +1035,9 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
             .partial_since
             .is_some_and(|t| now.duration_since(t) > shared.config.request_timeout)
         {
+            break;
+        }
+        if st.requests == 0 && now >= first_deadline {
             break;
         }
         let silent = now.duration_since(st.last_rx);
@@ -1105,6 +1124,7 @@ impl<'a> ConnState<'a> {
     }
 
     fn handle(&mut self, req: &Request<Vec<u8>>) {
+        self.requests += 1;
         let cseq = header_str(req, &headers::CSEQ)
             .map(str::trim)
             .filter(|c| !c.is_empty() && c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit()))
