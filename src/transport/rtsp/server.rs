@@ -72,6 +72,9 @@ const URGENT_MAX_WAIT: Duration = Duration::from_millis(2);
 const URGENT_MAX_BYTES: u64 = 1 << 20;
 /// Most pending fetch ranges per session.
 const MAX_PENDING_RANGES: usize = 1024;
+/// Most pending fetch bytes per session, as a multiple of the package
+/// length (each request is merged, so one request is at most 1×).
+const MAX_PENDING_PACKAGES: u64 = 2;
 /// Directory depth and file count bounds of a content scan.
 const MAX_SCAN_DEPTH: usize = 16;
 const MAX_SCAN_FILES: usize = 100_000;
@@ -1320,7 +1323,7 @@ impl<'a> ConnState<'a> {
         let ranges = match header_str(req, &x_header("x-Sft-Range")) {
             None => std::iter::once(0..len).collect(),
             Some(v) => match proto::parse_ranges(v, len) {
-                Ok(r) => r,
+                Ok(r) => merge_overlapping(r),
                 Err(RangeListError::Unsatisfiable) => {
                     return self.send(response(457, c).empty());
                 }
@@ -1352,15 +1355,18 @@ impl<'a> ConnState<'a> {
             return self.send(response(455, c).empty());
         }
         let ranges = match proto::parse_ranges(value, s.info.len) {
-            Ok(r) => r,
+            Ok(r) => merge_overlapping(r),
             Err(RangeListError::Unsatisfiable) => return self.send(response(457, c).empty()),
             Err(_) => return self.send(response(400, c).empty()),
         };
-        if s.pending_ranges + ranges.len() > MAX_PENDING_RANGES {
+        let bytes = ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        if s.pending_ranges + ranges.len() > MAX_PENDING_RANGES
+            || s.pending_bytes.saturating_add(bytes) > max_pending_bytes(s.info.len)
+        {
             return self.send(response(503, c).empty());
         }
         s.pending_ranges += ranges.len();
-        s.pending_bytes += ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        s.pending_bytes += bytes;
         s.fetches.push_back(Fetch {
             tag: tag.max(1),
             ranges: ranges.into(),
@@ -1464,7 +1470,9 @@ impl<'a> ConnState<'a> {
             self.niced = true;
             lower_thread_priority(self.shared.config.background_nice);
         }
-        s.pending_bytes = s.pending_bytes.saturating_sub(range.end - range.start);
+        if tag != 0 {
+            s.pending_bytes = s.pending_bytes.saturating_sub(range.end - range.start);
+        }
         if tag == 0 || s.fetches.is_empty() {
             s.sync_urgent();
         }
@@ -1528,6 +1536,26 @@ impl Session<'_> {
 
     fn timestamp(&self) -> u32 {
         self.started.elapsed().as_millis() as u32
+    }
+}
+
+/// Most fetch bytes one session may have pending for a package of `len`
+/// bytes: a client never needs more than the package twice over (one bulk
+/// request and on-demand ones beside it).
+fn max_pending_bytes(len: u64) -> u64 {
+    len.saturating_mul(MAX_PENDING_PACKAGES)
+}
+
+/// A parsed range list with overlapping ranges merged (sorted then), so a
+/// request never asks for a byte twice; without overlaps the client's order
+/// is kept. Adjacent ranges stay separate: each still ends with its own
+/// `LAST_OF_RANGE` packet and no packet spans two ranges a client listed.
+fn merge_overlapping(ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    let merged = crate::transport::http::range::sort_and_merge(ranges.clone(), false);
+    if merged.len() == ranges.len() {
+        ranges
+    } else {
+        merged
     }
 }
 
