@@ -208,7 +208,11 @@ fn rtsps_with_a_ca_file() {
 #[test]
 fn missing_package_is_not_found_and_upgrade_is_visible() {
     let f = fixture(500_000);
-    let server = start(ServerConfig::new(&f.root).rescan_interval(Duration::ZERO));
+    let server = start(
+        ServerConfig::new(&f.root)
+            .rescan_interval(Duration::ZERO)
+            .settle_time(Duration::ZERO),
+    );
     let addr = server.local_addr();
     let err = RtspSource::open(&format!("rtsp://{addr}/nope.sft"), &opts()).unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::NotFound);

@@ -15,7 +15,9 @@
 //! - **Active upgrade**: packages are identified by the package GUID of
 //!   their prologue; the newest version in the content root wins for new
 //!   sessions, sessions keep the file they opened. The content root is
-//!   rescanned (cheaply: length and mtime first) on DESCRIBE and SETUP.
+//!   rescanned (cheaply: length and mtime first) on DESCRIBE and SETUP; a
+//!   version is offered only once its file is complete and has settled
+//!   ([`ServerConfig::settle_time`]), never while it is being copied in.
 //! - RTSPS: rustls with the configuration given ([`ServerConfig::tls`]).
 //!
 //! ```
@@ -108,6 +110,7 @@ pub struct ServerConfig {
     write_timeout: Duration,
     shutdown_grace: Duration,
     rescan_interval: Duration,
+    settle_time: Duration,
     background_nice: i32,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -124,6 +127,7 @@ impl fmt::Debug for ServerConfig {
             .field("session_timeout", &self.session_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("rescan_interval", &self.rescan_interval)
+            .field("settle_time", &self.settle_time)
             .field("background_nice", &self.background_nice)
             .field("tls", &self.tls.is_some())
             .finish()
@@ -134,8 +138,8 @@ impl ServerConfig {
     /// Serve the packages under `root` over plain RTSP with the defaults of
     /// `docs/RTSP.md` §8: 256 connections, 256 sessions, 16 KiB heads,
     /// 64 KiB bodies, 10 s to finish a request, 60 s idle and session
-    /// timeouts, 30 s write stalls, 10 s shutdown grace, 2 s rescan interval,
-    /// background streaming at nice +10.
+    /// timeouts, 30 s write stalls, 10 s shutdown grace, 2 s rescan
+    /// interval, 2 s settle time, background streaming at nice +10.
     ///
     /// ```
     /// use sft::transport::rtsp::server::ServerConfig;
@@ -153,6 +157,7 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             rescan_interval: Duration::from_secs(2),
+            settle_time: Duration::from_secs(2),
             background_nice: DEFAULT_BACKGROUND_NICE,
             tls: None,
         }
@@ -272,6 +277,21 @@ impl ServerConfig {
         self
     }
 
+    /// How long a package file that appeared or changed after the server's
+    /// first scan must stay unchanged (length and modification time, as
+    /// rescans see them) before new sessions are offered it (active
+    /// upgrade, `docs/RTSP.md` §6). Files that are incomplete (length not
+    /// `prologue_len + data_len`) are never offered. Default 2 s.
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// let c = ServerConfig::new(".").settle_time(std::time::Duration::ZERO);
+    /// ```
+    pub fn settle_time(mut self, t: Duration) -> Self {
+        self.settle_time = t;
+        self
+    }
+
     /// How much lower the CPU priority of background streaming is: a
     /// connection's thread raises its nice value by `n` (0 to 19; 0 keeps
     /// it) when it sends its first background packet, so that requests
@@ -327,6 +347,18 @@ struct PkgInfo {
     fb1_end: u64,
     launch_size: u64,
     package_size: u64,
+    /// When the catalog first saw the file with this length and mtime;
+    /// `None`: it was there, complete, at the server's first scan.
+    seen: Option<Instant>,
+}
+
+/// Whether a complete package file may be offered to new sessions: it was
+/// there at the server's first scan (`seen` is `None`), or the catalog has
+/// seen it unchanged (length and mtime) for at least `settle`. A file
+/// still being copied in keeps changing, so it stays hidden until the copy
+/// has ended and settled.
+fn settled(seen: Option<Instant>, now: Instant, settle: Duration) -> bool {
+    seen.is_none_or(|t| now.saturating_duration_since(t) >= settle)
 }
 
 #[cfg(unix)]
@@ -364,14 +396,19 @@ fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Identify a package from its prologue (read in one bounded piece).
+/// Identify a package from its prologue (read in one bounded piece). Only
+/// a complete package counts: its length is exactly `prologue_len +
+/// data_len` (a file still being copied in is not, and costs one header
+/// read), and its prologue parses.
 fn read_info(file: &File, path: &Path) -> Option<PkgInfo> {
     let meta = file.metadata().ok()?;
     let len = meta.len();
     let mut head = [0u8; HEADER_LEN];
     read_exact_at(file, &mut head, 0).ok()?;
     let header = Header::parse(&head).ok()?;
-    if header.prologue_len > MAX_PROLOGUE || header.prologue_len > len {
+    if header.prologue_len.checked_add(header.data_len) != Some(len)
+        || header.prologue_len > MAX_PROLOGUE
+    {
         return None;
     }
     let mut pro = vec![0u8; usize::try_from(header.prologue_len).ok()?];
@@ -399,6 +436,7 @@ fn read_info(file: &File, path: &Path) -> Option<PkgInfo> {
         fb1_end,
         launch_size: meta_rec.launch_size(),
         package_size: meta_rec.package_size(),
+        seen: Some(Instant::now()),
     })
 }
 
@@ -411,6 +449,7 @@ struct CatalogState {
 struct Catalog {
     root: PathBuf,
     interval: Duration,
+    settle: Duration,
     state: Mutex<CatalogState>,
 }
 
@@ -425,6 +464,7 @@ fn same_stat(info: &PkgInfo, meta: &std::fs::Metadata) -> bool {
 impl Catalog {
     /// Walk the root (no symlinks followed), re-reading only changed files.
     fn rescan(&self, state: &mut CatalogState) {
+        let first_scan = state.last_scan.is_none();
         let mut fresh = HashMap::new();
         let mut stack = vec![(self.root.clone(), 0usize)];
         let mut files = 0usize;
@@ -451,7 +491,10 @@ impl Catalog {
                     fresh.insert(path, Arc::clone(old));
                     continue;
                 }
-                if let Some(info) = File::open(&path).ok().and_then(|f| read_info(&f, &path)) {
+                if let Some(mut info) = File::open(&path).ok().and_then(|f| read_info(&f, &path)) {
+                    if first_scan {
+                        info.seen = None;
+                    }
                     fresh.insert(path, Arc::new(info));
                 }
             }
@@ -477,8 +520,9 @@ impl Catalog {
         Some(info)
     }
 
-    /// The newest version of the package at `path`, or the version
-    /// `version` of it.
+    /// The newest settled version of the package at `path`, or the
+    /// version `version` of it (settled or not: a client only learns a
+    /// version GUID from a version that was offered).
     fn resolve(&self, path: &Path, version: Option<Guid>) -> Option<Arc<PkgInfo>> {
         let mut state = lock(&self.state);
         self.refresh(&mut state);
@@ -493,21 +537,24 @@ impl Catalog {
                 .filter(|i| i.version_guid == v)
                 .max_by_key(|i| i.mtime)
                 .cloned(),
-            None => same
-                .max_by_key(|i| (i.version, i.mtime))
-                .cloned()
-                .or(Some(named)),
+            None => {
+                let now = Instant::now();
+                same.filter(|i| settled(i.seen, now, self.settle))
+                    .max_by_key(|i| (i.version, i.mtime))
+                    .cloned()
+            }
         }
     }
 
-    /// The newest version of a package GUID.
+    /// The newest settled version of a package GUID.
     fn latest(&self, guid: Guid) -> Option<Arc<PkgInfo>> {
         let mut state = lock(&self.state);
         self.refresh(&mut state);
+        let now = Instant::now();
         state
             .by_path
             .values()
-            .filter(|i| i.package_guid == guid)
+            .filter(|i| i.package_guid == guid && settled(i.seen, now, self.settle))
             .max_by_key(|i| (i.version, i.mtime))
             .cloned()
     }
@@ -651,6 +698,7 @@ impl Server {
         let catalog = Catalog {
             root,
             interval: config.rescan_interval,
+            settle: config.settle_time,
             state: Mutex::new(CatalogState::default()),
         };
         {
@@ -1661,4 +1709,37 @@ fn sdp_for(info: &PkgInfo) -> Vec<u8> {
     let mut out = Vec::new();
     let _ = session.write(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settling_needs_the_settle_time_unchanged() {
+        let t0 = Instant::now();
+        let settle = Duration::from_secs(2);
+        // There at the first scan: offered at once.
+        assert!(settled(None, t0, settle));
+        // Seen (or changed) at t0: not before t0 + settle.
+        assert!(!settled(Some(t0), t0, settle));
+        assert!(!settled(Some(t0), t0 + Duration::from_millis(1999), settle));
+        assert!(settled(Some(t0), t0 + settle, settle));
+        // A clock read before `seen` (another thread) is not settled.
+        assert!(!settled(Some(t0 + settle), t0, settle));
+        assert!(settled(Some(t0), t0, Duration::ZERO));
+    }
+
+    #[test]
+    fn overlapping_ranges_merge_adjacent_ones_stay() {
+        assert_eq!(merge_overlapping(vec![50..60, 0..10]), vec![50..60, 0..10]);
+        assert_eq!(merge_overlapping(vec![0..10, 10..20]), vec![0..10, 10..20]);
+        assert_eq!(merge_overlapping(vec![0..100; 256]), vec![0..100]);
+        assert_eq!(
+            merge_overlapping(vec![50..60, 0..55, 70..80]),
+            vec![0..60, 70..80]
+        );
+        assert_eq!(max_pending_bytes(u64::MAX), u64::MAX);
+        assert_eq!(max_pending_bytes(1000), 2000);
+    }
 }
