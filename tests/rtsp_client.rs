@@ -10,6 +10,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -199,9 +200,16 @@ fn rtsps_with_a_ca_file() {
     let src = RtspSource::open(&url, &opts().ca_file(&ca)).unwrap();
     let (copy, _) = stream_all(&src);
     assert!(copy == f.pkg);
-    // Without the CA (system roots only) the handshake fails.
-    let err = RtspSource::open(&url, &opts().max_attempts(1)).unwrap_err();
-    assert_eq!(err.kind(), TransportErrorKind::Protocol, "{err}");
+    // Without the CA (system roots only) the handshake fails, at once:
+    // a refused certificate is not retried.
+    let t = std::time::Instant::now();
+    let err = RtspSource::open(&url, &opts().max_attempts(4)).unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("not signed by a trusted CA"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
     server.shutdown().unwrap();
 }
 

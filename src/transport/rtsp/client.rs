@@ -41,6 +41,7 @@ use rtsp_types::{Method, Request, Response, Url, Version};
 use super::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
 use crate::guid::Guid;
 use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
+use crate::transport::tls;
 
 /// True for `rtsp://` and `rtsps://` URLs (any case).
 ///
@@ -166,6 +167,17 @@ fn terr(kind: TransportErrorKind, msg: impl Into<String>) -> TransportError {
 }
 
 fn io_err(endpoint: &str, what: &str, e: &io::Error) -> TransportError {
+    if tls::is_tls_error(e) {
+        // A refused certificate or a failed handshake: a retry meets the
+        // same certificate.
+        let hint = tls::io_hint(e)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        return terr(
+            TransportErrorKind::Other,
+            format!("{endpoint}: {what}: {e}{hint}"),
+        );
+    }
     let kind = match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportErrorKind::Timeout,
         io::ErrorKind::UnexpectedEof
@@ -357,38 +369,17 @@ fn parse_target(s: &str) -> Result<Target, TransportError> {
 }
 
 fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let bad = |d: String| {
-                terr(
-                    TransportErrorKind::Other,
-                    format!("CA file {}: {d}", path.display()),
-                )
-            };
-            for c in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
-                let c = c.map_err(|e| bad(e.to_string()))?;
-                roots.add(c).map_err(|e| bad(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(bad("no certificates".into()));
-            }
-        }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| terr(TransportErrorKind::Other, format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let bad = |d: String| terr(TransportErrorKind::Other, d);
+    let certs = ca_file.map(tls::ca_file_certs).transpose().map_err(bad)?;
+    tls::client_config(certs.as_deref()).map_err(bad)
+}
+
+/// Whether an error on a connection is worth a new connection: the
+/// transient kinds and protocol errors (a corrupted byte in the framing
+/// leaves the connection in an unknown state; a new one may be clean),
+/// within the same attempt budget.
+fn reconnect_helps(e: &TransportError) -> bool {
+    e.is_retryable() || e.kind() == TransportErrorKind::Protocol
 }
 
 /// What the server said about the package at the first connection.
