@@ -11,8 +11,16 @@
 //!   yet delivered are fetched again: each byte reaches the sink at most
 //!   once. If that version is gone from the server, the error is
 //!   [`TransportErrorKind::Changed`].
+//!   A protocol error on the connection (a corrupted byte in the framing,
+//!   an answer that makes no sense) is handled the same way, within the
+//!   same attempt budget: the connection is no longer in a known state, a
+//!   new one may be clean.
 //! - RTSPS through rustls with the system roots, or only the certificates
-//!   of a PEM CA file ([`RtspOptions::ca_file`]).
+//!   of a PEM CA file ([`RtspOptions::ca_file`]); a server certificate
+//!   given exactly in the CA file is accepted even when it is a CA
+//!   certificate (pinning, as for HTTPS). A refused certificate is not
+//!   retried, and its error says what is wrong and how to make one that
+//!   works.
 //!
 //! ```no_run
 //! use sft::stream::{blocking, SessionConfig, StreamSession};
@@ -479,7 +487,19 @@ impl RtspSource {
                 reconnects: 0,
             }),
         };
-        let (live, pinned) = src.establish(None)?;
+        let mut attempt = 0u32;
+        let (live, pinned) = loop {
+            match src.establish(None) {
+                Ok(ok) => break ok,
+                Err(e) => {
+                    attempt += 1;
+                    if !reconnect_helps(&e) || attempt >= src.options.max_attempts {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));
+                }
+            }
+        };
         src.pinned = pinned;
         lock(&src.state).live = Some(live);
         Ok(src)
@@ -798,20 +818,24 @@ impl RtspSource {
                     };
                     *next = end;
                     let done = f.ranges.iter().all(|(r, next)| *next >= r.end);
-                    if done || h.flags & FLAG_END != 0 {
-                        if !done {
-                            let e = terr(
-                                TransportErrorKind::Protocol,
-                                format!("{ep}: fetch {} ended early", h.tag),
-                            );
-                            return Err((e, in_flight));
-                        }
+                    let ended_early = !done && h.flags & FLAG_END != 0;
+                    if done {
                         in_flight.remove(fi);
                     }
+                    // The bytes are counted as delivered above: deliver
+                    // them before any error, so a resume asks for the rest
+                    // only.
                     if sink(h.offset, &data).is_break() {
                         // Bytes of other fetches may still be on the way:
                         // this connection is no longer in a known state.
                         return Ok(true);
+                    }
+                    if ended_early {
+                        let e = terr(
+                            TransportErrorKind::Protocol,
+                            format!("{ep}: fetch {} ended early", h.tag),
+                        );
+                        return Err((e, in_flight));
                     }
                 }
             }
@@ -866,7 +890,7 @@ impl RangeSource for RtspSource {
                     Ok((l, _)) => l,
                     Err(e) => {
                         attempt += 1;
-                        if !e.is_retryable() || attempt >= self.options.max_attempts {
+                        if !reconnect_helps(&e) || attempt >= self.options.max_attempts {
                             return Err(e);
                         }
                         std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));
@@ -892,7 +916,7 @@ impl RangeSource for RtspSource {
                     rest.extend(todo.drain(..));
                     todo = rest;
                     attempt += 1;
-                    if !e.is_retryable() || attempt >= self.options.max_attempts {
+                    if !reconnect_helps(&e) || attempt >= self.options.max_attempts {
                         return Err(e);
                     }
                     state.reconnects += 1;
