@@ -344,7 +344,9 @@ impl HttpOptions {
     }
 
     /// Trust the CA certificates in this PEM file instead of the system
-    /// roots (for HTTPS with a private CA).
+    /// roots (for HTTPS with a private CA). A self-signed server
+    /// certificate given here exactly is accepted even when it is marked as
+    /// a CA (pinning, `docs/HTTP.md` "Client TLS").
     ///
     /// ```
     /// # use sft::transport::http::client::HttpOptions;

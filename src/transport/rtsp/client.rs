@@ -97,7 +97,9 @@ impl Default for RtspOptions {
 
 impl RtspOptions {
     /// Trust only the certificates in this PEM file for RTSPS (instead of
-    /// the system roots).
+    /// the system roots). A self-signed server certificate given here
+    /// exactly is accepted even when it is marked as a CA (pinning,
+    /// `docs/HTTP.md` "Client TLS").
     ///
     /// ```
     /// # use sft::transport::rtsp::client::RtspOptions;
