@@ -652,6 +652,90 @@ fn https_with_a_generated_ca() {
     assert_eq!(e.kind(), sft::ErrorKind::InvalidInput, "{e}");
 }
 
+/// `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost
+/// [-addext subjectAltName=…]`: (cert PEM, key PEM). OpenSSL 3 marks it
+/// `CA:TRUE`, the everyday self-signed certificate.
+fn openssl_self_signed(dir: &Path, name: &str, san: Option<&str>) -> Option<(String, String)> {
+    require("openssl", "self-signed certificates")?;
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    ])
+    .args(["-subj", "/CN=localhost", "-keyout"])
+    .arg(&key)
+    .arg("-out")
+    .arg(&cert);
+    if let Some(san) = san {
+        cmd.args(["-addext", &format!("subjectAltName={san}")]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((
+        std::fs::read_to_string(cert).unwrap(),
+        std::fs::read_to_string(key).unwrap(),
+    ))
+}
+
+/// The everyday self-signed certificate (`openssl req -x509`, CA:TRUE)
+/// that nginx serves, given with `--ca-file`, is pinned and the fetch works
+/// (it was refused with CaUsedAsEndEntity where `curl --cacert` accepts
+/// it); with and without subjectAltName. Another self-signed certificate
+/// in the CA file is refused at once, with a hint on how to make a proper
+/// one.
+#[test]
+fn https_pins_an_openssl_self_signed_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, san) in [Some("DNS:localhost,IP:127.0.0.1"), None]
+        .into_iter()
+        .enumerate()
+    {
+        let Some((cert, key)) = openssl_self_signed(tmp.path(), &format!("server-{i}"), san) else {
+            return;
+        };
+        let (other, _) = openssl_self_signed(tmp.path(), &format!("other-{i}"), san).unwrap();
+        let Some(ngx) = Nginx::start(NginxSetup {
+            tls: Some((cert.clone(), key)),
+            htpasswd: None,
+        }) else {
+            return;
+        };
+        let pkg = package();
+        ngx.put("app.sft", &pkg);
+        let pinned = ngx.dir.path().join("pinned.pem");
+        std::fs::write(&pinned, &cert).unwrap();
+        let wrong = ngx.dir.path().join("wrong.pem");
+        std::fs::write(&wrong, &other).unwrap();
+        for url in [
+            ngx.url("app.sft"),
+            ngx.url("app.sft").replace("127.0.0.1", "localhost"),
+        ] {
+            assert!(url.starts_with("https://"), "{url}");
+            let src = HttpSource::open(&url, &opts().ca_file(&pinned))
+                .unwrap_or_else(|e| panic!("{url}, SAN {san:?}: {}", full_text(&e)));
+            let copy = drive(&src).unwrap();
+            assert!(copy == pkg, "fetched bytes differ");
+            let t = Instant::now();
+            let e = HttpSource::open(&url, &opts().ca_file(&wrong).max_attempts(3)).unwrap_err();
+            let kind = transport_kind(&e).unwrap();
+            assert!(!kind.is_retryable(), "{kind:?}: {}", full_text(&e));
+            let text = e.to_string();
+            assert!(
+                text.contains("CA:FALSE") && text.contains("--ca-file"),
+                "{text}"
+            );
+            assert!(t.elapsed() < Duration::from_secs(5));
+        }
+    }
+}
+
 #[test]
 fn basic_auth_works_and_never_shows_the_password() {
     const PASSWORD: &str = "pa55-w0rd-XyZ";

@@ -432,6 +432,40 @@ fn traversal_symlink_escapes_and_listings_are_refused() {
     h.shutdown().unwrap();
 }
 
+/// A regular file named in directory form, or with a component after it,
+/// is 404 as nginx answers (it was served 200 for `/pkg.sft/`); the plain
+/// name still serves the file.
+#[test]
+fn a_file_in_directory_form_is_not_found() {
+    let f = fixture();
+    let h = start(ServerConfig::new(&f.root));
+    for target in [
+        "/apps/app.sft/",
+        "/apps/app.sft/.",
+        "/apps/app.sft//",
+        "/apps/app.sft%2f",
+        "/apps/app.sft/x",
+        "/apps/app.sft/?v=1",
+        "/inside-link.sft/",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let req = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let (status, _, body) = raw(h.local_addr(), req.as_bytes());
+            assert_eq!(status, 404, "{method} {target}");
+            assert!(
+                body.len() < 1000,
+                "{method} {target}: {} body bytes",
+                body.len()
+            );
+        }
+    }
+    let req = b"GET /apps/app.sft HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, _, body) = raw(h.local_addr(), req);
+    assert_eq!(status, 200);
+    assert!(body == f.pkg);
+    h.shutdown().unwrap();
+}
+
 #[test]
 fn https_with_a_generated_certificate() {
     if !have_curl() {
@@ -714,6 +748,95 @@ fn stalled_and_vanishing_clients_do_not_hurt_others() {
     }
     assert_eq!(stop.active_connections(), 0);
     drop(sleeper);
+    h.shutdown().unwrap();
+}
+
+/// An HTTPS client that trickles its TLS handshake (a byte every 100 ms)
+/// or sends nothing is cut off at the head timeout from the accept (the
+/// trickler held its slot for as long as it kept sending: rustls'
+/// `complete_io` reads on while bytes come).
+#[test]
+fn a_trickled_tls_handshake_is_cut_off_at_the_head_timeout() {
+    let f = fixture();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let timeout = Duration::from_secs(1);
+    let h = start(
+        ServerConfig::new(&f.root)
+            .tls(tls_config_from_pem(&cert, &key).unwrap())
+            .max_connections(2)
+            .header_timeout(timeout),
+    );
+    let (a, stop) = (h.local_addr(), h.shutdown_handle());
+    let started = Instant::now();
+    let silent = connect(a);
+    let trickler = connect(a);
+    let trickling = std::thread::spawn(move || {
+        let mut t = trickler;
+        let mut bytes = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+        bytes.resize(517, b'a');
+        let begun = Instant::now();
+        for b in bytes {
+            if t.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        begun.elapsed()
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stop.active_connections() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stop.active_connections(), 2);
+    let deadline = started + Duration::from_secs(4);
+    while stop.active_connections() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stop.active_connections(),
+        0,
+        "still held after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() >= timeout);
+    assert!(trickling.join().unwrap() < Duration::from_secs(10));
+    drop(silent);
+    h.shutdown().unwrap();
+
+    // Plain HTTP: a head trickled past the head timeout gets 408, and the
+    // close that follows does not read the trickle on for 64 KiB of it.
+    let h = start(ServerConfig::new(&f.root).header_timeout(timeout));
+    let (a, stop) = (h.local_addr(), h.shutdown_handle());
+    let started = Instant::now();
+    let trickler = connect(a);
+    let trickling = std::thread::spawn(move || {
+        let mut t = trickler;
+        let mut bytes = b"GET /apps/app.sft HTTP/1.1\r\nX-Pad: ".to_vec();
+        bytes.resize(600, b'a');
+        for b in bytes {
+            if t.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let deadline = started + Duration::from_secs(4);
+    while (stop.active_connections() > 0 || started.elapsed() < timeout)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stop.active_connections(),
+        0,
+        "still held after {:?}",
+        started.elapsed()
+    );
+    trickling.join().unwrap();
     h.shutdown().unwrap();
 }
 

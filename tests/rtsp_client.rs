@@ -10,6 +10,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -199,16 +200,27 @@ fn rtsps_with_a_ca_file() {
     let src = RtspSource::open(&url, &opts().ca_file(&ca)).unwrap();
     let (copy, _) = stream_all(&src);
     assert!(copy == f.pkg);
-    // Without the CA (system roots only) the handshake fails.
-    let err = RtspSource::open(&url, &opts().max_attempts(1)).unwrap_err();
-    assert_eq!(err.kind(), TransportErrorKind::Protocol, "{err}");
+    // Without the CA (system roots only) the handshake fails, at once:
+    // a refused certificate is not retried.
+    let t = std::time::Instant::now();
+    let err = RtspSource::open(&url, &opts().max_attempts(4)).unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("not signed by a trusted CA"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
     server.shutdown().unwrap();
 }
 
 #[test]
 fn missing_package_is_not_found_and_upgrade_is_visible() {
     let f = fixture(500_000);
-    let server = start(ServerConfig::new(&f.root).rescan_interval(Duration::ZERO));
+    let server = start(
+        ServerConfig::new(&f.root)
+            .rescan_interval(Duration::ZERO)
+            .settle_time(Duration::ZERO),
+    );
     let addr = server.local_addr();
     let err = RtspSource::open(&format!("rtsp://{addr}/nope.sft"), &opts()).unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::NotFound);
@@ -223,4 +235,235 @@ fn missing_package_is_not_found_and_upgrade_is_visible() {
     assert_eq!(src2.package_version(), 2);
     assert!(stream_all(&src2).0 == v2);
     server.shutdown().unwrap();
+}
+
+/// A TCP proxy that flips one byte (XOR 0xFF) of what the server sends on
+/// the first connection: the byte `delta` after the first `$` (the first
+/// interleaved frame: the prologue's first fetch), or with `delta` None
+/// the byte at stream offset 5 (the status line of DESCRIBE's answer).
+/// Later connections pass everything through. The count of flips.
+fn flipping_proxy(upstream: SocketAddr, delta: Option<usize>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flips = Arc::new(AtomicUsize::new(0));
+    let flips2 = Arc::clone(&flips);
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(upstream) else {
+                continue;
+            };
+            let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(k) = c_r.read(&mut buf) {
+                    if k == 0 || s_w.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_w.shutdown(Shutdown::Both);
+            });
+            let flips = Arc::clone(&flips2);
+            let (mut s_r, mut c_w) = (server, client);
+            std::thread::spawn(move || {
+                let mut seen = 0usize;
+                let mut target = if n == 0 {
+                    delta.map_or(Some(5), |_| None)
+                } else {
+                    None
+                };
+                let mut waiting_dollar = n == 0 && delta.is_some();
+                let mut buf = [0u8; 16384];
+                while let Ok(k) = s_r.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    if waiting_dollar && let Some(i) = buf[..k].iter().position(|&b| b == b'$') {
+                        target = Some(seen + i + delta.unwrap_or(0));
+                        waiting_dollar = false;
+                    }
+                    if let Some(t) = target
+                        && (seen..seen + k).contains(&t)
+                    {
+                        buf[t - seen] ^= 0xFF;
+                        flips.fetch_add(1, Ordering::SeqCst);
+                        target = None;
+                    }
+                    seen += k;
+                    if c_w.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_w.shutdown(Shutdown::Both);
+                let _ = s_r.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (addr, flips)
+}
+
+/// One flipped byte in the RTSP framing while the prologue is read (or in
+/// the answer to DESCRIBE) makes the client reconnect and finish the
+/// stream byte for byte, within the attempt budget and without a stall
+/// longer than its timeout (it failed at once with a protocol error, or
+/// stalled then failed).
+#[test]
+fn a_flipped_byte_in_the_framing_is_recovered_by_reconnecting() {
+    let f = fixture(1_000_000);
+    let server = start(ServerConfig::new(&f.root));
+    // None: the DESCRIBE status line; then the `$`, the channel, both
+    // length bytes, the RTP version byte, the RTP sequence number, the
+    // payload offset, the tag and the flags of the first data frame.
+    let cases = [
+        None,
+        Some(0),
+        Some(1),
+        Some(2),
+        Some(3),
+        Some(4),
+        Some(6),
+        Some(20),
+        Some(27),
+        Some(28),
+    ];
+    for delta in cases {
+        let (proxy, flips) = flipping_proxy(server.local_addr(), delta);
+        let t = std::time::Instant::now();
+        let src = RtspSource::open(
+            &format!("rtsp://{proxy}/app.sft"),
+            &RtspOptions::default().timeout(Duration::from_secs(2)),
+        )
+        .unwrap_or_else(|e| panic!("flip at {delta:?}: open: {e}"));
+        let mut session =
+            StreamSession::new(SessionConfig::default().max_request_bytes(256 * 1024));
+        let mut copy = Vec::new();
+        blocking::drive(&mut session, &src, &mut copy)
+            .unwrap_or_else(|e| panic!("flip at {delta:?}: {e}"));
+        assert!(copy == f.pkg, "flip at {delta:?}: the copy differs");
+        assert_eq!(flips.load(Ordering::SeqCst), 1, "flip at {delta:?}");
+        // These break the framing or the packet header for certain (the
+        // others may land where the client does not look, e.g. the
+        // sequence number).
+        if matches!(delta, Some(0 | 4 | 20 | 27)) {
+            assert!(src.reconnects() >= 1, "flip at {delta:?}: no reconnect");
+        }
+        // At most one stall of the 2 s timeout, plus back-off.
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "flip at {delta:?}: {:?}",
+            t.elapsed()
+        );
+    }
+    server.shutdown().unwrap();
+}
+
+/// `openssl req -x509 -newkey … -subj /CN=localhost [-addext SAN]` into
+/// `dir`: (cert.pem, key.pem). OpenSSL 3 marks it `CA:TRUE`.
+fn openssl_self_signed(
+    dir: &std::path::Path,
+    name: &str,
+    san: Option<&str>,
+) -> Option<(PathBuf, PathBuf)> {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+    ])
+    .arg("-keyout")
+    .arg(&key)
+    .arg("-out")
+    .arg(&cert);
+    if let Some(san) = san {
+        cmd.args(["-addext", &format!("subjectAltName={san}")]);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => Some((cert, key)),
+        Ok(o) => panic!("openssl req failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(_) if std::env::var_os("SFT_REQUIRE_SERVERS").is_none() => {
+            eprintln!("SKIPPED: openssl not installed");
+            None
+        }
+        Err(e) => panic!("openssl: {e}"),
+    }
+}
+
+fn tls_from_pem(cert: &std::path::Path, key: &std::path::Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    )
+}
+
+/// The everyday self-signed certificate (`openssl req -x509`, CA:TRUE,
+/// with or without subjectAltName) given with `--ca-file` is pinned and
+/// the stream works (it was refused: CaUsedAsEndEntity); another
+/// self-signed certificate in the CA file is refused at once with a hint
+/// that says how to make a proper one.
+#[test]
+fn rtsps_pins_an_openssl_self_signed_certificate() {
+    let f = fixture(600_000);
+    let dir = f.root.parent().unwrap().to_path_buf();
+    for (i, san) in [
+        Some("DNS:localhost,IP:127.0.0.1"),
+        None,
+        Some("DNS:localhost"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some((cert, key)) = openssl_self_signed(&dir, &format!("server-{i}"), san) else {
+            return;
+        };
+        let (other, _) = openssl_self_signed(&dir, &format!("other-{i}"), san).unwrap();
+        let server = start(ServerConfig::new(&f.root).tls(tls_from_pem(&cert, &key)));
+        let port = server.local_addr().port();
+        let hosts: &[&str] = if i == 2 {
+            &["localhost"]
+        } else {
+            &["localhost", "127.0.0.1"]
+        };
+        for host in hosts {
+            let url = format!("rtsps://{host}:{port}/app.sft");
+            let src = RtspSource::open(&url, &opts().ca_file(&cert))
+                .unwrap_or_else(|e| panic!("san {san:?}, {host}: {e}"));
+            assert!(stream_all(&src).0 == f.pkg);
+            let t = std::time::Instant::now();
+            let err = RtspSource::open(&url, &opts().ca_file(&other)).unwrap_err();
+            assert!(!err.is_retryable(), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("CA:FALSE") && text.contains("--ca-file"),
+                "{text}"
+            );
+            assert!(t.elapsed() < Duration::from_secs(5));
+        }
+        if i == 2 {
+            // Pinned, but reached by a name its subjectAltName lacks.
+            let url = format!("rtsps://127.0.0.1:{port}/app.sft");
+            let err = RtspSource::open(&url, &opts().ca_file(&cert)).unwrap_err();
+            assert!(err.to_string().contains("does not name the host"), "{err}");
+        }
+        server.shutdown().unwrap();
+    }
 }

@@ -756,7 +756,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
 #[test]
 fn active_upgrade_new_sessions_get_v2_running_sessions_finish_v1() {
     let f = fixture(2_000_000);
-    let server = start(ServerConfig::new(&f.root).rescan_interval(Duration::ZERO));
+    let server = start(
+        ServerConfig::new(&f.root)
+            .rescan_interval(Duration::ZERO)
+            .settle_time(Duration::ZERO),
+    );
     let addr = server.local_addr();
     let u = url(addr, "apps/app.sft");
     // Client A pins version 1 and starts streaming.
@@ -803,6 +807,242 @@ fn active_upgrade_new_sessions_get_v2_running_sessions_finish_v1() {
         "x-sft-version: 1\r\nx-sft-latest-version: 2\r\n"
     );
     server.shutdown().unwrap();
+}
+
+/// The `x-sft-version` a DESCRIBE of `u` offers now.
+fn described_version(addr: SocketAddr, u: &str) -> String {
+    let mut c = raw(addr);
+    let d = c.request("DESCRIBE", u, &[], "");
+    assert_eq!(d.status, 200);
+    let sdp = String::from_utf8_lossy(&d.body).into_owned();
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=x-sft-version:"))
+        .unwrap_or_else(|| panic!("no version in {sdp}"))
+        .to_owned()
+}
+
+/// SETUP + PLAY of `u`: the package version set up and the bytes streamed.
+fn stream_once(addr: SocketAddr, u: &str) -> (String, Vec<u8>) {
+    let mut c = raw(addr);
+    let s = c.setup(u);
+    assert_eq!(s.status, 200);
+    let version = s.h("x-sft-package-version").unwrap().to_owned();
+    let len: usize = s.h("x-sft-length").unwrap().parse().unwrap();
+    assert_eq!(c.request("PLAY", u, &[], "").status, 200);
+    c.drain_until_ends(1);
+    (version, c.assemble(Some(0), len))
+}
+
+/// A newer version whose prologue is on disk but whose data is still being
+/// copied in is not offered: new clients keep getting the complete old
+/// version (they were sent to the partial file and failed); once the copy
+/// is complete it is offered, after the settle time.
+#[test]
+fn a_version_still_being_copied_in_is_not_offered() {
+    let f = fixture(1_500_000);
+    let config = ServerConfig::new(&f.root).rescan_interval(Duration::ZERO);
+    let server = start(config.clone().settle_time(Duration::ZERO));
+    let patient = start(config.settle_time(Duration::from_secs(3600)));
+    let v2 = package(1_600_000, 2);
+    let header = sft::format::Header::parse(&v2[..sft::format::HEADER_LEN]).unwrap();
+    let prologue_len = header.prologue_len as usize;
+    assert!(prologue_len + 1000 < v2.len());
+    // The upload has written the prologue and a little data.
+    let upload = f.root.join("apps/app_2.sft");
+    std::fs::write(&upload, &v2[..prologue_len + 1000]).unwrap();
+    for h in [&server, &patient] {
+        let u = url(h.local_addr(), "apps/app.sft");
+        assert_eq!(described_version(h.local_addr(), &u), "1");
+        let (version, bytes) = stream_once(h.local_addr(), &u);
+        assert_eq!(version, "1");
+        assert!(bytes == f.pkg, "version 1 streamed whole");
+        // Named directly, the partial file is not a package yet.
+        let mut c = raw(h.local_addr());
+        let d = c.request("DESCRIBE", &url(h.local_addr(), "apps/app_2.sft"), &[], "");
+        assert_eq!(d.status, 404);
+    }
+    // The upload completes.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&upload)
+        .unwrap();
+    file.write_all(&v2[prologue_len + 1000..]).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    // Offered now (settle time 0), byte for byte.
+    let u = url(server.local_addr(), "apps/app.sft");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while described_version(server.local_addr(), &u) != "2" {
+        assert!(Instant::now() < deadline, "version 2 never offered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (version, bytes) = stream_once(server.local_addr(), &u);
+    assert_eq!(version, "2");
+    assert!(bytes == v2);
+    // Complete but not settled (settle time 1 h): still version 1.
+    let u = url(patient.local_addr(), "apps/app.sft");
+    assert_eq!(described_version(patient.local_addr(), &u), "1");
+    assert_eq!(stream_once(patient.local_addr(), &u).0, "1");
+    server.shutdown().unwrap();
+    patient.shutdown().unwrap();
+}
+
+/// One PLAY listing the package 256 times over (overlapping ranges)
+/// streams it once; fetches are merged the same way, and a session's
+/// pending fetch bytes are bounded (twice the package): of three
+/// whole-package fetches sent at once the third is refused with 503.
+#[test]
+fn overlapping_ranges_are_sent_once_and_pending_fetch_bytes_are_bounded() {
+    let f = fixture(1_000_000);
+    let server = start(ServerConfig::new(&f.root));
+    let addr = server.local_addr();
+    let u = url(addr, "apps/app.sft");
+    let len = f.pkg.len();
+    let mut c = raw(addr);
+    assert_eq!(c.setup(&u).status, 200);
+    let specs: Vec<String> = (0..256).map(|i| format!("{}-", i * 997)).collect();
+    let play = format!("bytes={}", specs.join(","));
+    assert!(play.len() < 2000);
+    let r = c.request("PLAY", &u, &[("x-Sft-Range", &play)], "");
+    assert_eq!(r.status, 200);
+    c.drain_until_ends(1);
+    let streamed: usize = c.data.iter().map(|d| d.2.len()).sum();
+    assert_eq!(streamed, len, "bytes streamed for one PLAY");
+    assert_eq!(c.assemble(Some(0), len), f.pkg);
+    // Three fetches of 250 overlapping whole-package ranges, in one write.
+    let fetch = format!("bytes={}", vec!["0-"; 250].join(","));
+    let session = c.session.clone().unwrap();
+    let mut burst = String::new();
+    for cseq in 100..103 {
+        burst.push_str(&format!(
+            "SET_PARAMETER {u} RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\nx-Sft-Fetch: {fetch}\r\n\r\n"
+        ));
+    }
+    c.send_raw(burst.as_bytes());
+    let statuses: Vec<u16> = (0..3).map(|_| c.next().unwrap().unwrap().status).collect();
+    assert_eq!(statuses, [200, 200, 503]);
+    c.drain_until_ends(3);
+    for tag in [100, 101] {
+        let bytes: usize = c
+            .data
+            .iter()
+            .filter(|d| d.1 == tag)
+            .map(|d| d.2.len())
+            .sum();
+        assert_eq!(bytes, len, "fetch {tag}");
+        assert_eq!(c.assemble(Some(tag), len), f.pkg);
+    }
+    assert!(
+        !c.data.iter().any(|d| d.1 == 102),
+        "the refused fetch sent data"
+    );
+    // The session still works: a small fetch after the big ones.
+    let r = c.request(
+        "SET_PARAMETER",
+        &u,
+        &[("x-Sft-Fetch", "bytes=10-19,15-29")],
+        "",
+    );
+    assert_eq!(r.status, 200);
+    let tag = c.cseq;
+    c.drain_until_ends(4);
+    let got: Vec<_> = c.data.iter().filter(|d| d.1 == tag).collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].0, &got[0].2[..]), (10, &f.pkg[10..30]));
+    server.shutdown().unwrap();
+}
+
+/// Poll `cond` every 20 ms until it holds; false at the deadline.
+fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
+    while !cond() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Connections that send nothing (no request, no TLS handshake) or
+/// trickle a TLS handshake hold their slot only until the request timeout
+/// from the accept (it was the 60 s idle timeout, or for ever for a
+/// trickled handshake); then a new client is served.
+#[test]
+fn silent_and_trickling_connections_are_dropped_at_the_request_timeout() {
+    let f = fixture(100_000);
+    let timeout = Duration::from_secs(1);
+    let (tls, _) = tls_server_config();
+    let plain = start(
+        ServerConfig::new(&f.root)
+            .max_connections(4)
+            .request_timeout(timeout),
+    );
+    let secure = start(
+        ServerConfig::new(&f.root)
+            .max_connections(4)
+            .request_timeout(timeout)
+            .tls(tls),
+    );
+    for server in [&plain, &secure] {
+        let addr = server.local_addr();
+        let stop = server.shutdown_handle();
+        let started = Instant::now();
+        let silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        // The fourth trickles a TLS record (a request on the plain server),
+        // a byte every 100 ms.
+        let mut bytes = if server.local_addr() == plain.local_addr() {
+            b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Pad: ".to_vec()
+        } else {
+            vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01]
+        };
+        bytes.resize(517, b'a');
+        let trickler = TcpStream::connect(addr).unwrap();
+        let trickling = std::thread::spawn(move || {
+            let mut t = trickler;
+            let begun = Instant::now();
+            for b in bytes {
+                if t.write_all(&[b]).is_err() {
+                    return begun.elapsed();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            begun.elapsed()
+        });
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(5), || {
+                stop.active_connections() == 4
+            }),
+            "the server never counted 4 connections"
+        );
+        if server.local_addr() == plain.local_addr() {
+            // Full: a fifth is turned away.
+            let (status, _) = status_after(addr, b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+            assert_eq!(status, Some(503));
+        }
+        assert!(
+            wait_until(started + Duration::from_secs(4), || stop
+                .active_connections()
+                == 0),
+            "{} connections still held after {:?}",
+            stop.active_connections(),
+            started.elapsed()
+        );
+        assert!(started.elapsed() >= timeout);
+        for mut s in silent {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut sink = [0u8; 64];
+            // Closed: EOF (or a reset; a TLS alert at most before it).
+            let n = s.read(&mut sink).unwrap_or(0);
+            assert!(n == 0 || s.read(&mut sink).unwrap_or(0) == 0);
+        }
+        assert!(trickling.join().unwrap() < Duration::from_secs(10));
+    }
+    // Then a new client is served.
+    let mut c = raw(plain.local_addr());
+    assert_eq!(c.request("OPTIONS", "*", &[], "").status, 200);
+    drop(c);
+    plain.shutdown().unwrap();
+    secure.shutdown().unwrap();
 }
 
 #[test]

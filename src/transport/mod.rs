@@ -23,5 +23,8 @@ pub mod rtsp;
 #[cfg(any(feature = "http-server", feature = "rtsp", feature = "rtsp-server"))]
 pub(crate) mod net;
 
+#[cfg(any(feature = "http", feature = "rtsp"))]
+pub(crate) mod tls;
+
 #[cfg(feature = "smb")]
 pub mod smb;

@@ -67,7 +67,9 @@ where
 
 #[cfg(any(feature = "http-server", feature = "rtsp-server"))]
 #[cfg_attr(not(feature = "rtsp-server"), allow(unused_imports))]
-pub(crate) use server::{CountGuard, Lifecycle, accept_loop, admit, bind, content_root, spawn};
+pub(crate) use server::{
+    CountGuard, Lifecycle, accept_loop, admit, bind, content_root, spawn, tls_handshake,
+};
 #[cfg(any(feature = "http-server", feature = "rtsp-server"))]
 pub use server::{ServerHandle, ShutdownHandle};
 
@@ -122,6 +124,73 @@ mod server {
             if !self.shutdown.swap(true, Ordering::AcqRel) {
                 // The accept loop blocks in accept(2): a connection wakes it.
                 let _ = TcpStream::connect_timeout(&self.wake_addr, Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Longest a handshake read blocks before the deadline and the shutdown
+    /// flag are looked at again.
+    const HANDSHAKE_SLICE: Duration = Duration::from_millis(250);
+
+    /// Complete a server-side TLS handshake by `deadline` (the servers' head
+    /// timeout counted from the accept), one bounded read at a time: a
+    /// client that sends nothing, or trickles a byte at a time, is cut off
+    /// at the deadline. (rustls' `complete_io`, which a first read on a
+    /// `StreamOwned` runs, keeps reading for as long as bytes come.)
+    ///
+    /// # Errors
+    /// The deadline passed or a shutdown was requested (`TimedOut`), the
+    /// peer closed (`UnexpectedEof`), TLS failed (`InvalidData`, after the
+    /// alert is sent), or the socket failed.
+    pub(crate) fn tls_handshake(
+        tls: &mut rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+        deadline: Instant,
+        life: &Lifecycle,
+    ) -> io::Result<()> {
+        let previous = tls.sock.read_timeout()?;
+        let result = handshake_until(&mut tls.conn, &mut tls.sock, deadline, life);
+        let _ = tls.sock.set_read_timeout(previous);
+        result
+    }
+
+    fn handshake_until(
+        conn: &mut rustls::ServerConnection,
+        sock: &mut TcpStream,
+        deadline: Instant,
+        life: &Lifecycle,
+    ) -> io::Result<()> {
+        loop {
+            while conn.wants_write() {
+                conn.write_tls(sock)?;
+            }
+            if !conn.is_handshaking() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline || life.stopping() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake not complete within the head timeout",
+                ));
+            }
+            sock.set_read_timeout(Some((deadline - now).min(HANDSHAKE_SLICE)))?;
+            match conn.read_tls(sock) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        // Best effort: the alert rustls queued.
+                        while conn.wants_write() && conn.write_tls(sock).is_ok() {}
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
             }
         }
     }

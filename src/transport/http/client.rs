@@ -109,6 +109,7 @@ use super::multipart::{byteranges_boundary, parse_content_range};
 use super::raw::{self, HeadError};
 use crate::error::Error;
 use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
+use crate::transport::tls;
 
 /// The longest `Range` header value sent; more ranges go in another
 /// request (servers commonly allow 8 KiB per header line).
@@ -343,7 +344,9 @@ impl HttpOptions {
     }
 
     /// Trust the CA certificates in this PEM file instead of the system
-    /// roots (for HTTPS with a private CA).
+    /// roots (for HTTPS with a private CA). A self-signed server
+    /// certificate given here exactly is accepted even when it is marked as
+    /// a CA (pinning, `docs/HTTP.md` "Client TLS").
     ///
     /// ```
     /// # use sft::transport::http::client::HttpOptions;
@@ -871,8 +874,9 @@ impl HttpSource {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        let agent = new_agent(config, options.ca_file.as_deref())?;
         let mut source = HttpSource {
-            agent: Agent::new_with_config(config),
+            agent,
             url: parsed.send,
             shown: parsed.shown,
             auth,
@@ -986,7 +990,11 @@ impl HttpSource {
     }
 
     fn ureq_error(&self, e: ureq::Error, what: &str) -> TransportError {
-        TransportError::new(ureq_kind(&e), self.context(what)).with_source(e)
+        let mut context = self.context(what);
+        if let Some(hint) = tls::ureq_hint(&e) {
+            context = format!("{context} ({hint})");
+        }
+        TransportError::new(ureq_kind(&e), context).with_source(e)
     }
 
     fn body_error(&self, e: io::Error, what: &str) -> TransportError {
@@ -2178,6 +2186,28 @@ fn roots(options: &HttpOptions, https: bool) -> Result<RootCerts, Error> {
         return Ok(RootCerts::WebPki);
     }
     Ok(RootCerts::from(certs))
+}
+
+/// The agent: ureq's own connectors, or, with a CA file, TCP (through a
+/// CONNECT proxy when one is configured) and TLS with
+/// [`tls::client_config`], which also accepts a server certificate given
+/// exactly in the CA file (pinning, `docs/HTTP.md`).
+fn new_agent(config: ureq::config::Config, ca_file: Option<&Path>) -> Result<Agent, Error> {
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+    let Some(path) = ca_file else {
+        return Ok(Agent::new_with_config(config));
+    };
+    let certs = tls::ca_file_certs(path).map_err(Error::InvalidInput)?;
+    let tls = tls::client_config(Some(&certs)).map_err(Error::InvalidInput)?;
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(tls::PinnedTlsConnector { config: tls });
+    Ok(Agent::with_parts(
+        config,
+        connector,
+        ureq::unversioned::resolver::DefaultResolver::default(),
+    ))
 }
 
 fn ca_file_roots(path: &Path) -> Result<RootCerts, Error> {

@@ -407,17 +407,35 @@ pub fn resolve(specs: &[RangeSpec], complete_len: u64) -> Resolution {
         _ => true,
     });
     if !in_order {
-        out.sort_unstable_by_key(|r| r.start);
-        let mut merged: Vec<Range<u64>> = Vec::with_capacity(out.len());
-        for r in out {
-            match merged.last_mut() {
-                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                _ => merged.push(r),
-            }
-        }
-        out = merged;
+        out = sort_and_merge(out, true);
     }
     Resolution::Partial(out)
+}
+
+/// Sort ranges by start and merge those that overlap (and, with
+/// `adjacent`, those that touch): the result covers the same bytes, each
+/// once. O(n log n). The HTTP server merges overlapping and adjacent
+/// `Range` specs with it; the RTSP server merges overlapping `x-Sft-Range`
+/// and `x-Sft-Fetch` ranges (`docs/RTSP.md` §5).
+///
+/// ```
+/// use sft::transport::http::range::sort_and_merge;
+///
+/// assert_eq!(sort_and_merge(vec![10..20, 0..10, 5..6, 30..40], true), vec![0..20, 30..40]);
+/// assert_eq!(sort_and_merge(vec![10..20, 0..10, 5..6, 30..40], false), vec![0..10, 10..20, 30..40]);
+/// ```
+pub fn sort_and_merge(mut ranges: Vec<Range<u64>>, adjacent: bool) -> Vec<Range<u64>> {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.start < last.end || (adjacent && r.start == last.end) => {
+                last.end = last.end.max(r.end);
+            }
+            _ => merged.push(r),
+        }
+    }
+    merged
 }
 
 /// Parse and resolve a `Range` value under `limits`; see the module docs

@@ -791,16 +791,12 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-fn read_head(shared: &Shared, io: &mut Io, inb: &mut InBuf, first: bool) -> Head {
+/// Read a request head; `idle_deadline` is when a connection that has sent
+/// nothing of it is closed (the first head: the head timeout from the
+/// accept; later ones: the keep-alive idle timeout).
+fn read_head(shared: &Shared, io: &mut Io, inb: &mut InBuf, idle_deadline: Instant) -> Head {
     let cfg = &shared.config;
     let mut scanned = 0;
-    let started = Instant::now();
-    let idle_deadline = started
-        + if first {
-            cfg.header_timeout
-        } else {
-            cfg.idle_timeout
-        };
     let mut head_deadline = None;
     loop {
         // Empty lines before a request line are ignored (RFC 9112 §2.2).
@@ -857,12 +853,23 @@ fn read_head(shared: &Shared, io: &mut Io, inb: &mut InBuf, first: bool) -> Head
 
 fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
     let cfg = &shared.config;
+    let accepted = Instant::now();
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(cfg.write_timeout));
     let conn = match &cfg.tls {
         None => Conn::Plain(tcp),
         Some(tls) => match rustls::ServerConnection::new(Arc::clone(tls)) {
-            Ok(c) => Conn::Tls(Box::new(rustls::StreamOwned::new(c, tcp))),
+            Ok(c) => {
+                let mut s = Box::new(rustls::StreamOwned::new(c, tcp));
+                // The handshake counts against the first head's timeout.
+                if net::tls_handshake(&mut s, accepted + cfg.header_timeout, &shared.life).is_err()
+                {
+                    // No response of ours to protect: close at once.
+                    let _ = s.sock.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                Conn::Tls(s)
+            }
             Err(_) => return,
         },
     };
@@ -880,7 +887,12 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
     let mut log_line = String::new();
     let mut first = true;
     loop {
-        let head_len = match read_head(shared, &mut io, &mut inb, first) {
+        let idle_deadline = if first {
+            accepted + cfg.header_timeout
+        } else {
+            Instant::now() + cfg.idle_timeout
+        };
+        let head_len = match read_head(shared, &mut io, &mut inb, idle_deadline) {
             Head::Ready(n) => n,
             Head::Close => break,
             Head::TimedOut => {
@@ -926,6 +938,9 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
     lingering_close(io.conn.tcp());
 }
 
+/// Longest a closing connection's input is read and dropped.
+const LINGER_MAX: Duration = Duration::from_secs(1);
+
 /// Close the sending side, then read and drop what the client still sends
 /// (briefly), so that closing with unread input does not reset the
 /// connection and destroy the last response before the client reads it.
@@ -934,7 +949,10 @@ fn lingering_close(tcp: &TcpStream) {
     let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
     let mut sink = [0u8; 4096];
     let mut budget: usize = 64 * 1024;
-    while budget > 0 {
+    // Bounded in time too: a client trickling a byte at a time must not
+    // hold the connection for 64 KiB of trickle.
+    let deadline = Instant::now() + LINGER_MAX;
+    while budget > 0 && Instant::now() < deadline {
         match (&*tcp).read(&mut sink) {
             Ok(n) if n > 0 => budget = budget.saturating_sub(n),
             _ => break,
@@ -1171,8 +1189,10 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 /// The relative file path a request target names, checked: percent-decoded,
-/// no NUL, no backslash, no `..`, every component a plain name.
-fn target_to_relative(target: &str) -> Result<PathBuf, PathError> {
+/// no NUL, no backslash, no `..`, every component a plain name; and whether
+/// the target is in directory form (its last segment empty or `.`: `/a/`,
+/// `/a/.`), which a regular file never answers (nginx: 404).
+fn target_to_relative(target: &str) -> Result<(PathBuf, bool), PathError> {
     // Absolute-form (`http://host/path`) carries the path after the authority.
     let mut t = target;
     for scheme in ["http://", "https://"] {
@@ -1226,12 +1246,16 @@ fn target_to_relative(target: &str) -> Result<PathBuf, PathError> {
     if rel.as_os_str().is_empty() {
         return Err(PathError::Forbidden);
     }
-    Ok(rel)
+    let dir_form = text
+        .rsplit('/')
+        .next()
+        .is_some_and(|s| s.is_empty() || s == ".");
+    Ok((rel, dir_form))
 }
 
 /// Resolve a target to an open regular file under the canonical root.
 fn open_target(root: &Path, target: &str) -> Result<(File, std::fs::Metadata, PathBuf), PathError> {
-    let rel = target_to_relative(target)?;
+    let (rel, dir_form) = target_to_relative(target)?;
     let full = root.join(&rel);
     let canon = full.canonicalize().map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => PathError::Forbidden,
@@ -1247,6 +1271,11 @@ fn open_target(root: &Path, target: &str) -> Result<(File, std::fs::Metadata, Pa
     let meta = file.metadata().map_err(|_| PathError::NotFound)?;
     if !meta.is_file() {
         return Err(PathError::Forbidden);
+    }
+    if dir_form {
+        // `/pkg.sft/`: a file has no directory form (a component after a
+        // regular file, `/pkg.sft/x`, fails in `canonicalize` above).
+        return Err(PathError::NotFound);
     }
     Ok((file, meta, canon))
 }
@@ -1837,7 +1866,14 @@ mod tests {
 
     #[test]
     fn targets() {
-        let ok = |t: &str| target_to_relative(t).map(|p| p.to_string_lossy().into_owned());
+        let ok = |t: &str| target_to_relative(t).map(|p| p.0.to_string_lossy().into_owned());
+        let dir = |t: &str| target_to_relative(t).map(|p| p.1);
+        assert_eq!(dir("/a/b.sft"), Ok(false));
+        assert_eq!(dir("/a/b.sft/"), Ok(true));
+        assert_eq!(dir("/a/b.sft/."), Ok(true));
+        assert_eq!(dir("/a/b.sft%2f"), Ok(true));
+        assert_eq!(dir("/a/b.sft/?x=/"), Ok(true));
+        assert_eq!(dir("/a/b.sft?x=/"), Ok(false));
         assert_eq!(ok("/a/b.sft").as_deref(), Ok("a/b.sft"));
         assert_eq!(ok("/a%20b.sft?x=1").as_deref(), Ok("a b.sft"));
         assert_eq!(ok("http://host:80/x//./y").as_deref(), Ok("x/y"));

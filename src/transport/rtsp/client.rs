@@ -11,8 +11,16 @@
 //!   yet delivered are fetched again: each byte reaches the sink at most
 //!   once. If that version is gone from the server, the error is
 //!   [`TransportErrorKind::Changed`].
+//!   A protocol error on the connection (a corrupted byte in the framing,
+//!   an answer that makes no sense) is handled the same way, within the
+//!   same attempt budget: the connection is no longer in a known state, a
+//!   new one may be clean.
 //! - RTSPS through rustls with the system roots, or only the certificates
-//!   of a PEM CA file ([`RtspOptions::ca_file`]).
+//!   of a PEM CA file ([`RtspOptions::ca_file`]); a server certificate
+//!   given exactly in the CA file is accepted even when it is a CA
+//!   certificate (pinning, as for HTTPS). A refused certificate is not
+//!   retried, and its error says what is wrong and how to make one that
+//!   works.
 //!
 //! ```no_run
 //! use sft::stream::{blocking, SessionConfig, StreamSession};
@@ -41,6 +49,7 @@ use rtsp_types::{Method, Request, Response, Url, Version};
 use super::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
 use crate::guid::Guid;
 use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
+use crate::transport::tls;
 
 /// True for `rtsp://` and `rtsps://` URLs (any case).
 ///
@@ -88,7 +97,9 @@ impl Default for RtspOptions {
 
 impl RtspOptions {
     /// Trust only the certificates in this PEM file for RTSPS (instead of
-    /// the system roots).
+    /// the system roots). A self-signed server certificate given here
+    /// exactly is accepted even when it is marked as a CA (pinning,
+    /// `docs/HTTP.md` "Client TLS").
     ///
     /// ```
     /// # use sft::transport::rtsp::client::RtspOptions;
@@ -166,6 +177,17 @@ fn terr(kind: TransportErrorKind, msg: impl Into<String>) -> TransportError {
 }
 
 fn io_err(endpoint: &str, what: &str, e: &io::Error) -> TransportError {
+    if tls::is_tls_error(e) {
+        // A refused certificate or a failed handshake: a retry meets the
+        // same certificate.
+        let hint = tls::io_hint(e)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        return terr(
+            TransportErrorKind::Other,
+            format!("{endpoint}: {what}: {e}{hint}"),
+        );
+    }
     let kind = match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportErrorKind::Timeout,
         io::ErrorKind::UnexpectedEof
@@ -357,38 +379,17 @@ fn parse_target(s: &str) -> Result<Target, TransportError> {
 }
 
 fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let bad = |d: String| {
-                terr(
-                    TransportErrorKind::Other,
-                    format!("CA file {}: {d}", path.display()),
-                )
-            };
-            for c in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
-                let c = c.map_err(|e| bad(e.to_string()))?;
-                roots.add(c).map_err(|e| bad(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(bad("no certificates".into()));
-            }
-        }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| terr(TransportErrorKind::Other, format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let bad = |d: String| terr(TransportErrorKind::Other, d);
+    let certs = ca_file.map(tls::ca_file_certs).transpose().map_err(bad)?;
+    tls::client_config(certs.as_deref()).map_err(bad)
+}
+
+/// Whether an error on a connection is worth a new connection: the
+/// transient kinds and protocol errors (a corrupted byte in the framing
+/// leaves the connection in an unknown state; a new one may be clean),
+/// within the same attempt budget.
+fn reconnect_helps(e: &TransportError) -> bool {
+    e.is_retryable() || e.kind() == TransportErrorKind::Protocol
 }
 
 /// What the server said about the package at the first connection.
@@ -488,7 +489,19 @@ impl RtspSource {
                 reconnects: 0,
             }),
         };
-        let (live, pinned) = src.establish(None)?;
+        let mut attempt = 0u32;
+        let (live, pinned) = loop {
+            match src.establish(None) {
+                Ok(ok) => break ok,
+                Err(e) => {
+                    attempt += 1;
+                    if !reconnect_helps(&e) || attempt >= src.options.max_attempts {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));
+                }
+            }
+        };
         src.pinned = pinned;
         lock(&src.state).live = Some(live);
         Ok(src)
@@ -807,20 +820,24 @@ impl RtspSource {
                     };
                     *next = end;
                     let done = f.ranges.iter().all(|(r, next)| *next >= r.end);
-                    if done || h.flags & FLAG_END != 0 {
-                        if !done {
-                            let e = terr(
-                                TransportErrorKind::Protocol,
-                                format!("{ep}: fetch {} ended early", h.tag),
-                            );
-                            return Err((e, in_flight));
-                        }
+                    let ended_early = !done && h.flags & FLAG_END != 0;
+                    if done {
                         in_flight.remove(fi);
                     }
+                    // The bytes are counted as delivered above: deliver
+                    // them before any error, so a resume asks for the rest
+                    // only.
                     if sink(h.offset, &data).is_break() {
                         // Bytes of other fetches may still be on the way:
                         // this connection is no longer in a known state.
                         return Ok(true);
+                    }
+                    if ended_early {
+                        let e = terr(
+                            TransportErrorKind::Protocol,
+                            format!("{ep}: fetch {} ended early", h.tag),
+                        );
+                        return Err((e, in_flight));
                     }
                 }
             }
@@ -875,7 +892,7 @@ impl RangeSource for RtspSource {
                     Ok((l, _)) => l,
                     Err(e) => {
                         attempt += 1;
-                        if !e.is_retryable() || attempt >= self.options.max_attempts {
+                        if !reconnect_helps(&e) || attempt >= self.options.max_attempts {
                             return Err(e);
                         }
                         std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));
@@ -901,7 +918,7 @@ impl RangeSource for RtspSource {
                     rest.extend(todo.drain(..));
                     todo = rest;
                     attempt += 1;
-                    if !e.is_retryable() || attempt >= self.options.max_attempts {
+                    if !reconnect_helps(&e) || attempt >= self.options.max_attempts {
                         return Err(e);
                     }
                     state.reconnects += 1;

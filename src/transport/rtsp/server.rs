@@ -15,7 +15,9 @@
 //! - **Active upgrade**: packages are identified by the package GUID of
 //!   their prologue; the newest version in the content root wins for new
 //!   sessions, sessions keep the file they opened. The content root is
-//!   rescanned (cheaply: length and mtime first) on DESCRIBE and SETUP.
+//!   rescanned (cheaply: length and mtime first) on DESCRIBE and SETUP; a
+//!   version is offered only once its file is complete and has settled
+//!   ([`ServerConfig::settle_time`]), never while it is being copied in.
 //! - RTSPS: rustls with the configuration given ([`ServerConfig::tls`]).
 //!
 //! ```
@@ -72,6 +74,9 @@ const URGENT_MAX_WAIT: Duration = Duration::from_millis(2);
 const URGENT_MAX_BYTES: u64 = 1 << 20;
 /// Most pending fetch ranges per session.
 const MAX_PENDING_RANGES: usize = 1024;
+/// Most pending fetch bytes per session, as a multiple of the package
+/// length (each request is merged, so one request is at most 1×).
+const MAX_PENDING_PACKAGES: u64 = 2;
 /// Directory depth and file count bounds of a content scan.
 const MAX_SCAN_DEPTH: usize = 16;
 const MAX_SCAN_FILES: usize = 100_000;
@@ -105,6 +110,7 @@ pub struct ServerConfig {
     write_timeout: Duration,
     shutdown_grace: Duration,
     rescan_interval: Duration,
+    settle_time: Duration,
     background_nice: i32,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -121,6 +127,7 @@ impl fmt::Debug for ServerConfig {
             .field("session_timeout", &self.session_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("rescan_interval", &self.rescan_interval)
+            .field("settle_time", &self.settle_time)
             .field("background_nice", &self.background_nice)
             .field("tls", &self.tls.is_some())
             .finish()
@@ -131,8 +138,8 @@ impl ServerConfig {
     /// Serve the packages under `root` over plain RTSP with the defaults of
     /// `docs/RTSP.md` §8: 256 connections, 256 sessions, 16 KiB heads,
     /// 64 KiB bodies, 10 s to finish a request, 60 s idle and session
-    /// timeouts, 30 s write stalls, 10 s shutdown grace, 2 s rescan interval,
-    /// background streaming at nice +10.
+    /// timeouts, 30 s write stalls, 10 s shutdown grace, 2 s rescan
+    /// interval, 2 s settle time, background streaming at nice +10.
     ///
     /// ```
     /// use sft::transport::rtsp::server::ServerConfig;
@@ -150,6 +157,7 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             rescan_interval: Duration::from_secs(2),
+            settle_time: Duration::from_secs(2),
             background_nice: DEFAULT_BACKGROUND_NICE,
             tls: None,
         }
@@ -269,6 +277,21 @@ impl ServerConfig {
         self
     }
 
+    /// How long a package file that appeared or changed after the server's
+    /// first scan must stay unchanged (length and modification time, as
+    /// rescans see them) before new sessions are offered it (active
+    /// upgrade, `docs/RTSP.md` §6). Files that are incomplete (length not
+    /// `prologue_len + data_len`) are never offered. Default 2 s.
+    ///
+    /// ```
+    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// let c = ServerConfig::new(".").settle_time(std::time::Duration::ZERO);
+    /// ```
+    pub fn settle_time(mut self, t: Duration) -> Self {
+        self.settle_time = t;
+        self
+    }
+
     /// How much lower the CPU priority of background streaming is: a
     /// connection's thread raises its nice value by `n` (0 to 19; 0 keeps
     /// it) when it sends its first background packet, so that requests
@@ -324,6 +347,18 @@ struct PkgInfo {
     fb1_end: u64,
     launch_size: u64,
     package_size: u64,
+    /// When the catalog first saw the file with this length and mtime;
+    /// `None`: it was there, complete, at the server's first scan.
+    seen: Option<Instant>,
+}
+
+/// Whether a complete package file may be offered to new sessions: it was
+/// there at the server's first scan (`seen` is `None`), or the catalog has
+/// seen it unchanged (length and mtime) for at least `settle`. A file
+/// still being copied in keeps changing, so it stays hidden until the copy
+/// has ended and settled.
+fn settled(seen: Option<Instant>, now: Instant, settle: Duration) -> bool {
+    seen.is_none_or(|t| now.saturating_duration_since(t) >= settle)
 }
 
 #[cfg(unix)]
@@ -361,14 +396,19 @@ fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Identify a package from its prologue (read in one bounded piece).
+/// Identify a package from its prologue (read in one bounded piece). Only
+/// a complete package counts: its length is exactly `prologue_len +
+/// data_len` (a file still being copied in is not, and costs one header
+/// read), and its prologue parses.
 fn read_info(file: &File, path: &Path) -> Option<PkgInfo> {
     let meta = file.metadata().ok()?;
     let len = meta.len();
     let mut head = [0u8; HEADER_LEN];
     read_exact_at(file, &mut head, 0).ok()?;
     let header = Header::parse(&head).ok()?;
-    if header.prologue_len > MAX_PROLOGUE || header.prologue_len > len {
+    if header.prologue_len.checked_add(header.data_len) != Some(len)
+        || header.prologue_len > MAX_PROLOGUE
+    {
         return None;
     }
     let mut pro = vec![0u8; usize::try_from(header.prologue_len).ok()?];
@@ -396,6 +436,7 @@ fn read_info(file: &File, path: &Path) -> Option<PkgInfo> {
         fb1_end,
         launch_size: meta_rec.launch_size(),
         package_size: meta_rec.package_size(),
+        seen: Some(Instant::now()),
     })
 }
 
@@ -408,6 +449,7 @@ struct CatalogState {
 struct Catalog {
     root: PathBuf,
     interval: Duration,
+    settle: Duration,
     state: Mutex<CatalogState>,
 }
 
@@ -422,6 +464,7 @@ fn same_stat(info: &PkgInfo, meta: &std::fs::Metadata) -> bool {
 impl Catalog {
     /// Walk the root (no symlinks followed), re-reading only changed files.
     fn rescan(&self, state: &mut CatalogState) {
+        let first_scan = state.last_scan.is_none();
         let mut fresh = HashMap::new();
         let mut stack = vec![(self.root.clone(), 0usize)];
         let mut files = 0usize;
@@ -448,7 +491,10 @@ impl Catalog {
                     fresh.insert(path, Arc::clone(old));
                     continue;
                 }
-                if let Some(info) = File::open(&path).ok().and_then(|f| read_info(&f, &path)) {
+                if let Some(mut info) = File::open(&path).ok().and_then(|f| read_info(&f, &path)) {
+                    if first_scan {
+                        info.seen = None;
+                    }
                     fresh.insert(path, Arc::new(info));
                 }
             }
@@ -474,8 +520,9 @@ impl Catalog {
         Some(info)
     }
 
-    /// The newest version of the package at `path`, or the version
-    /// `version` of it.
+    /// The newest settled version of the package at `path`, or the
+    /// version `version` of it (settled or not: a client only learns a
+    /// version GUID from a version that was offered).
     fn resolve(&self, path: &Path, version: Option<Guid>) -> Option<Arc<PkgInfo>> {
         let mut state = lock(&self.state);
         self.refresh(&mut state);
@@ -490,21 +537,24 @@ impl Catalog {
                 .filter(|i| i.version_guid == v)
                 .max_by_key(|i| i.mtime)
                 .cloned(),
-            None => same
-                .max_by_key(|i| (i.version, i.mtime))
-                .cloned()
-                .or(Some(named)),
+            None => {
+                let now = Instant::now();
+                same.filter(|i| settled(i.seen, now, self.settle))
+                    .max_by_key(|i| (i.version, i.mtime))
+                    .cloned()
+            }
         }
     }
 
-    /// The newest version of a package GUID.
+    /// The newest settled version of a package GUID.
     fn latest(&self, guid: Guid) -> Option<Arc<PkgInfo>> {
         let mut state = lock(&self.state);
         self.refresh(&mut state);
+        let now = Instant::now();
         state
             .by_path
             .values()
-            .filter(|i| i.package_guid == guid)
+            .filter(|i| i.package_guid == guid && settled(i.seen, now, self.settle))
             .max_by_key(|i| (i.version, i.mtime))
             .cloned()
     }
@@ -648,6 +698,7 @@ impl Server {
         let catalog = Catalog {
             root,
             interval: config.rescan_interval,
+            settle: config.settle_time,
             state: Mutex::new(CatalogState::default()),
         };
         {
@@ -928,6 +979,8 @@ struct ConnState<'a> {
     close_after_flush: bool,
     /// Whether this thread already lowered its priority for background.
     niced: bool,
+    /// Requests handled on this connection.
+    requests: u64,
 }
 
 fn response(status: u16, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
@@ -941,13 +994,26 @@ fn response(status: u16, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
 }
 
 fn serve_connection(shared: &Shared, tcp: TcpStream) {
+    let accepted = Instant::now();
+    // Until its first request is complete (TLS handshake included), a
+    // connection has the request timeout from the accept, as an HTTP
+    // connection has the head timeout: a silent one does not hold a slot
+    // for the idle timeout.
+    let first_deadline = accepted + shared.config.request_timeout;
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(shared.config.write_timeout));
     let _ = tcp.set_read_timeout(Some(POLL_SLICE));
     let conn = match &shared.config.tls {
         None => Conn::Plain(tcp),
         Some(tls) => match rustls::ServerConnection::new(Arc::clone(tls)) {
-            Ok(c) => Conn::Tls(Box::new(rustls::StreamOwned::new(c, tcp))),
+            Ok(c) => {
+                let mut s = Box::new(rustls::StreamOwned::new(c, tcp));
+                if net::tls_handshake(&mut s, first_deadline, &shared.life).is_err() {
+                    let _ = s.sock.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                Conn::Tls(s)
+            }
             Err(_) => return,
         },
     };
@@ -963,6 +1029,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         partial_since: None,
         close_after_flush: false,
         niced: false,
+        requests: 0,
     };
     let cap = limits.max_head + limits.max_body + 8;
     let mut chunk = vec![0u8; 16 * 1024];
@@ -1019,6 +1086,9 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
             .partial_since
             .is_some_and(|t| now.duration_since(t) > shared.config.request_timeout)
         {
+            break;
+        }
+        if st.requests == 0 && now >= first_deadline {
             break;
         }
         let silent = now.duration_since(st.last_rx);
@@ -1105,6 +1175,7 @@ impl<'a> ConnState<'a> {
     }
 
     fn handle(&mut self, req: &Request<Vec<u8>>) {
+        self.requests += 1;
         let cseq = header_str(req, &headers::CSEQ)
             .map(str::trim)
             .filter(|c| !c.is_empty() && c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit()))
@@ -1300,7 +1371,7 @@ impl<'a> ConnState<'a> {
         let ranges = match header_str(req, &x_header("x-Sft-Range")) {
             None => std::iter::once(0..len).collect(),
             Some(v) => match proto::parse_ranges(v, len) {
-                Ok(r) => r,
+                Ok(r) => merge_overlapping(r),
                 Err(RangeListError::Unsatisfiable) => {
                     return self.send(response(457, c).empty());
                 }
@@ -1332,15 +1403,18 @@ impl<'a> ConnState<'a> {
             return self.send(response(455, c).empty());
         }
         let ranges = match proto::parse_ranges(value, s.info.len) {
-            Ok(r) => r,
+            Ok(r) => merge_overlapping(r),
             Err(RangeListError::Unsatisfiable) => return self.send(response(457, c).empty()),
             Err(_) => return self.send(response(400, c).empty()),
         };
-        if s.pending_ranges + ranges.len() > MAX_PENDING_RANGES {
+        let bytes = ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        if s.pending_ranges + ranges.len() > MAX_PENDING_RANGES
+            || s.pending_bytes.saturating_add(bytes) > max_pending_bytes(s.info.len)
+        {
             return self.send(response(503, c).empty());
         }
         s.pending_ranges += ranges.len();
-        s.pending_bytes += ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        s.pending_bytes += bytes;
         s.fetches.push_back(Fetch {
             tag: tag.max(1),
             ranges: ranges.into(),
@@ -1444,7 +1518,9 @@ impl<'a> ConnState<'a> {
             self.niced = true;
             lower_thread_priority(self.shared.config.background_nice);
         }
-        s.pending_bytes = s.pending_bytes.saturating_sub(range.end - range.start);
+        if tag != 0 {
+            s.pending_bytes = s.pending_bytes.saturating_sub(range.end - range.start);
+        }
         if tag == 0 || s.fetches.is_empty() {
             s.sync_urgent();
         }
@@ -1508,6 +1584,26 @@ impl Session<'_> {
 
     fn timestamp(&self) -> u32 {
         self.started.elapsed().as_millis() as u32
+    }
+}
+
+/// Most fetch bytes one session may have pending for a package of `len`
+/// bytes: a client never needs more than the package twice over (one bulk
+/// request and on-demand ones beside it).
+fn max_pending_bytes(len: u64) -> u64 {
+    len.saturating_mul(MAX_PENDING_PACKAGES)
+}
+
+/// A parsed range list with overlapping ranges merged (sorted then), so a
+/// request never asks for a byte twice; without overlaps the client's order
+/// is kept. Adjacent ranges stay separate: each still ends with its own
+/// `LAST_OF_RANGE` packet and no packet spans two ranges a client listed.
+fn merge_overlapping(ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    let merged = crate::transport::http::range::sort_and_merge(ranges.clone(), false);
+    if merged.len() == ranges.len() {
+        ranges
+    } else {
+        merged
     }
 }
 
@@ -1613,4 +1709,37 @@ fn sdp_for(info: &PkgInfo) -> Vec<u8> {
     let mut out = Vec::new();
     let _ = session.write(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settling_needs_the_settle_time_unchanged() {
+        let t0 = Instant::now();
+        let settle = Duration::from_secs(2);
+        // There at the first scan: offered at once.
+        assert!(settled(None, t0, settle));
+        // Seen (or changed) at t0: not before t0 + settle.
+        assert!(!settled(Some(t0), t0, settle));
+        assert!(!settled(Some(t0), t0 + Duration::from_millis(1999), settle));
+        assert!(settled(Some(t0), t0 + settle, settle));
+        // A clock read before `seen` (another thread) is not settled.
+        assert!(!settled(Some(t0 + settle), t0, settle));
+        assert!(settled(Some(t0), t0, Duration::ZERO));
+    }
+
+    #[test]
+    fn overlapping_ranges_merge_adjacent_ones_stay() {
+        assert_eq!(merge_overlapping(vec![50..60, 0..10]), vec![50..60, 0..10]);
+        assert_eq!(merge_overlapping(vec![0..10, 10..20]), vec![0..10, 10..20]);
+        assert_eq!(merge_overlapping(vec![0..100; 256]), vec![0..100]);
+        assert_eq!(
+            merge_overlapping(vec![50..60, 0..55, 70..80]),
+            vec![0..60, 70..80]
+        );
+        assert_eq!(max_pending_bytes(u64::MAX), u64::MAX);
+        assert_eq!(max_pending_bytes(1000), 2000);
+    }
 }
