@@ -1638,7 +1638,9 @@ mod stream_io {
     /// accept them without panicking, within its allocation caps (a small
     /// `max_prologue_bytes`), asking only for ranges it may ask for, and
     /// handing the sink nothing but the source's bytes. A run that
-    /// completes must describe a package [`Package::parse`] accepts.
+    /// completes must describe a package [`Package::parse`] accepts, and
+    /// a run that delivers any block one whose block records pass
+    /// [`crate::BlockIndex::check_storage`].
     pub fn session_bytes(data: &[u8]) {
         let h = data
             .iter()
@@ -1697,6 +1699,15 @@ mod stream_io {
                 "stream completed over an unparseable package"
             );
         }
-        let _ = sink.blocks;
+        // Blocks are split and merged by adjacency: none may reach the
+        // sink unless every record and the storage layout were checked.
+        if sink.blocks > 0 {
+            let storage =
+                crate::read::Prologue::parse(data).and_then(|p| p.index().check_storage());
+            assert!(
+                storage.is_ok(),
+                "blocks delivered from records that fail the storage check: {storage:?}"
+            );
+        }
     }
 }

@@ -272,8 +272,8 @@ impl<'data> Package<'data> {
     /// ([`BlockIndex::check_storage`], rules 46–51 and 63–65 of
     /// `docs/FORMAT.md`) once for this value, and return the remembered
     /// outcome after that. Every block-data access calls it first, so
-    /// calling it yourself only moves the cost (O(block count), about a
-    /// millisecond per 65,536 blocks) to a time of your choice.
+    /// calling it yourself only moves the cost (O(block count), about
+    /// 40 ns per block: 2.7 ms for 65,536 blocks) to a time of your choice.
     ///
     /// # Errors
     /// As [`BlockIndex::check_storage`].

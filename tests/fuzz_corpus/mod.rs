@@ -146,6 +146,7 @@ pub fn write_seeds(valid: &std::collections::BTreeMap<&str, Vec<u8>>) {
         put("parse", name, &bytes);
         let pro = sft::format::Header::parse(&bytes).unwrap().prologue_len as usize;
         put("prologue", name, &bytes[..pro]);
+        put("session_bytes", name, &bytes);
     }
     let mut bomb = vec![1];
     bomb.extend_from_slice(&4096u32.to_le_bytes());
