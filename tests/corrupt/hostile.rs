@@ -549,3 +549,25 @@ mod cli {
         fails_naming(&sft(&["verify", p]), &what);
     }
 }
+
+#[test]
+fn entries_without_extents_may_put_extent_first_anywhere() {
+    // Rule 58a binds only entries with extents: a directory's or an empty
+    // file's `extent_first` may be anything up to the record count (§6.1).
+    let bytes = crate::common::read_fixture("valid/multi-block.sft");
+    let mut p = Patch::new(&bytes);
+    let ext = p.section_of(EXTENTS);
+    let records = ext.length / u64::from(ext.record_size);
+    // Entry 3 is the directory `cache`, entry 5 the empty `data/empty.txt`.
+    for (n, first) in [(3, 0), (5, records)] {
+        let at = p.entry_at(n);
+        assert_eq!(p.u32(at + 36), 0, "entry {n} has no extents");
+        p.set_u64(at + 40, first).fix_entry_crc(n);
+    }
+    p.fix_all();
+    let pkg = Package::parse(&p.0).unwrap();
+    pkg.verify().unwrap();
+    let c = pkg.prologue().count_entries().unwrap();
+    assert_eq!((c.files, c.directories), (5, 4));
+    sft::fuzzing::extract_in_memory(&pkg).unwrap();
+}
