@@ -352,13 +352,18 @@ pub fn shared_extents(n: usize, k: u64) -> Vec<u8> {
 }
 
 fn shared_extents_error(e: &Error) {
+    shared_extents_error_at(e, 4096);
+}
+
+/// Rule 58a at entry 1, whose run starts at 0 where entry 0's `k` end.
+fn shared_extents_error_at(e: &Error, k: u64) {
     assert_eq!(
         format(e),
         (
             Region::Entry(1),
             FormatProblem::Inconsistent {
                 field: "extent_first",
-                expected: 4096,
+                expected: k,
                 found: 0,
             }
         ),
@@ -570,4 +575,32 @@ fn entries_without_extents_may_put_extent_first_anywhere() {
     let c = pkg.prologue().count_entries().unwrap();
     assert_eq!((c.files, c.directories), (5, 4));
     sft::fuzzing::extract_in_memory(&pkg).unwrap();
+}
+
+#[test]
+fn the_audit_shared_extent_package_is_refused_with_little_memory() {
+    // 16,384 entries × the same 65,536 extent records, 2.7 MB: today's
+    // verify asked for 1.6 GiB in one allocation (entries × extents
+    // spans). Now every reader stops at entry 1, having allocated about
+    // one entry's extents.
+    let bytes = shared_extents(16_384, 65_536);
+    let pkg = Package::parse(&bytes).unwrap();
+    let bound = 4 << 20;
+    let runs: [(&str, &dyn Fn() -> Error); 4] = [
+        ("verify", &|| pkg.verify().unwrap_err()),
+        ("extract", &|| {
+            sft::fuzzing::extract_in_memory(&pkg).unwrap_err()
+        }),
+        ("count_entries", &|| {
+            pkg.prologue().count_entries().unwrap_err()
+        }),
+        ("entries", &|| pkg.entries().find_map(Result::err).unwrap()),
+    ];
+    for (what, run) in runs {
+        crate::common::alloc::reset();
+        let e = run();
+        let largest = crate::common::alloc::largest();
+        shared_extents_error_at(&e, 65_536);
+        assert!(largest < bound, "{what}: largest allocation {largest} B");
+    }
 }
