@@ -326,6 +326,39 @@ mod imp {
         g.finish();
     }
 
+    /// The storage check a package's first block-data access runs once
+    /// (`Package::check_storage`: every 32-byte block record and rules
+    /// 63–65), on a fresh `Package` each time: 65,536 stored 4 KiB blocks
+    /// (256 MiB), and the ~2,000-file tree. Throughput is in blocks.
+    pub(crate) fn storage_check(c: &mut Criterion) {
+        use sft::write::BlockSize;
+        static MANY: OnceLock<Vec<u8>> = OnceLock::new();
+        let many = MANY.get_or_init(|| {
+            let mut b = PackageBuilder::new(
+                WriteOptions::default()
+                    .name("bench")
+                    .created(1_700_000_000, 0)
+                    .block_size(BlockSize::K4)
+                    .compression(Compression::None),
+            );
+            b.add_bytes("zeros.bin", vec![0u8; 256 << 20]).expect("add");
+            b.write_to_vec().expect("write")
+        });
+        let inp = inputs();
+        let mut g = c.benchmark_group("storage_check");
+        for (name, bytes) in [("65536_blocks", many), ("tree_zlib", &inp.tree_zlib)] {
+            let blocks = Package::parse(bytes).expect("parse").index().len();
+            g.throughput(Throughput::Elements(blocks.into()));
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    let pkg = Package::parse(black_box(bytes)).expect("parse");
+                    pkg.check_storage().expect("storage")
+                })
+            });
+        }
+        g.finish();
+    }
+
     pub(crate) fn config() -> Criterion {
         Criterion::default()
             .sample_size(30)
@@ -338,7 +371,8 @@ mod imp {
 criterion::criterion_group! {
     name = benches;
     config = imp::config();
-    targets = imp::open, imp::lookup, imp::random_read, imp::sequential, imp::verify
+    targets = imp::open, imp::lookup, imp::random_read, imp::sequential, imp::verify,
+        imp::storage_check
 }
 #[cfg(feature = "write")]
 criterion::criterion_main!(benches);

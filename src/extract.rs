@@ -7,6 +7,12 @@
 //!
 //! How it works:
 //!
+//! 0. The structure of the whole package is verified first
+//!    ([`Package::verify_structure`]: section CRCs, entry order, parents,
+//!    extents covering the logical stream exactly once, block records
+//!    stored back to back), so nothing is written for a package that
+//!    [`Package::verify`] rejects on its structure, and no package makes
+//!    it write more than its logical size.
 //! 1. Every entry's path is checked again, component by component (no
 //!    `..`, `.`, empty, absolute, drive-letter, NUL or `\` components),
 //!    even though the reader already refuses such paths.
@@ -50,7 +56,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, FormatError, FormatProblem, Region};
+use crate::error::Error;
 use crate::format::{BlockId, Codec};
 use crate::read::{Decoder, Entry, Package};
 
@@ -173,14 +179,19 @@ pub struct ExtractReport {
 ///   outside `dir`, an existing symlink on the way (or in a file's place),
 ///   an existing non-directory where a directory belongs, or an existing
 ///   file when [`ExtractOptions::overwrite`] is off;
-/// - [`Error::Format`] / [`Error::Integrity`] for a damaged package (then
-///   no file with damaged data is left under its final name);
+/// - [`Error::Format`] / [`Error::Integrity`] for a damaged package: as
+///   [`Package::verify_structure`] before anything is written (not even
+///   `dir`), and for a damaged block no file with its data is left under
+///   its final name;
 /// - [`Error::Io`] naming the path for file system failures.
 pub fn extract(
     pkg: &Package<'_>,
     dir: &Path,
     options: &ExtractOptions,
 ) -> Result<ExtractReport, Error> {
+    // Nothing is written for a package that full verification would
+    // reject on its structure; the block data is checked as it is used.
+    pkg.verify_structure()?;
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating directory `{}`", dir.display()), e))?;
     let md = std::fs::metadata(dir)
@@ -237,20 +248,11 @@ pub fn extract(
         report.bytes += entry.size();
     }
 
+    // The extents tile the logical stream exactly once (checked above).
     pieces.sort_unstable_by_key(|p| p.logical);
-    for w in pieces.windows(2) {
-        if w[0].logical + w[0].len > w[1].logical {
-            return Err(FormatError::new(
-                Region::Entry(jobs[w[1].job].number),
-                0,
-                FormatProblem::Overlap,
-            )
-            .into());
-        }
-    }
 
     let ctx = Ctx {
-        pkg: *pkg,
+        pkg: pkg.clone(),
         jobs: &jobs,
         pieces: &pieces,
         stop: AtomicBool::new(false),

@@ -13,35 +13,91 @@ use crate::format::{BlockId, Codec, FeatureBlock};
 use crate::index::BlockInfo;
 use crate::read::{Block, Decoder, Package, Prologue};
 
+/// Most bytes any valid package of `len` bytes can decode to: a zlib
+/// stream inflates at most 1032:1 (RFC 1951's longest match, 258 bytes,
+/// from under 2 bits), and every block also costs a 32-byte record.
+/// A package of zeros at 64 KiB blocks reaches about 500:1.
+pub fn amplification_bound(len: usize) -> u64 {
+    1032 * len as u64
+}
+
 /// Parse arbitrary bytes and exercise every read path: walk entries, look
 /// each up by path, read every file (whole, by chunks, at offsets), read
-/// every block, and verify. Must never panic.
+/// every block, extract in memory, and verify. Must never panic.
 ///
-/// One oracle: if [`Package::verify`] passes, every file must read
-/// without error, and whole-file reads, chunks and `read_at` must agree.
+/// Oracles:
+/// - a single-file read that succeeds passed the storage check
+///   ([`Package::check_storage`]: no aliased or overlapping block
+///   records), returned exactly the file's size, and no more than
+///   [`amplification_bound`] of the input;
+/// - extraction ([`extract_in_memory`]: what [`crate::extract::extract`]
+///   checks, then every file read) succeeds exactly when
+///   [`Package::verify`] does, and writes no more than
+///   [`amplification_bound`] of the input;
+/// - [`Package::count_entries`] agrees with walking the entries;
+/// - if [`Package::verify`] passes, every file must read without error,
+///   and whole-file reads, chunks and `read_at` must agree.
 pub fn parse_and_walk(data: &[u8]) {
     let Ok(pkg) = Package::parse(data) else {
         return;
     };
+    let bound = amplification_bound(data.len());
     let _ = pkg.metadata();
     let index = pkg.index();
     for id in index.ids().take(4096) {
         let _ = pkg.read_block(id);
     }
+    let (mut files, mut dirs, mut walked) = (0u64, 0u64, true);
     for e in pkg.entries().take(4096) {
-        let Ok(e) = e else { break };
+        let Ok(e) = e else {
+            walked = false;
+            break;
+        };
         let _ = pkg.find(e.path());
         if e.is_file() {
-            let _ = pkg.read_file(&e);
+            files += 1;
+            if let Ok(bytes) = pkg.read_file(&e) {
+                assert!(
+                    pkg.check_storage().is_ok(),
+                    "a file read from block records that fail the storage check"
+                );
+                assert_eq!(bytes.len() as u64, e.size(), "read_file length");
+                assert!(
+                    bytes.len() as u64 <= bound,
+                    "a {}-byte package read a {}-byte file",
+                    data.len(),
+                    bytes.len()
+                );
+            }
             let mut buf = [0u8; 97];
             let _ = pkg.read_at(&e, e.size() / 2, &mut buf);
             for c in pkg.chunks(&e).take(64) {
                 let _ = c;
             }
+        } else {
+            dirs += 1;
         }
     }
+    if walked
+        && pkg.entry_count() <= 4096
+        && let Ok(c) = pkg.prologue().count_entries()
+    {
+        assert_eq!((c.files, c.directories), (files, dirs), "count_entries");
+    }
     let _ = pkg.find("a/b");
-    if pkg.verify().is_err() {
+    let extracted = extract_in_memory(&pkg);
+    let verified = pkg.verify();
+    match (&extracted, &verified) {
+        (Ok(n), Ok(_)) => assert!(
+            *n <= bound,
+            "a {}-byte package extracts to {n} bytes",
+            data.len()
+        ),
+        (Ok(_), Err(e)) => panic!("extraction succeeds on a package verify rejects: {e}"),
+        (Err(e), Ok(_)) => panic!("extraction fails on a verified package: {e}"),
+        (Err(_), Err(_)) => {}
+    }
+    if verified.is_err() {
         return;
     }
     // A verified package reads back consistently through every path.
@@ -65,6 +121,45 @@ pub fn parse_and_walk(data: &[u8]) {
         assert_eq!(&buf[..n], &whole[mid as usize..(mid as usize + n)]);
         assert_eq!(n as u64, (e.size() - mid).min(5000));
     }
+}
+
+/// What [`crate::extract::extract`] does, in memory and without a file
+/// system: [`Package::verify_structure`], then every file read through
+/// one [`crate::read::Chunks`] (each block checked as it is used).
+/// Returns the bytes that extraction would write.
+///
+/// # Errors
+/// As [`Package::verify_structure`] and the reads.
+pub fn extract_in_memory(pkg: &Package<'_>) -> crate::Result<u64> {
+    pkg.verify_structure()?;
+    let mut total = 0u64;
+    let mut chunks: Option<crate::read::Chunks<'_>> = None;
+    for e in pkg.entries() {
+        let e = e?;
+        if !e.is_file() {
+            continue;
+        }
+        let c = match &mut chunks {
+            Some(c) => {
+                c.restart(&e);
+                c
+            }
+            None => chunks.insert(pkg.chunks(&e)),
+        };
+        let mut n = 0u64;
+        for piece in c.by_ref() {
+            n += piece?.len() as u64;
+        }
+        if n != e.size() {
+            return Err(crate::Error::invalid(format!(
+                "`{}`: read {n} of {} bytes",
+                e.path(),
+                e.size()
+            )));
+        }
+        total += n;
+    }
+    Ok(total)
 }
 
 /// Parse a prologue (header, section table, metadata) from arbitrary
@@ -1543,7 +1638,9 @@ mod stream_io {
     /// accept them without panicking, within its allocation caps (a small
     /// `max_prologue_bytes`), asking only for ranges it may ask for, and
     /// handing the sink nothing but the source's bytes. A run that
-    /// completes must describe a package [`Package::parse`] accepts.
+    /// completes must describe a package [`Package::parse`] accepts, and
+    /// a run that delivers any block one whose block records pass
+    /// [`crate::BlockIndex::check_storage`].
     pub fn session_bytes(data: &[u8]) {
         let h = data
             .iter()
@@ -1602,6 +1699,15 @@ mod stream_io {
                 "stream completed over an unparseable package"
             );
         }
-        let _ = sink.blocks;
+        // Blocks are split and merged by adjacency: none may reach the
+        // sink unless every record and the storage layout were checked.
+        if sink.blocks > 0 {
+            let storage =
+                crate::read::Prologue::parse(data).and_then(|p| p.index().check_storage());
+            assert!(
+                storage.is_ok(),
+                "blocks delivered from records that fail the storage check: {storage:?}"
+            );
+        }
     }
 }

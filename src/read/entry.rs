@@ -185,11 +185,21 @@ impl Iterator for Extents<'_> {
 }
 
 /// Iterator over all entries in path order, from [`Package::entries`].
+///
+/// Besides each entry's own checks, it applies rules 58 and 58a
+/// (`docs/FORMAT.md` §12.9) in O(1) per entry: paths strictly ascending,
+/// and an entry's extent records start at or after the end of the last
+/// earlier entry's extent records, so no two entries share extent records
+/// and walking every entry costs time linear in the package.
 #[derive(Debug, Clone)]
 pub struct Entries<'data> {
     pkg: Package<'data>,
     next: u64,
     end: u64,
+    /// End of the extent run of the last entry with extents (rule 58a).
+    run_end: u64,
+    /// The previous entry's path (rule 58).
+    prev: Option<&'data str>,
 }
 
 impl<'data> Entries<'data> {
@@ -198,6 +208,8 @@ impl<'data> Entries<'data> {
             end: pkg.entry_count(),
             pkg,
             next: 0,
+            run_end: 0,
+            prev: None,
         }
     }
 }
@@ -208,7 +220,32 @@ impl<'data> Iterator for Entries<'data> {
         if self.next >= self.end {
             return None;
         }
-        let r = self.pkg.entry_at(self.next);
+        let r = self.pkg.entry_at(self.next).and_then(|e| {
+            let fmt = |problem| {
+                Error::Format(FormatError::new(
+                    Region::Entry(e.number),
+                    self.pkg.layout.entry_offset(e.number),
+                    problem,
+                ))
+            };
+            if self.prev.is_some_and(|p| p.as_bytes() >= e.path.as_bytes()) {
+                return Err(fmt(FormatProblem::NotSorted));
+            }
+            self.prev = Some(e.path);
+            let (first, count) = (e.rec.extent_first, u64::from(e.rec.extent_count));
+            if count > 0 {
+                if first < self.run_end {
+                    return Err(fmt(FormatProblem::Inconsistent {
+                        field: "extent_first",
+                        expected: self.run_end,
+                        found: first,
+                    }));
+                }
+                // No overflow: rule 35 bounds the run by the section.
+                self.run_end = first + count;
+            }
+            Ok(e)
+        });
         // Stop after an error: later records may be just as damaged.
         self.next = if r.is_ok() { self.next + 1 } else { self.end };
         Some(r)
@@ -217,6 +254,36 @@ impl<'data> Iterator for Entries<'data> {
         let n = usize::try_from(self.end - self.next).unwrap_or(usize::MAX);
         (0, Some(n))
     }
+}
+
+/// Rule 45a (`docs/FORMAT.md` §12.5): no two extents of one file share a
+/// logical byte. Returns the extent (its position in the entry) that,
+/// sorted by (`logical_offset`, position), starts before the previous one
+/// ends. O(k) when the logical offsets grow with the file offsets (every
+/// file the reference writer makes but one split across FB1 and FB2),
+/// O(k log k) with k entries of memory otherwise.
+fn logical_overlap(extents: Extents<'_>) -> Option<usize> {
+    let mut end = 0u64;
+    let mut ordered = true;
+    for e in extents {
+        if e.logical_offset < end {
+            ordered = false;
+            break;
+        }
+        end = e.logical_offset + e.length;
+    }
+    if ordered {
+        return None;
+    }
+    let mut spans: Vec<(u64, usize, u64)> = extents
+        .enumerate()
+        .map(|(j, e)| (e.logical_offset, j, e.length))
+        .collect();
+    spans.sort_unstable();
+    spans
+        .windows(2)
+        .find(|w| w[0].0 + w[0].2 > w[1].0)
+        .map(|w| w[1].1)
 }
 
 /// Load and validate entry `n`: record CRC (covering record, path, short
@@ -371,6 +438,14 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
                     found: rec.size,
                 }));
             }
+            if let Some(j) = logical_overlap(extents) {
+                let i = rec.extent_first + j as u64;
+                return Err(Error::Format(FormatError::new(
+                    Region::Extent(i),
+                    ext_span.offset + i * ext_span.stride,
+                    FormatProblem::Overlap,
+                )));
+            }
         }
     }
     Ok(Entry {
@@ -381,4 +456,81 @@ pub(crate) fn load<'d>(data: &'d [u8], layout: &Layout, n: u64) -> Result<Entry<
         short_name,
         extents,
     })
+}
+
+/// How many files and directories a package has, from
+/// [`crate::Prologue::count_entries`] or [`Package::count_entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EntryCounts {
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub directories: u64,
+}
+
+/// Count files and directories in O(entries): one CRC over the entries
+/// section (rule 57 for it), then from each record's fields, which that
+/// CRC covers: its extent run inside the extents section (rule 35), its
+/// kind (rule 37) and that its extent run is not shared (rule 58a).
+/// No entry CRC, name or extent record is read.
+pub(crate) fn count(data: &[u8], layout: &Layout) -> Result<EntryCounts, Error> {
+    let span = layout.entries;
+    let region = Region::Section(crate::format::SectionKind::Entries as u32);
+    let bytes = slice_at(data, span.offset, span.len, region, 0)?;
+    let actual = crc32_parts(&[bytes]);
+    if actual != span.crc {
+        return Err(IntegrityError::new(
+            region,
+            span.offset,
+            IntegrityProblem::CrcMismatch {
+                expected: span.crc,
+                actual,
+            },
+        )
+        .into());
+    }
+    let ext_records = layout.extents.count();
+    let mut counts = EntryCounts::default();
+    let mut run_end = 0u64;
+    for (n, rec) in bytes.chunks_exact(span.stride as usize).enumerate() {
+        let n = n as u64;
+        let rec = EntryRecord::parse(Fields(rec));
+        let at = layout.entry_offset(n);
+        let fmt = |problem| Error::Format(FormatError::new(Region::Entry(n), at, problem));
+        let count = u64::from(rec.extent_count);
+        if rec
+            .extent_first
+            .checked_add(count)
+            .is_none_or(|e| e > ext_records)
+        {
+            return Err(fmt(FormatProblem::OutOfBounds {
+                field: "extent_first",
+                start: rec.extent_first,
+                len: count,
+                limit: ext_records,
+            }));
+        }
+        match EntryKind::from_u8(rec.kind) {
+            Some(EntryKind::File) => counts.files += 1,
+            Some(EntryKind::Directory) => counts.directories += 1,
+            None => {
+                return Err(fmt(FormatProblem::BadValue {
+                    field: "kind",
+                    value: rec.kind.into(),
+                }));
+            }
+        }
+        if count > 0 {
+            if rec.extent_first < run_end {
+                return Err(fmt(FormatProblem::Inconsistent {
+                    field: "extent_first",
+                    expected: run_end,
+                    found: rec.extent_first,
+                }));
+            }
+            run_end = rec.extent_first + count;
+        }
+    }
+    Ok(counts)
 }

@@ -1,5 +1,6 @@
 //! [`Package::verify`]: check every byte of a package.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
@@ -20,6 +21,20 @@ pub struct VerifyReport {
     pub stored_bytes: u64,
     /// Logical bytes decoded.
     pub logical_bytes: u64,
+}
+
+/// What [`Package::verify_structure`] checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StructureReport {
+    /// Sections whose CRC was checked.
+    pub sections: u32,
+    /// Directory entries checked.
+    pub entries: u64,
+    /// Extent records checked.
+    pub extents: u64,
+    /// Block records checked (not their data).
+    pub block_records: u32,
 }
 
 impl<'data> Package<'data> {
@@ -54,47 +69,84 @@ impl<'data> Package<'data> {
     /// # Errors
     /// As [`Package::verify`].
     pub fn verify_with(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyReport, Error> {
-        let sections = self.verify_sections()?;
-        let entries = self.verify_entries()?;
-        let stored_bytes = self.verify_block_layout()?;
+        let s = self.verify_structure()?;
         let logical_bytes = self.verify_block_data(progress)?;
         Ok(VerifyReport {
-            sections,
-            entries,
+            sections: s.sections,
+            entries: s.entries,
             blocks: self.index().len(),
-            stored_bytes,
+            stored_bytes: self.header().data_len,
             logical_bytes,
         })
     }
 
-    fn verify_sections(&self) -> Result<u32, Error> {
-        verify_sections(self.data, self.header())
+    /// The structural part of [`Package::verify`]: everything but block
+    /// data (rules 57–65 of `docs/FORMAT.md`, with every entry and block
+    /// record loaded under its own rules on the way). Every section CRC,
+    /// every entry in order (extent runs not shared, strict path order,
+    /// parents), the exactly-once tiling of the logical stream by the
+    /// extents, and the storage layout of the block index.
+    ///
+    /// Time O(n log n) in the number of extents, memory linear in it;
+    /// no block data is read. [`crate::extract::extract`] runs this before
+    /// it writes anything. Once it passes, reading every file (each block
+    /// checked as it is used) is the rest of full verification, since the
+    /// files together cover every block.
+    ///
+    /// ```
+    /// # fn main() -> sft::Result<()> {
+    /// let bytes = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+    ///     .add_bytes("a/b.txt", b"text".to_vec())?
+    ///     .write_to_vec()?;
+    /// let r = sft::Package::parse(&bytes)?.verify_structure()?;
+    /// assert_eq!((r.entries, r.extents, r.block_records), (2, 1, 1));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The first problem found, as [`Error::Format`], [`Error::Integrity`]
+    /// or [`Error::Unsupported`].
+    pub fn verify_structure(&self) -> Result<StructureReport, Error> {
+        let sections = verify_sections(self.data, self.header())?;
+        let (entries, extents) = self.verify_entries()?;
+        self.check_storage()?;
+        Ok(StructureReport {
+            sections,
+            entries,
+            extents,
+            block_records: self.index().len(),
+        })
     }
 
-    fn verify_entries(&self) -> Result<u64, Error> {
+    /// Rules 58–62 over every entry (the iterator applies rules 58 and
+    /// 58a).
+    fn verify_entries(&self) -> Result<(u64, u64), Error> {
         let total = self.metadata().package_size();
         let mut spans: Vec<(u64, u64, u64)> = Vec::new();
-        let mut prev: Option<crate::read::Entry<'data>> = None;
+        // Directories seen so far: a parent sorts before its children.
+        let mut dirs: HashSet<&'data str> = HashSet::new();
         let mut count = 0;
         for e in self.entries() {
             let e = e?;
-            let at = self.layout.entry_offset(e.number());
-            let fmt = |p| Error::Format(FormatError::new(Region::Entry(e.number()), at, p));
-            if let Some(p) = &prev
-                && p.path().as_bytes() >= e.path().as_bytes()
-            {
-                return Err(fmt(FormatProblem::NotSorted));
-            }
             let parent = e.parent();
-            if !parent.is_empty() && !self.find(parent)?.is_some_and(|p| p.is_dir()) {
-                return Err(fmt(FormatProblem::MissingParent));
+            if !parent.is_empty() && !dirs.contains(parent) {
+                return Err(Error::Format(FormatError::new(
+                    Region::Entry(e.number()),
+                    self.layout.entry_offset(e.number()),
+                    FormatProblem::MissingParent,
+                )));
             }
+            if e.is_dir() {
+                dirs.insert(e.path());
+            }
+            // Rule 58a keeps the runs disjoint: this grows no larger than
+            // the extents section.
             for x in e.extents() {
                 spans.push((x.logical_offset, x.length, e.number()));
             }
-            prev = Some(e);
             count += 1;
         }
+        let extents = spans.len() as u64;
         // Extents must cover the logical stream exactly once.
         spans.sort_unstable();
         let mut next = 0u64;
@@ -127,64 +179,7 @@ impl<'data> Package<'data> {
                 },
             )));
         }
-        Ok(count)
-    }
-
-    /// Records must store blocks back to back from the data start, FB1
-    /// first, filling the data region exactly.
-    fn verify_block_layout(&self) -> Result<u64, Error> {
-        let index = self.index();
-        let h = self.header();
-        let mut next = h.prologue_len;
-        for id in index.ids() {
-            let b = index.get(id)?;
-            if b.stored_offset != next {
-                return Err(Error::Format(FormatError::new(
-                    Region::BlockRecord(id.0),
-                    self.layout.block_record_offset(id.0),
-                    FormatProblem::Inconsistent {
-                        field: "stored_offset",
-                        expected: next,
-                        found: b.stored_offset,
-                    },
-                )));
-            }
-            next += u64::from(b.stored_len);
-            if id.0 + 1 == index.fb1_len() && next - h.prologue_len != h.fb1_stored_len {
-                return Err(Error::Format(FormatError::new(
-                    Region::Header,
-                    0,
-                    FormatProblem::Inconsistent {
-                        field: "fb1_stored_len",
-                        expected: next - h.prologue_len,
-                        found: h.fb1_stored_len,
-                    },
-                )));
-            }
-        }
-        if index.fb1_len() == 0 && h.fb1_stored_len != 0 {
-            return Err(Error::Format(FormatError::new(
-                Region::Header,
-                0,
-                FormatProblem::Inconsistent {
-                    field: "fb1_stored_len",
-                    expected: 0,
-                    found: h.fb1_stored_len,
-                },
-            )));
-        }
-        if next != h.package_len() {
-            return Err(Error::Format(FormatError::new(
-                Region::Data,
-                h.prologue_len,
-                FormatProblem::Inconsistent {
-                    field: "data_len",
-                    expected: next - h.prologue_len,
-                    found: h.data_len,
-                },
-            )));
-        }
-        Ok(h.data_len)
+        Ok((count, extents))
     }
 
     /// CRC and decode every block, in parallel; report the first failure

@@ -16,7 +16,10 @@
 //!    [`StreamSession::on_source_len`]). That holds the header, which gives
 //!    `prologue_len`; if the prologue is longer than the first read, one
 //!    more request fetches the rest. The prologue is then validated with
-//!    [`Prologue::parse`] and every block record is checked. Bytes of the
+//!    [`Prologue::parse`] and every block record is checked, with the
+//!    storage layout ([`crate::BlockIndex::check_storage`]: blocks back to
+//!    back in id order, which FB1's one request and merged requests rely
+//!    on). Bytes of the
 //!    first read past the prologue are not wasted: every whole block among
 //!    them is verified and accepted.
 //! 2. **FB1 as one request** (by default; its own size limit is
@@ -1126,13 +1129,11 @@ impl StreamSession {
             self.prologue_target = plen;
             return Ok(());
         }
-        let table = match Prologue::parse(&self.prologue).and_then(|p| {
-            let index = p.index();
-            index
-                .ids()
-                .map(|id| index.get(id))
-                .collect::<Result<Vec<_>, _>>()
-        }) {
+        // Every record, and that the records store the blocks back to
+        // back (rule 63): splitting FB1 and merging adjacent blocks into
+        // one request trust exactly that.
+        let table = match Prologue::parse(&self.prologue).and_then(|p| p.index().checked_records())
+        {
             Ok(t) => t,
             Err(e) => {
                 self.prologue_error(e);

@@ -424,6 +424,83 @@ pub fn malformed() -> Vec<Bad> {
             },
         ),
         bad(
+            "blocks-aliased.sft",
+            "Format BlockRecord(1) Inconsistent(stored_offset)",
+            "block record 1 points at block 0's stored bytes (length, CRC, codec copied), record CRC fixed",
+            |b| {
+                with(b, |p| {
+                    let (a, c) = (p.block_record_at(0), p.block_record_at(1));
+                    let rec0 = p.0[a..a + 21].to_vec();
+                    p.0[c..c + 12].copy_from_slice(&rec0[..12]);
+                    p.0[c + 16..c + 21].copy_from_slice(&rec0[16..21]);
+                    p.fix_block_record_crc(1).fix_all();
+                })
+            },
+        ),
+        bad(
+            "blocks-overlap.sft",
+            "Format BlockRecord(1) Inconsistent(stored_offset)",
+            "block 1 starts 3 bytes early, inside block 0, with the CRC of what it now covers",
+            |b| {
+                with(b, |p| {
+                    let at = p.block_record_at(1);
+                    let off = p.u64(at) - 3;
+                    let len = p.u32(at + 8) as usize;
+                    let crc = crc32fast::hash(&p.0[off as usize..off as usize + len]);
+                    p.set_u64(at, off).set_u32(at + 16, crc);
+                    p.fix_block_record_crc(1).fix_all();
+                })
+            },
+        ),
+        bad(
+            "extents-shared.sft",
+            "Format Entry(2) Inconsistent(extent_first)",
+            "entry 2 `bin/lib.dll` given entry 1's extent record and size, every CRC fixed",
+            |b| {
+                with(b, |p| {
+                    let (e1, e2) = (p.entry_at(1), p.entry_at(2));
+                    let (size, first) = (p.u64(e1 + 16), p.u64(e1 + 40));
+                    p.set_u64(e2 + 16, size).set_u64(e2 + 40, first);
+                    p.fix_entry_crc(2).fix_all();
+                })
+            },
+        ),
+        bad(
+            "entries-duplicate.sft",
+            "Format Entry(6) NotSorted",
+            "directory entry 6 `docs` renamed `data`, a second entry of that path, every CRC fixed",
+            |b| {
+                with(b, |p| {
+                    let r = p.entry_path_range(6);
+                    p.0[r].copy_from_slice(b"data");
+                    p.fix_entry_crc(6).fix_all();
+                })
+            },
+        ),
+        bad(
+            "parent-missing.sft",
+            "Format Entry(5) MissingParent",
+            "directory entry 4 `data` renamed `daTa`: `data/empty.txt` has no parent, every CRC fixed",
+            |b| {
+                with(b, |p| {
+                    let r = p.entry_path_range(4);
+                    p.0[r].copy_from_slice(b"daTa");
+                    p.fix_entry_crc(4).fix_all();
+                })
+            },
+        ),
+        bad(
+            "section-crc-names.sft",
+            "Integrity Section(4) CrcMismatch",
+            "names section CRC flipped in the table (table and header CRCs fixed)",
+            |b| {
+                with(b, |p| {
+                    edit_section(p, patch::NAMES, |s| s.crc ^= 1);
+                    p.fix_table_crc().fix_header_crc();
+                })
+            },
+        ),
+        bad(
             "trailing-garbage.sft",
             "Format Data Inconsistent(package length)",
             "16 bytes appended",

@@ -83,3 +83,6 @@ fn every_truncation_fails() {
         assert!(Prologue::parse(&bytes).is_ok());
     }
 }
+
+#[cfg(feature = "write")]
+pub mod hostile;

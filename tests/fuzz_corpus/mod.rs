@@ -140,6 +140,14 @@ pub fn write_seeds(valid: &std::collections::BTreeMap<&str, Vec<u8>>) {
             put("block", &format!("{stem}-block{}", id.0), &seed);
         }
     }
+    // Hostile shapes with every CRC valid: aliased and overlapping block
+    // records, shared extent records, one file's extents overlapping.
+    for (name, bytes) in crate::corrupt::hostile::seeds() {
+        put("parse", name, &bytes);
+        let pro = sft::format::Header::parse(&bytes).unwrap().prologue_len as usize;
+        put("prologue", name, &bytes[..pro]);
+        put("session_bytes", name, &bytes);
+    }
     let mut bomb = vec![1];
     bomb.extend_from_slice(&4096u32.to_le_bytes());
     bomb.extend_from_slice(&[0; 5]);

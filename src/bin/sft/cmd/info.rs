@@ -32,14 +32,11 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
     let inspected = Inspected::open(&a.package, no_mmap, &a.remote)?;
     let pkg = inspected.prologue()?;
     let m = pkg.metadata();
-    let (mut files, mut dirs) = (0u64, 0u64);
-    for e in pkg.entries() {
-        if e?.is_dir() {
-            dirs += 1;
-        } else {
-            files += 1;
-        }
-    }
+    // O(entries + blocks) with a small constant: one CRC over the entries
+    // section and a few fields per record, one CRC per 32-byte block
+    // record; no entry is loaded (docs/FORMAT.md §11.2).
+    let counts = pkg.count_entries()?;
+    let (files, dirs) = (counts.files, counts.directories);
     let index = pkg.index();
     let comp = compression(&index)?;
     let stored = inspected.package_len();
