@@ -52,7 +52,9 @@ fn report(e: &anyhow::Error) -> ExitCode {
         // The reader went away (`sft ls | head`): not our failure.
         return ExitCode::SUCCESS;
     }
-    eprintln!("sft: error: {e:#}");
+    // Names in the message (paths, sources, manifest names) may hold
+    // control characters: escaped, never sent to the terminal raw.
+    eprintln!("sft: error: {}", escape::Safe(&util::chain_text(e)));
     if e.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(2)
     } else {

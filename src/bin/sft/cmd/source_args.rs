@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use sft::fetch::SourceOptions;
 use sft::probe::Probe;
 use sft::read::Prologue;
@@ -84,6 +83,18 @@ pub(crate) fn remote_spec(package: &Path) -> Option<&str> {
     matches!(sft::fetch::local_path(spec), Ok(None)).then_some(spec)
 }
 
+/// The last component of a (redacted) source, to see whether an error
+/// already names it: library errors name a source in their own form
+/// (`smb://host/share/x.sft` for `\\host\share\x.sft`, a default port
+/// added).
+pub(crate) fn file_name(shown: &str) -> &str {
+    shown
+        .trim_end_matches("?…")
+        .rsplit(['/', '\\'])
+        .find(|s| !s.is_empty())
+        .unwrap_or(shown)
+}
+
 /// A package to inspect without its blocks: a local file (mapped or read
 /// whole, as before), or the prologue of a remote one, read on its own
 /// ([`sft::probe`]).
@@ -99,8 +110,12 @@ impl Inspected {
         match remote_spec(package) {
             Some(spec) => {
                 let options = args.apply(SourceOptions::default());
-                let probe = sft::probe::probe(spec, &options)
-                    .with_context(|| format!("cannot read the prologue of `{spec}`"))?;
+                let shown = sft::transport::redact_url(spec);
+                let probe = sft::probe::probe(spec, &options).map_err(|e| {
+                    crate::util::name_once(e, file_name(&shown), || {
+                        format!("cannot read the prologue of `{shown}`")
+                    })
+                })?;
                 Ok(Inspected::Remote(Box::new(probe)))
             }
             None => Ok(Inspected::Local(Loaded::open(package, no_mmap)?)),

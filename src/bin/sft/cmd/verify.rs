@@ -61,8 +61,13 @@ fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow:
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
-    let (report, session) = result.with_context(|| format!("`{spec}` failed verification"))?;
-    anyhow::ensure!(report.complete, "`{spec}`: the stream ended early");
+    let shown = sft::transport::redact_url(spec);
+    let (report, session) = result.map_err(|e| {
+        crate::util::name_once(e, super::source_args::file_name(&shown), || {
+            format!("`{shown}` failed verification")
+        })
+    })?;
+    anyhow::ensure!(report.complete, "`{shown}`: the stream ended early");
     let entries = session.prologue().map_or(0, |p| p.entry_count());
     let progress = session.progress();
     writeln!(
