@@ -1292,16 +1292,18 @@ fn source_len(source: &str, sources: &SourceOptions) -> Result<u64, Error> {
 /// redacted). A source that is not a package (empty, truncated, bad
 /// magic, damaged prologue) is the caller's input: [`Error::InvalidInput`].
 fn load_error(name: &str, source: &str, e: Error) -> Error {
-    let from = || {
-        format!(
-            "loading `{name}` from `{}`",
-            crate::transport::redact_url(source)
-        )
+    let shown = crate::transport::redact_url(source);
+    let from = |m: &str| {
+        if m.contains(&shown) {
+            format!("loading `{name}`: {m}")
+        } else {
+            format!("loading `{name}` from `{shown}`: {m}")
+        }
     };
     match e {
-        Error::InvalidInput(m) => Error::invalid(format!("{}: {m}", from())),
+        Error::InvalidInput(m) => Error::invalid(from(&m)),
         e @ (Error::Format(_) | Error::Integrity(_) | Error::Unsupported(_)) => {
-            Error::invalid(format!("{}: {e}", from()))
+            Error::invalid(from(&e.to_string()))
         }
         Error::NotFound(m) => Error::NotFound(format!("loading `{name}`: {m}")),
         other => other,

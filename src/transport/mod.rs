@@ -90,11 +90,13 @@ fn redact_target(target: &str) -> std::borrow::Cow<'_, str> {
 /// is not a regular file.
 #[cfg(feature = "std")]
 pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File, crate::Error> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| crate::Error::io(format!("opening `{}`", path.display()), e))?;
+    // A "path" may be a URL given where a file was expected.
+    let shown = redact_url(&path.display().to_string());
+    let file =
+        std::fs::File::open(path).map_err(|e| crate::Error::io(format!("opening `{shown}`"), e))?;
     let meta = file
         .metadata()
-        .map_err(|e| crate::Error::io(format!("reading `{}`", path.display()), e))?;
+        .map_err(|e| crate::Error::io(format!("reading `{shown}`"), e))?;
     if meta.is_file() {
         return Ok(file);
     }
@@ -104,8 +106,7 @@ pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File, crate::Erro
         special_kind(&meta)
     };
     Err(crate::Error::InvalidInput(format!(
-        "`{}` is {what}, not a package file",
-        path.display()
+        "`{shown}` is {what}, not a package file"
     )))
 }
 
