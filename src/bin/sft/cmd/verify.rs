@@ -63,9 +63,13 @@ fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow:
     }
     let shown = sft::transport::redact_url(spec);
     let (report, session) = result.map_err(|e| {
-        crate::util::name_once(e, super::source_args::file_name(&shown), || {
-            format!("`{shown}` failed verification")
-        })
+        // The error names the source once: its own, or this context's.
+        let e = anyhow::Error::from(e);
+        if format!("{e:#}").contains(super::source_args::file_name(&shown)) {
+            e.context("failed verification")
+        } else {
+            e.context(format!("`{shown}` failed verification"))
+        }
     })?;
     anyhow::ensure!(report.complete, "`{shown}`: the stream ended early");
     let entries = session.prologue().map_or(0, |p| p.entry_count());
