@@ -669,7 +669,8 @@ fn fetch_run(
     transferred += report.bytes;
     let progress = session.progress();
     let complete = report.complete;
-    if !complete && !(options.launch_only && session.is_launch_ready()) {
+    let done = complete || (options.launch_only && session.is_launch_ready());
+    if !done {
         // The stream went idle short of what was asked: never a success.
         let e = stopped_short(source, &session);
         if cache.prologue().is_none() {

@@ -5,7 +5,6 @@
 
 mod args;
 mod cmd;
-#[allow(dead_code)] // used by the commands as they adopt it (issue 13 §3)
 mod escape;
 mod util;
 
@@ -54,7 +53,7 @@ fn report(e: &anyhow::Error) -> ExitCode {
     }
     // Names in the message (paths, sources, manifest names) may hold
     // control characters: escaped, never sent to the terminal raw.
-    eprintln!("sft: error: {}", escape::Safe(&util::chain_text(e)));
+    eprintln!("sft: error: {}", escape::safe(&util::chain_text(e)));
     if e.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(2)
     } else {
