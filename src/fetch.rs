@@ -321,7 +321,9 @@ pub const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 ///
 /// A source that reports it was replaced mid-stream
 /// ([`TransportErrorKind::Changed`]: an HTTP ETag or Last-Modified that
-/// moved, a length that changed) is opened again after a back-off
+/// moved, a length that changed, a local file that got shorter than its
+/// package, or blocks that keep failing their checks while the source's
+/// header is no longer the one fetched) is opened again after a back-off
 /// ([`RESTART_BACKOFF`], doubling) and the fetch **starts over on the new
 /// version**: the cache's identity check sees a different package and
 /// discards the blocks of the old one, so a result never mixes blocks of
@@ -359,18 +361,19 @@ pub const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 /// package) after [`MAX_RESTARTS`] restarts fails with a
 /// [`TransportErrorKind::Changed`] error naming the last problem.
 pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<FetchReport, Error> {
-    #[cfg(feature = "file")]
-    if let Some(path) = local_path(spec)? {
-        let source = FileSource::open(&path)?;
-        return fetch_file(&source, out, options);
-    }
     let mut restarts = 0;
     loop {
-        let result = fetch_url_once(spec, out, &mut options);
+        let result = fetch_once(spec, out, &mut options);
         let Err(e) = result else {
             return result;
         };
-        let changed = matches!(&e, Error::Transport(t) if t.kind() == TransportErrorKind::Changed);
+        let changed = match &e {
+            Error::Transport(t) => t.kind() == TransportErrorKind::Changed,
+            // Blocks that keep failing their CRC: damage, or a source
+            // rewritten in place with a package of the same length.
+            Error::Exhausted { .. } => header_moved(spec, out, &options),
+            _ => false,
+        };
         // Right after a change, a source that is missing or not (yet) a
         // package is a copy still under way.
         let settling = restarts > 0 && not_a_package(&e);
@@ -392,6 +395,25 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
     }
 }
 
+/// After a block kept failing its checks: does the source now start with
+/// another header than the package being fetched (whose prologue is at the
+/// start of the cache's data file)? Then it was replaced, not damaged.
+fn header_moved(spec: &str, out: &Path, options: &FetchOptions) -> bool {
+    let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
+    let mut cached = [0u8; HEADER_LEN];
+    let Ok(file) = std::fs::File::open(&paths.data) else {
+        return false;
+    };
+    if crate::cache::pread_exact(&file, 0, &mut cached).is_err() {
+        return false;
+    }
+    let Ok(source) = open_source_with(spec, &options.sources) else {
+        return false;
+    };
+    let mut head = [0u8; HEADER_LEN];
+    source.read_exact_at(0, &mut head).is_ok() && head != cached
+}
+
 /// Whether `e` says the source is missing, too short or not a package:
 /// what a source being overwritten looks like for a moment.
 fn not_a_package(e: &Error) -> bool {
@@ -405,12 +427,18 @@ fn not_a_package(e: &Error) -> bool {
     }
 }
 
-/// One attempt of [`fetch_spec`] on a URL source.
-fn fetch_url_once(
-    spec: &str,
-    out: &Path,
-    options: &mut FetchOptions,
-) -> Result<FetchReport, Error> {
+/// One attempt of [`fetch_spec`]: a local file (opened again each time:
+/// a file replaced by a rename is a new file) through the fast path, a URL
+/// through its transport.
+fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<FetchReport, Error> {
+    #[cfg(feature = "file")]
+    if let Some(path) = local_path(spec)? {
+        let source = FileSource::open(&path)?;
+        return match source.file() {
+            Some(file) => fetch_inner(&source, Fast::File(&source, file), out, options),
+            None => fetch_inner(&source, Fast::None, out, options),
+        };
+    }
     #[cfg(all(feature = "file", feature = "http"))]
     if crate::transport::http::client::is_http_url(spec)
         && !options.sources.pipelined
@@ -1038,9 +1066,15 @@ mod local {
                 Reader::File { source, file } => crate::cache::pread_exact(file, range.start, buf)
                     .map_err(|e| {
                         if e.kind() == io::ErrorKind::UnexpectedEof {
+                            // Its length matched the package's at the
+                            // start: the file was cut or replaced since.
                             TransportError::new(
-                                TransportErrorKind::RangeNotSatisfiable,
-                                format!("{}: source ends before {}", source.endpoint(), range.end),
+                                TransportErrorKind::Changed,
+                                format!(
+                                    "{}: now ends before {} (changed during the fetch)",
+                                    source.endpoint(),
+                                    range.end
+                                ),
                             )
                             .with_range(range)
                         } else {
