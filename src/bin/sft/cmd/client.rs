@@ -487,7 +487,9 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             );
             println!(
                 "application source root: {}",
-                s.application_source_root.as_deref().unwrap_or("none")
+                Safe(&redact_url(
+                    s.application_source_root.as_deref().unwrap_or("none")
+                ))
             );
         }
         ClientCommand::Run {
