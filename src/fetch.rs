@@ -501,7 +501,9 @@ fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<Fetc
 ///
 /// # Errors
 /// As [`open_source_with`]; a block that fails its checks on every
-/// attempt, or a transport failure, ends the stream with that error.
+/// attempt, or a transport failure, ends the stream with that error; a
+/// stream that stops short of the whole package (an empty source) is an
+/// error too.
 pub fn verify_spec(
     spec: &str,
     sources: &SourceOptions,
@@ -519,7 +521,7 @@ pub fn verify_spec(
             };
             let mut session = StreamSession::new(config);
             let report = local::drive_stream(&mut session, source.bulk(), None, on_event)?;
-            return Ok((report, session));
+            return checked(report, session, &source);
         }
         let mut session = StreamSession::new(config);
         let report = blocking::drive_with(
@@ -528,7 +530,7 @@ pub fn verify_spec(
             &mut crate::stream::NullSink,
             on_event,
         )?;
-        return Ok((report, session));
+        return checked(report, session, &source);
     }
     let opened = open_source_with(spec, sources)?;
     let source: Box<dyn RangeSource> = if sources.pipelined {
@@ -543,7 +545,21 @@ pub fn verify_spec(
         &mut crate::stream::NullSink,
         on_event,
     )?;
-    Ok((report, session))
+    checked(report, session, &*source)
+}
+
+/// `(report, session)` if the stream checked the whole package, else the
+/// error of a stream that stopped short (an empty source, say).
+fn checked(
+    report: blocking::DriveReport,
+    session: StreamSession,
+    source: &dyn RangeSource,
+) -> Result<(blocking::DriveReport, StreamSession), Error> {
+    if report.complete {
+        Ok((report, session))
+    } else {
+        Err(stopped_short(source, &session))
+    }
 }
 
 /// `config` with the request sizes of `l`.

@@ -162,6 +162,16 @@ fn empty_truncated_and_not_a_package_sources_fail_without_output() {
             }
         }
     }
+    // `sft verify URL` and `sft info URL` of the same: status 1 too.
+    for (name, _) in &cases {
+        for cmd in ["verify", "info"] {
+            let o = Command::new(SFT)
+                .args([cmd, &format!("{}/{name}", serve.base)])
+                .output()
+                .unwrap();
+            fails_naming(&o, name, false);
+        }
+    }
     // A directory: said so at once, not retried.
     for src in [
         root.join("dir.sft").display().to_string(),
