@@ -32,7 +32,11 @@
 //!
 //! The bitmap is rewritten whole (write a temporary file, `fsync` it,
 //! `rename` it over the old one), so a crash leaves either the old or the
-//! new bitmap, never a torn one. Before each rewrite the data file is
+//! new bitmap, never a torn one. The temporary file is written over a
+//! spare of the bitmap's size that the previous checkpoint left, so a
+//! disk that fills up during a fetch can still take the last bitmap: the
+//! blocks written before the disk filled are kept for the resume (no
+//! empty `.tmp` is left behind). Before each rewrite the data file is
 //! `fdatasync`ed, so every bit the new bitmap sets covers bytes already on
 //! disk. Rewrites are **batched** ([`CacheOptions::checkpoint_bytes`],
 //! [`CacheOptions::checkpoint_interval`]) rather than done per block: a
@@ -298,6 +302,25 @@ pub(crate) fn pwrite_all(file: &File, offset: u64, buf: &[u8]) -> io::Result<()>
     }
 }
 
+/// After `pwrite_all(file, offset, buf)` failed (a full disk, say): how
+/// much of `buf` is in the file. Writes it again in 64 KiB steps up to the
+/// first step that fails: the part written before is already allocated, so
+/// rewriting it succeeds where the first write stopped. The caller can
+/// then check and record the whole blocks in that prefix, so a resume
+/// keeps them.
+pub(crate) fn written_prefix(file: &File, offset: u64, buf: &[u8]) -> usize {
+    const STEP: usize = 64 * 1024;
+    let mut done = 0;
+    while done < buf.len() {
+        let end = (done + STEP).min(buf.len());
+        if pwrite_all(file, offset + done as u64, &buf[done..end]).is_err() {
+            break;
+        }
+        done = end;
+    }
+    done
+}
+
 /// Read block `info`'s stored bytes from `file` into `buf` and check
 /// its CRC.
 pub(crate) fn read_stored(file: &File, info: &BlockInfo, buf: &mut Vec<u8>) -> Result<(), Error> {
@@ -432,6 +455,7 @@ impl Cache {
     /// # Errors
     /// [`Error::Io`].
     pub fn discard(&mut self) -> Result<(), Error> {
+        self.remove_spare();
         match fs::remove_file(&self.paths.bitmap) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -537,21 +561,52 @@ impl Cache {
                 .map_err(io_err("syncing", &self.paths.data))?;
         }
         let bytes = encode_bitmap(&identity, &self.present);
-        let mut tmp = self.paths.bitmap.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            let mut f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        let tmp = self.spare_path();
+        let written = (|| {
+            // Over the spare left by the last checkpoint, in place: its
+            // blocks are already allocated, so this works on a full disk.
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&tmp)
+                .map_err(io_err("creating", &tmp))?;
             f.write_all(&bytes).map_err(io_err("writing", &tmp))?;
+            f.set_len(bytes.len() as u64)
+                .map_err(io_err("writing", &tmp))?;
             if self.options.sync {
                 f.sync_all().map_err(io_err("syncing", &tmp))?;
             }
+            fs::rename(&tmp, &self.paths.bitmap).map_err(io_err("renaming", &tmp))
+        })();
+        if let Err(e) = written {
+            // No half-written debris (a 0-byte `.tmp` on a full disk).
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, &self.paths.bitmap).map_err(io_err("renaming", &tmp))?;
+        // The spare for the next checkpoint, while there is room: if the
+        // disk fills before then, the bitmap can still be written.
+        if fs::write(&tmp, &bytes).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
         self.dirty_bytes = 0;
         self.dirty_blocks = 0;
         self.last_checkpoint = Instant::now();
         Ok(())
+    }
+
+    /// `<bitmap>.tmp`: the next bitmap is written here and renamed over
+    /// the bitmap; between checkpoints it is kept as a spare of the
+    /// bitmap's size (see [`Cache::checkpoint`]), removed when the cache
+    /// is finished, discarded or dropped.
+    fn spare_path(&self) -> PathBuf {
+        let mut tmp = self.paths.bitmap.clone().into_os_string();
+        tmp.push(".tmp");
+        PathBuf::from(tmp)
+    }
+
+    fn remove_spare(&self) {
+        let _ = fs::remove_file(self.spare_path());
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), Error> {
@@ -612,6 +667,7 @@ impl Cache {
                 .map_err(io_err("syncing", &self.paths.data))?;
         }
         move_into_place(&self.paths.data, out, self.options.sync)?;
+        self.remove_spare();
         match fs::remove_file(&self.paths.bitmap) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -782,10 +838,12 @@ impl BlockSink for InPlace<'_> {
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        // Best effort: keep what arrived since the last checkpoint.
+        // Best effort: keep what arrived since the last checkpoint (on a
+        // full disk too: the bitmap goes over the spare, in place).
         if self.identity.is_some() && self.dirty_blocks > 0 {
             let _ = self.checkpoint();
         }
+        self.remove_spare();
     }
 }
 

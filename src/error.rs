@@ -549,12 +549,15 @@ impl core::fmt::Display for StoreProblem {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The package is malformed.
+    /// The package is malformed. (The message includes the
+    /// [`FormatError`]; it is not repeated as a `source()`.)
     #[error("malformed package: {0}")]
-    Format(#[from] FormatError),
-    /// Stored data is damaged; never returned as data.
+    Format(FormatError),
+    /// Stored data is damaged; never returned as data. (The message
+    /// includes the [`IntegrityError`]; it is not repeated as a
+    /// `source()`.)
     #[error("corrupt package: {0}")]
-    Integrity(#[from] IntegrityError),
+    Integrity(IntegrityError),
     /// Outside what this build supports.
     #[error("unsupported: {0}")]
     Unsupported(Unsupported),
@@ -576,8 +579,7 @@ pub enum Error {
         endpoint: String,
         /// How many times it was fetched.
         attempts: u32,
-        /// The last failed check.
-        #[source]
+        /// The last failed check (in the message, so not a `source()`).
         last: IntegrityError,
     },
     /// The client store refused an operation.
@@ -664,6 +666,18 @@ impl Error {
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidInput(msg.into())
+    }
+}
+
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        Error::Format(e)
+    }
+}
+
+impl From<IntegrityError> for Error {
+    fn from(e: IntegrityError) -> Self {
+        Error::Integrity(e)
     }
 }
 

@@ -307,7 +307,12 @@ pub fn fetch_file(
 }
 
 /// How many times [`fetch_spec`] starts over on a source that changed.
-pub const MAX_RESTARTS: u32 = 3;
+pub const MAX_RESTARTS: u32 = 5;
+
+/// The wait before the first restart of [`fetch_spec`] on a source that
+/// changed; it doubles for each further restart (0.1 s, 0.2 s, … 1.6 s:
+/// about 3 s in all), long enough for a server-side copy to finish.
+pub const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Fetch the package `spec` names (a path, a `file://` URL, or a URL of a
 /// transport this build has, such as `http(s)://` with feature `http`)
@@ -316,10 +321,17 @@ pub const MAX_RESTARTS: u32 = 3;
 ///
 /// A source that reports it was replaced mid-stream
 /// ([`TransportErrorKind::Changed`]: an HTTP ETag or Last-Modified that
-/// moved, a length that changed) is opened again and the fetch **starts
-/// over on the new version**: the cache's identity check sees a different
-/// package and discards the blocks of the old one, so a result never mixes
-/// blocks of two versions. That happens at most [`MAX_RESTARTS`] times.
+/// moved, a length that changed, a local file that got shorter than its
+/// package, or blocks that keep failing their checks while the source's
+/// header is no longer the one fetched) is opened again after a back-off
+/// ([`RESTART_BACKOFF`], doubling) and the fetch **starts over on the new
+/// version**: the cache's identity check sees a different package and
+/// discards the blocks of the old one, so a result never mixes blocks of
+/// two versions. A file overwritten in place is briefly empty or missing,
+/// so after a change an empty, truncated, missing or not-a-package source
+/// is waited for the same way. That happens at most [`MAX_RESTARTS`]
+/// times; then the fetch fails with a [`TransportErrorKind::Changed`]
+/// error that says what the source was last.
 ///
 /// ```
 /// # #[cfg(feature = "write")]
@@ -333,66 +345,125 @@ pub const MAX_RESTARTS: u32 = 3;
 ///     .write_to_path(&src)?;
 /// let url = format!("file://{}", src.display());
 /// assert!(fetch_spec(&url, &out, FetchOptions::default())?.complete);
+///
+/// // An empty file is not a package: an error, and no output.
+/// std::fs::write(&src, b"").map_err(|e| sft::Error::io("write", e))?;
+/// std::fs::remove_file(&out).map_err(|e| sft::Error::io("remove", e))?;
+/// assert!(fetch_spec(&url, &out, FetchOptions::default()).is_err());
+/// assert!(!out.exists());
 /// # Ok(()) }
 /// # #[cfg(not(feature = "write"))]
 /// # fn main() {}
 /// ```
 ///
 /// # Errors
-/// As [`open_source`] and [`fetch`]; a source still changing after
-/// [`MAX_RESTARTS`] restarts fails with its last `Changed` error.
+/// As [`open_source`] and [`fetch`]; a source still changing (or not a
+/// package) after [`MAX_RESTARTS`] restarts fails with a
+/// [`TransportErrorKind::Changed`] error naming the last problem.
 pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<FetchReport, Error> {
+    let mut restarts = 0;
+    loop {
+        let result = fetch_once(spec, out, &mut options);
+        let Err(e) = result else {
+            return result;
+        };
+        let changed = match &e {
+            Error::Transport(t) => t.kind() == TransportErrorKind::Changed,
+            // Blocks that keep failing their CRC: damage, or a source
+            // rewritten in place with a package of the same length.
+            Error::Exhausted { .. } => header_moved(spec, out, &options),
+            _ => false,
+        };
+        // Right after a change, a source that is missing or not (yet) a
+        // package is a copy still under way.
+        let settling = restarts > 0 && not_a_package(&e);
+        if !changed && !settling {
+            return Err(e);
+        }
+        if restarts >= MAX_RESTARTS {
+            let shown = crate::transport::redact_url(spec);
+            return Err(Error::Transport(
+                TransportError::new(
+                    TransportErrorKind::Changed,
+                    format!("{shown}: still changing after {restarts} restarts (last: {e})"),
+                )
+                .with_source(e),
+            ));
+        }
+        std::thread::sleep(RESTART_BACKOFF * (1 << restarts));
+        restarts += 1;
+    }
+}
+
+/// After a block kept failing its checks: does the source now start with
+/// another header than the package being fetched (whose prologue is at the
+/// start of the cache's data file)? Then it was replaced, not damaged.
+fn header_moved(spec: &str, out: &Path, options: &FetchOptions) -> bool {
+    let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
+    let mut cached = [0u8; HEADER_LEN];
+    let Ok(file) = std::fs::File::open(&paths.data) else {
+        return false;
+    };
+    if crate::cache::pread_exact(&file, 0, &mut cached).is_err() {
+        return false;
+    }
+    let Ok(source) = open_source_with(spec, &options.sources) else {
+        return false;
+    };
+    let mut head = [0u8; HEADER_LEN];
+    source.read_exact_at(0, &mut head).is_ok() && head != cached
+}
+
+/// Whether `e` says the source is missing, too short or not a package:
+/// what a source being overwritten looks like for a moment.
+fn not_a_package(e: &Error) -> bool {
+    match e {
+        Error::Format(_) | Error::NotFound(_) => true,
+        Error::Transport(t) => matches!(
+            t.kind(),
+            TransportErrorKind::NotFound | TransportErrorKind::RangeNotSatisfiable
+        ),
+        _ => false,
+    }
+}
+
+/// One attempt of [`fetch_spec`]: a local file (opened again each time:
+/// a file replaced by a rename is a new file) through the fast path, a URL
+/// through its transport.
+fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<FetchReport, Error> {
     #[cfg(feature = "file")]
     if let Some(path) = local_path(spec)? {
         let source = FileSource::open(&path)?;
-        return fetch_file(&source, out, options);
+        return match source.file() {
+            Some(file) => fetch_inner(&source, Fast::File(&source, file), out, options),
+            None => fetch_inner(&source, Fast::None, out, options),
+        };
     }
-    let mut restarts = 0;
-    loop {
-        #[cfg(all(feature = "file", feature = "http"))]
-        if crate::transport::http::client::is_http_url(spec)
-            && !options.sources.pipelined
-            && options.limit_rate.is_none()
-        {
-            let source =
-                crate::transport::http::client::HttpSource::open(spec, &options.sources.http)?;
-            let fast = if source.is_bulk() {
-                Fast::Http(&source)
-            } else {
-                Fast::None
-            };
-            match fetch_inner(&source, fast, out, &mut options) {
-                Err(Error::Transport(e))
-                    if e.kind() == TransportErrorKind::Changed && restarts < MAX_RESTARTS =>
-                {
-                    restarts += 1;
-                    continue;
-                }
-                other => return other,
-            }
-        }
-        let opened = open_source_with(spec, &options.sources)?;
-        let source: Box<dyn RangeSource> = if options.sources.pipelined {
-            Box::new(crate::transport::pipelined::Pipelined::new(opened))
+    #[cfg(all(feature = "file", feature = "http"))]
+    if crate::transport::http::client::is_http_url(spec)
+        && !options.sources.pipelined
+        && options.limit_rate.is_none()
+    {
+        let source = crate::transport::http::client::HttpSource::open(spec, &options.sources.http)?;
+        let fast = if source.is_bulk() {
+            Fast::Http(&source)
         } else {
-            opened
+            Fast::None
         };
-        let result = match options.limit_rate {
-            Some(rate) => {
-                let shaped =
-                    crate::transport::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
-                fetch_inner(&shaped, Fast::None, out, &mut options)
-            }
-            None => fetch_inner(&source, Fast::None, out, &mut options),
-        };
-        match result {
-            Err(Error::Transport(e))
-                if e.kind() == TransportErrorKind::Changed && restarts < MAX_RESTARTS =>
-            {
-                restarts += 1;
-            }
-            other => return other,
+        return fetch_inner(&source, fast, out, options);
+    }
+    let opened = open_source_with(spec, &options.sources)?;
+    let source: Box<dyn RangeSource> = if options.sources.pipelined {
+        Box::new(crate::transport::pipelined::Pipelined::new(opened))
+    } else {
+        opened
+    };
+    match options.limit_rate {
+        Some(rate) => {
+            let shaped = crate::transport::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
+            fetch_inner(&shaped, Fast::None, out, options)
         }
+        None => fetch_inner(&source, Fast::None, out, options),
     }
 }
 
@@ -430,7 +501,9 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
 ///
 /// # Errors
 /// As [`open_source_with`]; a block that fails its checks on every
-/// attempt, or a transport failure, ends the stream with that error.
+/// attempt, or a transport failure, ends the stream with that error; a
+/// stream that stops short of the whole package (an empty source) is an
+/// error too.
 pub fn verify_spec(
     spec: &str,
     sources: &SourceOptions,
@@ -448,7 +521,7 @@ pub fn verify_spec(
             };
             let mut session = StreamSession::new(config);
             let report = local::drive_stream(&mut session, source.bulk(), None, on_event)?;
-            return Ok((report, session));
+            return checked(report, session, &source);
         }
         let mut session = StreamSession::new(config);
         let report = blocking::drive_with(
@@ -457,7 +530,7 @@ pub fn verify_spec(
             &mut crate::stream::NullSink,
             on_event,
         )?;
-        return Ok((report, session));
+        return checked(report, session, &source);
     }
     let opened = open_source_with(spec, sources)?;
     let source: Box<dyn RangeSource> = if sources.pipelined {
@@ -472,7 +545,21 @@ pub fn verify_spec(
         &mut crate::stream::NullSink,
         on_event,
     )?;
-    Ok((report, session))
+    checked(report, session, &*source)
+}
+
+/// `(report, session)` if the stream checked the whole package, else the
+/// error of a stream that stopped short (an empty source, say).
+fn checked(
+    report: blocking::DriveReport,
+    session: StreamSession,
+    source: &dyn RangeSource,
+) -> Result<(blocking::DriveReport, StreamSession), Error> {
+    if report.complete {
+        Ok((report, session))
+    } else {
+        Err(stopped_short(source, &session))
+    }
 }
 
 /// `config` with the request sizes of `l`.
@@ -626,6 +713,19 @@ fn fetch_run(
     transferred += report.bytes;
     let progress = session.progress();
     let complete = report.complete;
+    let done = complete || (options.launch_only && session.is_launch_ready());
+    if !done {
+        // The stream went idle short of what was asked: never a success.
+        let e = stopped_short(source, &session);
+        if cache.prologue().is_none() {
+            drop(cache);
+            let _ = std::fs::remove_file(&paths.data);
+            let _ = std::fs::remove_file(&paths.bitmap);
+        } else {
+            cache.checkpoint()?;
+        }
+        return Err(e);
+    }
     if complete {
         cache.finish(out)?;
     } else {
@@ -643,6 +743,36 @@ fn fetch_run(
         complete,
         cache: paths,
     })
+}
+
+/// Why a stream that did not fail stopped before it had what was asked:
+/// a source too short to hold a package header (an empty file, say), or
+/// a stream that ended with blocks missing.
+fn stopped_short(source: &dyn RangeSource, session: &StreamSession) -> Error {
+    if session.prologue().is_none()
+        && let Ok(len) = source.len()
+        && len < HEADER_LEN as u64
+    {
+        return crate::error::FormatError::new(
+            crate::error::Region::Header,
+            0,
+            crate::error::FormatProblem::Truncated {
+                needed: HEADER_LEN as u64,
+                available: len,
+            },
+        )
+        .into();
+    }
+    let p = session.progress();
+    Error::Transport(TransportError::new(
+        TransportErrorKind::Other,
+        format!(
+            "{}: the stream ended with {} of {} blocks",
+            source.endpoint(),
+            p.blocks,
+            p.total_blocks
+        ),
+    ))
 }
 
 /// Does `source` still serve the package whose prologue the cache holds?
@@ -732,7 +862,10 @@ pub fn open_source_with(
             &options.rtsp,
         )?));
     }
-    Err(Error::invalid(format!("`{spec}` names no source")))
+    Err(Error::invalid(format!(
+        "`{}` names no source",
+        crate::transport::redact_url(spec)
+    )))
 }
 
 /// The local file named by `spec` (a path, or a `file://` URL), to open
@@ -786,13 +919,17 @@ pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
         "smb" => "smb",
         other => {
             return Err(Error::invalid(format!(
-                "unsupported scheme `{other}` in `{spec}` (expected a path, file://, http(s)://, rtsp(s)://, smb://)"
+                "unsupported scheme `{other}` in `{}` (expected a path, file://, http(s)://, rtsp(s)://, smb://)",
+                crate::transport::redact_url(spec)
             )));
         }
     };
     Err(Error::Transport(TransportError::new(
         TransportErrorKind::Protocol,
-        format!("`{spec}`: this sft was built without `{transport}` support"),
+        format!(
+            "`{}`: this sft was built without `{transport}` support",
+            crate::transport::redact_url(spec)
+        ),
     )))
 }
 
@@ -811,13 +948,15 @@ fn open_file(path: &str) -> Result<Box<dyn RangeSource>, Error> {
 /// The path of a `file://` URL (after the `//`): `localhost` or an empty
 /// host, percent-escapes decoded.
 fn file_url_path(rest: &str) -> Result<String, Error> {
+    let shown = || crate::transport::redact_url(&format!("file://{rest}"));
     let path = if let Some(p) = rest.strip_prefix("localhost/") {
         format!("/{p}")
     } else if rest.starts_with('/') {
         rest.to_owned()
     } else {
         return Err(Error::invalid(format!(
-            "file://{rest}: only local files (file:///path or file://localhost/path) are supported"
+            "{}: only local files (file:///path or file://localhost/path) are supported",
+            shown()
         )));
     };
     let bytes = path.as_bytes();
@@ -837,7 +976,7 @@ fn file_url_path(rest: &str) -> Result<String, Error> {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| Error::invalid(format!("file://{rest}: not UTF-8")))
+    String::from_utf8(out).map_err(|_| Error::invalid(format!("{}: not UTF-8", shown())))
 }
 
 /// The fast path of [`fetch_file`] and of plain `http://` fetches: reads
@@ -943,9 +1082,15 @@ mod local {
                 Reader::File { source, file } => crate::cache::pread_exact(file, range.start, buf)
                     .map_err(|e| {
                         if e.kind() == io::ErrorKind::UnexpectedEof {
+                            // Its length matched the package's at the
+                            // start: the file was cut or replaced since.
                             TransportError::new(
-                                TransportErrorKind::RangeNotSatisfiable,
-                                format!("{}: source ends before {}", source.endpoint(), range.end),
+                                TransportErrorKind::Changed,
+                                format!(
+                                    "{}: now ends before {} (changed during the fetch)",
+                                    source.endpoint(),
+                                    range.end
+                                ),
                             )
                             .with_range(range)
                         } else {
@@ -955,6 +1100,10 @@ mod local {
             }
         }
     }
+
+    /// What the writer thread reports for a piece: written, or how much
+    /// of it is in the file and the error.
+    type Written = Result<(), (usize, io::Error)>;
 
     /// A piece read and handed to the writer, not yet checked.
     #[derive(Debug)]
@@ -987,7 +1136,7 @@ mod local {
             .try_clone()
             .map_err(|e| Error::io("opening the cache file again", e))?;
         let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(DEPTH);
-        let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
+        let (done_tx, done_rx) = mpsc::channel::<Written>();
         let mut jobs = VecDeque::new();
         let mut pieces = VecDeque::new();
         std::thread::scope(|scope| {
@@ -995,7 +1144,8 @@ mod local {
                 // In the order sent: a piece is never written while an
                 // earlier write of the same bytes is under way.
                 for (at, buf) in job_rx {
-                    let result = crate::cache::pwrite_all(&dst, at, &buf);
+                    let result = crate::cache::pwrite_all(&dst, at, &buf)
+                        .map_err(|e| (crate::cache::written_prefix(&dst, at, &buf), e));
                     drop(buf);
                     if done_tx.send(result).is_err() {
                         break;
@@ -1043,7 +1193,7 @@ mod local {
     struct Io<'a> {
         reader: Reader<'a>,
         writer: &'a mpsc::SyncSender<(u64, Arc<Vec<u8>>)>,
-        written: &'a mpsc::Receiver<io::Result<()>>,
+        written: &'a mpsc::Receiver<Written>,
         pool: Vec<Arc<Vec<u8>>>,
     }
 
@@ -1059,11 +1209,13 @@ mod local {
             buf
         }
 
-        /// Wait for the writer to finish the oldest piece.
-        fn wait_written(&self) -> Result<(), Error> {
+        /// Wait for the writer to finish the oldest piece: `Ok(None)`
+        /// once written, `Ok(Some((n, e)))` if only its first `n` bytes
+        /// are in the file.
+        fn wait_written(&self) -> Result<Option<(usize, io::Error)>, Error> {
             match self.written.recv() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Error::io("writing the cache file", e)),
+                Ok(Ok(())) => Ok(None),
+                Ok(Err(failed)) => Ok(Some(failed)),
                 Err(_) => Err(Error::invalid("the writer thread stopped")),
             }
         }
@@ -1102,7 +1254,15 @@ mod local {
         let Some(p) = pieces.front() else {
             return Ok(());
         };
-        io.wait_written()?;
+        if let Some((n, e)) = io.wait_written()? {
+            // A failed write (a full disk): the whole blocks that did reach
+            // the file are checked and recorded, so a resume keeps them.
+            let _ = session.on_data(p.id, p.at, &p.buf[..n], &mut cache.in_place());
+            return Err(Error::io(
+                format!("writing `{}`", cache.paths().data.display()),
+                e,
+            ));
+        }
         // On an error, `drive` cancels the request (still listed).
         session.on_data(p.id, p.at, &p.buf, &mut cache.in_place())?;
         if let Some(p) = pieces.pop_front() {
@@ -1356,8 +1516,16 @@ mod local {
                     // On an error, `drive_stream` cancels the request.
                     match cache.as_deref_mut() {
                         Some(cache) => {
-                            crate::cache::pwrite_all(cache.file(), at, &buf)
-                                .map_err(|e| Error::io("writing the cache file", e))?;
+                            if let Err(e) = crate::cache::pwrite_all(cache.file(), at, &buf) {
+                                // Keep the whole blocks that did reach the
+                                // file (a full disk): checked and recorded.
+                                let n = crate::cache::written_prefix(cache.file(), at, &buf);
+                                let _ = session.on_data(id, at, &buf[..n], &mut cache.in_place());
+                                return Err(Error::io(
+                                    format!("writing `{}`", cache.paths().data.display()),
+                                    e,
+                                ));
+                            }
                             session.on_data(id, at, &buf, &mut cache.in_place())?;
                         }
                         None => session.on_data(id, at, &buf, &mut NullSink)?,

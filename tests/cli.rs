@@ -728,3 +728,89 @@ fn sample_app_fixture_packs() {
     let orig = std::fs::read(root.join("sample-app/bin/app.exe")).expect("read");
     assert!(std::fs::read(dest.join("bin/app.exe")).expect("read") == orig);
 }
+
+/// Every command's error names its subject once (issue 13: "cannot open
+/// package `x`: reading `x`: …" said it twice), on one line, escaped.
+#[test]
+fn errors_name_their_subject_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let junk = d.join("junk-pkg.sft");
+    std::fs::write(&junk, data(3, 5000)).expect("write");
+    let empty = d.join("empty-pkg.sft");
+    std::fs::write(&empty, b"").expect("write");
+    let dir = d.join("dir-pkg.sft");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let missing = d.join("missing-pkg.sft");
+    let file = d.join("plain-file");
+    std::fs::write(&file, b"x").expect("write");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let out = s(&d.join("out.sft"));
+    let mut cases: Vec<(Vec<String>, &str)> = Vec::new();
+    for (pkg, name) in [
+        (&junk, "junk-pkg.sft"),
+        (&empty, "empty-pkg.sft"),
+        (&dir, "dir-pkg.sft"),
+        (&missing, "missing-pkg.sft"),
+    ] {
+        let p = s(pkg);
+        for mmap in [&[][..], &["--no-mmap"][..]] {
+            let pre: Vec<String> = mmap.iter().map(|a| (*a).to_owned()).collect();
+            for args in [
+                vec!["info".to_owned(), p.clone()],
+                vec!["ls".to_owned(), "-l".to_owned(), p.clone()],
+                vec!["cat".to_owned(), p.clone(), "a.txt".to_owned()],
+                vec!["extract".to_owned(), p.clone(), s(&d.join("x"))],
+                vec!["verify".to_owned(), p.clone()],
+            ] {
+                cases.push(([pre.clone(), args].concat(), name));
+            }
+        }
+        cases.push((
+            vec!["fetch".into(), p.clone(), "-o".into(), out.clone()],
+            name,
+        ));
+        cases.push((
+            vec![
+                "fetch".into(),
+                format!("file://{p}"),
+                "-o".into(),
+                out.clone(),
+            ],
+            name,
+        ));
+    }
+    cases.push((
+        vec!["pack".into(), s(&missing), "-o".into(), out.clone()],
+        "missing-pkg.sft",
+    ));
+    cases.push((
+        vec!["pack".into(), s(d), "-o".into(), s(&file.join("x.sft"))],
+        "plain-file",
+    ));
+    cases.push((
+        vec!["osd".into(), "show".into(), s(&missing)],
+        "missing-pkg.sft",
+    ));
+    cases.push((
+        vec!["bundle".into(), "--list".into(), s(&missing)],
+        "missing-pkg.sft",
+    ));
+    for (args, name) in &cases {
+        let o = Command::new(SFT).args(args).output().expect("run");
+        let err = stderr(&o);
+        assert_eq!(code(&o), 1, "{args:?}: {err}");
+        assert!(err.starts_with("sft: error: "), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(err.matches(name).count(), 1, "{args:?}: {err}");
+        if *name == "dir-pkg.sft" {
+            assert!(err.contains("is a directory"), "{args:?}: {err}");
+        }
+    }
+    // Control characters in a name reach the terminal escaped.
+    let evil = d.join("evil\x1b[2J\x07.sft");
+    let o = sft(&[&"info", &evil]);
+    let err = stderr(&o);
+    assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+    assert!(err.contains("evil\\x1b[2J\\x07.sft"), "{err:?}");
+}

@@ -8,12 +8,17 @@
 //!   launch-ready timing, demand pre-emption, the read API.
 //! - `local`: `fetch_file`, the local fast path (in-kernel copies checked
 //!   in place): identical output, corruption never accepted, resume.
+//! - `exit`: the real binary's exit status: empty, truncated, changing
+//!   and directory sources, a full disk, `pack` into a missing directory.
 //! - `kill`: the real binary, killed at seeded random points (a local
 //!   source, so the fast path, paced by `--limit-rate`).
 #![cfg(feature = "write")]
 
 #[path = "stream/common.rs"]
 mod common;
+#[cfg(all(feature = "cli", unix))]
+#[path = "fetch/exit.rs"]
+mod exit;
 #[cfg(all(feature = "cli", unix))]
 #[path = "fetch/kill.rs"]
 mod kill;

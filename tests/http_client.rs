@@ -1067,6 +1067,142 @@ fn fetch_spec_starts_over_on_a_replaced_package() {
     );
 }
 
+/// A package overwritten in place mid-fetch (`cp new old`: truncated,
+/// then written): the restart after "changed" lands while the file is
+/// empty; the fetch backs off and starts over once it is a package
+/// again, ending with exactly the new version. Left empty, the fetch
+/// fails (never a success without the output).
+#[test]
+fn fetch_spec_waits_for_a_package_overwritten_in_place() {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    let Some(ngx) = Nginx::plain() else { return };
+    let v1 = package();
+    let v2 = {
+        let mut b = sft::write::PackageBuilder::new(
+            sft::WriteOptions::default()
+                .block_size(sft::write::BlockSize::K16)
+                .name("Http v2")
+                .created(1_700_000_100, 0),
+        );
+        b.add_bytes("app.exe", noise(21, 450_000)).unwrap();
+        b.add_bytes("data/big.bin", noise(23, 1_000_000)).unwrap();
+        b.launch_list(sft::write::parse_launch_list("app.exe\n").unwrap());
+        b.write_to_vec().unwrap()
+    };
+    let dest = ngx.dir.path().join("www").join("app.sft");
+    for refill in [true, false] {
+        ngx.put("app.sft", &v1);
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("out.sft");
+        let emptied = Arc::new(Mutex::new(None::<usize>));
+        let (flag, d) = (Arc::clone(&emptied), dest.clone());
+        let ngx_log = ngx.dir.path().join("access.log");
+        let options = FetchOptions::default()
+            .session(SessionConfig::default().max_request_bytes(64 * 1024))
+            .on_event(move |e| {
+                let mut f = flag.lock().unwrap();
+                if matches!(e, sft::stream::Event::LaunchReady) && f.is_none() {
+                    // Truncated in place: the first step of `cp new old`.
+                    std::fs::write(&d, b"").unwrap();
+                    let lines = std::fs::read_to_string(&ngx_log).unwrap_or_default();
+                    *f = Some(lines.lines().count());
+                }
+            });
+        let writer = refill.then(|| {
+            let (flag, d, v2) = (Arc::clone(&emptied), dest.clone(), v2.clone());
+            let ngx = &ngx;
+            move || {
+                // Once the fetch has seen the empty file (a request after
+                // the truncation answered with no body), finish the copy.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let from = *flag.lock().unwrap();
+                    if let Some(from) = from
+                        && ngx
+                            .log()
+                            .iter()
+                            .skip(from)
+                            .any(|l| l.bytes == 0 || l.status == 416)
+                    {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "the fetch never saw the empty file"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::fs::write(&d, &v2).unwrap();
+            }
+        });
+        let result = std::thread::scope(|scope| {
+            let w = writer.map(|w| scope.spawn(w));
+            let r = fetch_spec(&ngx.url("app.sft"), &out, options);
+            if let Some(w) = w {
+                w.join().unwrap();
+            }
+            r
+        });
+        if refill {
+            let report = result.unwrap();
+            assert!(report.complete);
+            let got = std::fs::read(&out).unwrap();
+            assert!(got == v2, "not the new version ({} bytes)", got.len());
+            sft::Package::parse(&got).unwrap().verify().unwrap();
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(transport_kind(&e), Some(TransportErrorKind::Changed), "{e}");
+            assert!(e.to_string().contains("still changing"), "{e}");
+            assert!(!out.exists());
+        }
+    }
+}
+
+/// `sft fetch` of an empty, truncated or not-a-package file from nginx:
+/// status 1, the file named once, no output, no "run again".
+#[cfg(feature = "cli")]
+#[test]
+fn sft_fetch_of_an_empty_or_broken_file_fails() {
+    let Some(ngx) = Nginx::plain() else { return };
+    let pkg = package();
+    let (prologue, _) = layout(&pkg);
+    ngx.put("empty.sft", b"");
+    ngx.put("header.sft", &pkg[..100]);
+    ngx.put("prologue.sft", &pkg[..prologue as usize]);
+    ngx.put("short.sft", &pkg[..pkg.len() - 1000]);
+    ngx.put("junk.sft", &noise(7, 20_000));
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "empty.sft",
+        "header.sft",
+        "prologue.sft",
+        "short.sft",
+        "junk.sft",
+    ] {
+        for extra in [&[][..], &["--launch-only"][..]] {
+            let out = dir.path().join("out.sft");
+            let o = Command::new(env!("CARGO_BIN_EXE_sft"))
+                .args(["fetch", &ngx.url(name), "-o"])
+                .arg(&out)
+                .args(extra)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+            assert_eq!(err.matches(name).count(), 1, "{name}: {err}");
+            assert!(!err.contains("run again"), "{name}: {err}");
+            assert!(
+                !String::from_utf8_lossy(&o.stdout).contains("launch-ready only"),
+                "{name}"
+            );
+            assert!(
+                std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+                "{name}: output left"
+            );
+        }
+    }
+}
+
 /// `sft verify URL` streams a package from nginx and checks it without
 /// storing it; a package with one damaged byte in a block fails, naming
 /// the block.

@@ -790,6 +790,74 @@ mod cli {
         }
     }
 
+    /// An empty, truncated or not-a-package file on the share: status 1,
+    /// the file named once, no output, no "run again"; a password in the
+    /// URL is never printed, by failing or succeeding commands.
+    #[test]
+    fn empty_or_broken_files_fail_and_url_passwords_are_never_printed() {
+        let Some(smb) = Samba::start() else { return };
+        let pkg = package();
+        smb.put("share/app.sft", &pkg, 0o644);
+        smb.put("share/empty.sft", b"", 0o644);
+        smb.put("share/short.sft", &pkg[..pkg.len() / 2], 0o644);
+        smb.put("share/junk.sft", &noise(5, 10_000), 0o644);
+        let dir = tempfile::tempdir().unwrap();
+        let with_pw = |name: &str| {
+            format!(
+                "smb://DOM;{USER}:{PASSWORD}@127.0.0.1:{}/share/{name}",
+                smb.port
+            )
+        };
+        for name in ["empty.sft", "short.sft", "junk.sft"] {
+            let out = dir.path().join(format!("{name}.out"));
+            for launch_only in [false, true] {
+                let mut args = vec!["fetch".to_owned(), with_pw(name), "-o".to_owned()];
+                args.push(out.to_str().unwrap().to_owned());
+                if launch_only {
+                    args.push("--launch-only".to_owned());
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let o = sft(&args, &[]);
+                let t = text(&o);
+                assert_eq!(o.status.code(), Some(1), "{name}: {t}");
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert_eq!(err.matches(name).count(), 1, "{name}: {err}");
+                assert!(!err.contains("run again"), "{name}: {err}");
+                assert!(!t.contains("launch-ready only"), "{name}: {t}");
+                assert!(!t.contains(PASSWORD), "{name}: password printed: {t}");
+                assert!(!out.exists(), "{name}");
+                assert!(partial_files(dir.path()).is_empty(), "{name}");
+            }
+        }
+        // Succeeding commands with the password in the URL.
+        let url = with_pw("app.sft");
+        let out = dir.path().join("ok.sft");
+        for args in [
+            vec!["fetch", &url, "-o", out.to_str().unwrap()],
+            vec!["info", &url],
+            vec!["info", "--json", &url],
+            vec!["ls", "-l", &url],
+            vec!["verify", &url],
+        ] {
+            let o = sft(&args, &[]);
+            let t = text(&o);
+            assert!(o.status.success(), "{args:?}: {t}");
+            assert!(!t.contains(PASSWORD), "{args:?}: password printed: {t}");
+        }
+        assert!(std::fs::read(&out).unwrap() == pkg);
+        // And failing ones: a missing file, a denied share.
+        for url in [
+            with_pw("nope.sft"),
+            with_pw("app.sft").replace("/share/", "/secret/"),
+        ] {
+            let o = sft(&["fetch", &url, "-o", out.to_str().unwrap()], &[]);
+            let t = text(&o);
+            assert_eq!(o.status.code(), Some(1), "{t}");
+            assert!(!t.contains(PASSWORD), "password printed: {t}");
+            assert!(!t.contains("run again"), "{t}");
+        }
+    }
+
     #[test]
     fn wrong_password_in_credentials_file_is_an_authentication_error() {
         let Some(smb) = Samba::start() else { return };

@@ -73,7 +73,10 @@ pub struct LoadOptions {
 impl std::fmt::Debug for LoadOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadOptions")
-            .field("sft_path", &self.sft_path)
+            .field(
+                "sft_path",
+                &self.sft_path.as_deref().map(crate::transport::redact_url),
+            )
             .field("launch_only", &self.launch_only)
             .field("limit_rate", &self.limit_rate)
             .field("on_event", &self.on_event.is_some())
@@ -119,7 +122,9 @@ pub struct PackageStatus {
     /// Version GUID.
     pub version_guid: Option<String>,
     /// The source of the last load, else where a load would stream from
-    /// (null if that cannot be resolved).
+    /// (null if that cannot be resolved), as
+    /// [`redact_url`](crate::transport::redact_url) shows it: no
+    /// credentials, no query string.
     pub source: Option<String>,
     /// TotalSize: bytes of the package (from its data, else the manifest).
     pub total_size: Option<u64>,
@@ -1214,7 +1219,8 @@ impl Store {
                     source: p
                         .source
                         .clone()
-                        .or_else(|| self.resolve_source(p, &r.settings, None).ok()),
+                        .or_else(|| self.resolve_source(p, &r.settings, None).ok())
+                        .map(|s| crate::transport::redact_url(&s)),
                     total_size: s.total.or(p.size),
                     cached_size: s.cached,
                     cached_percent: s.percent(),
@@ -1282,25 +1288,26 @@ fn source_len(source: &str, sources: &SourceOptions) -> Result<u64, Error> {
     Ok(s.len()?)
 }
 
+/// `e`, met loading `name` from `source`, naming both (the source
+/// redacted). A source that is not a package (empty, truncated, bad
+/// magic, damaged prologue) is the caller's input: [`Error::InvalidInput`].
 fn load_error(name: &str, source: &str, e: Error) -> Error {
+    let shown = crate::transport::redact_url(source);
+    let from = |m: &str| {
+        if m.contains(&shown) {
+            format!("loading `{name}`: {m}")
+        } else {
+            format!("loading `{name}` from `{shown}`: {m}")
+        }
+    };
     match e {
-        Error::InvalidInput(m) => {
-            Error::invalid(format!("loading `{name}` from `{}`: {m}", redact(source)))
+        Error::InvalidInput(m) => Error::invalid(from(&m)),
+        e @ (Error::Format(_) | Error::Integrity(_) | Error::Unsupported(_)) => {
+            Error::invalid(from(&e.to_string()))
         }
         Error::NotFound(m) => Error::NotFound(format!("loading `{name}`: {m}")),
         other => other,
     }
-}
-
-/// `https://user:pass@host/…` → `https://***@host/…`.
-pub(crate) fn redact(source: &str) -> String {
-    if let Some((scheme, rest)) = source.split_once("://") {
-        let end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    source.to_owned()
 }
 
 fn locked_error(rec: &PackageRecord) -> Error {

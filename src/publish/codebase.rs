@@ -192,8 +192,12 @@ fn scheme_of(s: &str) -> Option<(&str, &str)> {
 
 fn parse_loc(s: &str) -> Result<Loc<'_>, Error> {
     if s.starts_with("\\\\") || (s.starts_with("//") && !s.starts_with("///")) {
-        return unc(s)
-            .ok_or_else(|| Error::invalid(format!("`{s}`: a UNC path needs \\\\computer\\share")));
+        return unc(s).ok_or_else(|| {
+            Error::invalid(format!(
+                "`{}`: a UNC path needs \\\\computer\\share",
+                crate::transport::redact_url(s)
+            ))
+        });
     }
     if let Some((scheme, rest)) = scheme_of(s) {
         if scheme.eq_ignore_ascii_case("file") {
@@ -227,7 +231,10 @@ fn parse_loc(s: &str) -> Result<Loc<'_>, Error> {
             .unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
         if authority.is_empty() {
-            return Err(Error::invalid(format!("`{s}` names no server")));
+            return Err(Error::invalid(format!(
+                "`{}` names no server",
+                crate::transport::redact_url(s)
+            )));
         }
         let q = tail.find(['?', '#']).unwrap_or(tail.len());
         let (path, query) = tail.split_at(q);
@@ -275,7 +282,8 @@ pub fn apply_source_root(href: &str, root: &str) -> Result<String, Error> {
     let root = root.trim();
     let bad = |why: &str| {
         Error::invalid(format!(
-            "ApplicationSourceRoot `{root}`: {why} (expected protocol://server[:port][/path], \\\\computer\\share[\\folder] or a drive like M:)"
+            "ApplicationSourceRoot `{}`: {why} (expected protocol://server[:port][/path], \\\\computer\\share[\\folder] or a drive like M:)",
+            crate::transport::redact_url(root)
         ))
     };
     if root.contains('%') {
@@ -409,7 +417,8 @@ pub fn to_source(location: &str) -> Result<String, Error> {
                 ),
                 other => {
                     return Err(Error::invalid(format!(
-                        "`{location}`: unsupported protocol `{other}` (expected rtsp, rtsps, http, https or file)"
+                        "`{}`: unsupported protocol `{other}` (expected rtsp, rtsps, http, https or file)",
+                        crate::transport::redact_url(location)
                     )));
                 }
             }

@@ -46,11 +46,12 @@ impl FileSource {
     /// Open the file at `path` for reading.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the path.
+    /// [`Error::Io`] naming the path; [`Error::InvalidInput`] if it is not
+    /// a regular file (a directory, say: see
+    /// [`open_regular`](super::open_regular)).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening `{}`", path.display()), e))?;
+        let file = super::open_regular(path)?;
         Ok(Self::from_file(file, path))
     }
 

@@ -47,8 +47,7 @@ impl MappedPackage {
     /// otherwise as [`Package::parse`].
     pub unsafe fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening `{}`", path.display()), e))?;
+        let file = super::open_regular(path)?;
         // SAFETY: the caller upholds this function's contract that the file
         // is neither modified nor truncated while mapped.
         let map = unsafe { Mmap::map(&file) }

@@ -78,7 +78,8 @@ pub struct PackArgs {
     /// Directory to pack; it becomes the package root.
     pub dir: PathBuf,
 
-    /// Output package file (written atomically).
+    /// Output package file (written atomically; its directory is created
+    /// if missing).
     #[arg(short, long, value_name = "OUT.sft")]
     pub output: PathBuf,
 

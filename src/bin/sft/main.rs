@@ -5,7 +5,6 @@
 
 mod args;
 mod cmd;
-#[allow(dead_code)] // used by the commands as they adopt it (issue 13 §3)
 mod escape;
 mod util;
 
@@ -52,7 +51,9 @@ fn report(e: &anyhow::Error) -> ExitCode {
         // The reader went away (`sft ls | head`): not our failure.
         return ExitCode::SUCCESS;
     }
-    eprintln!("sft: error: {e:#}");
+    // Names in the message (paths, sources, manifest names) may hold
+    // control characters: escaped, never sent to the terminal raw.
+    eprintln!("sft: error: {}", escape::safe(&util::chain_text(e)));
     if e.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(2)
     } else {

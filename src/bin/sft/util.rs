@@ -2,7 +2,7 @@
 //! progress bars.
 
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::Context;
@@ -31,14 +31,21 @@ pub enum Loaded {
 }
 
 impl Loaded {
-    /// Open and parse `path`.
+    /// Open and parse `path`. The error names `path` once: the library's
+    /// I/O errors already do; a parse error gets `cannot open package`.
     pub fn open(path: &Path, no_mmap: bool) -> anyhow::Result<Self> {
-        let what = || format!("cannot open package `{}`", path.display());
+        let name = path.display().to_string();
+        let what = || format!("cannot open package `{name}`");
         if no_mmap {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("reading `{}`", path.display()))
-                .with_context(what)?;
-            Package::parse(&bytes).with_context(what)?;
+            let mut bytes = Vec::new();
+            sft::transport::open_regular(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut f| {
+                    f.read_to_end(&mut bytes)
+                        .with_context(|| format!("reading `{name}`"))
+                })
+                .map_err(|e| name_once(e, &name, what))?;
+            Package::parse(&bytes).map_err(|e| name_once(e, &name, what))?;
             Ok(Loaded::Memory(bytes))
         } else {
             // SAFETY: `MappedPackage::open` asks that the file is not
@@ -48,7 +55,8 @@ impl Loaded {
             // is this process dying of SIGBUS, while changed bytes are
             // caught by the per-block CRCs before they are used. Users who
             // cannot rule that out pass `--no-mmap`.
-            let mapped = unsafe { MappedPackage::open(path) }.with_context(what)?;
+            let mapped =
+                unsafe { MappedPackage::open(path) }.map_err(|e| name_once(e, &name, what))?;
             Ok(Loaded::Mapped(Box::new(mapped)))
         }
     }
@@ -67,6 +75,41 @@ impl Loaded {
             m.advise_sequential();
         }
     }
+}
+
+/// `e` with the context `what()` in front, unless `e` already names
+/// `name` (the library's I/O and transport errors name their path or
+/// endpoint): every error names its subject once, not twice.
+pub fn name_once(
+    e: impl Into<anyhow::Error>,
+    name: &str,
+    what: impl FnOnce() -> String,
+) -> anyhow::Error {
+    let e = e.into();
+    if format!("{e:#}").contains(name) {
+        e
+    } else {
+        e.context(what())
+    }
+}
+
+/// The error and its causes, `: `-separated, each said once: a cause
+/// whose text an outer layer already included (many errors print their
+/// source in their own message: `malformed package: X` over `X`, the SMB
+/// and TLS crates' layers) is not repeated.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
 }
 
 /// `512 bytes`, or `12.3 MiB (12899328 bytes)`.

@@ -496,15 +496,7 @@ fn parse_url(url: &str) -> Result<ParsedUrl, Error> {
         send.push('/');
     }
     send.push_str(tail);
-    let path = tail.split('?').next().unwrap_or("");
-    let mut shown = format!("{scheme}{host}");
-    if !path.starts_with('/') {
-        shown.push('/');
-    }
-    shown.push_str(path);
-    if tail.contains('?') {
-        shown.push_str("?…");
-    }
+    let shown = crate::transport::redact_url(&send);
     let (user, password) = match userinfo {
         Some(ui) => match ui.split_once(':') {
             Some((u, p)) => (Some(percent_decode(u)), Some(percent_decode(p))),

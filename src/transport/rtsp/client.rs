@@ -357,7 +357,12 @@ struct Target {
 }
 
 fn parse_target(s: &str) -> Result<Target, TransportError> {
-    let bad = |why: &str| terr(TransportErrorKind::Other, format!("`{s}`: {why}"));
+    let bad = |why: &str| {
+        terr(
+            TransportErrorKind::Other,
+            format!("`{}`: {why}", crate::transport::redact_url(s)),
+        )
+    };
     if !is_rtsp_url(s) {
         return Err(bad("not an rtsp:// or rtsps:// URL"));
     }

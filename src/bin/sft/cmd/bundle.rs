@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sft::bundle::{Bundle, BundleOptions, write_bundle};
 
+use crate::escape::Safe;
 use crate::util::UsageError;
 
 /// `sft bundle`.
@@ -49,7 +50,7 @@ pub(crate) fn run(args: &BundleArgs) -> anyhow::Result<()> {
                 e.len,
                 e.crc32,
                 e.offset,
-                e.name
+                Safe(&e.name)
             )?;
         }
         return Ok(());

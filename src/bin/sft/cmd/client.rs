@@ -11,9 +11,11 @@ use sft::client::{AutoLoad, AutoLoadTarget, LoadOptions, LoadReport, PackageOpti
 use sft::fetch::SourceOptions;
 use sft::stream::Event;
 use sft::transport::http::client::HttpOptions;
+use sft::transport::redact_url;
 use sft::transport::rtsp::client::RtspOptions;
 
-use crate::util::{UsageError, progress_bar, short};
+use crate::escape::Safe;
+use crate::util::{UsageError, name_once, progress_bar, short};
 
 /// `sft client`.
 #[derive(Debug, clap::Args)]
@@ -295,17 +297,6 @@ fn check_autoload(f: &PackageFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `https://user:pass@host/…` → `https://***@host/…`.
-fn redact(source: &str) -> String {
-    if let Some((scheme, rest)) = source.split_once("://") {
-        let end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    source.to_owned()
-}
-
 /// Load options with a progress display: a bar on a terminal, else a
 /// line per 10 %.
 fn load_options(
@@ -362,22 +353,24 @@ fn load_options(
 
 fn print_load(name: &str, r: &LoadReport) {
     for e in &r.evicted {
-        println!("unloaded {e} to make room");
+        println!("unloaded {} to make room", Safe(e));
     }
     match &r.fetch {
         None => println!(
-            "{name}: already cached ({}%), source {}",
+            "{}: already cached ({}%), source {}",
+            Safe(name),
             r.state.percent(),
-            redact(&r.source)
+            Safe(&redact_url(&r.source))
         ),
         Some(f) => println!(
-            "loaded {name}: fetched {} bytes ({} blocks), resumed {} blocks ({} bytes), {}% cached, from {}",
+            "loaded {}: fetched {} bytes ({} blocks), resumed {} blocks ({} bytes), {}% cached, from {}",
+            Safe(name),
             f.bytes_transferred,
             f.blocks_fetched,
             f.blocks_resumed,
             f.bytes_resumed,
             r.state.percent(),
-            redact(&r.source)
+            Safe(&redact_url(&r.source))
         ),
     }
 }
@@ -393,7 +386,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             check_autoload(flags)?;
             let o = store
                 .add_package(name, manifest, &package_options(flags))
-                .with_context(|| format!("cannot add package `{name}`"))?;
+                .map_err(|e| name_once(e, name, || format!("cannot add package `{name}`")))?;
             println!(
                 "{} package {name}",
                 match o {
@@ -410,7 +403,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             check_autoload(flags)?;
             store
                 .configure_package(name, manifest.as_deref(), &package_options(flags))
-                .with_context(|| format!("cannot configure package `{name}`"))?;
+                .map_err(|e| name_once(e, name, || format!("cannot configure package `{name}`")))?;
             println!("configured package {name}");
         }
         ClientCommand::PublishPackage {
@@ -420,7 +413,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
         } => {
             store
                 .publish_package(name, manifest, *global)
-                .with_context(|| format!("cannot publish package `{name}`"))?;
+                .map_err(|e| name_once(e, name, || format!("cannot publish package `{name}`")))?;
             println!(
                 "published package {name} for {}",
                 if *global {
@@ -433,7 +426,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
         ClientCommand::UnpublishPackage { name, global } => {
             let was = store
                 .unpublish_package(name, *global)
-                .with_context(|| format!("cannot unpublish package `{name}`"))?;
+                .map_err(|e| name_once(e, name, || format!("cannot unpublish package `{name}`")))?;
             let whom = if *global {
                 "all users".to_owned()
             } else {
@@ -454,7 +447,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let sft_path = sft_path.as_ref().map(|p| absolute_if_path(p));
             let r = store
                 .load_package(name, load_options(name, load, sft_path, *launch_only))
-                .with_context(|| format!("cannot load package `{name}`"))?;
+                .map_err(|e| name_once(e, name, || format!("cannot load package `{name}`")))?;
             print_load(name, &r);
         }
         ClientCommand::UnloadPackage { name } => {
@@ -494,7 +487,9 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             );
             println!(
                 "application source root: {}",
-                s.application_source_root.as_deref().unwrap_or("none")
+                Safe(&redact_url(
+                    s.application_source_root.as_deref().unwrap_or("none")
+                ))
             );
         }
         ClientCommand::Run {
@@ -520,13 +515,17 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let (name, report) = store
                 .install_bundle(bundle, &opts, lo)
                 .with_context(|| format!("cannot install `{}`", bundle.display()))?;
-            println!("installed package {name} from {}", bundle.display());
+            println!(
+                "installed package {} from {}",
+                Safe(&name),
+                Safe(&bundle.display().to_string())
+            );
             if let Some(r) = report {
                 print_load(&name, &r);
             } else if let Ok(s) = store.cache_state(&name)
                 && s.complete
             {
-                println!("{name}: 100% cached (stand-alone)");
+                println!("{}: 100% cached (stand-alone)", Safe(&name));
             }
         }
     }
@@ -547,7 +546,7 @@ fn absolute_if_path(p: &str) -> String {
 /// Prints the outcome of a one-package action: `DONE package NAME`, or
 /// the error in context (`cannot VERB package `NAME``).
 fn report(name: &str, verb: &str, done: &str, r: sft::Result<()>) -> anyhow::Result<()> {
-    r.with_context(|| format!("cannot {verb} package `{name}`"))?;
+    r.map_err(|e| name_once(e, name, || format!("cannot {verb} package `{name}`")))?;
     println!("{done} package {name}");
     Ok(())
 }
@@ -576,10 +575,10 @@ fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    p.guid,
-                    p.name,
-                    p.version.as_deref().unwrap_or("-"),
-                    p.source.as_deref().map_or("-".to_owned(), redact),
+                    Safe(&p.guid),
+                    Safe(&p.name),
+                    Safe(p.version.as_deref().unwrap_or("-")),
+                    Safe(p.source.as_deref().unwrap_or("-")),
                     opt(p.total_size),
                     p.cached_size,
                     p.cached_percent,
@@ -604,10 +603,10 @@ fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}\t{}",
-                    a.name,
-                    a.version.as_deref().unwrap_or("-"),
-                    a.package,
-                    a.package_guid,
+                    Safe(&a.name),
+                    Safe(a.version.as_deref().unwrap_or("-")),
+                    Safe(&a.package),
+                    Safe(&a.package_guid),
                     u8::from(a.launch_ready),
                     u8::from(a.published),
                 )?;
@@ -628,12 +627,16 @@ fn run_command(
 ) -> anyhow::Result<()> {
     let guard = store
         .use_package(name)
-        .with_context(|| format!("cannot use package `{name}`"))?;
+        .map_err(|e| name_once(e, name, || format!("cannot use package `{name}`")))?;
     let state = store.cache_state(name)?;
     if !state.launch_ready() {
         let r = store
             .load_package(name, load_options(name, flags, None, true))
-            .with_context(|| format!("cannot load package `{name}` for launch"))?;
+            .map_err(|e| {
+                name_once(e, name, || {
+                    format!("cannot load package `{name}` for launch")
+                })
+            })?;
         print_load(name, &r);
     }
     let rec = store

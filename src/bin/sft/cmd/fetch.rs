@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use sft::cache::CacheOptions;
+use sft::cache::{CacheOptions, CachePaths};
 use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_with};
 use sft::publish::{Manifest, SourceRoots, expand_vars, resolve_codebase};
-use sft::stream::Event;
+use sft::stream::{Event, TransportErrorKind};
 use sft::transport::http::client::HttpOptions;
+use sft::transport::redact_url;
 use sft::transport::rtsp::client::RtspOptions;
 use sft::transport::shaped::ShapedSource;
 
-use crate::util::{UsageError, progress_bar, short};
+use crate::escape::Safe;
+use crate::util::{UsageError, name_once, progress_bar, short};
 
 fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -135,15 +137,52 @@ fn descriptor_kind(source: &str) -> Option<&'static str> {
     }
 }
 
-/// `https://user:pass@host/…` → `https://***@host/…` for messages.
-fn redact(source: &str) -> String {
-    if let Some((scheme, rest)) = source.split_once("://") {
-        let end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
+/// The error of a failed fetch of `source`: it names the source once
+/// (redacted: no credentials, no query string), and says "run again"
+/// only when a rerun can fix it (a timeout, a dropped connection, a
+/// source that kept changing, a full disk), not for a missing source,
+/// refused access, a bad certificate or something that is not a package.
+fn fetch_error(e: sft::Error, source: &str, args: &FetchArgs, started: bool) -> anyhow::Error {
+    let shown = redact_url(source);
+    let hint = if !rerun_may_fix(&e) {
+        ""
+    } else if started
+        && CachePaths::for_output(&args.output, args.cache_dir.as_deref())
+            .data
+            .exists()
+    {
+        " (run again to resume)"
+    } else {
+        " (run again to retry)"
+    };
+    let e = name_once(e, super::source_args::file_name(&shown), || {
+        format!("cannot fetch `{shown}`")
+    });
+    if hint.is_empty() {
+        e
+    } else {
+        anyhow::anyhow!("{}{hint}", crate::util::chain_text(&e))
     }
-    source.to_owned()
+}
+
+/// Whether running the same fetch again may succeed.
+fn rerun_may_fix(e: &sft::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        sft::Error::Transport(t) => t.is_retryable() || t.kind() == TransportErrorKind::Changed,
+        sft::Error::Io { source, .. } => !matches!(
+            source.kind(),
+            K::NotFound
+                | K::PermissionDenied
+                | K::IsADirectory
+                | K::NotADirectory
+                | K::InvalidInput
+                | K::InvalidData
+                | K::Unsupported
+                | K::ReadOnlyFilesystem
+        ),
+        _ => false,
+    }
 }
 
 /// The package source an OSD or manifest names, resolved.
@@ -218,7 +257,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let source = match descriptor_kind(&args.source) {
         Some(kind) => {
             let s = resolve_descriptor(args, kind)?;
-            println!("source: {}", redact(&s));
+            println!("source: {}", Safe(&redact_url(&s)));
             s
         }
         None => {
@@ -252,7 +291,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         None
     } else {
         let source = open_source_with(&source, &sources)
-            .with_context(|| format!("cannot open source `{}`", args.source))?;
+            .map_err(|e| fetch_error(e, &source, args, false))?;
         Some(ShapedSource::new(source, args.limit_rate.unwrap_or(0), rtt))
     };
     let bar = Arc::new(Mutex::new(None));
@@ -298,8 +337,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     {
         b.finish_and_clear();
     }
-    let report = result
-        .with_context(|| format!("fetching `{}` failed (run again to resume)", args.source))?;
+    let report = result.map_err(|e| fetch_error(e, &source, args, true))?;
     let secs = |d: Duration| format!("{:.3} s", d.as_secs_f64());
     if report.blocks_resumed > 0 {
         println!(
@@ -321,7 +359,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     }
     println!("total time: {}", secs(report.total));
     if report.complete {
-        println!("complete: {}", args.output.display());
+        println!("complete: {}", Safe(&args.output.display().to_string()));
     } else {
         println!(
             "launch-ready only: cached in `{}`; run without --launch-only to finish",

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{Value as Json, json};
 use sft::publish::{Element, Extra, Node, Osd, ScriptBody};
+use sft::transport::redact_url;
+
+use crate::escape::Safe;
 
 /// `sft osd`.
 #[derive(Debug, clap::Args)]
@@ -163,8 +166,10 @@ fn to_json(osd: &Osd) -> Json {
 
 fn to_text(osd: &Osd) -> String {
     let mut s = String::new();
+    // Every value came from the file: escaped for the terminal (one
+    // value, one line, whatever it holds).
     let mut line = |k: &str, v: &str| {
-        s.push_str(&format!("{k:<16}{v}\n"));
+        s.push_str(&format!("{k:<16}{}\n", Safe(v)));
     };
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     line("name:", &opt(&osd.name));
@@ -180,7 +185,7 @@ fn to_text(osd: &Osd) -> String {
         line("abstract:", &t.value);
     }
     if let Some(c) = osd.codebase() {
-        line("href:", &opt(&c.href));
+        line("href:", &redact_url(&opt(&c.href)));
         line("package guid:", &opt(&c.guid));
         line("size:", &c.size.map(|n| n.to_string()).unwrap_or_default());
         line("filename:", &opt(&c.filename));
@@ -221,7 +226,7 @@ fn to_text(osd: &Osd) -> String {
                 } else {
                     ""
                 };
-                line("dependency:", &format!("{}{m}", opt(&d.href)));
+                line("dependency:", &format!("{}{m}", redact_url(&opt(&d.href))));
             }
         }
     }

@@ -11,7 +11,7 @@ use sft::write::{Compression, PackageBuilder, parse_launch_list};
 use sft::{WriteOptions, format::Header};
 
 use crate::args::{CompressionArg, PackArgs};
-use crate::util::{UsageError, progress_bar, ratio, short};
+use crate::util::{UsageError, name_once, progress_bar, ratio, short};
 
 /// `SOURCE_DATE_EPOCH`, if set: seconds since the Unix epoch.
 fn source_date_epoch() -> anyhow::Result<Option<i64>> {
@@ -342,9 +342,19 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
         opts = opts.created(secs, 0);
     }
 
+    // Like `--publish DIR` and `sft extract`, the output's directory is
+    // created if missing (before the tree is read: fail fast).
+    if let Some(parent) = a.output.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!("cannot create the output directory `{}`", parent.display())
+        })?;
+    }
     let mut b = PackageBuilder::new(opts);
+    let tree = a.dir.display().to_string();
     b.add_tree(&a.dir)
-        .with_context(|| format!("cannot pack `{}`", a.dir.display()))?;
+        .map_err(|e| name_once(e, &tree, || format!("cannot pack `{tree}`")))?;
     if let Some(list) = &a.launch_list {
         let text = std::fs::read_to_string(list)
             .with_context(|| format!("cannot read launch list `{}`", list.display()))?;
@@ -357,9 +367,10 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
         let bar = bar.clone();
         b.on_progress(move |n| bar.inc(n));
     }
+    let output = a.output.display().to_string();
     let report = b
         .write_to_path(&a.output)
-        .with_context(|| format!("cannot write `{}`", a.output.display()))?;
+        .map_err(|e| name_once(e, &output, || format!("cannot write `{output}`")))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

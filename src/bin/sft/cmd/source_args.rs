@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use sft::fetch::SourceOptions;
 use sft::probe::Probe;
 use sft::read::Prologue;
@@ -77,11 +76,38 @@ pub(crate) fn session_config(source: &str) -> SessionConfig {
     }
 }
 
-/// The URL in `package`, if it names a remote source (one `sft::fetch`
-/// opens with a network transport) rather than a local file.
-pub(crate) fn remote_spec(package: &Path) -> Option<&str> {
-    let spec = package.to_str()?;
-    matches!(sft::fetch::local_path(spec), Ok(None)).then_some(spec)
+/// What a PACKAGE argument names.
+pub(crate) enum Spec<'a> {
+    /// A local file (a path, or the path of a `file://` URL).
+    Local(PathBuf),
+    /// A URL that `sft::fetch` opens with a network transport.
+    Remote(&'a str),
+}
+
+/// Classify `package`: a path or `file://` URL is a local file; a URL of a
+/// transport this build has is remote; any other URL (`file://host/...`,
+/// an unknown scheme) is an error that names it redacted, never a local
+/// path to open (whose error would echo it raw).
+pub(crate) fn classify(package: &Path) -> anyhow::Result<Spec<'_>> {
+    let Some(spec) = package.to_str() else {
+        return Ok(Spec::Local(package.to_path_buf()));
+    };
+    Ok(match sft::fetch::local_path(spec)? {
+        Some(path) => Spec::Local(PathBuf::from(path)),
+        None => Spec::Remote(spec),
+    })
+}
+
+/// The last component of a (redacted) source, to see whether an error
+/// already names it: library errors name a source in their own form
+/// (`smb://host/share/x.sft` for `\\host\share\x.sft`, a default port
+/// added).
+pub(crate) fn file_name(shown: &str) -> &str {
+    shown
+        .trim_end_matches("?…")
+        .rsplit(['/', '\\'])
+        .find(|s| !s.is_empty())
+        .unwrap_or(shown)
 }
 
 /// A package to inspect without its blocks: a local file (mapped or read
@@ -96,14 +122,18 @@ impl Inspected {
     /// Open `package`: a URL (smb://, UNC, http(s)://, rtsp(s)://) is
     /// probed with these flags' credentials; anything else is a local file.
     pub(crate) fn open(package: &Path, no_mmap: bool, args: &SourceArgs) -> anyhow::Result<Self> {
-        match remote_spec(package) {
-            Some(spec) => {
+        match classify(package)? {
+            Spec::Remote(spec) => {
                 let options = args.apply(SourceOptions::default());
-                let probe = sft::probe::probe(spec, &options)
-                    .with_context(|| format!("cannot read the prologue of `{spec}`"))?;
+                let shown = sft::transport::redact_url(spec);
+                let probe = sft::probe::probe(spec, &options).map_err(|e| {
+                    crate::util::name_once(e, file_name(&shown), || {
+                        format!("cannot read the prologue of `{shown}`")
+                    })
+                })?;
                 Ok(Inspected::Remote(Box::new(probe)))
             }
-            None => Ok(Inspected::Local(Loaded::open(package, no_mmap)?)),
+            Spec::Local(path) => Ok(Inspected::Local(Loaded::open(&path, no_mmap)?)),
         }
     }
 

@@ -9,10 +9,11 @@ use crate::util::{Loaded, progress_bar};
 
 /// Run `sft verify`.
 pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
-    if let Some(spec) = super::source_args::remote_spec(&a.package) {
-        return verify_remote(spec, &a.remote);
-    }
-    let loaded = Loaded::open(&a.package, no_mmap)?;
+    let path = match super::source_args::classify(&a.package)? {
+        super::source_args::Spec::Remote(spec) => return verify_remote(spec, &a.remote),
+        super::source_args::Spec::Local(path) => path,
+    };
+    let loaded = Loaded::open(&path, no_mmap)?;
     loaded.advise_sequential();
     let pkg = loaded.package()?;
     let bar = progress_bar(pkg.header().data_len, "verifying");
@@ -25,8 +26,7 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report =
-        result.with_context(|| format!("`{}` failed verification", a.package.display()))?;
+    let report = result.with_context(|| format!("`{}` failed verification", path.display()))?;
     writeln!(
         std::io::stdout().lock(),
         "OK: {} entries, {} blocks, {} bytes verified",
@@ -61,8 +61,17 @@ fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow:
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
-    let (report, session) = result.with_context(|| format!("`{spec}` failed verification"))?;
-    anyhow::ensure!(report.complete, "`{spec}`: the stream ended early");
+    let shown = sft::transport::redact_url(spec);
+    let (report, session) = result.map_err(|e| {
+        // The error names the source once: its own, or this context's.
+        let e = anyhow::Error::from(e);
+        if format!("{e:#}").contains(super::source_args::file_name(&shown)) {
+            e.context("failed verification")
+        } else {
+            e.context(format!("`{shown}` failed verification"))
+        }
+    })?;
+    anyhow::ensure!(report.complete, "`{shown}`: the stream ended early");
     let entries = session.prologue().map_or(0, |p| p.entry_count());
     let progress = session.progress();
     writeln!(
