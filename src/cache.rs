@@ -308,6 +308,7 @@ pub(crate) fn pwrite_all(file: &File, offset: u64, buf: &[u8]) -> io::Result<()>
 /// rewriting it succeeds where the first write stopped. The caller can
 /// then check and record the whole blocks in that prefix, so a resume
 /// keeps them.
+#[cfg(feature = "file")]
 pub(crate) fn written_prefix(file: &File, offset: u64, buf: &[u8]) -> usize {
     const STEP: usize = 64 * 1024;
     let mut done = 0;
