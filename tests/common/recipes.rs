@@ -339,6 +339,32 @@ pub fn malformed() -> Vec<Bad> {
             },
         ),
         bad(
+            "entry-name-escape.sft",
+            "Format Entry(8) BadPath",
+            "path of entry 8 `zz` rewritten to ESC `[` (a terminal control sequence, §6.2 rule 5), every CRC fixed",
+            |b| {
+                with(b, |p| {
+                    let r = p.entry_path_range(8);
+                    assert_eq!(&p.0[r.clone()], b"zz");
+                    p.0[r].copy_from_slice(b"\x1b[");
+                    p.fix_entry_crc(8).fix_all();
+                })
+            },
+        ),
+        bad(
+            "entry-trailing-dot.sft",
+            "Format Entry(8) BadPath",
+            "path of entry 8 `zz` rewritten to `z.` (Windows strips the dot, §6.2 rule 6), every CRC fixed",
+            |b| {
+                with(b, |p| {
+                    let r = p.entry_path_range(8);
+                    assert_eq!(&p.0[r.clone()], b"zz");
+                    p.0[r].copy_from_slice(b"z.");
+                    p.fix_entry_crc(8).fix_all();
+                })
+            },
+        ),
+        bad(
             "entries-unsorted.sft",
             "Format Entry(2) NotSorted",
             "entry records 1 and 2 swapped, every CRC fixed",
