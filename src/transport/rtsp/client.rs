@@ -366,7 +366,12 @@ fn parse_target(s: &str) -> Result<Target, TransportError> {
     if !is_rtsp_url(s) {
         return Err(bad("not an rtsp:// or rtsps:// URL"));
     }
-    let url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    let mut url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    // This client does no RTSP authentication: credentials in the URL
+    // would only travel in every request line (and into the server's
+    // logs), so they are dropped here, before anything is sent.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
     let tls = url.scheme().eq_ignore_ascii_case("rtsps");
     let host = url
         .host_str()
@@ -935,5 +940,21 @@ impl RangeSource for RtspSource {
 
     fn endpoint(&self) -> String {
         self.endpoint.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_target;
+
+    #[test]
+    fn credentials_never_reach_the_request_line() {
+        let t = parse_target("rtsp://alice:s3cret@127.0.0.1:8554/apps/a.sft").unwrap();
+        assert_eq!(t.url.as_str(), "rtsp://127.0.0.1:8554/apps/a.sft");
+        assert_eq!((t.host.as_str(), t.port, t.tls), ("127.0.0.1", 8554, false));
+        let e = parse_target("rtsp://alice:s3cret@/x")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 }
