@@ -223,6 +223,7 @@ pub(crate) fn io_hint(e: &io::Error) -> Option<String> {
 
 /// Whether an I/O error is a TLS failure (a refused certificate, a bad
 /// handshake): not transient, a retry meets the same certificate.
+#[cfg(feature = "rtsp")]
 pub(crate) fn is_tls_error(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
