@@ -646,12 +646,19 @@ fn resolve_sft(
     };
     let source = expand_vars(&href, env)
         .and_then(|s| to_source(&s))
-        .map_err(|e| invalid_in(format!("{why} `{href}`"), e))?;
+        .map_err(|e| {
+            invalid_in(
+                format!("{why} `{}`", crate::transport::redact_url(&href)),
+                e,
+            )
+        })?;
     let local = match source.strip_prefix("file://") {
         Some(p) => p.to_owned(),
         None if source.contains("://") => {
             return Err(Error::invalid(format!(
-                "{why} `{href}` is not a local file (`{source}`); name the SFT explicitly to bundle it"
+                "{why} `{}` is not a local file (`{}`); name the SFT explicitly to bundle it",
+                crate::transport::redact_url(&href),
+                crate::transport::redact_url(&source)
             )));
         }
         None => source,

@@ -597,8 +597,12 @@ impl Store {
                 application_source_root: Some(root.clone()),
                 ..SourceRoots::default()
             };
-            resolve_codebase("rtsp://check/x.sft", &roots, |_| None)
-                .map_err(|e| Error::invalid(format!("ApplicationSourceRoot `{root}`: {e}")))?;
+            resolve_codebase("rtsp://check/x.sft", &roots, |_| None).map_err(|e| {
+                Error::invalid(format!(
+                    "ApplicationSourceRoot `{}`: {e}",
+                    crate::transport::redact_url(root)
+                ))
+            })?;
         }
         self.update(|r| {
             if let Some(l) = cache_limit {

@@ -110,7 +110,8 @@ pub fn expand_vars(s: &str, env: impl Fn(&str) -> Option<String>) -> Result<Stri
             let name = &after[..name_len];
             let value = env(name).ok_or_else(|| {
                 Error::invalid(format!(
-                    "`{s}` uses %{name}%, which is not set (define the environment variable)"
+                    "`{}` uses %{name}%, which is not set (define the environment variable)",
+                    crate::transport::redact_url(s)
                 ))
             })?;
             out.push_str(&value);
@@ -222,7 +223,8 @@ fn parse_loc(s: &str) -> Result<Loc<'_>, Error> {
             // file://server/share/path: a remote file, as a UNC path.
             return unc(rest).ok_or_else(|| {
                 Error::invalid(format!(
-                    "`{s}`: a file:// URL needs a path or \\\\server\\share"
+                    "`{}`: a file:// URL needs a path or \\\\server\\share",
+                    crate::transport::redact_url(s)
                 ))
             });
         }

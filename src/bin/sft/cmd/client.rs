@@ -553,8 +553,11 @@ fn report(name: &str, verb: &str, done: &str, r: sft::Result<()>) -> anyhow::Res
 
 /// `value` as pretty JSON and a newline.
 fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        crate::escape::json(&serde_json::to_value(value)?)?
+    )?;
     Ok(())
 }
 

@@ -69,8 +69,7 @@ fn show(a: &ShowArgs) -> anyhow::Result<()> {
     let osd = read_osd(&a.file)?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &to_json(&osd))?;
-        writeln!(out)?;
+        writeln!(out, "{}", crate::escape::json(&to_json(&osd))?)?;
     } else {
         out.write_all(to_text(&osd).as_bytes())?;
     }
@@ -118,7 +117,7 @@ fn to_json(osd: &Osd) -> Json {
     let venv = imp.and_then(|i| i.virtual_env.as_ref());
     let codebase_json = |c: &sft::publish::Codebase| {
         json!({
-            "href": c.href, "guid": c.guid, "parameters": c.parameters,
+            "href": c.href.as_deref().map(redact_url), "guid": c.guid, "parameters": c.parameters,
             "filename": c.filename, "sysguardfile": c.sysguardfile,
             "size": c.size, "mandatory": flag(c.mandatory),
         })
@@ -153,7 +152,7 @@ fn to_json(osd: &Osd) -> Json {
             "protect": flag(s.protect), "wait": flag(s.wait), "timeout": s.timeout,
             "success_result": s.success_result, "abort_result": s.abort_result,
             "scriptbody": match &s.body { Some(ScriptBody::Inline(t)) => Some(t.value.clone()), _ => None },
-            "href": match &s.body { Some(ScriptBody::Href(t)) => Some(t.value.clone()), _ => None },
+            "href": match &s.body { Some(ScriptBody::Href(t)) => Some(redact_url(&t.value)), _ => None },
         })).collect::<Vec<_>>()).unwrap_or_default(),
         "shortcuts": osd.shortcuts.as_ref().map(|l| l.items.iter().map(|s| json!({
             "location": s.location, "filename": s.filename, "display": s.display,
@@ -251,7 +250,9 @@ fn to_text(osd: &Osd) -> String {
             }
             match &sc.body {
                 Some(ScriptBody::Inline(_)) => desc.push_str(", inline body"),
-                Some(ScriptBody::Href(h)) => desc.push_str(&format!(", href {}", h.value)),
+                Some(ScriptBody::Href(h)) => {
+                    desc.push_str(&format!(", href {}", redact_url(&h.value)))
+                }
                 None => {}
             }
             line("script:", &desc);
