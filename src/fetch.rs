@@ -419,6 +419,8 @@ fn header_moved(spec: &str, out: &Path, options: &FetchOptions) -> bool {
 fn not_a_package(e: &Error) -> bool {
     match e {
         Error::Format(_) | Error::NotFound(_) => true,
+        // A local file removed before its new copy is in place.
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
         Error::Transport(t) => matches!(
             t.kind(),
             TransportErrorKind::NotFound | TransportErrorKind::RangeNotSatisfiable

@@ -698,7 +698,10 @@ impl Server {
         let catalog = Catalog {
             root,
             interval: config.rescan_interval,
-            settle: config.settle_time,
+            // A file must be seen unchanged by a rescan after it settles:
+            // with rescans rarer than the settle time, the settle time
+            // is stretched to the rescan interval.
+            settle: config.settle_time.max(config.rescan_interval),
             state: Mutex::new(CatalogState::default()),
         };
         {
