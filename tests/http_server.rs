@@ -763,7 +763,7 @@ fn a_trickled_tls_handshake_is_cut_off_at_the_head_timeout() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let timeout = Duration::from_secs(1);
+    let timeout = Duration::from_secs(2); // room for a descheduled test thread on a loaded CI machine
     let h = start(
         ServerConfig::new(&f.root)
             .tls(tls_config_from_pem(&cert, &key).unwrap())
@@ -792,7 +792,7 @@ fn a_trickled_tls_handshake_is_cut_off_at_the_head_timeout() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(stop.active_connections(), 2);
-    let deadline = started + Duration::from_secs(4);
+    let deadline = started + timeout + Duration::from_secs(3);
     while stop.active_connections() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -824,7 +824,7 @@ fn a_trickled_tls_handshake_is_cut_off_at_the_head_timeout() {
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let deadline = started + Duration::from_secs(4);
+    let deadline = started + timeout + Duration::from_secs(3);
     while (stop.active_connections() > 0 || started.elapsed() < timeout)
         && Instant::now() < deadline
     {
