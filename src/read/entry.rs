@@ -477,19 +477,8 @@ pub struct EntryCounts {
 pub(crate) fn count(data: &[u8], layout: &Layout) -> Result<EntryCounts, Error> {
     let span = layout.entries;
     let region = Region::Section(crate::format::SectionKind::Entries as u32);
-    let bytes = slice_at(data, span.offset, span.len, region, 0)?;
-    let actual = crc32_parts(&[bytes]);
-    if actual != span.crc {
-        return Err(IntegrityError::new(
-            region,
-            span.offset,
-            IntegrityProblem::CrcMismatch {
-                expected: span.crc,
-                actual,
-            },
-        )
-        .into());
-    }
+    let bytes =
+        crate::read::layout::checked_section(data, span.offset, span.len, span.crc, region)?;
     let ext_records = layout.extents.count();
     let mut counts = EntryCounts::default();
     let mut run_end = 0u64;

@@ -229,19 +229,7 @@ impl Layout {
                 },
             ));
         }
-        let bytes = slice_at(data, span.offset, span.len, region, 0)?;
-        let actual = crc32_parts(&[bytes]);
-        if actual != span.crc {
-            return Err(IntegrityError::new(
-                region,
-                span.offset,
-                IntegrityProblem::CrcMismatch {
-                    expected: span.crc,
-                    actual,
-                },
-            )
-            .into());
-        }
+        let bytes = checked_section(data, span.offset, span.len, span.crc, region)?;
         let m = MetadataRecord::parse(Fields(bytes));
         let bad = |field, value: u64| {
             fmt_err(
@@ -419,4 +407,30 @@ impl Layout {
             .and_then(|b| core::str::from_utf8(b).ok())
             .unwrap_or("")
     }
+}
+
+/// The `len` bytes of a section at `offset`, after checking them against
+/// the section CRC `crc` (rules 25 and 57): bounds as `slice_at`, then
+/// `Integrity(region, CrcMismatch)` at `offset`.
+pub(crate) fn checked_section(
+    data: &[u8],
+    offset: u64,
+    len: u64,
+    crc: u32,
+    region: Region,
+) -> Result<&[u8], Error> {
+    let bytes = slice_at(data, offset, len, region, 0)?;
+    let actual = crc32_parts(&[bytes]);
+    if actual != crc {
+        return Err(IntegrityError::new(
+            region,
+            offset,
+            IntegrityProblem::CrcMismatch {
+                expected: crc,
+                actual,
+            },
+        )
+        .into());
+    }
+    Ok(bytes)
 }

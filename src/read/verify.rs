@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
-use crate::format::{BlockId, Fields, SECTION_ENTRY_LEN, SectionEntry, crc32_parts, slice_at};
+use crate::error::{Error, FormatError, FormatProblem, Region};
+use crate::format::{BlockId, Fields, SECTION_ENTRY_LEN, SectionEntry, slice_at};
 use crate::read::{Decoder, Package};
 
 /// What [`Package::verify`] checked.
@@ -258,19 +258,13 @@ pub(crate) fn verify_sections(data: &[u8], h: &crate::format::Header) -> Result<
     let mut n = 0;
     for rec in table.chunks_exact(SECTION_ENTRY_LEN) {
         let s = SectionEntry::parse(Fields(rec));
-        let bytes = slice_at(data, s.offset, s.length, Region::Section(s.kind), 0)?;
-        let actual = crc32_parts(&[bytes]);
-        if actual != s.crc {
-            return Err(IntegrityError::new(
-                Region::Section(s.kind),
-                s.offset,
-                IntegrityProblem::CrcMismatch {
-                    expected: s.crc,
-                    actual,
-                },
-            )
-            .into());
-        }
+        crate::read::layout::checked_section(
+            data,
+            s.offset,
+            s.length,
+            s.crc,
+            Region::Section(s.kind),
+        )?;
         n += 1;
     }
     Ok(n)
