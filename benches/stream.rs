@@ -5,7 +5,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sft::FeatureBlock;
-use sft::stream::{NullSink, Scheduler, SchedulerLimits, SessionConfig, StreamSession, blocking};
+use sft::io::drive;
+use sft::stream::{NullSink, Scheduler, SchedulerLimits, SessionConfig, StreamSession};
 
 fn scheduler(c: &mut Criterion) {
     let mut g = c.benchmark_group("scheduler");
@@ -69,7 +70,7 @@ fn session(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut s = StreamSession::new(SessionConfig::default().decode_blocks(decode));
-                blocking::drive(&mut s, &package, &mut NullSink).map(|r| r.bytes)
+                drive::drive(&mut s, &package, &mut NullSink).map(|r| r.bytes)
             })
         });
     }

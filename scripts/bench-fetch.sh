@@ -2,7 +2,7 @@
 # Benchmarks of `sft fetch` (issue 3), printing figures, ratios and PASS/FAIL:
 #
 #  (a) time to launch-ready over a simulated 20 Mbit/s, 20 ms round-trip
-#      link (in-process shaping: sft::transport::shaped::ShapedSource,
+#      link (in-process shaping: sft::io::shaped::ShapedSource,
 #      reached through `sft fetch --limit-rate 2500000 --simulate-rtt 20`),
 #      bound: 1.15 x ((prologue + FB1 stored bytes) / bandwidth + 2 RTT);
 #  (b) full fetch through the file transport vs `cp` of the same file, page

@@ -11,8 +11,8 @@
 use core::ops::Range;
 
 use crate::error::{Error, FormatError, FormatProblem, Region, Unsupported};
+use crate::format::layout::Layout;
 use crate::format::{BlockId, BlockRecord, Codec, FeatureBlock};
-use crate::read::layout::Layout;
 
 /// A validated view of one block index record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

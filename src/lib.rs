@@ -7,20 +7,31 @@
 //! a client can start the application after fetching only those. The byte
 //! layout is this crate's own open specification, `docs/FORMAT.md`.
 //!
+//! The crate is built in tiers; an import only ever points down (CI's
+//! `scripts/check-layers.sh` checks it):
+//!
 //! ```text
-//!   format      raw records, constants, byte-level parsing (no I/O)
-//!     │
-//!   index/read  validated zero-copy views: Package, Entry, BlockIndex, Block
-//!   write       PackageBuilder: plan, parallel encode, atomic output
-//!     │
-//!   stream      sans-IO streaming core: StreamSession asks for byte ranges
-//!               (prologue, then FB1 in one request, then demand > FB1 > FB2),
-//!               verifies what arrives; no I/O, clock or threads inside
-//!     │
-//!   transport   I/O adapters behind the RangeSource trait: files, memory
-//!               maps (the only `unsafe`); blocking::drive runs a session
-//!     │
-//!   bin/sft     the command-line tool
+//!  bin/sft   the command-line tool (argument parsing, output; no logic)
+//!  ─────────────────────────────────────────────────────────────────────────
+//!  app       fetch (resumable fetch, cache, StreamingPackage, probe),
+//!            extract, publish, bundle, client (the store; the one module
+//!            that ties fetch, bundle and publish together)
+//!  ───────────────────────────────────────────┬─────────────────────────────
+//!  net       client transports:               │ serve   the servers:
+//!            http, rtsp, smb (RangeSource)    │         HTTP and RTSP (TLS,
+//!                                             │         limits, accept loop)
+//!  ───────────────────────────────────────────┴─────────────────────────────
+//!  proto     pure wire codecs: HTTP Range / Content-Range / multipart,
+//!            RTSP frames; no I/O
+//!  ─────────────────────────────────────────────────────────────────────────
+//!  io        RangeSource, the one driver (io::drive), files, mmap (the only
+//!            `unsafe`), rate shaping, pipelining, worker threads
+//!  ─────────────────────────────────────────────────────────────────────────
+//!  core      format   raw records, constants, byte-level parsing
+//!            index, read   validated zero-copy views: Package, Entry, Block
+//!            write    PackageBuilder: plan, parallel encode, atomic output
+//!            stream   sans-IO session and scheduler: asks for byte ranges,
+//!                     verifies what arrives; no I/O, clock or threads
 //! ```
 //!
 //! ## Quick start
@@ -63,10 +74,10 @@
 //! - `fast-zlib`: flate2's zlib-rs backend.
 //! - `http-parse`: only the pure HTTP helpers (`Range`, `Content-Range`,
 //!   `multipart/byteranges`) that the client and server share.
-//! - `http`: HTTP/HTTPS range client ([`transport::http::client`]), on
+//! - `http`: HTTP/HTTPS range client ([`net::http`]), on
 //!   ureq and rustls (no OpenSSL).
 //! - `http-server`: the built-in content server
-//!   ([`transport::http::server`], `sft serve --http`).
+//!   ([`serve::http`], `sft serve --http`).
 //! - `rtsp`: RTSP/RTSPS client transport; `rtsp-server`: the streaming
 //!   server (`sft serve --rtsp`).
 //! - `smb`: SMB2/3 client transport (`smb://`, UNC paths).
@@ -80,7 +91,7 @@
 //!
 //! ## Safety
 //!
-//! `unsafe` appears only in `transport/mmap.rs`: mapping a file is sound
+//! `unsafe` appears only in `io/mmap.rs`: mapping a file is sound
 //! only while no one truncates or modifies it, a promise
 //! [`MappedPackage::open`] asks of its caller.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -93,43 +104,58 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// core: no files, sockets, threads or clocks.
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod read;
+mod redact;
+pub mod stream;
+#[cfg(feature = "write")]
+pub mod write;
+
+// io: the RangeSource contract, the one driver, local adapters.
+#[cfg(feature = "std")]
+pub mod io;
+
+// proto: pure wire codecs.
+#[cfg(any(feature = "http-parse", feature = "rtsp", feature = "rtsp-server"))]
+pub mod proto;
+
+// net: client transports.
+#[cfg(any(feature = "http", feature = "rtsp", feature = "smb"))]
+pub mod net;
+
+// serve: the servers, beside net.
+#[cfg(any(feature = "http-server", feature = "rtsp-server"))]
+pub mod serve;
+
+// app: what users run.
 #[cfg(feature = "bundle")]
 pub mod bundle;
-#[cfg(feature = "std")]
-pub mod cache;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod error;
 #[cfg(feature = "std")]
 pub mod extract;
 #[cfg(feature = "std")]
 pub mod fetch;
-pub mod format;
-mod guid;
-pub mod index;
-#[cfg(feature = "std")]
-pub mod probe;
 #[cfg(feature = "publish")]
 pub mod publish;
-pub mod read;
-pub mod stream;
-#[cfg(feature = "std")]
-pub mod streaming;
-pub mod transport;
-#[cfg(feature = "write")]
-pub mod write;
 
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use error::{Error, ErrorKind, Result, StoreProblem};
+pub use format::guid::Guid;
 pub use format::{BlockId, Codec, FeatureBlock};
-pub use guid::Guid;
 pub use index::{BlockIndex, BlockInfo};
-pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
-pub use stream::{RangeSource, StreamSession};
+#[cfg(feature = "std")]
+pub use io::RangeSource;
 #[cfg(feature = "mmap")]
-pub use transport::mmap::MappedPackage;
+pub use io::mmap::MappedPackage;
+pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
+pub use redact::redact_url;
+pub use stream::StreamSession;
 #[cfg(feature = "write")]
 pub use write::WriteOptions;
 

@@ -20,7 +20,7 @@ use sft::client::{
     AppRecord, AutoLoad, AutoLoadTarget, LoadOptions, PackageOptions, PackageRecord, Records,
     Settings, Store,
 };
-use sft::transport::http::server::{Server, ServerConfig, ServerHandle};
+use sft::serve::http::{Server, ServerConfig, ServerHandle};
 
 use common::noise64;
 

@@ -19,11 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sft::Error;
-use sft::stream::{
-    ChunkSink, RangeSource, SessionConfig, StreamSession, TransportError, TransportErrorKind,
-    blocking,
-};
-use sft::transport::http::client::{HttpOptions, HttpSource, is_http_url};
+use sft::io::{ChunkSink, RangeSource, drive};
+use sft::net::http::{HttpOptions, HttpSource, is_http_url};
+use sft::stream::{SessionConfig, StreamSession, TransportError, TransportErrorKind};
 
 // ---------------------------------------------------------------- helpers
 
@@ -220,7 +218,7 @@ fn drive(src: &dyn RangeSource) -> Result<Vec<u8>, Error> {
 fn drive_with(src: &dyn RangeSource, config: SessionConfig) -> Result<Vec<u8>, Error> {
     let mut session = StreamSession::new(config);
     let mut copy = Vec::new();
-    let report = blocking::drive(&mut session, src, &mut copy)?;
+    let report = drive::drive(&mut session, src, &mut copy)?;
     assert!(report.complete);
     Ok(copy)
 }

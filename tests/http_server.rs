@@ -1,4 +1,4 @@
-//! The built-in content server (`sft::transport::http::server`, `sft serve`)
+//! The built-in content server (`sft::serve::http`, `sft serve`)
 //! driven by the real `curl` and by raw sockets, on loopback only.
 //!
 //! Without `curl` the curl tests print `SKIPPED: curl not installed` and
@@ -14,9 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sft::transport::http::server::{
-    AccessLog, Server, ServerConfig, ServerHandle, tls_config_from_pem,
-};
+use sft::serve::http::{AccessLog, Server, ServerConfig, ServerHandle, tls_config_from_pem};
 
 use common::noise64;
 

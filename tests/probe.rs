@@ -1,4 +1,4 @@
-//! `sft::probe` and `sft info URL` / `sft ls URL` over HTTP, against the
+//! `sft::fetch::probe` and `sft info URL` / `sft ls URL` over HTTP, against the
 //! crate's own content server (`sft serve --http`) on 127.0.0.1. The SMB
 //! side is in tests/smb.rs (it needs a real smbd).
 #![cfg(all(feature = "cli", feature = "http"))]
@@ -77,7 +77,7 @@ fn probe_and_info_ls_of_an_http_url_read_only_the_prologue() {
 
     let prologue = sft::format::Header::parse(&pkg).unwrap().prologue_len;
     assert!(prologue < pkg.len() as u64 / 10);
-    let p = sft::probe::probe(&url, &sft::fetch::SourceOptions::default()).unwrap();
+    let p = sft::fetch::probe::probe(&url, &sft::fetch::SourceOptions::default()).unwrap();
     assert_eq!(p.bytes_read(), prologue);
     assert_eq!(p.as_bytes(), &pkg[..prologue as usize]);
     assert_eq!(p.package_len(), pkg.len() as u64);
@@ -115,7 +115,7 @@ fn probe_of_a_missing_or_damaged_package_is_a_clear_error() {
     std::fs::write(dir.path().join("bad.sft"), &pkg).unwrap();
     let server = Server::start(dir.path());
 
-    let e = sft::probe::probe(
+    let e = sft::fetch::probe::probe(
         &format!("{}/nope.sft", server.base),
         &sft::fetch::SourceOptions::default(),
     )
@@ -123,7 +123,7 @@ fn probe_of_a_missing_or_damaged_package_is_a_clear_error() {
     assert!(e.to_string().contains("nope.sft"), "{e}");
 
     let url = format!("{}/bad.sft", server.base);
-    let e = sft::probe::probe(&url, &sft::fetch::SourceOptions::default()).unwrap_err();
+    let e = sft::fetch::probe::probe(&url, &sft::fetch::SourceOptions::default()).unwrap_err();
     assert_eq!(e.kind(), sft::ErrorKind::Integrity, "{e}");
     let o = Command::new(SFT).args(["info", &url]).output().unwrap();
     assert!(!o.status.success());

@@ -1,5 +1,5 @@
-//! `RtspSource` (`sft::transport::rtsp::client`) against our RTSP server, on
-//! loopback only: full streams through `sft::stream::blocking::drive`,
+//! `RtspSource` (`sft::net::rtsp`) against our RTSP server, on
+//! loopback only: full streams through `sft::io::drive::drive`,
 //! pipelined fetches, a proxy that drops the connection mid-stream, RTSPS
 //! with a CA file, active upgrade seen from the client.
 #![cfg(all(feature = "rtsp", feature = "rtsp-server"))]
@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sft::Guid;
-use sft::stream::{Event, RangeSource, SessionConfig, StreamSession, TransportErrorKind, blocking};
-use sft::transport::rtsp::client::{RtspOptions, RtspSource, is_rtsp_url};
-use sft::transport::rtsp::server::{Server, ServerConfig, ServerHandle};
+use sft::io::{RangeSource, drive};
+use sft::net::rtsp::{RtspOptions, RtspSource, is_rtsp_url};
+use sft::serve::rtsp::{Server, ServerConfig, ServerHandle};
+use sft::stream::{Event, SessionConfig, StreamSession, TransportErrorKind};
 
 use common::served::Fixture;
 
@@ -53,7 +54,7 @@ fn stream_all(src: &RtspSource) -> (Vec<u8>, Vec<String>) {
     let mut session = StreamSession::new(SessionConfig::default().max_request_bytes(256 * 1024));
     let mut copy = Vec::new();
     let mut events = Vec::new();
-    blocking::drive_with(&mut session, src, &mut copy, &mut |e| {
+    drive::drive_with(&mut session, src, &mut copy, &mut |e| {
         if matches!(e, Event::LaunchReady | Event::Complete) {
             events.push(format!("{e:?}"));
         }
@@ -337,7 +338,7 @@ fn a_flipped_byte_in_the_framing_is_recovered_by_reconnecting() {
         let mut session =
             StreamSession::new(SessionConfig::default().max_request_bytes(256 * 1024));
         let mut copy = Vec::new();
-        blocking::drive(&mut session, &src, &mut copy)
+        drive::drive(&mut session, &src, &mut copy)
             .unwrap_or_else(|e| panic!("flip at {delta:?}: {e}"));
         assert!(copy == f.pkg, "flip at {delta:?}: the copy differs");
         assert_eq!(flips.load(Ordering::SeqCst), 1, "flip at {delta:?}");

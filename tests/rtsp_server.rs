@@ -1,4 +1,4 @@
-//! The RTSP streaming server (`sft::transport::rtsp::server`) driven by
+//! The RTSP streaming server (`sft::serve::rtsp`) driven by
 //! real third-party clients (ffprobe, GStreamer's rtspsrc) and by raw
 //! sockets, on loopback only.
 //!
@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sft::Guid;
-use sft::transport::rtsp::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
-use sft::transport::rtsp::server::{Server, ServerConfig, ServerHandle};
+use sft::proto::rtsp as proto;
+use sft::proto::rtsp::{FLAG_END, Frame, Limits, PacketHeader};
+use sft::serve::rtsp::{Server, ServerConfig, ServerHandle};
 
 use common::served::Fixture;
 use common::{have, noise64};

@@ -18,11 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sft::fetch::{FetchOptions, fetch};
-use sft::stream::{
-    ChunkSink, RangeSource, SessionConfig, StreamSession, TransportError, TransportErrorKind,
-    blocking,
-};
-use sft::transport::smb::{SmbOptions, SmbSource, is_smb_spec};
+use sft::io::{ChunkSink, RangeSource, drive};
+use sft::net::smb::{SmbOptions, SmbSource, is_smb_spec};
+use sft::stream::{SessionConfig, StreamSession, TransportError, TransportErrorKind};
 use sft::{Error, ErrorKind};
 
 const USER: &str = "sftsmbtest";
@@ -398,7 +396,7 @@ fn fetched_package_is_identical_and_fb1_comes_first() {
         .max_in_flight_requests(1);
     let mut session = StreamSession::new(config);
     let mut copy = Vec::new();
-    let report = blocking::drive(&mut session, &rec, &mut copy).unwrap();
+    let report = drive::drive(&mut session, &rec, &mut copy).unwrap();
     assert!(report.complete);
     assert!(copy == pkg, "fetched bytes differ");
 
@@ -637,7 +635,7 @@ fn large_reads_in_flight_complete() {
     assert!(copy == data, "bytes differ");
 }
 
-/// `sft::probe` over SMB reads the header and the rest of the prologue,
+/// `sft::fetch::probe` over SMB reads the header and the rest of the prologue,
 /// nothing more: the source's own byte counter says so.
 #[test]
 fn probe_reads_only_the_prologue() {
@@ -646,7 +644,7 @@ fn probe_reads_only_the_prologue() {
     smb.put("share/app.sft", &pkg, 0o644);
     let (prologue, _) = layout(&pkg);
     let src = SmbSource::open(&smb.spec("share", "app.sft"), &opts()).unwrap();
-    let p = sft::probe::probe_source(&src).unwrap();
+    let p = sft::fetch::probe::probe_source(&src).unwrap();
     assert_eq!(p.bytes_read(), prologue);
     assert_eq!(src.stats().bytes, prologue, "{:?}", src.stats());
     assert_eq!(p.as_bytes(), &pkg[..prologue as usize]);
@@ -657,7 +655,7 @@ fn probe_reads_only_the_prologue() {
 
     // Through open_source_with, as `sft info URL` does.
     let options = sft::fetch::SourceOptions::default().smb(opts());
-    let p = sft::probe::probe(&smb.spec("share", "app.sft"), &options).unwrap();
+    let p = sft::fetch::probe::probe(&smb.spec("share", "app.sft"), &options).unwrap();
     assert_eq!(p.bytes_read(), prologue);
     assert_eq!(
         p.endpoint(),

@@ -1,4 +1,4 @@
-//! Fuzz `sft::transport::http::multipart` (needs sft feature `http` or
+//! Fuzz `sft::proto::http_multipart` (needs sft feature `http` or
 //! `http-server`): `Content-Range` and `Content-Type` parsing, and the
 //! incremental `multipart/byteranges` parser, differentially: the same
 //! body fed whole and fed in fuzzer-chosen pieces through a small buffer
@@ -6,7 +6,7 @@
 //! handed out never exceeds what each part's `Content-Range` announced.
 #![no_main]
 
-use sft::transport::http::multipart::{
+use sft::proto::http_multipart::{
     ByteRangesParser, ContentRange, MIN_BUFFER, MultipartError, PartRange, Step,
     byteranges_boundary, parse_content_range,
 };

@@ -1,10 +1,10 @@
 //! Fuzz the `Range` header parser and resolver
-//! (`sft::transport::http::range`): never panics, and every resolved set
+//! (`sft::proto::http_range`): never panics, and every resolved set
 //! lies inside the representation, is non-empty, sorted or in client order,
 //! and has no two ranges overlapping or touching.
 #![no_main]
 
-use sft::transport::http::range::{RangeLimits, Resolution, parse, resolve_header};
+use sft::proto::http_range::{RangeLimits, Resolution, parse, resolve_header};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // The first 8 bytes (if any) choose the representation length.

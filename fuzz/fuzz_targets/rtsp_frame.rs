@@ -1,4 +1,4 @@
-//! Fuzz `sft::transport::rtsp::proto` (needs sft feature `rtsp` or
+//! Fuzz `sft::proto::rtsp` (needs sft feature `rtsp` or
 //! `rtsp-server`): the connection decoder that splits a byte stream into
 //! RTSP messages (parsed by `rtsp-types`) and interleaved `$` frames, the
 //! RTP/sft packet header and the `x-Sft-Range` / `x-Sft-Fetch` range lists.
@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sft::transport::rtsp::proto::{
+use sft::proto::rtsp::{
     DecodeError, Frame, Limits, PacketHeader, decode, format_ranges, parse_ranges,
 };
 

@@ -54,8 +54,8 @@ use container::{Content, Ctx, RawEntry, Source, WriteEntry};
 pub use container::{MAX_COMPONENT_LEN, MAX_DESCRIPTOR_BYTES, MAX_ENTRIES, MAX_NAME_LEN};
 
 use crate::error::Error;
+use crate::format::guid::Guid;
 use crate::format::{HEADER_LEN as SFT_HEADER_LEN, Header};
-use crate::guid::Guid;
 use crate::publish::{Manifest, Osd, expand_vars, to_source, validate_icon};
 use crate::read::Prologue;
 
@@ -646,19 +646,14 @@ fn resolve_sft(
     };
     let source = expand_vars(&href, env)
         .and_then(|s| to_source(&s))
-        .map_err(|e| {
-            invalid_in(
-                format!("{why} `{}`", crate::transport::redact_url(&href)),
-                e,
-            )
-        })?;
+        .map_err(|e| invalid_in(format!("{why} `{}`", crate::redact_url(&href)), e))?;
     let local = match source.strip_prefix("file://") {
         Some(p) => p.to_owned(),
         None if source.contains("://") => {
             return Err(Error::invalid(format!(
                 "{why} `{}` is not a local file (`{}`); name the SFT explicitly to bundle it",
-                crate::transport::redact_url(&href),
-                crate::transport::redact_url(&source)
+                crate::redact_url(&href),
+                crate::redact_url(&source)
             )));
         }
         None => source,

@@ -1,11 +1,11 @@
 //! What a package folder holds, read without changing anything: the
 //! finished SFT, or the streaming core's partial file and its presence
-//! bitmap (format in [`crate::cache`]).
+//! bitmap (format in [`crate::fetch::cache`]).
 
 use std::fs::File;
 use std::path::Path;
 
-use crate::cache::CachePaths;
+use crate::fetch::cache::CachePaths;
 use crate::format::{FeatureBlock, HEADER_LEN, Header};
 use crate::read::Prologue;
 
@@ -51,14 +51,14 @@ fn read_prologue(file: &File, len: u64) -> Option<Vec<u8>> {
         return None;
     }
     let mut head = vec![0u8; HEADER_LEN];
-    crate::cache::pread_exact(file, 0, &mut head).ok()?;
+    crate::fetch::cache::pread_exact(file, 0, &mut head).ok()?;
     let header = Header::parse(&head).ok()?;
     if header.prologue_len > len {
         return None;
     }
     let plen = usize::try_from(header.prologue_len).ok()?;
     let mut buf = vec![0u8; plen];
-    crate::cache::pread_exact(file, 0, &mut buf).ok()?;
+    crate::fetch::cache::pread_exact(file, 0, &mut buf).ok()?;
     Some(buf)
 }
 

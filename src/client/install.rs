@@ -10,7 +10,7 @@ use super::store::{
     now_ms,
 };
 use crate::error::{Error, StoreProblem};
-use crate::guid::Guid;
+use crate::format::guid::Guid;
 
 impl Store {
     /// Install a bundle (`.sftb`): add and publish the package it

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, StoreProblem};
-use crate::guid::Guid;
+use crate::format::guid::Guid;
 
 /// The record format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

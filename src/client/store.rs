@@ -12,10 +12,10 @@ use super::records::{
     self, AppRecord, AutoLoad, AutoLoadTarget, FileTypeRecord, PackageRecord, Records, Settings,
     ShortcutRecord,
 };
-use crate::cache::CachePaths;
 use crate::error::{Error, StoreProblem};
+use crate::fetch::cache::CachePaths;
 use crate::fetch::{EventCallback, FetchOptions, FetchReport, SourceOptions};
-use crate::guid::Guid;
+use crate::format::guid::Guid;
 use crate::publish::{Manifest, Osd, SourceRoots, expand_vars, resolve_codebase, validate_icon};
 
 /// Largest manifest or OSD read (as the publishing code's limit).
@@ -73,10 +73,7 @@ pub struct LoadOptions {
 impl std::fmt::Debug for LoadOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadOptions")
-            .field(
-                "sft_path",
-                &self.sft_path.as_deref().map(crate::transport::redact_url),
-            )
+            .field("sft_path", &self.sft_path.as_deref().map(crate::redact_url))
             .field("launch_only", &self.launch_only)
             .field("limit_rate", &self.limit_rate)
             .field("on_event", &self.on_event.is_some())
@@ -123,7 +120,7 @@ pub struct PackageStatus {
     pub version_guid: Option<String>,
     /// The source of the last load, else where a load would stream from
     /// (null if that cannot be resolved), as
-    /// [`redact_url`](crate::transport::redact_url) shows it: no
+    /// [`redact_url`](crate::redact_url) shows it: no
     /// credentials, no query string.
     pub source: Option<String>,
     /// TotalSize: bytes of the package (from its data, else the manifest).
@@ -600,7 +597,7 @@ impl Store {
             resolve_codebase("rtsp://check/x.sft", &roots, |_| None).map_err(|e| {
                 Error::invalid(format!(
                     "ApplicationSourceRoot `{}`: {e}",
-                    crate::transport::redact_url(root)
+                    crate::redact_url(root)
                 ))
             })?;
         }
@@ -1224,7 +1221,7 @@ impl Store {
                         .source
                         .clone()
                         .or_else(|| self.resolve_source(p, &r.settings, None).ok())
-                        .map(|s| crate::transport::redact_url(&s)),
+                        .map(|s| crate::redact_url(&s)),
                     total_size: s.total.or(p.size),
                     cached_size: s.cached,
                     cached_percent: s.percent(),
@@ -1296,7 +1293,7 @@ fn source_len(source: &str, sources: &SourceOptions) -> Result<u64, Error> {
 /// redacted). A source that is not a package (empty, truncated, bad
 /// magic, damaged prologue) is the caller's input: [`Error::InvalidInput`].
 fn load_error(name: &str, source: &str, e: Error) -> Error {
-    let shown = crate::transport::redact_url(source);
+    let shown = crate::redact_url(source);
     let from = |m: &str| {
         if m.contains(&shown) {
             format!("loading `{name}`: {m}")

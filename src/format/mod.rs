@@ -13,6 +13,8 @@
 //! ```
 
 mod bytes;
+pub mod guid;
+pub(crate) mod layout;
 mod records;
 
 pub(crate) use bytes::{Fields, crc32_parts, put_i64, put_u16, put_u32, put_u64, slice_at};

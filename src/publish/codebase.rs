@@ -111,7 +111,7 @@ pub fn expand_vars(s: &str, env: impl Fn(&str) -> Option<String>) -> Result<Stri
             let value = env(name).ok_or_else(|| {
                 Error::invalid(format!(
                     "`{}` uses %{name}%, which is not set (define the environment variable)",
-                    crate::transport::redact_url(s)
+                    crate::redact_url(s)
                 ))
             })?;
             out.push_str(&value);
@@ -196,7 +196,7 @@ fn parse_loc(s: &str) -> Result<Loc<'_>, Error> {
         return unc(s).ok_or_else(|| {
             Error::invalid(format!(
                 "`{}`: a UNC path needs \\\\computer\\share",
-                crate::transport::redact_url(s)
+                crate::redact_url(s)
             ))
         });
     }
@@ -224,7 +224,7 @@ fn parse_loc(s: &str) -> Result<Loc<'_>, Error> {
             return unc(rest).ok_or_else(|| {
                 Error::invalid(format!(
                     "`{}`: a file:// URL needs a path or \\\\server\\share",
-                    crate::transport::redact_url(s)
+                    crate::redact_url(s)
                 ))
             });
         }
@@ -235,7 +235,7 @@ fn parse_loc(s: &str) -> Result<Loc<'_>, Error> {
         if authority.is_empty() {
             return Err(Error::invalid(format!(
                 "`{}` names no server",
-                crate::transport::redact_url(s)
+                crate::redact_url(s)
             )));
         }
         let q = tail.find(['?', '#']).unwrap_or(tail.len());
@@ -285,7 +285,7 @@ pub fn apply_source_root(href: &str, root: &str) -> Result<String, Error> {
     let bad = |why: &str| {
         Error::invalid(format!(
             "ApplicationSourceRoot `{}`: {why} (expected protocol://server[:port][/path], \\\\computer\\share[\\folder] or a drive like M:)",
-            crate::transport::redact_url(root)
+            crate::redact_url(root)
         ))
     };
     if root.contains('%') {
@@ -420,7 +420,7 @@ pub fn to_source(location: &str) -> Result<String, Error> {
                 other => {
                     return Err(Error::invalid(format!(
                         "`{}`: unsupported protocol `{other}` (expected rtsp, rtsps, http, https or file)",
-                        crate::transport::redact_url(location)
+                        crate::redact_url(location)
                     )));
                 }
             }

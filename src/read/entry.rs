@@ -1,12 +1,12 @@
 //! Directory entries: [`Entry`] views validated against their own CRC.
 
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
+use crate::format::layout::Layout;
 use crate::format::{
     ATTR_EXECUTABLE, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN,
     EntryKind, EntryRecord, ExtentRecord, Fields, crc32_parts, is_valid_path, slice_at,
 };
 use crate::read::Package;
-use crate::read::layout::Layout;
 
 /// File attributes kept in a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -478,7 +478,7 @@ pub(crate) fn count(data: &[u8], layout: &Layout) -> Result<EntryCounts, Error> 
     let span = layout.entries;
     let region = Region::Section(crate::format::SectionKind::Entries as u32);
     let bytes =
-        crate::read::layout::checked_section(data, span.offset, span.len, span.crc, region)?;
+        crate::format::layout::checked_section(data, span.offset, span.len, span.crc, region)?;
     let ext_records = layout.extents.count();
     let mut counts = EntryCounts::default();
     let mut run_end = 0u64;

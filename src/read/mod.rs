@@ -9,7 +9,6 @@ mod block;
 mod entry;
 #[cfg(feature = "std")]
 mod io;
-pub(crate) mod layout;
 mod verify;
 
 use std::borrow::Cow;
@@ -19,13 +18,13 @@ pub use block::{Block, Decoder};
 pub use entry::{Attributes, Entries, Entry, EntryCounts, Extents};
 #[cfg(feature = "std")]
 pub use io::FileReader;
-pub use verify::{StructureReport, VerifyReport};
+pub use verify::{Serial, StructureReport, VerifyReport, Workers};
 
 use crate::error::{Error, FormatError, FormatProblem, Region};
+use crate::format::guid::Guid;
+use crate::format::layout::Layout;
 use crate::format::{BlockId, Codec, Header, slice_at};
-use crate::guid::Guid;
 use crate::index::BlockIndex;
-use layout::Layout;
 
 /// The prologue of a package on its own: header, metadata, directory and
 /// block index, without the data region. This is what a streaming client

@@ -7,6 +7,27 @@ use crate::error::{Error, FormatError, FormatProblem, Region};
 use crate::format::{BlockId, Fields, SECTION_ENTRY_LEN, SectionEntry, slice_at};
 use crate::read::{Decoder, Package};
 
+/// Who runs a parallel job for the core: [`Package::verify_with`] hands
+/// its block checks to `run`, which calls `job` on one or more threads
+/// (each call claims work until none is left) and returns when every call
+/// has returned. The core itself starts no threads; [`Serial`] runs the job
+/// on the calling thread, and `sft::io::Threads` on scoped OS threads.
+pub trait Workers: Sync {
+    /// Run `job` on up to `max_useful` workers (more would find nothing to
+    /// do) and return when all have returned.
+    fn run(&self, max_useful: u64, job: &(dyn Fn() + Sync));
+}
+
+/// The calling thread as the only worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serial;
+
+impl Workers for Serial {
+    fn run(&self, _max_useful: u64, job: &(dyn Fn() + Sync)) {
+        job();
+    }
+}
+
 /// What [`Package::verify`] checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -41,8 +62,9 @@ impl<'data> Package<'data> {
     /// Verify the whole package: every section CRC, every entry (order,
     /// parents, extents tiling the logical stream exactly once), every
     /// block record (contiguous storage, FB1 first) and every block's data
-    /// (CRC, then decode to the exact size). Blocks are checked on all
-    /// cores.
+    /// (CRC, then decode to the exact size), on the calling thread. For all
+    /// cores, pass a [`Workers`] such as `sft::io::Threads` to
+    /// [`Package::verify_with`].
     ///
     /// ```
     /// # fn main() -> sft::Result<()> {
@@ -60,17 +82,38 @@ impl<'data> Package<'data> {
     /// # Errors
     /// The first problem found, as [`Error::Format`] or [`Error::Integrity`].
     pub fn verify(&self) -> Result<VerifyReport, Error> {
-        self.verify_with(&|_| {})
+        self.verify_with(&|_| {}, &Serial)
     }
 
-    /// [`Package::verify`], calling `progress` with stored bytes checked
-    /// since the last call (from any thread).
+    /// [`Package::verify`], with the block checks run by `workers` (the
+    /// core starts no threads of its own) and `progress` called with the
+    /// stored bytes checked since the last call, from any worker. The
+    /// result does not depend on the number of workers or their timing:
+    /// the first failure by block number is reported.
+    ///
+    /// ```
+    /// # fn main() -> sft::Result<()> {
+    /// # let bytes = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+    /// #     .add_bytes("a.txt", vec![7; 300_000])?.write_to_vec()?;
+    /// let pkg = sft::Package::parse(&bytes)?;
+    /// let checked = std::sync::atomic::AtomicU64::new(0);
+    /// let report = pkg.verify_with(
+    ///     &|n| { checked.fetch_add(n, std::sync::atomic::Ordering::Relaxed); },
+    ///     &sft::read::Serial,
+    /// )?;
+    /// assert_eq!(checked.into_inner(), report.stored_bytes);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Package::verify`].
-    pub fn verify_with(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyReport, Error> {
+    pub fn verify_with(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+        workers: &dyn Workers,
+    ) -> Result<VerifyReport, Error> {
         let s = self.verify_structure()?;
-        let logical_bytes = self.verify_block_data(progress)?;
+        let logical_bytes = self.verify_block_data(progress, workers)?;
         Ok(VerifyReport {
             sections: s.sections,
             entries: s.entries,
@@ -182,61 +225,59 @@ impl<'data> Package<'data> {
         Ok((count, extents))
     }
 
-    /// CRC and decode every block, in parallel; report the first failure
-    /// by block number so results do not depend on thread timing.
-    fn verify_block_data(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<u64, Error> {
+    /// CRC and decode every block, batches claimed by whichever worker is
+    /// free; report the first failure by block number so results do not
+    /// depend on thread timing.
+    fn verify_block_data(
+        &self,
+        progress: &(dyn Fn(u64) + Sync),
+        workers: &dyn Workers,
+    ) -> Result<u64, Error> {
         let index = self.index();
         let n = index.len();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .min(n.div_ceil(64).max(1) as usize);
         let next = AtomicU64::new(0);
         let failed = AtomicBool::new(false);
         let logical = AtomicU64::new(0);
         const BATCH: u64 = 64;
         let first_error: std::sync::Mutex<Option<(u32, Error)>> = std::sync::Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let mut dec = Decoder::new();
-                    let mut out = Vec::new();
-                    loop {
-                        if failed.load(Ordering::Relaxed) {
-                            return;
+        let job = || {
+            let mut dec = Decoder::new();
+            let mut out = Vec::new();
+            loop {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                if start >= u64::from(n) {
+                    return;
+                }
+                let end = (start + BATCH).min(u64::from(n));
+                let mut stored = 0u64;
+                for i in start..end {
+                    let id = BlockId(i as u32);
+                    let r = self.block(id).and_then(|b| {
+                        dec.decode_into(&b, &mut out)?;
+                        Ok(b.info().stored_len)
+                    });
+                    match r {
+                        Ok(len) => {
+                            stored += u64::from(len);
+                            logical.fetch_add(out.len() as u64, Ordering::Relaxed);
                         }
-                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                        if start >= u64::from(n) {
-                            return;
-                        }
-                        let end = (start + BATCH).min(u64::from(n));
-                        let mut stored = 0u64;
-                        for i in start..end {
-                            let id = BlockId(i as u32);
-                            let r = self.block(id).and_then(|b| {
-                                dec.decode_into(&b, &mut out)?;
-                                Ok(b.info().stored_len)
-                            });
-                            match r {
-                                Ok(len) => {
-                                    stored += u64::from(len);
-                                    logical.fetch_add(out.len() as u64, Ordering::Relaxed);
-                                }
-                                Err(e) => {
-                                    failed.store(true, Ordering::Relaxed);
-                                    let mut slot =
-                                        first_error.lock().unwrap_or_else(|p| p.into_inner());
-                                    if slot.as_ref().is_none_or(|(b, _)| id.0 < *b) {
-                                        *slot = Some((id.0, e));
-                                    }
-                                    return;
-                                }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                            if slot.as_ref().is_none_or(|(b, _)| id.0 < *b) {
+                                *slot = Some((id.0, e));
                             }
+                            return;
                         }
-                        progress(stored);
                     }
-                });
+                }
+                progress(stored);
             }
-        });
+        };
+        workers.run(u64::from(n).div_ceil(BATCH), &job);
         let err = first_error.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some((_, e)) = err {
             return Err(e);
@@ -258,7 +299,7 @@ pub(crate) fn verify_sections(data: &[u8], h: &crate::format::Header) -> Result<
     let mut n = 0;
     for rec in table.chunks_exact(SECTION_ENTRY_LEN) {
         let s = SectionEntry::parse(Fields(rec));
-        crate::read::layout::checked_section(
+        crate::format::layout::checked_section(
             data,
             s.offset,
             s.length,

@@ -98,7 +98,7 @@ use core::ops::Range;
 use std::collections::{BTreeMap, VecDeque};
 
 use super::scheduler::{BlockState, Priority, Scheduler, SchedulerLimits};
-use super::source::TransportError;
+use crate::error::TransportError;
 use crate::error::{Error, ErrorKind, FormatError, FormatProblem, Region};
 use crate::format::{BlockId, Codec, HEADER_LEN, Header};
 use crate::index::BlockInfo;
@@ -521,7 +521,7 @@ impl StreamSession {
     /// Name the source (a path, a URL) for errors: a block that keeps
     /// failing its checks fails the stream with [`Error::Exhausted`]
     /// naming the block and this endpoint. Drivers set it from
-    /// [`RangeSource::endpoint`](super::RangeSource::endpoint); it is a
+    /// `io::RangeSource::endpoint`; it is a
     /// label only, the session does no I/O.
     pub fn set_endpoint(&mut self, endpoint: impl Into<String>) {
         self.endpoint = endpoint.into();
@@ -833,7 +833,7 @@ impl StreamSession {
                 self.prologue_failures += 1;
                 if !error.is_retryable() || self.prologue_failures >= self.config.max_attempts {
                     let n = self.prologue_failures;
-                    self.fail(super::blocking::transport_to_error(
+                    self.fail(Error::Transport(
                         error.summary(&format!("fetching the prologue failed ({n} attempts)")),
                     ));
                 }
@@ -848,14 +848,14 @@ impl StreamSession {
                     }
                     let block = first + i as u32;
                     if !error.is_retryable() {
-                        self.fail(super::blocking::transport_to_error(
+                        self.fail(Error::Transport(
                             error.summary(&format!("fetching block {block}")),
                         ));
                         return;
                     }
                     let n = self.sched.block_failed(block, self.config.max_attempts);
                     if self.sched.state(block) == Some(BlockState::Failed) {
-                        self.fail(super::blocking::transport_to_error(
+                        self.fail(Error::Transport(
                             error.summary(&format!("block {block} failed {n} times")),
                         ));
                         return;

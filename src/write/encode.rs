@@ -15,13 +15,13 @@ use std::sync::{Condvar, Mutex, mpsc};
 use super::plan::Plan;
 use super::{Compression, ProgressFn, Source, WriteOptions, WriteReport};
 use crate::error::Error;
+use crate::format::guid::Guid;
 use crate::format::{
     BLOCK_RECORD_LEN, BlockRecord, Codec, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, EntryKind,
     EntryRecord, FeatureBlock, HEADER_LEN, Header, MAX_METADATA_LEN, METADATA_FIXED_LEN,
     MetadataRecord, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED, SectionEntry, SectionKind,
     VERSION_MAJOR, VERSION_MINOR, crc32_parts, is_valid_path,
 };
-use crate::guid::Guid;
 
 /// Namespace for the default package GUID (UUIDv5 of the package name).
 const GUID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([

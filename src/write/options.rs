@@ -1,7 +1,7 @@
 //! [`WriteOptions`]: how a package is cut, compressed and labelled.
 
 use crate::error::Error;
-use crate::guid::Guid;
+use crate::format::guid::Guid;
 
 /// Block size of a package: fixed per package, chosen at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -8,7 +8,8 @@
 //! `tests/common/patch.rs` (which recomputes every CRC the edit touches).
 
 use sft::error::{FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
-use sft::stream::{SessionConfig, StreamSession, blocking};
+use sft::io::drive;
+use sft::stream::{SessionConfig, StreamSession};
 use sft::write::{BlockSize, Compression, PackageBuilder};
 use sft::{Error, Package, WriteOptions};
 
@@ -472,7 +473,7 @@ fn streaming_sessions_check_the_storage_layout_before_trusting_adjacency() {
         // given anything (not even the prologue).
         let mut session = StreamSession::new(SessionConfig::default());
         let mut copy = Vec::new();
-        let e = blocking::drive(&mut session, &bytes, &mut copy).unwrap_err();
+        let e = drive::drive(&mut session, &bytes, &mut copy).unwrap_err();
         assert_eq!(format(&e), want, "{e}");
         assert!(copy.is_empty(), "{} bytes written", copy.len());
     }

@@ -389,9 +389,9 @@ fn disk_full_mid_fetch_keeps_the_written_blocks_for_the_resume() {
         );
         assert!(!out.exists());
         // What was written is recorded: the bitmap marks blocks present.
-        let cache = sft::cache::Cache::open(
-            sft::cache::CachePaths::for_output(&out, None),
-            sft::cache::CacheOptions::default(),
+        let cache = sft::fetch::cache::Cache::open(
+            sft::fetch::cache::CachePaths::for_output(&out, None),
+            sft::fetch::cache::CacheOptions::default(),
         )
         .unwrap();
         let (blocks, bytes) = cache.resumed();

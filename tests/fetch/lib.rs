@@ -3,11 +3,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sft::cache::{Cache, CacheOptions, CachePaths};
+use sft::fetch::cache::{Cache, CacheOptions, CachePaths};
+use sft::fetch::streaming::{StreamingOptions, StreamingPackage};
 use sft::fetch::{FetchOptions, fetch, open_source};
-use sft::stream::{Event, RangeSource, SessionConfig, TransportErrorKind};
-use sft::streaming::{StreamingOptions, StreamingPackage};
-use sft::transport::shaped::ShapedSource;
+use sft::io::RangeSource;
+use sft::io::shaped::ShapedSource;
+use sft::stream::{Event, SessionConfig, TransportErrorKind};
 use sft::{BlockId, ErrorKind, Package};
 
 use crate::common::{ChunkedSource, Fault, FlakySource, layout, noise, package, text};
@@ -244,7 +245,7 @@ impl<S: RangeSource> RangeSource for Counting<S> {
     fn read_ranges(
         &self,
         ranges: &[std::ops::Range<u64>],
-        sink: &mut sft::stream::ChunkSink<'_>,
+        sink: &mut sft::io::ChunkSink<'_>,
     ) -> Result<(), sft::stream::TransportError> {
         self.inner.read_ranges(ranges, &mut |o, b| {
             self.delivered.fetch_add(b.len() as u64, Ordering::SeqCst);
@@ -483,7 +484,7 @@ fn sources_by_name() {
 #[test]
 fn fetch_spec_over_rtsp_completes_and_resumes() {
     use sft::fetch::fetch_spec;
-    use sft::transport::rtsp::server::{Server, ServerConfig};
+    use sft::serve::rtsp::{Server, ServerConfig};
     let pkg = package();
     let root = tmp();
     std::fs::write(root.path().join("app.sft"), &pkg).unwrap();

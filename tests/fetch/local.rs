@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use sft::cache::{Cache, CacheOptions, CachePaths};
+use sft::fetch::cache::{Cache, CacheOptions, CachePaths};
 use sft::fetch::{FetchOptions, fetch, fetch_file};
+use sft::io::file::FileSource;
 use sft::stream::{Event, SessionConfig, TransportErrorKind};
-use sft::transport::file::FileSource;
 use sft::{BlockId, Package};
 
 use crate::common::{Fault, FlakySource, layout, package};

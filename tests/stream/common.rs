@@ -5,9 +5,8 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sft::stream::{
-    BlockSink, ChunkSink, RangeSource, TransportError, TransportErrorKind, VerifiedBlock,
-};
+use sft::io::{ChunkSink, RangeSource};
+use sft::stream::{BlockSink, TransportError, TransportErrorKind, VerifiedBlock};
 use sft::{BlockId, Error};
 
 /// A small xorshift generator: deterministic, no dependencies.

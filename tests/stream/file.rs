@@ -1,9 +1,11 @@
 //! The file transport end to end.
 
-use sft::stream::{RangeSource, TransportErrorKind};
+use sft::io::RangeSource;
+use sft::io::drive;
+use sft::io::file::FileSource;
+use sft::stream::TransportErrorKind;
 #[cfg(feature = "write")]
-use sft::stream::{SessionConfig, StreamSession, blocking};
-use sft::transport::file::FileSource;
+use sft::stream::{SessionConfig, StreamSession};
 
 #[test]
 fn missing_file_is_an_io_error_naming_the_path() {
@@ -36,7 +38,7 @@ fn file_and_mmap_sources_stream_a_byte_identical_package() {
     let src = FileSource::open(&path).unwrap();
     let mut s = StreamSession::new(SessionConfig::default().max_request_bytes(16 * 1024));
     let mut copy = Vec::new();
-    let r = blocking::drive(&mut s, &src, &mut copy).unwrap();
+    let r = drive::drive(&mut s, &src, &mut copy).unwrap();
     assert!(r.complete && r.launch_ready);
     assert_eq!(copy, pkg);
     // Each byte once, but for the partial block at the end of the first
@@ -47,11 +49,11 @@ fn file_and_mmap_sources_stream_a_byte_identical_package() {
     {
         // SAFETY: the file is a private temporary nobody modifies.
         let mapped = unsafe { sft::MappedPackage::open(&path) }.unwrap();
-        let src = sft::transport::file::MappedSource::new(mapped, path.display().to_string());
+        let src = sft::io::file::MappedSource::new(mapped, path.display().to_string());
         assert!(src.as_bytes().is_some());
         let mut s = StreamSession::new(SessionConfig::default());
         let mut copy = Vec::new();
-        blocking::drive(&mut s, &src, &mut copy).unwrap();
+        drive::drive(&mut s, &src, &mut copy).unwrap();
         assert_eq!(copy, pkg);
     }
 }
@@ -65,7 +67,7 @@ fn a_truncated_file_fails_with_a_format_error() {
     std::fs::write(&path, &pkg[..pkg.len() - 100]).unwrap();
     let src = FileSource::open(&path).unwrap();
     let mut s = StreamSession::new(SessionConfig::default());
-    let e = blocking::drive(&mut s, &src, &mut sft::stream::NullSink).unwrap_err();
+    let e = drive::drive(&mut s, &src, &mut sft::stream::NullSink).unwrap_err();
     assert_eq!(e.kind(), sft::ErrorKind::Format, "{e}");
     assert!(s.is_failed());
 }

@@ -3,9 +3,10 @@
 use std::ops::Range;
 
 use proptest::prelude::*;
+use sft::io::drive;
 use sft::stream::{
     BlockSink, FetchRequest, NullSink, Priority, SessionConfig, StreamSession, TransportError,
-    TransportErrorKind, VerifiedBlock, blocking,
+    TransportErrorKind, VerifiedBlock,
 };
 use sft::{BlockId, Error, ErrorKind};
 
@@ -19,16 +20,16 @@ fn pkg() -> &'static [u8] {
 /// Drive to the end, collecting every event's debug form.
 fn run(
     config: SessionConfig,
-    source: &dyn sft::stream::RangeSource,
+    source: &dyn sft::io::RangeSource,
     sink: &mut dyn BlockSink,
 ) -> (
-    Result<blocking::DriveReport, Error>,
+    Result<drive::DriveReport, Error>,
     Vec<String>,
     StreamSession,
 ) {
     let mut s = StreamSession::new(config);
     let mut events = Vec::new();
-    let r = blocking::drive_with(&mut s, source, sink, &mut |e| events.push(format!("{e:?}")));
+    let r = drive::drive_with(&mut s, source, sink, &mut |e| events.push(format!("{e:?}")));
     (r, events, s)
 }
 
@@ -394,7 +395,7 @@ fn launch_only_stops_after_fb1_and_still_serves_demands() {
     let last = BlockId(l.blocks - 1);
     s.request_block(last).unwrap();
     let before = src.delivered();
-    blocking::drive(&mut s, &src, &mut sink).unwrap();
+    drive::drive(&mut s, &src, &mut sink).unwrap();
     assert!(s.is_present(last));
     assert_eq!(
         src.delivered() - before,
@@ -428,7 +429,7 @@ fn resume_fetches_only_missing_blocks() {
         let r = index.get(id).unwrap().stored_range();
         image[r.start as usize..r.end as usize].fill(0);
     }
-    let r = blocking::drive(&mut s, &src, &mut image).unwrap();
+    let r = drive::drive(&mut s, &src, &mut image).unwrap();
     assert!(r.complete);
     assert_eq!(src.delivered(), missing);
     assert_eq!(image, pkg());
@@ -438,7 +439,7 @@ fn resume_fetches_only_missing_blocks() {
         s.mark_present(id).unwrap();
     }
     let src = FlakySource::new(pkg().to_vec(), vec![]);
-    blocking::drive(&mut s, &src, &mut NullSink).unwrap();
+    drive::drive(&mut s, &src, &mut NullSink).unwrap();
     assert_eq!(src.delivered(), missing + l.prologue_len);
 }
 
@@ -505,7 +506,7 @@ fn misuse_is_an_error_and_the_prologue_is_readable() {
     let mut s = StreamSession::new(SessionConfig::default());
     s.on_source_len(pkg().len() as u64);
     let mut sink = Vec::new();
-    blocking::drive(&mut s, &pkg().to_vec(), &mut sink).unwrap();
+    drive::drive(&mut s, &pkg().to_vec(), &mut sink).unwrap();
     let p = s.prologue().unwrap();
     assert_eq!(p.metadata().name(), "Stream");
     assert!(p.find("data/doc.txt").unwrap().is_some());
@@ -554,14 +555,14 @@ fn a_failing_sink_leaves_the_block_absent() {
     }
     let mut sink = Once(false, Vec::new());
     let mut s = StreamSession::new(SessionConfig::default());
-    let e = blocking::drive(&mut s, &pkg().to_vec(), &mut sink).unwrap_err();
+    let e = drive::drive(&mut s, &pkg().to_vec(), &mut sink).unwrap_err();
     assert!(e.to_string().contains("disk full"));
     assert!(!s.is_present(BlockId(5)));
     // The driver cancelled the interrupted requests: a second run
     // finishes the package.
     assert_eq!(s.in_flight_requests(), 0);
     assert!(
-        blocking::drive(&mut s, &pkg().to_vec(), &mut sink)
+        drive::drive(&mut s, &pkg().to_vec(), &mut sink)
             .unwrap()
             .complete
     );
@@ -582,7 +583,7 @@ fn packages_without_fb1_or_without_blocks_are_ready_at_once() {
         let mut s = StreamSession::new(SessionConfig::default().initial_read(128));
         let mut events = Vec::new();
         let mut copy = Vec::new();
-        blocking::drive_with(&mut s, &bytes, &mut copy, &mut |e| {
+        drive::drive_with(&mut s, &bytes, &mut copy, &mut |e| {
             if !matches!(
                 e,
                 sft::stream::Event::BlockReady(_) | sft::stream::Event::Progress(_)
@@ -611,7 +612,7 @@ fn with_prologue_ignores_extra_bytes_and_a_failed_prologue_sink_starts_over() {
     assert_eq!(s.progress().blocks, 0);
     let src = FlakySource::new(pkg().to_vec(), vec![]);
     let mut image = pkg()[..l.prologue_len as usize].to_vec();
-    assert!(blocking::drive(&mut s, &src, &mut image).unwrap().complete);
+    assert!(drive::drive(&mut s, &src, &mut image).unwrap().complete);
     assert_eq!(src.delivered(), pkg().len() as u64 - l.prologue_len);
     assert_eq!(image, pkg());
     let e =
@@ -633,9 +634,9 @@ fn with_prologue_ignores_extra_bytes_and_a_failed_prologue_sink_starts_over() {
     }
     let mut sink = FailFirst(false, Vec::new());
     let mut s = StreamSession::new(SessionConfig::default());
-    assert!(blocking::drive(&mut s, &pkg().to_vec(), &mut sink).is_err());
+    assert!(drive::drive(&mut s, &pkg().to_vec(), &mut sink).is_err());
     assert!(
-        blocking::drive(&mut s, &pkg().to_vec(), &mut sink)
+        drive::drive(&mut s, &pkg().to_vec(), &mut sink)
             .unwrap()
             .complete
     );

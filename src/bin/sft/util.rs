@@ -38,7 +38,7 @@ impl Loaded {
         let what = || format!("cannot open package `{name}`");
         if no_mmap {
             let mut bytes = Vec::new();
-            sft::transport::open_regular(path)
+            sft::io::open_regular(path)
                 .map_err(anyhow::Error::from)
                 .and_then(|mut f| {
                     f.read_to_end(&mut bytes)

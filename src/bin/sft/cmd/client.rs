@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use sft::client::{AutoLoad, AutoLoadTarget, LoadOptions, LoadReport, PackageOptions, Store};
 use sft::fetch::SourceOptions;
+use sft::net::http::HttpOptions;
+use sft::net::rtsp::RtspOptions;
+use sft::redact_url;
 use sft::stream::Event;
-use sft::transport::http::client::HttpOptions;
-use sft::transport::redact_url;
-use sft::transport::rtsp::client::RtspOptions;
 
 use crate::escape::Safe;
 use crate::util::{UsageError, name_once, progress_bar, short};

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use sft::cache::{CacheOptions, CachePaths};
+use sft::fetch::cache::{CacheOptions, CachePaths};
 use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_with};
+use sft::io::shaped::ShapedSource;
+use sft::net::http::HttpOptions;
+use sft::net::rtsp::RtspOptions;
 use sft::publish::{Manifest, SourceRoots, expand_vars, resolve_codebase};
+use sft::redact_url;
 use sft::stream::{Event, TransportErrorKind};
-use sft::transport::http::client::HttpOptions;
-use sft::transport::redact_url;
-use sft::transport::rtsp::client::RtspOptions;
-use sft::transport::shaped::ShapedSource;
 
 use crate::escape::Safe;
 use crate::util::{UsageError, name_once, progress_bar, short};

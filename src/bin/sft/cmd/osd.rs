@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{Value as Json, json};
 use sft::publish::{Element, Extra, Node, Osd, ScriptBody};
-use sft::transport::redact_url;
+use sft::redact_url;
 
 use crate::escape::Safe;
 

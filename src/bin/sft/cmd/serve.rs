@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use sft::transport::http::server::{AccessLog, Server, ServerConfig, tls_config_from_pem};
-use sft::transport::rtsp::server as rtsp;
+use sft::serve::http::{AccessLog, Server, ServerConfig, tls_config_from_pem};
+use sft::serve::rtsp;
 
 use crate::util::UsageError;
 
@@ -268,8 +268,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    let finished = |h: &Option<sft::transport::http::server::ServerHandle>,
-                    r: &[rtsp::ServerHandle]| {
+    let finished = |h: &Option<sft::serve::http::ServerHandle>, r: &[rtsp::ServerHandle]| {
         h.as_ref().is_some_and(|h| h.is_finished()) || r.iter().any(|h| h.is_finished())
     };
     while !stop.load(Ordering::Relaxed) && !finished(&http_handle, &rtsp_handles) {

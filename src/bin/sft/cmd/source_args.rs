@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use sft::fetch::SourceOptions;
-use sft::probe::Probe;
+use sft::fetch::probe::Probe;
+use sft::net::smb::{SmbOptions, is_smb_spec};
 use sft::read::Prologue;
 use sft::stream::SessionConfig;
-use sft::transport::smb::{SmbOptions, is_smb_spec};
 
 use crate::util::Loaded;
 
@@ -112,7 +112,7 @@ pub(crate) fn file_name(shown: &str) -> &str {
 
 /// A package to inspect without its blocks: a local file (mapped or read
 /// whole, as before), or the prologue of a remote one, read on its own
-/// ([`sft::probe`]).
+/// ([`sft::fetch::probe`]).
 pub(crate) enum Inspected {
     Local(Loaded),
     Remote(Box<Probe>),
@@ -125,8 +125,8 @@ impl Inspected {
         match classify(package)? {
             Spec::Remote(spec) => {
                 let options = args.apply(SourceOptions::default());
-                let shown = sft::transport::redact_url(spec);
-                let probe = sft::probe::probe(spec, &options).map_err(|e| {
+                let shown = sft::redact_url(spec);
+                let probe = sft::fetch::probe::probe(spec, &options).map_err(|e| {
                     crate::util::name_once(e, file_name(&shown), || {
                         format!("cannot read the prologue of `{shown}`")
                     })

@@ -22,7 +22,7 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
             bar.inc(n);
         }
     };
-    let result = pkg.verify_with(&inc);
+    let result = pkg.verify_with(&inc, &sft::io::Threads::available());
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -61,7 +61,7 @@ fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow:
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
-    let shown = sft::transport::redact_url(spec);
+    let shown = sft::redact_url(spec);
     let (report, session) = result.map_err(|e| {
         // The error names the source once: its own, or this context's.
         let e = anyhow::Error::from(e);

@@ -44,7 +44,8 @@ pub type ChunkSink<'a> = dyn FnMut(u64, &[u8]) -> ControlFlow<()> + 'a;
 /// Implementing it takes two methods:
 ///
 /// ```
-/// use sft::stream::{RangeSource, TransportError, TransportErrorKind};
+/// use sft::stream::{TransportError, TransportErrorKind};
+/// use sft::io::RangeSource;
 ///
 /// /// A source serving a package that is all zero bytes, for the example.
 /// struct Zeros(u64);

@@ -324,12 +324,12 @@ pub fn launch_list(data: &[u8]) {
 }
 
 /// Parse an HTTP response head with the bulk client's strict parser
-/// (`transport::http::raw`), as sent and with its end added: never
+/// (`net::http::bulk`), as sent and with its end added: never
 /// panics; an accepted head has a three-digit status, values without
 /// control characters, and parses again to the same result.
 #[cfg(feature = "http")]
 pub fn http_head(data: &[u8]) {
-    use crate::transport::http::raw::parse_head;
+    use crate::net::http::bulk::parse_head;
     let mut ended = data.to_vec();
     ended.extend_from_slice(b"\r\n\r\n");
     for input in [data, &ended[..]] {

@@ -28,7 +28,7 @@
 //! header lines and ≤ [`MAX_PART_HEADER_BYTES`] header bytes per part.
 //!
 //! ```
-//! use sft::transport::http::multipart::{byteranges_boundary, ByteRangesParser, Step};
+//! use sft::proto::http_multipart::{byteranges_boundary, ByteRangesParser, Step};
 //!
 //! let boundary = byteranges_boundary(b"multipart/byteranges; boundary=XYZ").unwrap().unwrap();
 //! let body = b"\r\n--XYZ\r\nContent-Type: application/octet-stream\r\n\
@@ -134,7 +134,7 @@ impl core::error::Error for MultipartError {}
 /// A parsed `Content-Range` response value.
 ///
 /// ```
-/// use sft::transport::http::multipart::{parse_content_range, ContentRange};
+/// use sft::proto::http_multipart::{parse_content_range, ContentRange};
 ///
 /// let r = parse_content_range(b"bytes 100-199/1000").unwrap();
 /// assert_eq!(r, ContentRange::Satisfied { first: 100, last: 199, complete: Some(1000) });
@@ -166,7 +166,7 @@ impl ContentRange {
     /// [`ContentRange::Unsatisfied`]).
     ///
     /// ```
-    /// use sft::transport::http::multipart::ContentRange;
+    /// use sft::proto::http_multipart::ContentRange;
     /// let r = ContentRange::Satisfied { first: 0, last: 0, complete: None };
     /// assert_eq!(r.range(), Some(0..1));
     /// ```
@@ -181,7 +181,7 @@ impl ContentRange {
     /// The complete length of the representation, if known.
     ///
     /// ```
-    /// use sft::transport::http::multipart::parse_content_range;
+    /// use sft::proto::http_multipart::parse_content_range;
     /// assert_eq!(parse_content_range(b"bytes 0-9/*").unwrap().complete_length(), None);
     /// assert_eq!(parse_content_range(b"bytes 0-9/10").unwrap().complete_length(), Some(10));
     /// ```
@@ -234,7 +234,7 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 /// length is given. Surrounding spaces and tabs are ignored.
 ///
 /// ```
-/// use sft::transport::http::multipart::{parse_content_range, ContentRange, MultipartError};
+/// use sft::proto::http_multipart::{parse_content_range, ContentRange, MultipartError};
 ///
 /// assert_eq!(
 ///     parse_content_range(b" Bytes 0-0/1 ").unwrap(),
@@ -312,7 +312,7 @@ fn check_boundary(b: &[u8]) -> Result<(), MultipartError> {
 /// in any case; the boundary may be a token or a quoted string.
 ///
 /// ```
-/// use sft::transport::http::multipart::byteranges_boundary;
+/// use sft::proto::http_multipart::byteranges_boundary;
 ///
 /// assert_eq!(
 ///     byteranges_boundary(b"multipart/byteranges; boundary=00000000000000000001").unwrap(),
@@ -411,7 +411,7 @@ impl PartRange {
     /// The bytes covered, half-open.
     ///
     /// ```
-    /// use sft::transport::http::multipart::PartRange;
+    /// use sft::proto::http_multipart::PartRange;
     /// let p = PartRange { first: 10, last: 19, complete: Some(100) };
     /// assert_eq!(p.range(), 10..20);
     /// ```
@@ -483,7 +483,7 @@ impl ByteRangesParser {
     /// [`byteranges_boundary`]).
     ///
     /// ```
-    /// use sft::transport::http::multipart::ByteRangesParser;
+    /// use sft::proto::http_multipart::ByteRangesParser;
     /// assert!(ByteRangesParser::new(b"0001").is_ok());
     /// assert!(ByteRangesParser::new(b"").is_err());
     /// ```
@@ -517,7 +517,7 @@ impl ByteRangesParser {
     /// True once the closing delimiter has been seen.
     ///
     /// ```
-    /// use sft::transport::http::multipart::ByteRangesParser;
+    /// use sft::proto::http_multipart::ByteRangesParser;
     /// let mut p = ByteRangesParser::new(b"b").unwrap();
     /// p.feed(b"--b\r\nContent-Range: bytes 0-0/1\r\n\r\nx\r\n--b--").unwrap();
     /// assert!(!p.is_done());
@@ -529,7 +529,7 @@ impl ByteRangesParser {
     /// How many parts have started so far.
     ///
     /// ```
-    /// use sft::transport::http::multipart::ByteRangesParser;
+    /// use sft::proto::http_multipart::ByteRangesParser;
     /// assert_eq!(ByteRangesParser::new(b"b").unwrap().parts(), 0);
     /// ```
     pub fn parts(&self) -> u64 {
@@ -539,7 +539,7 @@ impl ByteRangesParser {
     /// Bytes of the current part's data not yet returned.
     ///
     /// ```
-    /// use sft::transport::http::multipart::{ByteRangesParser, Step};
+    /// use sft::proto::http_multipart::{ByteRangesParser, Step};
     /// let mut p = ByteRangesParser::new(b"b").unwrap();
     /// let (n, step) = p.feed(b"--b\r\nContent-Range: bytes 0-9/10\r\n\r\n").unwrap();
     /// assert!(matches!(step, Step::Part(_)));
@@ -557,7 +557,7 @@ impl ByteRangesParser {
     /// was seen.
     ///
     /// ```
-    /// use sft::transport::http::multipart::{ByteRangesParser, MultipartError};
+    /// use sft::proto::http_multipart::{ByteRangesParser, MultipartError};
     /// let p = ByteRangesParser::new(b"b").unwrap();
     /// assert_eq!(p.finish(), Err(MultipartError::Truncated));
     /// ```
@@ -579,7 +579,7 @@ impl ByteRangesParser {
     /// more appended. An error is final: the parser must not be fed again.
     ///
     /// ```
-    /// use sft::transport::http::multipart::{ByteRangesParser, Step};
+    /// use sft::proto::http_multipart::{ByteRangesParser, Step};
     ///
     /// let mut p = ByteRangesParser::new(b"b").unwrap();
     /// // A header line cut in the middle: nothing can be used yet.

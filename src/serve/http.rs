@@ -5,7 +5,7 @@
 //!
 //! - `GET` and `HEAD`; `Range` with one range (206 and `Content-Range`),
 //!   several (206 `multipart/byteranges`) or none satisfiable (416 with
-//!   `Content-Range: bytes */len`), as decided by [`super::range`];
+//!   `Content-Range: bytes */len`), as decided by [`crate::proto::http_range`];
 //!   `Accept-Ranges: bytes`;
 //! - a strong `ETag` (inode, length, modification time in nanoseconds) and
 //!   `Last-Modified`; `If-Range` (an entity tag or a date: on a mismatch the
@@ -36,7 +36,7 @@
 //!   [`ServerConfig::shutdown_grace`].
 //!
 //! ```
-//! use sft::transport::http::server::{Server, ServerConfig};
+//! use sft::serve::http::{Server, ServerConfig};
 //! use std::io::{Read, Write};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -67,15 +67,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::range::{self, ContentRangeValue, RangeLimits, Resolution};
 use crate::error::Error;
-use crate::transport::net::{self, Lifecycle};
-pub use crate::transport::net::{ServerHandle, ShutdownHandle};
+use crate::proto::http_range::{self as range, ContentRangeValue, RangeLimits, Resolution};
+use crate::serve::{self, Lifecycle};
+pub use crate::serve::{ServerHandle, ShutdownHandle};
 
 /// The most header fields [`ServerConfig::max_headers`] may allow.
 ///
 /// ```
-/// use sft::transport::http::server::{MAX_HEADERS_LIMIT, ServerConfig};
+/// use sft::serve::http::{MAX_HEADERS_LIMIT, ServerConfig};
 ///
 /// let c = ServerConfig::new(".").max_headers(MAX_HEADERS_LIMIT);
 /// # let _ = c;
@@ -97,7 +97,7 @@ const SENDFILE_CHUNK: usize = 2 << 20;
 /// `write_all` per line.
 ///
 /// ```
-/// use sft::transport::http::server::AccessLog;
+/// use sft::serve::http::AccessLog;
 ///
 /// let log = AccessLog::new(std::io::sink());
 /// let to_stderr = AccessLog::stderr();
@@ -110,7 +110,7 @@ impl AccessLog {
     /// Log to `w`.
     ///
     /// ```
-    /// use sft::transport::http::server::{AccessLog, ServerConfig};
+    /// use sft::serve::http::{AccessLog, ServerConfig};
     ///
     /// let c = ServerConfig::new(".").access_log(AccessLog::new(Vec::new()));
     /// # let _ = c;
@@ -122,7 +122,7 @@ impl AccessLog {
     /// Log to standard error.
     ///
     /// ```
-    /// use sft::transport::http::server::{AccessLog, ServerConfig};
+    /// use sft::serve::http::{AccessLog, ServerConfig};
     ///
     /// let c = ServerConfig::new(".").access_log(AccessLog::stderr());
     /// # let _ = c;
@@ -134,7 +134,7 @@ impl AccessLog {
     /// Append to the file at `path`, creating it if needed.
     ///
     /// ```
-    /// use sft::transport::http::server::AccessLog;
+    /// use sft::serve::http::AccessLog;
     ///
     /// let dir = tempfile::tempdir()?;
     /// let log = AccessLog::file(&dir.path().join("access.log"))?;
@@ -170,7 +170,7 @@ impl fmt::Debug for AccessLog {
 /// What the server serves and its limits. By-value setters.
 ///
 /// ```
-/// use sft::transport::http::server::ServerConfig;
+/// use sft::serve::http::ServerConfig;
 /// use std::time::Duration;
 ///
 /// let config = ServerConfig::new("/srv/packages")
@@ -218,7 +218,7 @@ impl ServerConfig {
     /// keep-alive idle time, 30 s write stalls, 10 s shutdown grace.
     ///
     /// ```
-    /// use sft::transport::http::server::ServerConfig;
+    /// use sft::serve::http::ServerConfig;
     ///
     /// assert_eq!(ServerConfig::new("content").get_max_connections(), 256);
     /// ```
@@ -242,7 +242,7 @@ impl ServerConfig {
     /// (plain HTTP) or are closed (HTTPS).
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// assert_eq!(ServerConfig::new(".").max_connections(8).get_max_connections(), 8);
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -253,7 +253,7 @@ impl ServerConfig {
     /// The connection limit.
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// assert_eq!(ServerConfig::new(".").max_connections(0).get_max_connections(), 1);
     /// ```
     pub fn get_max_connections(&self) -> usize {
@@ -264,7 +264,7 @@ impl ServerConfig {
     /// least 1 KiB); larger ones get 431.
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").max_header_bytes(8192);
     /// ```
     pub fn max_header_bytes(mut self, n: usize) -> Self {
@@ -276,7 +276,7 @@ impl ServerConfig {
     /// more get 431.
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").max_headers(32);
     /// ```
     pub fn max_headers(mut self, n: usize) -> Self {
@@ -288,7 +288,7 @@ impl ServerConfig {
     /// more is ignored and the whole file is sent, as nginx does.
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").max_ranges(8);
     /// ```
     pub fn max_ranges(mut self, n: usize) -> Self {
@@ -300,7 +300,7 @@ impl ServerConfig {
     /// first byte (and, on a new connection, from the accept).
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").header_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn header_timeout(mut self, t: Duration) -> Self {
@@ -311,7 +311,7 @@ impl ServerConfig {
     /// How long a kept-alive connection may wait for its next request.
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").idle_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn idle_timeout(mut self, t: Duration) -> Self {
@@ -322,7 +322,7 @@ impl ServerConfig {
     /// How long one write may stall (a client that stops reading).
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").write_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn write_timeout(mut self, t: Duration) -> Self {
@@ -333,7 +333,7 @@ impl ServerConfig {
     /// How long a shutdown waits for requests in flight.
     ///
     /// ```
-    /// # use sft::transport::http::server::ServerConfig;
+    /// # use sft::serve::http::ServerConfig;
     /// let c = ServerConfig::new(".").shutdown_grace(std::time::Duration::from_secs(2));
     /// ```
     pub fn shutdown_grace(mut self, t: Duration) -> Self {
@@ -345,7 +345,7 @@ impl ServerConfig {
     /// [`tls_config_from_pem`]).
     ///
     /// ```no_run
-    /// use sft::transport::http::server::{ServerConfig, tls_config_from_pem};
+    /// use sft::serve::http::{ServerConfig, tls_config_from_pem};
     /// use std::path::Path;
     ///
     /// let tls = tls_config_from_pem(Path::new("cert.pem"), Path::new("key.pem"))?;
@@ -360,7 +360,7 @@ impl ServerConfig {
     /// Write one access-log line per request to `log`.
     ///
     /// ```
-    /// # use sft::transport::http::server::{AccessLog, ServerConfig};
+    /// # use sft::serve::http::{AccessLog, ServerConfig};
     /// let c = ServerConfig::new(".").access_log(AccessLog::stderr());
     /// ```
     pub fn access_log(mut self, log: AccessLog) -> Self {
@@ -374,7 +374,7 @@ impl ServerConfig {
 /// `ring` provider, TLS 1.2 and 1.3, ALPN `http/1.1`.
 ///
 /// ```
-/// use sft::transport::http::server::tls_config_from_pem;
+/// use sft::serve::http::tls_config_from_pem;
 /// use std::path::Path;
 ///
 /// let err = tls_config_from_pem(Path::new("/nonexistent/cert.pem"), Path::new("/nonexistent/key.pem"));
@@ -435,7 +435,7 @@ impl Shared {
 /// A bound, not yet running server.
 ///
 /// ```
-/// use sft::transport::http::server::{Server, ServerConfig};
+/// use sft::serve::http::{Server, ServerConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
@@ -466,14 +466,14 @@ impl Server {
     /// (port 0 picks a free port; see [`Server::local_addr`]).
     ///
     /// ```
-    /// use sft::transport::http::server::{Server, ServerConfig};
+    /// use sft::serve::http::{Server, ServerConfig};
     ///
     /// let missing = Server::bind("127.0.0.1:0", ServerConfig::new("/nonexistent/dir"));
     /// assert!(missing.is_err());
     /// ```
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Server, Error> {
-        let root = net::content_root(&config.root)?;
-        let (listener, addr) = net::bind(addr, "the HTTP listener")?;
+        let root = serve::content_root(&config.root)?;
+        let (listener, addr) = serve::bind(addr, "the HTTP listener")?;
         Ok(Server {
             listener,
             addr,
@@ -490,7 +490,7 @@ impl Server {
     /// The address actually bound.
     ///
     /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # use sft::serve::http::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
     /// assert!(server.local_addr().ip().is_loopback());
@@ -503,7 +503,7 @@ impl Server {
     /// A handle that stops [`Server::run`] from any thread.
     ///
     /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # use sft::serve::http::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
     /// let handle = server.shutdown_handle();
@@ -521,7 +521,7 @@ impl Server {
     /// shutdown grace) and return.
     ///
     /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # use sft::serve::http::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
     /// let stop = server.shutdown_handle();
@@ -532,7 +532,7 @@ impl Server {
     pub fn run(self) -> Result<(), Error> {
         let shared = self.shared;
         let grace = shared.config.shutdown_grace;
-        net::accept_loop(self.listener, &shared.life, grace, |stream, peer| {
+        serve::accept_loop(self.listener, &shared.life, grace, |stream, peer| {
             admit(&shared, stream, peer);
         });
         Ok(())
@@ -541,7 +541,7 @@ impl Server {
     /// Run the server on a thread of its own.
     ///
     /// ```
-    /// # use sft::transport::http::server::{Server, ServerConfig};
+    /// # use sft::serve::http::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
     /// println!("listening on http://{}", handle.local_addr());
@@ -550,7 +550,7 @@ impl Server {
     /// ```
     pub fn spawn(self) -> Result<ServerHandle, Error> {
         let (addr, stop) = (self.addr, self.shutdown_handle());
-        net::spawn("HTTP server", "sft-http-accept", addr, stop, move || {
+        serve::spawn("HTTP server", "sft-http-accept", addr, stop, move || {
             self.run()
         })
     }
@@ -587,7 +587,7 @@ fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
 fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let plain = shared.config.tls.is_none();
     let conn_shared = Arc::clone(shared);
-    net::admit(
+    serve::admit(
         &shared.life,
         shared.config.max_connections,
         std::thread::Builder::new().name("sft-http-conn".into()),
@@ -624,7 +624,7 @@ fn reject_busy(stream: TcpStream) {
 }
 
 /// A connection, plain or TLS.
-type Conn = net::Conn<rustls::ServerConnection>;
+type Conn = crate::io::conn::Conn<rustls::ServerConnection>;
 
 /// The connection's input buffer: bytes `..len` are received, not yet
 /// consumed.
@@ -862,7 +862,8 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
             Ok(c) => {
                 let mut s = Box::new(rustls::StreamOwned::new(c, tcp));
                 // The handshake counts against the first head's timeout.
-                if net::tls_handshake(&mut s, accepted + cfg.header_timeout, &shared.life).is_err()
+                if serve::tls_handshake(&mut s, accepted + cfg.header_timeout, &shared.life)
+                    .is_err()
                 {
                     // No response of ours to protect: close at once.
                     let _ = s.sock.shutdown(std::net::Shutdown::Both);

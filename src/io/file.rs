@@ -7,7 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::stream::{RangeSource, TransportError, TransportErrorKind};
+use crate::io::RangeSource;
+use crate::stream::{TransportError, TransportErrorKind};
 
 /// A package file read with positional reads (`pread` on Unix,
 /// `seek_read` on Windows, a locked cursor elsewhere).
@@ -15,8 +16,9 @@ use crate::stream::{RangeSource, TransportError, TransportErrorKind};
 /// ```
 /// # #[cfg(feature = "write")]
 /// # fn main() -> sft::Result<()> {
-/// use sft::stream::{blocking, RangeSource, SessionConfig, StreamSession};
-/// use sft::transport::file::FileSource;
+/// use sft::stream::{SessionConfig, StreamSession};
+/// use sft::io::{drive, RangeSource};
+/// use sft::io::file::FileSource;
 ///
 /// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
 /// let path = dir.path().join("app.sft");
@@ -27,7 +29,7 @@ use crate::stream::{RangeSource, TransportError, TransportErrorKind};
 /// let source = FileSource::open(&path)?;
 /// let mut session = StreamSession::new(SessionConfig::default());
 /// let mut copy = Vec::new();
-/// blocking::drive(&mut session, &source, &mut copy)?;
+/// drive::drive(&mut session, &source, &mut copy)?;
 /// assert_eq!(copy, std::fs::read(&path).map_err(|e| sft::Error::io("read", e))?);
 /// # Ok(()) }
 /// # #[cfg(not(feature = "write"))]
@@ -196,7 +198,7 @@ impl RangeSource for MappedSource {
     fn read_ranges(
         &self,
         ranges: &[core::ops::Range<u64>],
-        sink: &mut crate::stream::ChunkSink<'_>,
+        sink: &mut crate::io::ChunkSink<'_>,
     ) -> Result<(), TransportError> {
         self.map
             .package()

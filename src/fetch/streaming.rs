@@ -3,7 +3,7 @@
 //! The same read API as a local [`Package`](crate::Package) — entries,
 //! lookups, whole files, byte ranges, `Read + Seek` — over a source being
 //! streamed in the background into a [`Cache`]. A background thread runs
-//! the session loop ([`blocking::drive_with_control`]); a read of a block
+//! the session loop ([`drive::drive_with_control`]); a read of a block
 //! that is not cached yet sends it a demand, which pre-empts the
 //! background prefetch (it is the very next request, at most one chunk
 //! later), and waits on a condition variable until the block arrives, the
@@ -26,8 +26,8 @@
 //! # fn main() -> sft::Result<()> {
 //! use std::io::{Read, Seek, SeekFrom};
 //! use std::sync::Arc;
-//! use sft::cache::CachePaths;
-//! use sft::streaming::{StreamingOptions, StreamingPackage};
+//! use sft::fetch::cache::CachePaths;
+//! use sft::fetch::streaming::{StreamingOptions, StreamingPackage};
 //!
 //! let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 //!     .add_bytes("app.exe", vec![7u8; 200_000])?
@@ -58,15 +58,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cache::{Cache, CacheOptions, CachePaths};
 use crate::error::Error;
+use crate::fetch::cache::{Cache, CacheOptions, CachePaths};
 use crate::format::{BlockId, Codec};
 use crate::index::BlockInfo;
+use crate::io::RangeSource;
+use crate::io::drive::{self, Control, DriveReport};
 use crate::read::{Decoder, Entries, Entry, Prologue};
-use crate::stream::blocking::{self, Control, DriveReport};
 use crate::stream::{
-    BlockSink, Event, Progress, RangeSource, SessionConfig, StreamSession, TransportError,
-    TransportErrorKind, VerifiedBlock,
+    BlockSink, Event, Progress, SessionConfig, StreamSession, TransportError, TransportErrorKind,
+    VerifiedBlock,
 };
 
 /// Options of [`StreamingPackage::open`].
@@ -268,7 +269,7 @@ impl StreamingPackage {
                         cache: &mut cache,
                         shared: &bg,
                     };
-                    blocking::drive_with_control(
+                    drive::drive_with_control(
                         &mut session,
                         &*source,
                         &mut sink,
@@ -465,7 +466,7 @@ impl StreamingPackage {
         self.wait_block(id)?;
         let info = self.table[id.0 as usize];
         stored.resize(info.stored_len as usize, 0);
-        crate::cache::pread_exact(&self.file, info.stored_offset, stored)
+        crate::fetch::cache::pread_exact(&self.file, info.stored_offset, stored)
             .map_err(|e| Error::io(format!("reading {id} from the cache"), e))?;
         match info.codec {
             Codec::Stored => {

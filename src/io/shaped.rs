@@ -14,8 +14,8 @@
 //! ```
 //! # fn main() -> Result<(), sft::stream::TransportError> {
 //! use std::time::{Duration, Instant};
-//! use sft::stream::RangeSource;
-//! use sft::transport::shaped::ShapedSource;
+//! use sft::io::RangeSource;
+//! use sft::io::shaped::ShapedSource;
 //!
 //! let data = vec![0u8; 100_000];
 //! // 1 MB/s, 10 ms round trip: 100 KB take about 0.11 s.
@@ -32,7 +32,8 @@ use core::ops::{ControlFlow, Range};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::stream::{ChunkSink, RangeSource, TransportError};
+use crate::io::{ChunkSink, RangeSource};
+use crate::stream::TransportError;
 
 /// A [`RangeSource`] behind a simulated link; see the [module docs](self).
 #[derive(Debug)]

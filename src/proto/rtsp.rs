@@ -10,14 +10,14 @@
 //! [`parse_ranges`] over arbitrary bytes.
 //!
 //! ```
-//! use sft::transport::rtsp::proto::{decode, Frame, Limits};
+//! use sft::proto::rtsp::{decode, Frame, Limits};
 //!
 //! let input = b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\n\r\n$\x01\x00\x02hi";
 //! let (frame, used) = decode(input, &Limits::default())?.expect("complete");
 //! assert!(matches!(frame, Frame::Request(_)));
 //! let (frame, _) = decode(&input[used..], &Limits::default())?.expect("complete");
 //! assert!(matches!(frame, Frame::Data { channel: 1, payload: b"hi" }));
-//! # Ok::<(), sft::transport::rtsp::proto::DecodeError>(())
+//! # Ok::<(), sft::proto::rtsp::DecodeError>(())
 //! ```
 
 use core::fmt;
@@ -48,7 +48,7 @@ pub const FLAG_END: u8 = 2;
 /// Size limits for [`decode`].
 ///
 /// ```
-/// use sft::transport::rtsp::proto::Limits;
+/// use sft::proto::rtsp::Limits;
 ///
 /// let l = Limits::default();
 /// assert_eq!((l.max_head, l.max_body), (16 * 1024, 64 * 1024));
@@ -73,7 +73,7 @@ impl Default for Limits {
 /// Why [`decode`] refused its input.
 ///
 /// ```
-/// use sft::transport::rtsp::proto::{decode, DecodeError, Limits};
+/// use sft::proto::rtsp::{decode, DecodeError, Limits};
 ///
 /// assert_eq!(decode(b"\x00\x01garbage\r\n\r\n", &Limits::default()).err(), Some(DecodeError::Malformed));
 /// ```
@@ -103,12 +103,12 @@ impl core::error::Error for DecodeError {}
 /// One item of an RTSP connection's byte stream.
 ///
 /// ```
-/// use sft::transport::rtsp::proto::{decode, Frame, Limits};
+/// use sft::proto::rtsp::{decode, Frame, Limits};
 ///
 /// let (f, n) = decode(b"$\x00\x00\x01x", &Limits::default())?.expect("complete");
 /// assert_eq!(n, 5);
 /// assert!(matches!(f, Frame::Data { channel: 0, payload: b"x" }));
-/// # Ok::<(), sft::transport::rtsp::proto::DecodeError>(())
+/// # Ok::<(), sft::proto::rtsp::DecodeError>(())
 /// ```
 #[derive(Debug)]
 pub enum Frame<'a> {
@@ -174,7 +174,7 @@ fn content_length(head: &[u8]) -> Result<usize, DecodeError> {
 /// [`DecodeError`]: the connection cannot continue.
 ///
 /// ```
-/// use sft::transport::rtsp::proto::{decode, DecodeError, Limits};
+/// use sft::proto::rtsp::{decode, DecodeError, Limits};
 ///
 /// let l = Limits { max_head: 64, max_body: 4 };
 /// assert!(decode(b"OPTIONS * RTSP/1.0\r\nCSeq: 1", &l)?.is_none()); // more needed
@@ -237,7 +237,7 @@ pub fn decode<'a>(
 /// `docs/RTSP.md` §5.3).
 ///
 /// ```
-/// use sft::transport::rtsp::proto::{PacketHeader, RTP_HEADER_LEN, SFT_HEADER_LEN};
+/// use sft::proto::rtsp::{PacketHeader, RTP_HEADER_LEN, SFT_HEADER_LEN};
 ///
 /// let h = PacketHeader { seq: 9, timestamp: 100, ssrc: 7, marker: true, offset: 1 << 33, tag: 5, flags: 3 };
 /// let mut packet = h.encode().to_vec();
@@ -268,7 +268,7 @@ impl PacketHeader {
     /// The 28 header bytes.
     ///
     /// ```
-    /// # use sft::transport::rtsp::proto::PacketHeader;
+    /// # use sft::proto::rtsp::PacketHeader;
     /// let h = PacketHeader { seq: 1, timestamp: 0, ssrc: 0, marker: false, offset: 0, tag: 0, flags: 0 };
     /// assert_eq!(h.encode()[..2], [0x80, 96]);
     /// ```
@@ -290,7 +290,7 @@ impl PacketHeader {
     /// CSRCs, extension or padding).
     ///
     /// ```
-    /// # use sft::transport::rtsp::proto::PacketHeader;
+    /// # use sft::proto::rtsp::PacketHeader;
     /// assert!(PacketHeader::parse(&[0x80, 96, 0, 1]).is_none());
     /// ```
     pub fn parse(packet: &[u8]) -> Option<(PacketHeader, &[u8])> {
@@ -325,7 +325,7 @@ impl PacketHeader {
 /// Why a byte-range list was refused.
 ///
 /// ```
-/// use sft::transport::rtsp::proto::{parse_ranges, RangeListError};
+/// use sft::proto::rtsp::{parse_ranges, RangeListError};
 ///
 /// assert_eq!(parse_ranges("bytes=5-2", 10), Err(RangeListError::Invalid));
 /// assert_eq!(parse_ranges("bytes=0-10", 10), Err(RangeListError::Unsatisfiable));
@@ -365,11 +365,11 @@ fn parse_u64(s: &str) -> Option<u64> {
 /// [`RangeListError`].
 ///
 /// ```
-/// use sft::transport::rtsp::proto::parse_ranges;
+/// use sft::proto::rtsp::parse_ranges;
 ///
 /// assert_eq!(parse_ranges("bytes=0-9, 20-", 30)?, vec![0..10, 20..30]);
 /// assert_eq!(parse_ranges("none", 30)?, vec![]);
-/// # Ok::<(), sft::transport::rtsp::proto::RangeListError>(())
+/// # Ok::<(), sft::proto::rtsp::RangeListError>(())
 /// ```
 pub fn parse_ranges(value: &str, len: u64) -> Result<Vec<Range<u64>>, RangeListError> {
     let value = value.trim();
@@ -407,7 +407,7 @@ pub fn parse_ranges(value: &str, len: u64) -> Result<Vec<Range<u64>>, RangeListE
 /// no ranges at all gives `none`).
 ///
 /// ```
-/// use sft::transport::rtsp::proto::format_ranges;
+/// use sft::proto::rtsp::format_ranges;
 ///
 /// assert_eq!(format_ranges(&[0..10, 5..5, 20..21]), "bytes=0-9,20-20");
 /// assert_eq!(format_ranges(&[]), "none");
@@ -429,7 +429,7 @@ pub fn format_ranges(ranges: &[Range<u64>]) -> String {
 /// §7.1.1; `rtsp-types` would write `200 Ok`).
 ///
 /// ```
-/// assert_eq!(sft::transport::rtsp::proto::reason(454), "Session Not Found");
+/// assert_eq!(sft::proto::rtsp::reason(454), "Session Not Found");
 /// ```
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -457,24 +457,24 @@ pub fn reason(status: u16) -> &'static str {
 /// segment.
 ///
 /// ```
-/// use sft::transport::rtsp::proto::{guid_hex, parse_guid_hex};
+/// use sft::proto::rtsp::{guid_hex, parse_guid_hex};
 ///
 /// let g = sft::Guid([0xAB; 16]);
 /// assert_eq!(guid_hex(&g).len(), 32);
 /// assert_eq!(parse_guid_hex(&guid_hex(&g)), Some(g));
 /// assert_eq!(parse_guid_hex("xyz"), None);
 /// ```
-pub fn guid_hex(g: &crate::guid::Guid) -> String {
+pub fn guid_hex(g: &crate::format::guid::Guid) -> String {
     g.as_bytes().iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Parse 32 hex digits into a GUID; `None` for anything else.
 ///
 /// ```
-/// use sft::transport::rtsp::proto::parse_guid_hex;
+/// use sft::proto::rtsp::parse_guid_hex;
 /// assert!(parse_guid_hex("00112233445566778899AABBCCDDEEFF").is_some());
 /// ```
-pub fn parse_guid_hex(s: &str) -> Option<crate::guid::Guid> {
+pub fn parse_guid_hex(s: &str) -> Option<crate::format::guid::Guid> {
     let s = s.trim();
     if s.len() != 32 || !s.is_ascii() {
         return None;
@@ -483,5 +483,5 @@ pub fn parse_guid_hex(s: &str) -> Option<crate::guid::Guid> {
     for (i, o) in out.iter_mut().enumerate() {
         *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some(crate::guid::Guid(out))
+    Some(crate::format::guid::Guid(out))
 }

@@ -50,22 +50,26 @@
 //! # fn main() {}
 //! ```
 
+pub mod cache;
+#[cfg(feature = "std")]
+pub mod probe;
+pub mod streaming;
+
 use core::fmt;
 #[cfg(feature = "file")]
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cache::{Cache, CacheOptions, CachePaths};
 use crate::error::Error;
+use crate::fetch::cache::{Cache, CacheOptions, CachePaths};
 use crate::format::HEADER_LEN;
 #[cfg(feature = "file")]
-use crate::stream::SchedulerLimits;
-use crate::stream::{
-    Event, RangeSource, SessionConfig, StreamSession, TransportError, TransportErrorKind, blocking,
-};
+use crate::io::file::FileSource;
+use crate::io::{RangeSource, drive};
 #[cfg(feature = "file")]
-use crate::transport::file::FileSource;
+use crate::stream::SchedulerLimits;
+use crate::stream::{Event, SessionConfig, StreamSession, TransportError, TransportErrorKind};
 
 /// A callback for [`Event`]s.
 pub type EventCallback = Box<dyn FnMut(&Event) + Send>;
@@ -89,16 +93,16 @@ pub struct FetchOptions {
 /// use sft::fetch::SourceOptions;
 /// # #[cfg(feature = "http")]
 /// let o = SourceOptions::default()
-///     .http(sft::transport::http::client::HttpOptions::default().max_attempts(5));
+///     .http(sft::net::http::HttpOptions::default().max_attempts(5));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
     #[cfg(feature = "http")]
-    http: crate::transport::http::client::HttpOptions,
+    http: crate::net::http::HttpOptions,
     #[cfg(feature = "rtsp")]
-    rtsp: crate::transport::rtsp::client::RtspOptions,
+    rtsp: crate::net::rtsp::RtspOptions,
     #[cfg(feature = "smb")]
-    smb: crate::transport::smb::SmbOptions,
+    smb: crate::net::smb::SmbOptions,
     pipelined: bool,
 }
 
@@ -106,7 +110,7 @@ impl SourceOptions {
     /// Options of `smb://` and UNC sources (port, credentials, timeouts).
     #[cfg(feature = "smb")]
     #[must_use]
-    pub fn smb(mut self, options: crate::transport::smb::SmbOptions) -> Self {
+    pub fn smb(mut self, options: crate::net::smb::SmbOptions) -> Self {
         self.smb = options;
         self
     }
@@ -115,13 +119,13 @@ impl SourceOptions {
     /// file, pipeline depth).
     #[cfg(feature = "rtsp")]
     #[must_use]
-    pub fn rtsp(mut self, options: crate::transport::rtsp::client::RtspOptions) -> Self {
+    pub fn rtsp(mut self, options: crate::net::rtsp::RtspOptions) -> Self {
         self.rtsp = options;
         self
     }
 
     /// Receive on a second thread while the session checks and writes
-    /// ([`Pipelined`](crate::transport::pipelined::Pipelined)); [`fetch_spec`]
+    /// ([`Pipelined`](crate::io::pipelined::Pipelined)); [`fetch_spec`]
     /// applies it to URL sources. Off by default: the kernel's socket
     /// buffers already receive while the session checks, and on a 2-core
     /// machine serving itself over loopback the extra copy and thread made
@@ -136,7 +140,7 @@ impl SourceOptions {
     /// file, credentials).
     #[cfg(feature = "http")]
     #[must_use]
-    pub fn http(mut self, options: crate::transport::http::client::HttpOptions) -> Self {
+    pub fn http(mut self, options: crate::net::http::HttpOptions) -> Self {
         self.http = options;
         self
     }
@@ -170,7 +174,7 @@ impl FetchOptions {
     }
     /// Transfer at most `bytes_per_sec` bytes per second (like curl's
     /// `--limit-rate`; 0 means unlimited): [`fetch`] reads through a
-    /// [`ShapedSource`](crate::transport::shaped::ShapedSource),
+    /// [`ShapedSource`](crate::io::shaped::ShapedSource),
     /// [`fetch_file`] paces its copies. With a limit, [`fetch_file`] keeps
     /// the default request sizes.
     pub fn limit_rate(mut self, bytes_per_sec: u64) -> Self {
@@ -243,7 +247,7 @@ pub fn fetch(
 ) -> Result<FetchReport, Error> {
     match options.limit_rate {
         Some(rate) => {
-            let shaped = crate::transport::shaped::ShapedSource::new(source, rate, Duration::ZERO);
+            let shaped = crate::io::shaped::ShapedSource::new(source, rate, Duration::ZERO);
             fetch_inner(&shaped, Fast::None, out, &mut options)
         }
         None => fetch_inner(source, Fast::None, out, &mut options),
@@ -276,7 +280,7 @@ pub fn fetch(
 /// # #[cfg(feature = "write")]
 /// # fn main() -> sft::Result<()> {
 /// use sft::fetch::{fetch_file, FetchOptions};
-/// use sft::transport::file::FileSource;
+/// use sft::io::file::FileSource;
 ///
 /// let dir = tempfile::tempdir().map_err(|e| sft::Error::io("tempdir", e))?;
 /// let (src, out) = (dir.path().join("src.sft"), dir.path().join("out.sft"));
@@ -381,7 +385,7 @@ pub fn fetch_spec(spec: &str, out: &Path, mut options: FetchOptions) -> Result<F
             return Err(e);
         }
         if restarts >= MAX_RESTARTS {
-            let shown = crate::transport::redact_url(spec);
+            let shown = crate::redact_url(spec);
             return Err(Error::Transport(
                 TransportError::new(
                     TransportErrorKind::Changed,
@@ -404,7 +408,7 @@ fn header_moved(spec: &str, out: &Path, options: &FetchOptions) -> bool {
     let Ok(file) = std::fs::File::open(&paths.data) else {
         return false;
     };
-    if crate::cache::pread_exact(&file, 0, &mut cached).is_err() {
+    if crate::fetch::cache::pread_exact(&file, 0, &mut cached).is_err() {
         return false;
     }
     let Ok(source) = open_source_with(spec, &options.sources) else {
@@ -442,11 +446,11 @@ fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<Fetc
         };
     }
     #[cfg(all(feature = "file", feature = "http"))]
-    if crate::transport::http::client::is_http_url(spec)
+    if crate::net::http::is_http_url(spec)
         && !options.sources.pipelined
         && options.limit_rate.is_none()
     {
-        let source = crate::transport::http::client::HttpSource::open(spec, &options.sources.http)?;
+        let source = crate::net::http::HttpSource::open(spec, &options.sources.http)?;
         let fast = if source.is_bulk() {
             Fast::Http(&source)
         } else {
@@ -456,13 +460,13 @@ fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<Fetc
     }
     let opened = open_source_with(spec, &options.sources)?;
     let source: Box<dyn RangeSource> = if options.sources.pipelined {
-        Box::new(crate::transport::pipelined::Pipelined::new(opened))
+        Box::new(crate::io::pipelined::Pipelined::new(opened))
     } else {
         opened
     };
     match options.limit_rate {
         Some(rate) => {
-            let shaped = crate::transport::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
+            let shaped = crate::io::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
             fetch_inner(&shaped, Fast::None, out, options)
         }
         None => fetch_inner(&source, Fast::None, out, options),
@@ -478,7 +482,7 @@ fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<Fetc
 /// Over plain `http://` with the default limits this takes the HTTP
 /// client's bulk path on two threads, as [`fetch_spec`] does: one
 /// receives each piece into a recycled buffer while this one checks the
-/// previous piece. Other sources go through [`blocking::drive_with`].
+/// previous piece. Other sources go through [`drive::drive_with`].
 ///
 /// ```
 /// # #[cfg(feature = "write")]
@@ -511,10 +515,10 @@ pub fn verify_spec(
     sources: &SourceOptions,
     config: SessionConfig,
     on_event: &mut dyn FnMut(&Event),
-) -> Result<(blocking::DriveReport, StreamSession), Error> {
+) -> Result<(drive::DriveReport, StreamSession), Error> {
     #[cfg(all(feature = "file", feature = "http"))]
-    if crate::transport::http::client::is_http_url(spec) && !sources.pipelined {
-        let source = crate::transport::http::client::HttpSource::open(spec, &sources.http)?;
+    if crate::net::http::is_http_url(spec) && !sources.pipelined {
+        let source = crate::net::http::HttpSource::open(spec, &sources.http)?;
         if source.is_bulk() {
             let config = if config.limits() == SchedulerLimits::default() {
                 with_limits(config, http_limits())
@@ -526,7 +530,7 @@ pub fn verify_spec(
             return checked(report, session, &source);
         }
         let mut session = StreamSession::new(config);
-        let report = blocking::drive_with(
+        let report = drive::drive_with(
             &mut session,
             &source,
             &mut crate::stream::NullSink,
@@ -536,12 +540,12 @@ pub fn verify_spec(
     }
     let opened = open_source_with(spec, sources)?;
     let source: Box<dyn RangeSource> = if sources.pipelined {
-        Box::new(crate::transport::pipelined::Pipelined::new(opened))
+        Box::new(crate::io::pipelined::Pipelined::new(opened))
     } else {
         opened
     };
     let mut session = StreamSession::new(config);
-    let report = blocking::drive_with(
+    let report = drive::drive_with(
         &mut session,
         &*source,
         &mut crate::stream::NullSink,
@@ -553,10 +557,10 @@ pub fn verify_spec(
 /// `(report, session)` if the stream checked the whole package, else the
 /// error of a stream that stopped short (an empty source, say).
 fn checked(
-    report: blocking::DriveReport,
+    report: drive::DriveReport,
     session: StreamSession,
     source: &dyn RangeSource,
-) -> Result<(blocking::DriveReport, StreamSession), Error> {
+) -> Result<(drive::DriveReport, StreamSession), Error> {
     if report.complete {
         Ok((report, session))
     } else {
@@ -601,7 +605,7 @@ fn http_limits() -> SchedulerLimits {
 /// The fast path a fetch takes, if any: see [`fetch_file`], and the
 /// HTTP bulk path of [`fetch_spec`].
 enum Fast<'a> {
-    /// The session's requests go through [`blocking::drive_with`].
+    /// The session's requests go through [`drive::drive_with`].
     None,
     /// A local file: [`local::drive`] with `pread`.
     #[cfg(feature = "file")]
@@ -609,7 +613,7 @@ enum Fast<'a> {
     /// A plain `http://` source: [`local::drive`] reading the body of
     /// one long `GET` straight into its buffers.
     #[cfg(all(feature = "file", feature = "http"))]
-    Http(&'a crate::transport::http::client::HttpSource),
+    Http(&'a crate::net::http::HttpSource),
     #[cfg(not(feature = "file"))]
     #[allow(dead_code)]
     Never(core::marker::PhantomData<&'a ()>),
@@ -696,7 +700,7 @@ fn fetch_run(
         Fast::Http(source) => {
             local::drive_stream(&mut session, source.bulk(), Some(&mut cache), &mut on_event)
         }
-        _ => blocking::drive_with(&mut session, source, &mut cache, &mut on_event),
+        _ => drive::drive_with(&mut session, source, &mut cache, &mut on_event),
     };
     let report = match result {
         Ok(report) => report,
@@ -824,7 +828,7 @@ pub(crate) fn same_package(
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for an unknown or unsupported scheme; as
-/// [`FileSource::open`](crate::transport::file::FileSource::open) for
+/// [`FileSource::open`](crate::io::file::FileSource::open) for
 /// paths.
 pub fn open_source(spec: &str) -> Result<Box<dyn RangeSource>, Error> {
     open_source_with(spec, &SourceOptions::default())
@@ -844,34 +848,34 @@ pub fn open_source_with(
         return open_file(&path);
     }
     #[cfg(feature = "http")]
-    if crate::transport::http::client::is_http_url(spec) {
-        return Ok(Box::new(crate::transport::http::client::HttpSource::open(
+    if crate::net::http::is_http_url(spec) {
+        return Ok(Box::new(crate::net::http::HttpSource::open(
             spec,
             &options.http,
         )?));
     }
     #[cfg(feature = "smb")]
-    if crate::transport::smb::is_smb_spec(spec) {
-        return Ok(Box::new(crate::transport::smb::SmbSource::open(
+    if crate::net::smb::is_smb_spec(spec) {
+        return Ok(Box::new(crate::net::smb::SmbSource::open(
             spec,
             &options.smb,
         )?));
     }
     #[cfg(feature = "rtsp")]
-    if crate::transport::rtsp::client::is_rtsp_url(spec) {
-        return Ok(Box::new(crate::transport::rtsp::client::RtspSource::open(
+    if crate::net::rtsp::is_rtsp_url(spec) {
+        return Ok(Box::new(crate::net::rtsp::RtspSource::open(
             spec,
             &options.rtsp,
         )?));
     }
     Err(Error::invalid(format!(
         "`{}` names no source",
-        crate::transport::redact_url(spec)
+        crate::redact_url(spec)
     )))
 }
 
 /// The local file named by `spec` (a path, or a `file://` URL), to open
-/// with [`FileSource::open`](crate::transport::file::FileSource::open) and
+/// with [`FileSource::open`](crate::io::file::FileSource::open) and
 /// give to `fetch_file`; `None` for a URL that a built-in transport
 /// serves; an error for a URL whose transport this build lacks, as in
 /// [`open_source`].
@@ -893,7 +897,7 @@ pub fn open_source_with(
 pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
     // `smb://`, UNC `\\host\share\...` and `file://\\host\...`.
     #[cfg(feature = "smb")]
-    if crate::transport::smb::is_smb_spec(spec) {
+    if crate::net::smb::is_smb_spec(spec) {
         return Ok(None);
     }
     let (scheme, rest) = match spec.split_once("://") {
@@ -922,7 +926,7 @@ pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
         other => {
             return Err(Error::invalid(format!(
                 "unsupported scheme `{other}` in `{}` (expected a path, file://, http(s)://, rtsp(s)://, smb://)",
-                crate::transport::redact_url(spec)
+                crate::redact_url(spec)
             )));
         }
     };
@@ -930,14 +934,14 @@ pub fn local_path(spec: &str) -> Result<Option<String>, Error> {
         TransportErrorKind::Protocol,
         format!(
             "`{}`: this sft was built without `{transport}` support",
-            crate::transport::redact_url(spec)
+            crate::redact_url(spec)
         ),
     )))
 }
 
 #[cfg(feature = "file")]
 fn open_file(path: &str) -> Result<Box<dyn RangeSource>, Error> {
-    Ok(Box::new(crate::transport::file::FileSource::open(path)?))
+    Ok(Box::new(crate::io::file::FileSource::open(path)?))
 }
 
 #[cfg(not(feature = "file"))]
@@ -950,7 +954,7 @@ fn open_file(path: &str) -> Result<Box<dyn RangeSource>, Error> {
 /// The path of a `file://` URL (after the `//`): `localhost` or an empty
 /// host, percent-escapes decoded.
 fn file_url_path(rest: &str) -> Result<String, Error> {
-    let shown = || crate::transport::redact_url(&format!("file://{rest}"));
+    let shown = || crate::redact_url(&format!("file://{rest}"));
     let path = if let Some(p) = rest.strip_prefix("localhost/") {
         format!("/{p}")
     } else if rest.starts_with('/') {
@@ -994,17 +998,18 @@ mod local {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    use crate::cache::Cache;
     use crate::error::Error;
+    use crate::fetch::cache::Cache;
     use crate::format::BlockId;
+    use crate::io::RangeSource;
+    use crate::io::drive::{DriveReport, pump};
+    use crate::io::file::FileSource;
     #[cfg(feature = "http")]
     use crate::stream::NullSink;
-    use crate::stream::blocking::{DriveReport, pump};
     use crate::stream::{
-        BlockSink, Event, FetchRequest, Priority, RangeSource, RequestId, StreamSession,
-        TransportError, TransportErrorKind,
+        BlockSink, Event, FetchRequest, Priority, RequestId, StreamSession, TransportError,
+        TransportErrorKind,
     };
-    use crate::transport::file::FileSource;
 
     /// Unpaced reads are made this much (in whole blocks) at a time: small
     /// enough to stay in the L2 cache between the read, the check and the
@@ -1081,8 +1086,8 @@ mod local {
         /// Fill `buf` with the bytes of `range` (as long as `buf`).
         fn read(&mut self, range: Range<u64>, buf: &mut [u8]) -> Result<(), TransportError> {
             match self {
-                Reader::File { source, file } => crate::cache::pread_exact(file, range.start, buf)
-                    .map_err(|e| {
+                Reader::File { source, file } => {
+                    crate::fetch::cache::pread_exact(file, range.start, buf).map_err(|e| {
                         if e.kind() == io::ErrorKind::UnexpectedEof {
                             // Its length matched the package's at the
                             // start: the file was cut or replaced since.
@@ -1098,7 +1103,8 @@ mod local {
                         } else {
                             source.error(e, Some(range))
                         }
-                    }),
+                    })
+                }
             }
         }
     }
@@ -1116,7 +1122,7 @@ mod local {
     }
 
     /// Run `session` over the local file `source` (whose handle is `file`)
-    /// into `cache`, as [`crate::stream::blocking::drive_with`] does over
+    /// into `cache`, as [`crate::io::drive::drive_with`] does over
     /// any source: the same events, failures and retries.
     ///
     /// Each piece is read (`pread`) into a buffer on this thread, written
@@ -1132,7 +1138,7 @@ mod local {
         mut pace: Pace,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<DriveReport, Error> {
-        let mut report = crate::stream::blocking::start(session, reader.source())?;
+        let mut report = crate::io::drive::start(session, reader.source())?;
         let dst = cache
             .file()
             .try_clone()
@@ -1146,8 +1152,8 @@ mod local {
                 // In the order sent: a piece is never written while an
                 // earlier write of the same bytes is under way.
                 for (at, buf) in job_rx {
-                    let result = crate::cache::pwrite_all(&dst, at, &buf)
-                        .map_err(|e| (crate::cache::written_prefix(&dst, at, &buf), e));
+                    let result = crate::fetch::cache::pwrite_all(&dst, at, &buf)
+                        .map_err(|e| (crate::fetch::cache::written_prefix(&dst, at, &buf), e));
                     drop(buf);
                     if done_tx.send(result).is_err() {
                         break;
@@ -1394,12 +1400,12 @@ mod local {
     #[cfg(feature = "http")]
     pub(super) fn drive_stream(
         session: &mut StreamSession,
-        bulk: crate::transport::http::client::BulkReader<'_>,
+        bulk: crate::net::http::BulkReader<'_>,
         cache: Option<&mut Cache>,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<DriveReport, Error> {
         let source = bulk.source();
-        let mut report = crate::stream::blocking::start(session, source)?;
+        let mut report = crate::io::drive::start(session, source)?;
         let (job_tx, job_rx) = mpsc::channel::<StreamJob>();
         let (got_tx, got_rx) = mpsc::sync_channel::<Got>(STREAM_DEPTH);
         let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
@@ -1518,10 +1524,11 @@ mod local {
                     // On an error, `drive_stream` cancels the request.
                     match cache.as_deref_mut() {
                         Some(cache) => {
-                            if let Err(e) = crate::cache::pwrite_all(cache.file(), at, &buf) {
+                            if let Err(e) = crate::fetch::cache::pwrite_all(cache.file(), at, &buf)
+                            {
                                 // Keep the whole blocks that did reach the
                                 // file (a full disk): checked and recorded.
-                                let n = crate::cache::written_prefix(cache.file(), at, &buf);
+                                let n = crate::fetch::cache::written_prefix(cache.file(), at, &buf);
                                 let _ = session.on_data(id, at, &buf[..n], &mut cache.in_place());
                                 return Err(Error::io(
                                     format!("writing `{}`", cache.paths().data.display()),

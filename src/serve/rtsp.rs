@@ -6,7 +6,7 @@
 //!   connections, sessions, message sizes, request, idle, session and
 //!   write-stall times.
 //! - Requests and responses are parsed and written by `rtsp-types`
-//!   (through [`super::proto`]); SDP is written with `sdp-types`.
+//!   (through [`crate::proto::rtsp`]); SDP is written with `sdp-types`.
 //! - Data is read from the package file in packets of at most 60 KiB
 //!   (`pread` into one per-session buffer) and sent as RTP in interleaved
 //!   frames; a package is never loaded into memory. Out-of-sequence fetches
@@ -21,7 +21,7 @@
 //! - RTSPS: rustls with the configuration given ([`ServerConfig::tls`]).
 //!
 //! ```
-//! use sft::transport::rtsp::server::{Server, ServerConfig};
+//! use sft::serve::rtsp::{Server, ServerConfig};
 //! use std::io::{Read, Write};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,16 +53,17 @@ use std::time::{Duration, Instant, SystemTime};
 use rtsp_types::headers::{self, HeaderName, Transport, Transports};
 use rtsp_types::{Method, Request, Response, StatusCode, Version};
 
-use super::proto::{
-    self, DecodeError, FLAG_END, FLAG_LAST_OF_RANGE, Frame, Limits, PACKET_PREFIX_LEN,
-    PacketHeader, RangeListError, SERVER_PACKET_DATA,
-};
 use crate::error::Error;
+use crate::format::guid::Guid;
 use crate::format::{BlockId, HEADER_LEN, Header};
-use crate::guid::Guid;
+use crate::proto::rtsp as proto;
+use crate::proto::rtsp::{
+    DecodeError, FLAG_END, FLAG_LAST_OF_RANGE, Frame, Limits, PACKET_PREFIX_LEN, PacketHeader,
+    RangeListError, SERVER_PACKET_DATA,
+};
 use crate::read::Prologue;
-use crate::transport::net::{self, CountGuard, Lifecycle};
-pub use crate::transport::net::{ServerHandle, ShutdownHandle};
+use crate::serve::{self, CountGuard, Lifecycle};
+pub use crate::serve::{ServerHandle, ShutdownHandle};
 
 /// How often a blocked read wakes up to look at the shutdown flag.
 const POLL_SLICE: Duration = Duration::from_millis(250);
@@ -92,7 +93,7 @@ fn x_header(name: &'static str) -> HeaderName {
 /// What the server serves and its limits. By-value setters.
 ///
 /// ```
-/// use sft::transport::rtsp::server::ServerConfig;
+/// use sft::serve::rtsp::ServerConfig;
 /// use std::time::Duration;
 ///
 /// let c = ServerConfig::new("/srv/content").max_sessions(64).session_timeout(Duration::from_secs(30));
@@ -142,7 +143,7 @@ impl ServerConfig {
     /// interval, 2 s settle time, background streaming at nice +10.
     ///
     /// ```
-    /// use sft::transport::rtsp::server::ServerConfig;
+    /// use sft::serve::rtsp::ServerConfig;
     /// assert_eq!(ServerConfig::new(".").get_max_sessions(), 256);
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -166,7 +167,7 @@ impl ServerConfig {
     /// At most `n` connections (at least 1); more get 503 and are closed.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").max_connections(8);
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
@@ -177,7 +178,7 @@ impl ServerConfig {
     /// At most `n` sessions (at least 1); more SETUPs get 503.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// assert_eq!(ServerConfig::new(".").max_sessions(0).get_max_sessions(), 1);
     /// ```
     pub fn max_sessions(mut self, n: usize) -> Self {
@@ -188,7 +189,7 @@ impl ServerConfig {
     /// The session limit.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// assert_eq!(ServerConfig::new(".").max_sessions(3).get_max_sessions(), 3);
     /// ```
     pub fn get_max_sessions(&self) -> usize {
@@ -198,8 +199,8 @@ impl ServerConfig {
     /// Message size limits (heads at least 1 KiB).
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
-    /// use sft::transport::rtsp::proto::Limits;
+    /// # use sft::serve::rtsp::ServerConfig;
+    /// use sft::proto::rtsp::Limits;
     /// let c = ServerConfig::new(".").limits(Limits { max_head: 4096, max_body: 1024 });
     /// ```
     pub fn limits(mut self, limits: Limits) -> Self {
@@ -213,7 +214,7 @@ impl ServerConfig {
     /// Time a client has to complete a request once its first byte came.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").request_timeout(std::time::Duration::from_secs(2));
     /// ```
     pub fn request_timeout(mut self, t: Duration) -> Self {
@@ -224,7 +225,7 @@ impl ServerConfig {
     /// How long a connection without a session may stay silent.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").idle_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn idle_timeout(mut self, t: Duration) -> Self {
@@ -236,7 +237,7 @@ impl ServerConfig {
     /// (announced as `Session: id;timeout=N`).
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").session_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn session_timeout(mut self, t: Duration) -> Self {
@@ -247,7 +248,7 @@ impl ServerConfig {
     /// How long one write may stall (a client that stops reading).
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").write_timeout(std::time::Duration::from_secs(5));
     /// ```
     pub fn write_timeout(mut self, t: Duration) -> Self {
@@ -258,7 +259,7 @@ impl ServerConfig {
     /// How long a shutdown waits for connections to end.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").shutdown_grace(std::time::Duration::from_secs(1));
     /// ```
     pub fn shutdown_grace(mut self, t: Duration) -> Self {
@@ -269,7 +270,7 @@ impl ServerConfig {
     /// Least time between two scans of the content root.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").rescan_interval(std::time::Duration::ZERO);
     /// ```
     pub fn rescan_interval(mut self, t: Duration) -> Self {
@@ -284,7 +285,7 @@ impl ServerConfig {
     /// `prologue_len + data_len`) are never offered. Default 2 s.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").settle_time(std::time::Duration::ZERO);
     /// ```
     pub fn settle_time(mut self, t: Duration) -> Self {
@@ -302,7 +303,7 @@ impl ServerConfig {
     /// ends with its connection. Default 10 (a weight of about a tenth).
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// let c = ServerConfig::new(".").background_nice(0);
     /// ```
     pub fn background_nice(mut self, n: i32) -> Self {
@@ -312,10 +313,10 @@ impl ServerConfig {
 
     /// Serve RTSPS with this rustls configuration (its ALPN list is
     /// cleared: RTSP clients offer none). `sft serve` loads it with
-    /// `sft::transport::http::server::tls_config_from_pem`.
+    /// `sft::serve::http::tls_config_from_pem`.
     ///
     /// ```no_run
-    /// # use sft::transport::rtsp::server::ServerConfig;
+    /// # use sft::serve::rtsp::ServerConfig;
     /// # fn tls() -> std::sync::Arc<rustls::ServerConfig> { unimplemented!() }
     /// let c = ServerConfig::new("content").tls(tls());
     /// ```
@@ -656,7 +657,7 @@ impl Shared {
 /// A bound, not yet running RTSP server.
 ///
 /// ```
-/// use sft::transport::rtsp::server::{Server, ServerConfig};
+/// use sft::serve::rtsp::{Server, ServerConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
@@ -689,12 +690,12 @@ impl Server {
     /// The root is missing or not a directory; the address cannot be bound.
     ///
     /// ```
-    /// use sft::transport::rtsp::server::{Server, ServerConfig};
+    /// use sft::serve::rtsp::{Server, ServerConfig};
     /// assert!(Server::bind("127.0.0.1:0", ServerConfig::new("/nonexistent")).is_err());
     /// ```
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> Result<Server, Error> {
-        let root = net::content_root(&config.root)?;
-        let (listener, addr) = net::bind(addr, "the RTSP listener")?;
+        let root = serve::content_root(&config.root)?;
+        let (listener, addr) = serve::bind(addr, "the RTSP listener")?;
         let catalog = Catalog {
             root,
             interval: config.rescan_interval,
@@ -725,7 +726,7 @@ impl Server {
     /// The address actually bound.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
+    /// # use sft::serve::rtsp::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
     /// assert!(server.local_addr().ip().is_loopback());
@@ -738,7 +739,7 @@ impl Server {
     /// A handle that stops [`Server::run`] from any thread.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
+    /// # use sft::serve::rtsp::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
     /// let h = server.shutdown_handle();
@@ -756,7 +757,7 @@ impl Server {
     /// None today; the signature leaves room for fatal listener errors.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
+    /// # use sft::serve::rtsp::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let server = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?;
     /// server.shutdown_handle().shutdown();
@@ -766,7 +767,7 @@ impl Server {
     pub fn run(self) -> Result<(), Error> {
         let shared = self.shared;
         let grace = shared.config.shutdown_grace;
-        net::accept_loop(self.listener, &shared.life, grace, |stream, _peer| {
+        serve::accept_loop(self.listener, &shared.life, grace, |stream, _peer| {
             admit(&shared, stream);
         });
         Ok(())
@@ -778,7 +779,7 @@ impl Server {
     /// The thread cannot be started.
     ///
     /// ```
-    /// # use sft::transport::rtsp::server::{Server, ServerConfig};
+    /// # use sft::serve::rtsp::{Server, ServerConfig};
     /// # let dir = tempfile::tempdir()?;
     /// let handle = Server::bind("127.0.0.1:0", ServerConfig::new(dir.path()))?.spawn()?;
     /// println!("listening on rtsp://{}", handle.local_addr());
@@ -787,7 +788,7 @@ impl Server {
     /// ```
     pub fn spawn(self) -> Result<ServerHandle, Error> {
         let (addr, stop) = (self.addr, self.shutdown_handle());
-        net::spawn("RTSP server", "sft-rtsp-accept", addr, stop, move || {
+        serve::spawn("RTSP server", "sft-rtsp-accept", addr, stop, move || {
             self.run()
         })
     }
@@ -799,7 +800,7 @@ impl Server {
 fn admit(shared: &Arc<Shared>, stream: TcpStream) {
     let plain = shared.config.tls.is_none();
     let conn_shared = Arc::clone(shared);
-    net::admit(
+    serve::admit(
         &shared.life,
         shared.config.max_connections,
         std::thread::Builder::new()
@@ -881,7 +882,7 @@ impl UrgentGate {
 }
 
 /// A connection, plain or TLS.
-type Conn = net::Conn<rustls::ServerConnection>;
+type Conn = crate::io::conn::Conn<rustls::ServerConnection>;
 
 enum Avail {
     Data(usize),
@@ -1011,7 +1012,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         Some(tls) => match rustls::ServerConnection::new(Arc::clone(tls)) {
             Ok(c) => {
                 let mut s = Box::new(rustls::StreamOwned::new(c, tcp));
-                if net::tls_handshake(&mut s, first_deadline, &shared.life).is_err() {
+                if serve::tls_handshake(&mut s, first_deadline, &shared.life).is_err() {
                     let _ = s.sock.shutdown(std::net::Shutdown::Both);
                     return;
                 }
@@ -1602,7 +1603,7 @@ fn max_pending_bytes(len: u64) -> u64 {
 /// is kept. Adjacent ranges stay separate: each still ends with its own
 /// `LAST_OF_RANGE` packet and no packet spans two ranges a client listed.
 fn merge_overlapping(ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
-    let merged = crate::transport::http::range::sort_and_merge(ranges.clone(), false);
+    let merged = crate::proto::http_range::sort_and_merge(ranges.clone(), false);
     if merged.len() == ranges.len() {
         ranges
     } else {

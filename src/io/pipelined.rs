@@ -19,7 +19,8 @@ use core::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
-use crate::stream::{ChunkSink, RangeSource, TransportError};
+use crate::io::{ChunkSink, RangeSource};
+use crate::stream::TransportError;
 
 /// A [`RangeSource`] that reads its inner source on a worker thread; see
 /// the [module docs](self).
@@ -27,8 +28,9 @@ use crate::stream::{ChunkSink, RangeSource, TransportError};
 /// ```
 /// # #[cfg(feature = "write")]
 /// # fn main() -> sft::Result<()> {
-/// use sft::stream::{SessionConfig, StreamSession, blocking};
-/// use sft::transport::pipelined::Pipelined;
+/// use sft::stream::{SessionConfig, StreamSession};
+/// use sft::io::drive;
+/// use sft::io::pipelined::Pipelined;
 ///
 /// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 ///     .add_bytes("app.exe", vec![7u8; 3_000_000])?
@@ -36,7 +38,7 @@ use crate::stream::{ChunkSink, RangeSource, TransportError};
 /// let source = Pipelined::new(package.clone());
 /// let mut session = StreamSession::new(SessionConfig::default());
 /// let mut copy = Vec::new();
-/// assert!(blocking::drive(&mut session, &source, &mut copy)?.complete);
+/// assert!(drive::drive(&mut session, &source, &mut copy)?.complete);
 /// assert_eq!(copy, package);
 /// # Ok(()) }
 /// # #[cfg(not(feature = "write"))]
@@ -68,7 +70,7 @@ impl<S: RangeSource> Pipelined<S> {
     /// Use `depth` buffers of `bytes` each (at least 4 KiB and 2).
     ///
     /// ```
-    /// use sft::transport::pipelined::Pipelined;
+    /// use sft::io::pipelined::Pipelined;
     /// let p = Pipelined::new(vec![0u8; 10]).buffers(1 << 20, 4);
     /// assert_eq!(p.get_ref().len(), 10);
     /// ```

@@ -7,8 +7,8 @@ use std::path::Path;
 use memmap2::Mmap;
 
 use crate::error::Error;
+use crate::format::layout::Layout;
 use crate::read::Package;
-use crate::read::layout::Layout;
 
 /// A package file mapped into memory, read without copying.
 ///
@@ -80,7 +80,7 @@ impl MappedPackage {
 /// let mut f = tempfile::tempfile().map_err(|e| sft::Error::io("tempfile", e))?;
 /// f.write_all(b"in place").map_err(|e| sft::Error::io("write", e))?;
 /// // SAFETY: the file is private to this example and not truncated while mapped.
-/// let map = unsafe { sft::transport::mmap::MappedFile::map(&f)? };
+/// let map = unsafe { sft::io::mmap::MappedFile::map(&f)? };
 /// assert_eq!(map.as_bytes(), b"in place");
 /// # Ok(()) }
 /// ```

@@ -75,7 +75,8 @@ use std::time::Duration;
 use smb::{Client, ClientConfig, File, FileAccessMask, FileCreateArgs, GetLen, Resource, UncPath};
 
 use crate::error::Error;
-use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
+use crate::io::{ChunkSink, RangeSource};
+use crate::stream::{TransportError, TransportErrorKind};
 
 /// The default SMB port.
 const DEFAULT_PORT: u16 = 445;
@@ -89,7 +90,7 @@ const CREDITS: u16 = 512;
 /// case), a UNC path `\\host\share\…`, or `file://\\host\share\…`.
 ///
 /// ```
-/// use sft::transport::smb::is_smb_spec;
+/// use sft::net::smb::is_smb_spec;
 ///
 /// assert!(is_smb_spec("smb://fs01/content/app.sft"));
 /// assert!(is_smb_spec(r"\\fs01\content\app.sft"));
@@ -245,7 +246,7 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sft::transport::smb::SmbOptions;
+/// use sft::net::smb::SmbOptions;
 ///
 /// let opts = SmbOptions::default()
 ///     .port(4455)
@@ -316,7 +317,7 @@ impl SmbOptions {
     /// flight, 4 attempts with 200 ms initial backoff.
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new();
+    /// let opts = sft::net::smb::SmbOptions::new();
     /// assert_eq!(opts.get_read_size(), 1024 * 1024);
     /// ```
     pub fn new() -> Self {
@@ -326,7 +327,7 @@ impl SmbOptions {
     /// The TCP port, overriding the one in the spec (default 445).
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().port(4455);
+    /// let opts = sft::net::smb::SmbOptions::new().port(4455);
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -339,7 +340,7 @@ impl SmbOptions {
     /// the spec, the credentials file and `SFT_SMB_USER`.
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().user("alice");
+    /// let opts = sft::net::smb::SmbOptions::new().user("alice");
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -352,7 +353,7 @@ impl SmbOptions {
     /// `SFT_SMB_PASSWORD`.
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().password("s3cret");
+    /// let opts = sft::net::smb::SmbOptions::new().password("s3cret");
     /// assert!(!format!("{opts:?}").contains("s3cret"));
     /// ```
     #[must_use]
@@ -365,7 +366,7 @@ impl SmbOptions {
     /// `SFT_SMB_DOMAIN`.
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().domain("CORP");
+    /// let opts = sft::net::smb::SmbOptions::new().domain("CORP");
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -379,7 +380,7 @@ impl SmbOptions {
     /// [`SmbSource::open`].
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().credentials_file("/etc/sft/smb.cred");
+    /// let opts = sft::net::smb::SmbOptions::new().credentials_file("/etc/sft/smb.cred");
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -392,7 +393,7 @@ impl SmbOptions {
     /// `SFT_SMB_DOMAIN` (default true).
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().env_credentials(false);
+    /// let opts = sft::net::smb::SmbOptions::new().env_credentials(false);
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -405,7 +406,7 @@ impl SmbOptions {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let opts = sft::transport::smb::SmbOptions::new().timeout(Duration::from_secs(5));
+    /// let opts = sft::net::smb::SmbOptions::new().timeout(Duration::from_secs(5));
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -420,7 +421,7 @@ impl SmbOptions {
     /// session only once the whole read has arrived.
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().read_size(256 * 1024);
+    /// let opts = sft::net::smb::SmbOptions::new().read_size(256 * 1024);
     /// assert_eq!(opts.get_read_size(), 256 * 1024);
     /// ```
     #[must_use]
@@ -432,7 +433,7 @@ impl SmbOptions {
     /// The read size set by [`SmbOptions::read_size`].
     ///
     /// ```
-    /// assert_eq!(sft::transport::smb::SmbOptions::new().get_read_size(), 1 << 20);
+    /// assert_eq!(sft::net::smb::SmbOptions::new().get_read_size(), 1 << 20);
     /// ```
     pub fn get_read_size(&self) -> usize {
         self.read_size
@@ -442,7 +443,7 @@ impl SmbOptions {
     /// once (default 8; 1 reads sequentially).
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().max_reads_in_flight(1);
+    /// let opts = sft::net::smb::SmbOptions::new().max_reads_in_flight(1);
     /// assert_eq!(opts.get_max_reads_in_flight(), 1);
     /// ```
     #[must_use]
@@ -454,7 +455,7 @@ impl SmbOptions {
     /// The value set by [`SmbOptions::max_reads_in_flight`].
     ///
     /// ```
-    /// assert_eq!(sft::transport::smb::SmbOptions::new().get_max_reads_in_flight(), 8);
+    /// assert_eq!(sft::net::smb::SmbOptions::new().get_max_reads_in_flight(), 8);
     /// ```
     pub fn get_max_reads_in_flight(&self) -> usize {
         self.in_flight
@@ -465,7 +466,7 @@ impl SmbOptions {
     /// least 1).
     ///
     /// ```
-    /// let opts = sft::transport::smb::SmbOptions::new().max_attempts(2);
+    /// let opts = sft::net::smb::SmbOptions::new().max_attempts(2);
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -478,7 +479,7 @@ impl SmbOptions {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let opts = sft::transport::smb::SmbOptions::new().retry_backoff(Duration::from_millis(50));
+    /// let opts = sft::net::smb::SmbOptions::new().retry_backoff(Duration::from_millis(50));
     /// # let _ = opts;
     /// ```
     #[must_use]
@@ -608,8 +609,8 @@ pub struct SmbStats {
 ///
 /// ```no_run
 /// # fn main() -> sft::Result<()> {
-/// use sft::stream::RangeSource;
-/// use sft::transport::smb::{SmbOptions, SmbSource};
+/// use sft::io::RangeSource;
+/// use sft::net::smb::{SmbOptions, SmbSource};
 ///
 /// let opts = SmbOptions::default().password("Passw0rd!");
 /// let src = SmbSource::open("smb://smbtest@127.0.0.1:4455/share/app.sft", &opts)?;
@@ -764,7 +765,7 @@ impl SmbSource {
     ///
     /// ```no_run
     /// # fn main() -> sft::Result<()> {
-    /// use sft::transport::smb::{SmbOptions, SmbSource};
+    /// use sft::net::smb::{SmbOptions, SmbSource};
     ///
     /// // User and password from SFT_SMB_USER / SFT_SMB_PASSWORD.
     /// let src = SmbSource::open(r"\\fs01\content\apps\word.sft", &SmbOptions::default())?;
@@ -811,7 +812,7 @@ impl SmbSource {
     ///
     /// ```no_run
     /// # fn main() -> sft::Result<()> {
-    /// use sft::transport::smb::{SmbOptions, SmbSource};
+    /// use sft::net::smb::{SmbOptions, SmbSource};
     /// let src = SmbSource::open("smb://u@fs01/share/app.sft", &SmbOptions::default())?;
     /// assert_eq!(src.stats().connects, 1);
     /// # Ok(()) }
@@ -829,7 +830,7 @@ impl SmbSource {
     ///
     /// ```no_run
     /// # fn main() -> sft::Result<()> {
-    /// use sft::transport::smb::{SmbOptions, SmbSource};
+    /// use sft::net::smb::{SmbOptions, SmbSource};
     /// let src = SmbSource::open("smb://u@fs01/share/app.sft", &SmbOptions::default())?;
     /// assert!(src.read_size() <= 8 << 20);
     /// # Ok(()) }

@@ -12,7 +12,7 @@
 //!   merged; up to [`HttpOptions::max_ranges_per_request`] ranges go in one
 //!   request (`Range: bytes=a-b,c-d`) and come back as a
 //!   `multipart/byteranges` body, parsed as it streams by
-//!   [`multipart`](super::multipart). A server that answers a multi-range
+//!   [`multipart`](crate::proto::http_multipart). A server that answers a multi-range
 //!   request with one part covering them all is accepted; one that answers
 //!   it with `200` and the whole body (S3 does) is asked one range per
 //!   request from then on.
@@ -104,12 +104,15 @@ use ureq::http::{HeaderMap, HeaderValue, Response, header};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Body};
 
-use super::multipart::{ByteRangesParser, ContentRange, MIN_BUFFER, Step};
-use super::multipart::{byteranges_boundary, parse_content_range};
-use super::raw::{self, HeadError};
+use crate::proto::http_multipart::{ByteRangesParser, ContentRange, MIN_BUFFER, Step};
+use crate::proto::http_multipart::{byteranges_boundary, parse_content_range};
+pub(crate) mod bulk;
 use crate::error::Error;
-use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
-use crate::transport::tls;
+use crate::io::{ChunkSink, RangeSource};
+use crate::net::tls;
+use crate::stream::{TransportError, TransportErrorKind};
+use bulk as raw;
+use bulk::HeadError;
 
 /// The longest `Range` header value sent; more ranges go in another
 /// request (servers commonly allow 8 KiB per header line).
@@ -121,7 +124,7 @@ const MAX_DRAIN: usize = 64 * 1024;
 /// True if `s` is an `http://` or `https://` URL (scheme in any case).
 ///
 /// ```
-/// use sft::transport::http::client::is_http_url;
+/// use sft::net::http::is_http_url;
 ///
 /// assert!(is_http_url("https://cdn.example/app.sft"));
 /// assert!(is_http_url("HTTP://10.0.0.1:8080/app.sft"));
@@ -205,7 +208,7 @@ fn base64(input: &[u8]) -> String {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sft::transport::http::client::HttpOptions;
+/// use sft::net::http::HttpOptions;
 ///
 /// let opts = HttpOptions::default()
 ///     .connect_timeout(Duration::from_secs(5))
@@ -272,7 +275,7 @@ impl HttpOptions {
     /// environment, 16 ranges per request, a 256 KiB buffer.
     ///
     /// ```
-    /// use sft::transport::http::client::HttpOptions;
+    /// use sft::net::http::HttpOptions;
     /// assert_eq!(HttpOptions::new().get_max_attempts(), 3);
     /// ```
     pub fn new() -> Self {
@@ -283,7 +286,7 @@ impl HttpOptions {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().connect_timeout(Duration::from_secs(3));
     /// ```
     #[must_use]
@@ -297,7 +300,7 @@ impl HttpOptions {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().read_timeout(Duration::from_secs(60));
     /// ```
     #[must_use]
@@ -310,7 +313,7 @@ impl HttpOptions {
     /// (at least 1, which disables retrying here).
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// assert_eq!(HttpOptions::new().max_attempts(0).get_max_attempts(), 1);
     /// ```
     #[must_use]
@@ -322,7 +325,7 @@ impl HttpOptions {
     /// The configured attempts per request.
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// assert_eq!(HttpOptions::new().max_attempts(5).get_max_attempts(), 5);
     /// ```
     pub fn get_max_attempts(&self) -> u32 {
@@ -334,7 +337,7 @@ impl HttpOptions {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().retry_backoff(Duration::from_millis(50));
     /// ```
     #[must_use]
@@ -349,7 +352,7 @@ impl HttpOptions {
     /// a CA (pinning, `docs/HTTP.md` "Client TLS").
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().ca_file("/etc/sft/ca.pem");
     /// ```
     #[must_use]
@@ -361,7 +364,7 @@ impl HttpOptions {
     /// Send HTTP basic credentials.
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().basic_auth("alice", "hunter2");
     /// assert!(!format!("{o:?}").contains("hunter2"));
     /// ```
@@ -377,7 +380,7 @@ impl HttpOptions {
     /// Send a bearer token.
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().bearer_token("t0ken");
     /// assert!(!format!("{o:?}").contains("t0ken"));
     /// ```
@@ -392,7 +395,7 @@ impl HttpOptions {
     /// are configured or in the URL (default: yes).
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().env_credentials(false);
     /// ```
     #[must_use]
@@ -404,7 +407,7 @@ impl HttpOptions {
     /// The `User-Agent` header (default `sft/VERSION`).
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().user_agent("launcher/2");
     /// ```
     #[must_use]
@@ -417,7 +420,7 @@ impl HttpOptions {
     /// sends one range per request.
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().max_ranges_per_request(1);
     /// ```
     #[must_use]
@@ -430,7 +433,7 @@ impl HttpOptions {
     /// input buffer), 4 KiB to 16 MiB (default 256 KiB).
     ///
     /// ```
-    /// # use sft::transport::http::client::HttpOptions;
+    /// # use sft::net::http::HttpOptions;
     /// let o = HttpOptions::new().buffer_size(1 << 20);
     /// ```
     #[must_use]
@@ -496,7 +499,7 @@ fn parse_url(url: &str) -> Result<ParsedUrl, Error> {
         send.push('/');
     }
     send.push_str(tail);
-    let shown = crate::transport::redact_url(&send);
+    let shown = crate::redact_url(&send);
     let (user, password) = match userinfo {
         Some(ui) => match ui.split_once(':') {
             Some((u, p)) => (Some(percent_decode(u)), Some(percent_decode(p))),
@@ -629,19 +632,20 @@ fn spool_file() -> io::Result<File> {
 /// the [module docs](self) for how it reads, validates and retries.
 ///
 /// ```
-/// use sft::stream::{blocking, RangeSource, SessionConfig, StreamSession};
-/// use sft::transport::http::client::{HttpOptions, HttpSource};
+/// use sft::stream::{SessionConfig, StreamSession};
+/// use sft::io::{drive, RangeSource};
+/// use sft::net::http::{HttpOptions, HttpSource};
 /// # #[cfg(feature = "write")]
 /// # fn main() -> sft::Result<()> {
 /// # let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 /// #     .add_bytes("app.exe", vec![7u8; 100_000])?
 /// #     .write_to_vec()?;
-/// # let url = sft::transport::http::client::doc_server::serve(package.clone())?;
+/// # let url = sft::net::http::doc_server::serve(package.clone())?;
 /// // `url` is something like "http://127.0.0.1:PORT/app.sft".
 /// let source = HttpSource::open(&url, &HttpOptions::default())?;
 /// let mut session = StreamSession::new(SessionConfig::default());
 /// let mut copy = Vec::new();
-/// let report = blocking::drive(&mut session, &source, &mut copy)?;
+/// let report = drive::drive(&mut session, &source, &mut copy)?;
 /// assert!(report.complete);
 /// assert_eq!(copy, package);
 /// assert!(source.endpoint().ends_with("/app.sft"));
@@ -783,10 +787,11 @@ impl HttpSource {
     /// failures.
     ///
     /// ```
-    /// use sft::stream::{RangeSource, TransportErrorKind};
-    /// use sft::transport::http::client::{HttpOptions, HttpSource};
+    /// use sft::stream::TransportErrorKind;
+    /// use sft::io::RangeSource;
+    /// use sft::net::http::{HttpOptions, HttpSource};
     /// # fn main() -> sft::Result<()> {
-    /// # let url = sft::transport::http::client::doc_server::serve(b"0123456789".to_vec())?;
+    /// # let url = sft::net::http::doc_server::serve(b"0123456789".to_vec())?;
     /// let source = HttpSource::open(&url, &HttpOptions::default())?;
     /// assert_eq!(source.len()?, 10);
     /// let mut buf = [0u8; 4];
@@ -908,9 +913,9 @@ impl HttpSource {
     /// What the source did so far.
     ///
     /// ```
-    /// # use sft::transport::http::client::{HttpOptions, HttpSource};
+    /// # use sft::net::http::{HttpOptions, HttpSource};
     /// # fn main() -> sft::Result<()> {
-    /// # let url = sft::transport::http::client::doc_server::serve(vec![1u8; 1000])?;
+    /// # let url = sft::net::http::doc_server::serve(vec![1u8; 1000])?;
     /// let source = HttpSource::open(&url, &HttpOptions::default())?;
     /// assert_eq!(source.stats().requests, 1); // the HEAD
     /// # Ok(()) }
@@ -928,9 +933,9 @@ impl HttpSource {
     /// The package's `ETag` as the server first sent it, if any.
     ///
     /// ```
-    /// # use sft::transport::http::client::{HttpOptions, HttpSource};
+    /// # use sft::net::http::{HttpOptions, HttpSource};
     /// # fn main() -> sft::Result<()> {
-    /// # let url = sft::transport::http::client::doc_server::serve(vec![1u8; 10])?;
+    /// # let url = sft::net::http::doc_server::serve(vec![1u8; 10])?;
     /// let source = HttpSource::open(&url, &HttpOptions::default())?;
     /// assert_eq!(source.etag(), Some("\"doc-10\""));
     /// # Ok(()) }
@@ -942,9 +947,9 @@ impl HttpSource {
     /// The package's `Last-Modified` as the server first sent it, if any.
     ///
     /// ```
-    /// # use sft::transport::http::client::{HttpOptions, HttpSource};
+    /// # use sft::net::http::{HttpOptions, HttpSource};
     /// # fn main() -> sft::Result<()> {
-    /// # let url = sft::transport::http::client::doc_server::serve(vec![1u8; 10])?;
+    /// # let url = sft::net::http::doc_server::serve(vec![1u8; 10])?;
     /// let source = HttpSource::open(&url, &HttpOptions::default())?;
     /// assert_eq!(source.last_modified(), None); // the example server sends none
     /// # Ok(()) }

@@ -12,7 +12,7 @@
 //! ```
 //! # #[cfg(feature = "write")]
 //! # fn main() -> sft::Result<()> {
-//! use sft::probe::probe_source;
+//! use sft::fetch::probe::probe_source;
 //!
 //! let package = sft::write::PackageBuilder::new(sft::WriteOptions::default().name("Demo"))
 //!     .add_bytes("app.exe", vec![7u8; 300_000])?
@@ -30,8 +30,8 @@
 use crate::error::{Error, FormatError, FormatProblem, Region};
 use crate::fetch::{SourceOptions, open_source_with};
 use crate::format::{HEADER_LEN, Header};
+use crate::io::RangeSource;
 use crate::read::Prologue;
-use crate::stream::RangeSource;
 
 /// The largest prologue [`probe`] reads (256 MiB, the stream session's
 /// default limit): a cap on what a hostile header can make it allocate.
@@ -46,7 +46,7 @@ pub const MAX_PROLOGUE_BYTES: u64 = 256 << 20;
 /// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 ///     .add_bytes("a.txt", b"hello".to_vec())?
 ///     .write_to_vec()?;
-/// let p = sft::probe::probe_source(&package)?;
+/// let p = sft::fetch::probe::probe_source(&package)?;
 /// let names: Vec<String> = p
 ///     .prologue()?
 ///     .entries()
@@ -106,7 +106,7 @@ impl Probe {
 /// # fn main() -> sft::Result<()> {
 /// use sft::fetch::SourceOptions;
 ///
-/// let p = sft::probe::probe("https://cdn.example/apps/word.sft", &SourceOptions::default())?;
+/// let p = sft::fetch::probe::probe("https://cdn.example/apps/word.sft", &SourceOptions::default())?;
 /// println!("{} ({} bytes)", p.prologue()?.metadata().name(), p.package_len());
 /// # Ok(()) }
 /// ```
@@ -129,7 +129,7 @@ pub fn probe(spec: &str, options: &SourceOptions) -> Result<Probe, Error> {
 ///     .write_to_vec()?;
 /// // A truncated copy: the header says more than the source holds.
 /// let cut = package[..package.len() - 10].to_vec();
-/// assert!(sft::probe::probe_source(&cut).is_err());
+/// assert!(sft::fetch::probe::probe_source(&cut).is_err());
 /// # Ok(()) }
 /// # #[cfg(not(feature = "write"))]
 /// # fn main() {}

@@ -8,7 +8,7 @@
 //! [`StreamSession::on_data`], and reports transport errors and short
 //! deliveries with [`StreamSession::on_failure`]. Retrying is the
 //! session's decision: retryable errors put the blocks back in the queue,
-//! each block at most [`SessionConfig::max_attempts`](super::SessionConfig::max_attempts)
+//! each block at most [`SessionConfig::max_attempts`](crate::stream::SessionConfig::max_attempts)
 //! times, so the loop needs no retry logic of its own and always ends.
 //!
 //! Async users write the same loop over the same session.
@@ -17,11 +17,11 @@ use core::ops::{ControlFlow, Range};
 
 use std::sync::mpsc::Receiver;
 
-use super::scheduler::BlockState;
-use super::session::{BlockSink, Event, StreamSession};
 use super::source::{RangeSource, TransportError, TransportErrorKind};
 use crate::error::Error;
 use crate::format::BlockId;
+use crate::stream::scheduler::BlockState;
+use crate::stream::session::{BlockSink, Event, StreamSession};
 
 /// What a [`drive`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,14 +47,15 @@ pub struct DriveReport {
 /// ```
 /// # #[cfg(feature = "write")]
 /// # fn main() -> sft::Result<()> {
-/// use sft::stream::{SessionConfig, StreamSession, blocking};
+/// use sft::stream::{SessionConfig, StreamSession};
+/// use sft::io::drive;
 ///
 /// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 ///     .add_bytes("app.exe", vec![9u8; 300_000])?
 ///     .write_to_vec()?;
 /// let mut session = StreamSession::new(SessionConfig::default());
 /// let mut copy = Vec::new();
-/// let report = blocking::drive(&mut session, &package, &mut copy)?;
+/// let report = drive::drive(&mut session, &package, &mut copy)?;
 /// assert!(report.complete);
 /// assert_eq!(copy, package);
 /// # Ok(()) }
@@ -120,7 +121,7 @@ pub enum Control {
 /// # fn main() -> sft::Result<()> {
 /// use std::sync::mpsc;
 /// use sft::BlockId;
-/// use sft::stream::{blocking::{self, Control}, SessionConfig, StreamSession};
+/// use sft::stream::{drive::{self, Control}, SessionConfig, StreamSession};
 ///
 /// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 ///     .add_bytes("app.exe", vec![9u8; 300_000])?
@@ -131,7 +132,7 @@ pub enum Control {
 /// tx.send(Control::Block(BlockId(0))).ok();
 /// drop(tx); // no more demands: the loop ends once idle
 /// let mut copy = Vec::new();
-/// let report = blocking::drive_with_control(&mut session, &package, &mut copy, &mut |_| {}, &rx)?;
+/// let report = drive::drive_with_control(&mut session, &package, &mut copy, &mut |_| {}, &rx)?;
 /// assert!(report.launch_ready);
 /// # Ok(()) }
 /// # #[cfg(not(feature = "write"))]

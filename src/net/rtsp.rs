@@ -23,14 +23,15 @@
 //!   works.
 //!
 //! ```no_run
-//! use sft::stream::{blocking, SessionConfig, StreamSession};
-//! use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+//! use sft::stream::{SessionConfig, StreamSession};
+//! use sft::io::drive;
+//! use sft::net::rtsp::{RtspOptions, RtspSource};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let source = RtspSource::open("rtsp://streaming.example/apps/app.sft", &RtspOptions::default())?;
 //! let mut session = StreamSession::new(SessionConfig::default());
 //! let mut copy = Vec::new();
-//! blocking::drive(&mut session, &source, &mut copy)?;
+//! drive::drive(&mut session, &source, &mut copy)?;
 //! # Ok(()) }
 //! ```
 
@@ -46,15 +47,16 @@ use std::time::Duration;
 use rtsp_types::headers::{self, HeaderName};
 use rtsp_types::{Method, Request, Response, Url, Version};
 
-use super::proto::{self, FLAG_END, Frame, Limits, PacketHeader};
-use crate::guid::Guid;
-use crate::stream::{ChunkSink, RangeSource, TransportError, TransportErrorKind};
-use crate::transport::tls;
+use crate::format::guid::Guid;
+use crate::io::{ChunkSink, RangeSource};
+use crate::net::tls;
+use crate::proto::rtsp::{self as proto, FLAG_END, Frame, Limits, PacketHeader};
+use crate::stream::{TransportError, TransportErrorKind};
 
 /// True for `rtsp://` and `rtsps://` URLs (any case).
 ///
 /// ```
-/// use sft::transport::rtsp::client::is_rtsp_url;
+/// use sft::net::rtsp::is_rtsp_url;
 ///
 /// assert!(is_rtsp_url("rtsp://h/app.sft"));
 /// assert!(is_rtsp_url("RTSPS://h:322/app.sft"));
@@ -68,7 +70,7 @@ pub fn is_rtsp_url(s: &str) -> bool {
 /// Options of [`RtspSource::open`]. By-value setters.
 ///
 /// ```
-/// use sft::transport::rtsp::client::RtspOptions;
+/// use sft::net::rtsp::RtspOptions;
 /// use std::time::Duration;
 ///
 /// let o = RtspOptions::default().timeout(Duration::from_secs(5)).pipeline_depth(8);
@@ -102,7 +104,7 @@ impl RtspOptions {
     /// `docs/HTTP.md` "Client TLS").
     ///
     /// ```
-    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// # use sft::net::rtsp::RtspOptions;
     /// let o = RtspOptions::default().ca_file("ca.pem");
     /// ```
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -113,7 +115,7 @@ impl RtspOptions {
     /// Connect and I/O timeout (a stalled server).
     ///
     /// ```
-    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// # use sft::net::rtsp::RtspOptions;
     /// let o = RtspOptions::default().timeout(std::time::Duration::from_secs(3));
     /// ```
     pub fn timeout(mut self, t: Duration) -> Self {
@@ -125,7 +127,7 @@ impl RtspOptions {
     /// (at least 1).
     ///
     /// ```
-    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// # use sft::net::rtsp::RtspOptions;
     /// let o = RtspOptions::default().max_attempts(2);
     /// ```
     pub fn max_attempts(mut self, n: u32) -> Self {
@@ -136,7 +138,7 @@ impl RtspOptions {
     /// Fetch requests in flight at once (at least 1).
     ///
     /// ```
-    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// # use sft::net::rtsp::RtspOptions;
     /// assert_eq!(RtspOptions::default().pipeline_depth(0).get_pipeline_depth(), 1);
     /// ```
     pub fn pipeline_depth(mut self, n: usize) -> Self {
@@ -147,7 +149,7 @@ impl RtspOptions {
     /// The pipeline depth.
     ///
     /// ```
-    /// # use sft::transport::rtsp::client::RtspOptions;
+    /// # use sft::net::rtsp::RtspOptions;
     /// assert_eq!(RtspOptions::default().get_pipeline_depth(), 4);
     /// ```
     pub fn get_pipeline_depth(&self) -> usize {
@@ -156,7 +158,7 @@ impl RtspOptions {
 }
 
 /// A connection, plain or TLS.
-type Conn = crate::transport::net::Conn<rustls::ClientConnection>;
+type Conn = crate::io::conn::Conn<rustls::ClientConnection>;
 
 /// An established, playing session.
 struct Live {
@@ -360,7 +362,7 @@ fn parse_target(s: &str) -> Result<Target, TransportError> {
     let bad = |why: &str| {
         terr(
             TransportErrorKind::Other,
-            format!("`{}`: {why}", crate::transport::redact_url(s)),
+            format!("`{}`: {why}", crate::redact_url(s)),
         )
     };
     if !is_rtsp_url(s) {
@@ -419,8 +421,8 @@ struct State {
 /// out-of-sequence fetches on one session (see the [module docs](self)).
 ///
 /// ```no_run
-/// use sft::stream::RangeSource;
-/// use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+/// use sft::io::RangeSource;
+/// use sft::net::rtsp::{RtspOptions, RtspSource};
 ///
 /// let src = RtspSource::open("rtsps://streaming.example:322/app.sft", &RtspOptions::default().ca_file("ca.pem"))?;
 /// let mut head = [0u8; 128];
@@ -466,7 +468,7 @@ impl RtspSource {
     /// [`TransportErrorKind::NotFound`]) or speaking something else.
     ///
     /// ```
-    /// use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// use sft::net::rtsp::{RtspOptions, RtspSource};
     ///
     /// assert!(RtspSource::open("http://h/app.sft", &RtspOptions::default()).is_err());
     /// ```
@@ -520,7 +522,7 @@ impl RtspSource {
     /// The package version this source streams (pinned at open).
     ///
     /// ```no_run
-    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// # use sft::net::rtsp::{RtspOptions, RtspSource};
     /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
     /// println!("{}", src.package_version());
     /// # Ok::<(), sft::stream::TransportError>(())
@@ -532,7 +534,7 @@ impl RtspSource {
     /// The version GUID this source streams.
     ///
     /// ```no_run
-    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// # use sft::net::rtsp::{RtspOptions, RtspSource};
     /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
     /// println!("{}", src.version_guid());
     /// # Ok::<(), sft::stream::TransportError>(())
@@ -544,7 +546,7 @@ impl RtspSource {
     /// Connections re-established after a drop so far.
     ///
     /// ```no_run
-    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// # use sft::net::rtsp::{RtspOptions, RtspSource};
     /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
     /// assert_eq!(src.reconnects(), 0);
     /// # Ok::<(), sft::stream::TransportError>(())
@@ -561,7 +563,7 @@ impl RtspSource {
     /// As a read.
     ///
     /// ```no_run
-    /// # use sft::transport::rtsp::client::{RtspOptions, RtspSource};
+    /// # use sft::net::rtsp::{RtspOptions, RtspSource};
     /// let src = RtspSource::open("rtsp://h/app.sft", &RtspOptions::default())?;
     /// if src.latest_version()? > src.package_version() {
     ///     println!("an upgrade is available at the next launch");

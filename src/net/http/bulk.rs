@@ -3,13 +3,13 @@
 //! HTTP/1.1 response-head parser, and bodies read straight into the
 //! caller's buffer (one copy, kernel to caller; no intermediate buffer).
 //!
-//! [`HttpSource`](super::client::HttpSource) uses it for every
+//! [`HttpSource`](super::HttpSource) uses it for every
 //! single-range request to an `http://` URL, and the fetch layer reads
 //! whole packages through it; `https://`, multi-range requests, and any
 //! response this path does not take (a redirect, a chunked or
 //! length-less body, a `200` from a server that ignores `Range`) go
 //! through `ureq` as before. What it checks is in
-//! [`HttpSource`](super::client::HttpSource)'s `raw_*` methods; this
+//! [`HttpSource`](super::HttpSource)'s `raw_*` methods; this
 //! module only moves bytes and splits the head into fields.
 
 use std::io::{self, Read, Write};

@@ -5,7 +5,7 @@
 //! `Range: bytes=...` requests; a client can use [`format_range_header`] to
 //! ask for several ranges in one request. (Parsing `Content-Range` response
 //! values lives with the `multipart/byteranges` reader in
-//! [`super::multipart`].)
+//! [`super::http_multipart`].)
 //!
 //! What the parser accepts, per RFC 9110 §14.1.1 and §14.2:
 //!
@@ -28,7 +28,7 @@
 //! | otherwise                                   | 206: the satisfiable ranges, overlapping and adjacent ones merged |
 //!
 //! ```
-//! use sft::transport::http::range::{resolve_header, Resolution, RangeLimits};
+//! use sft::proto::http_range::{resolve_header, Resolution, RangeLimits};
 //!
 //! let r = resolve_header(b"bytes=0-99, 50-149, -10", 1000, RangeLimits::default());
 //! assert_eq!(r, Resolution::Partial(vec![0..150, 990..1000]));
@@ -43,7 +43,7 @@ use core::ops::Range;
 /// (the default of [`RangeLimits::max_ranges`]).
 ///
 /// ```
-/// use sft::transport::http::range::{DEFAULT_MAX_RANGES, RangeLimits};
+/// use sft::proto::http_range::{DEFAULT_MAX_RANGES, RangeLimits};
 ///
 /// assert_eq!(RangeLimits::default().get_max_ranges(), DEFAULT_MAX_RANGES);
 /// ```
@@ -53,7 +53,7 @@ pub const DEFAULT_MAX_RANGES: usize = 32;
 /// are refused with [`RangeError::TooLong`].
 ///
 /// ```
-/// use sft::transport::http::range::{parse, RangeError, MAX_HEADER_LEN};
+/// use sft::proto::http_range::{parse, RangeError, MAX_HEADER_LEN};
 ///
 /// let long = vec![b' '; MAX_HEADER_LEN + 1];
 /// assert!(matches!(parse(&long, 32), Err(RangeError::TooLong { .. })));
@@ -63,7 +63,7 @@ pub const MAX_HEADER_LEN: usize = 4096;
 /// One `range-spec` of a `bytes=` range set, as written by the client.
 ///
 /// ```
-/// use sft::transport::http::range::RangeSpec;
+/// use sft::proto::http_range::RangeSpec;
 ///
 /// assert_eq!(RangeSpec::Suffix { len: 10 }.resolve(100), Some(90..100));
 /// assert_eq!(RangeSpec::FromTo { first: 5, last: 500 }.resolve(100), Some(5..100));
@@ -97,7 +97,7 @@ impl RangeSpec {
     /// or past the end, or is an empty suffix).
     ///
     /// ```
-    /// use sft::transport::http::range::RangeSpec;
+    /// use sft::proto::http_range::RangeSpec;
     ///
     /// assert_eq!(RangeSpec::From { first: 10 }.resolve(15), Some(10..15));
     /// assert_eq!(RangeSpec::Suffix { len: 0 }.resolve(15), None);
@@ -135,7 +135,7 @@ impl fmt::Display for RangeSpec {
 /// Why a `Range` value was refused by [`parse`].
 ///
 /// ```
-/// use sft::transport::http::range::{parse, RangeError};
+/// use sft::proto::http_range::{parse, RangeError};
 ///
 /// assert!(matches!(parse(b"bytes=9-1", 32), Err(RangeError::Syntax { .. })));
 /// assert_eq!(parse(b"bytes=0-0,1-1,2-2", 2), Err(RangeError::TooMany { limit: 2 }));
@@ -178,7 +178,7 @@ impl core::error::Error for RangeError {}
 /// A parsed `Range` value.
 ///
 /// ```
-/// use sft::transport::http::range::{parse, Parsed, RangeSpec};
+/// use sft::proto::http_range::{parse, Parsed, RangeSpec};
 ///
 /// assert_eq!(parse(b"bytes=-5", 32), Ok(Parsed::Bytes(vec![RangeSpec::Suffix { len: 5 }])));
 /// assert_eq!(parse(b"pages=1-2", 32), Ok(Parsed::OtherUnit));
@@ -196,11 +196,11 @@ pub enum Parsed {
 /// Never panics; reads at most [`MAX_HEADER_LEN`] bytes.
 ///
 /// ```
-/// use sft::transport::http::range::{parse, Parsed, RangeSpec};
+/// use sft::proto::http_range::{parse, Parsed, RangeSpec};
 ///
 /// let Parsed::Bytes(specs) = parse(b"Bytes=0-1 , ,7-", 32)? else { unreachable!() };
 /// assert_eq!(specs, [RangeSpec::FromTo { first: 0, last: 1 }, RangeSpec::From { first: 7 }]);
-/// # Ok::<(), sft::transport::http::range::RangeError>(())
+/// # Ok::<(), sft::proto::http_range::RangeError>(())
 /// ```
 pub fn parse(value: &[u8], max_ranges: usize) -> Result<Parsed, RangeError> {
     if value.len() > MAX_HEADER_LEN {
@@ -305,7 +305,7 @@ fn is_tchar(c: u8) -> bool {
 /// Limits applied by [`resolve_header`].
 ///
 /// ```
-/// use sft::transport::http::range::{resolve_header, RangeLimits, Resolution};
+/// use sft::proto::http_range::{resolve_header, RangeLimits, Resolution};
 ///
 /// let one = RangeLimits::default().max_ranges(1);
 /// assert_eq!(resolve_header(b"bytes=0-0,5-5", 10, one), Resolution::Full);
@@ -328,7 +328,7 @@ impl RangeLimits {
     /// a header with more is ignored (answered with the whole body).
     ///
     /// ```
-    /// # use sft::transport::http::range::RangeLimits;
+    /// # use sft::proto::http_range::RangeLimits;
     /// assert_eq!(RangeLimits::default().max_ranges(0).get_max_ranges(), 1);
     /// ```
     pub fn max_ranges(mut self, n: usize) -> Self {
@@ -339,7 +339,7 @@ impl RangeLimits {
     /// The range-count limit.
     ///
     /// ```
-    /// # use sft::transport::http::range::RangeLimits;
+    /// # use sft::proto::http_range::RangeLimits;
     /// assert_eq!(RangeLimits::default().max_ranges(4).get_max_ranges(), 4);
     /// ```
     pub fn get_max_ranges(&self) -> usize {
@@ -351,7 +351,7 @@ impl RangeLimits {
 /// representation's length.
 ///
 /// ```
-/// use sft::transport::http::range::{resolve, RangeSpec, Resolution};
+/// use sft::proto::http_range::{resolve, RangeSpec, Resolution};
 ///
 /// assert_eq!(resolve(&[RangeSpec::Suffix { len: 4 }], 10), Resolution::Partial(vec![6..10]));
 /// ```
@@ -375,7 +375,7 @@ pub enum Resolution {
 /// except a non-empty suffix, for which the whole (empty) body is sent.
 ///
 /// ```
-/// use sft::transport::http::range::{resolve, RangeSpec, Resolution};
+/// use sft::proto::http_range::{resolve, RangeSpec, Resolution};
 ///
 /// let specs = [
 ///     RangeSpec::FromTo { first: 10, last: 19 },
@@ -419,7 +419,7 @@ pub fn resolve(specs: &[RangeSpec], complete_len: u64) -> Resolution {
 /// and `x-Sft-Fetch` ranges (`docs/RTSP.md` §5).
 ///
 /// ```
-/// use sft::transport::http::range::sort_and_merge;
+/// use sft::proto::http_range::sort_and_merge;
 ///
 /// assert_eq!(sort_and_merge(vec![10..20, 0..10, 5..6, 30..40], true), vec![0..20, 30..40]);
 /// assert_eq!(sort_and_merge(vec![10..20, 0..10, 5..6, 30..40], false), vec![0..10, 10..20, 30..40]);
@@ -443,7 +443,7 @@ pub fn sort_and_merge(mut ranges: Vec<Range<u64>>, adjacent: bool) -> Vec<Range<
 /// handle that case themselves.)
 ///
 /// ```
-/// use sft::transport::http::range::{resolve_header, RangeLimits, Resolution};
+/// use sft::proto::http_range::{resolve_header, RangeLimits, Resolution};
 ///
 /// let lim = RangeLimits::default();
 /// assert_eq!(resolve_header(b"bytes=-3", 10, lim), Resolution::Partial(vec![7..10]));
@@ -461,7 +461,7 @@ pub fn resolve_header(value: &[u8], complete_len: u64, limits: RangeLimits) -> R
 /// A `Content-Range` value to send, formatted by `Display`.
 ///
 /// ```
-/// use sft::transport::http::range::ContentRangeValue;
+/// use sft::proto::http_range::ContentRangeValue;
 ///
 /// assert_eq!(ContentRangeValue::satisfied(&(0..500), 1234).to_string(), "bytes 0-499/1234");
 /// assert_eq!(ContentRangeValue::Unsatisfied { complete_len: 1234 }.to_string(), "bytes */1234");
@@ -489,7 +489,7 @@ impl ContentRangeValue {
     /// shown as its first byte).
     ///
     /// ```
-    /// use sft::transport::http::range::ContentRangeValue;
+    /// use sft::proto::http_range::ContentRangeValue;
     ///
     /// assert_eq!(ContentRangeValue::satisfied(&(9..10), 10).to_string(), "bytes 9-9/10");
     /// ```
@@ -521,7 +521,7 @@ impl fmt::Display for ContentRangeValue {
 /// ranges are skipped. Returns `None` if no range is left.
 ///
 /// ```
-/// use sft::transport::http::range::format_range_header;
+/// use sft::proto::http_range::format_range_header;
 ///
 /// assert_eq!(format_range_header(&[0..100, 200..201]).as_deref(), Some("bytes=0-99,200-200"));
 /// assert_eq!(format_range_header(&[5..5]), None);

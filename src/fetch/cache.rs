@@ -63,8 +63,9 @@
 //! ```
 //! # #[cfg(feature = "write")]
 //! # fn main() -> sft::Result<()> {
-//! use sft::cache::{Cache, CacheOptions, CachePaths};
-//! use sft::stream::{blocking, SessionConfig, StreamSession};
+//! use sft::fetch::cache::{Cache, CacheOptions, CachePaths};
+//! use sft::stream::{SessionConfig, StreamSession};
+//! use sft::io::drive;
 //!
 //! let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 //!     .add_bytes("app.exe", vec![1u8; 300_000])?
@@ -74,7 +75,7 @@
 //! let mut cache = Cache::open(CachePaths::for_output(&out, None), CacheOptions::default())?;
 //! assert!(cache.resume_prologue().is_none()); // nothing cached yet
 //! let mut session = StreamSession::new(SessionConfig::default());
-//! blocking::drive(&mut session, &package, &mut cache)?;
+//! drive::drive(&mut session, &package, &mut cache)?;
 //! cache.finish(&out)?; // verify, sync, rename atomically, drop the bitmap
 //! assert_eq!(std::fs::read(&out).map_err(|e| sft::Error::io("read", e))?, package);
 //! # Ok(()) }
@@ -112,7 +113,7 @@ impl CachePaths {
     ///
     /// ```
     /// use std::path::Path;
-    /// use sft::cache::CachePaths;
+    /// use sft::fetch::cache::CachePaths;
     /// let p = CachePaths::for_output(Path::new("/srv/app.sft"), None);
     /// assert_eq!(p.data, Path::new("/srv/app.sft.partial"));
     /// assert_eq!(p.bitmap, Path::new("/srv/app.sft.partial.blocks"));
@@ -180,7 +181,7 @@ impl CacheOptions {
     /// wasteful after a power loss.
     ///
     /// ```
-    /// use sft::cache::CacheOptions;
+    /// use sft::fetch::cache::CacheOptions;
     /// let o = CacheOptions::default().sync(false);
     /// assert!(!o.is_syncing());
     /// ```

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The layering guard (../ARCHITECTURE.md, lib.rs): an import may only point
+# down the tiers  core → io → proto → net → app,  with serve beside net.
+# Checks `crate::` paths in every source file of each tier (doc comments and
+# line comments are skipped), and I/O, threads and clocks in the tiers that
+# must not have them. Prints every violation; exits 1 if there is one.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+
+# code lines only: drop `//` comments (including doc comments)
+code() { grep -nE "$2" $1 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*//' ; }
+
+forbid() { # tier-name, files, regex of forbidden paths
+  local name=$1 files=$2 re=$3 hits
+  hits=$(code "$files" "$re")
+  if [ -n "$hits" ]; then
+    echo "layering: $name must not use $re:" >&2
+    echo "$hits" >&2
+    fail=1
+  fi
+}
+
+core="src/error.rs src/redact.rs src/format src/index.rs src/read src/write src/stream"
+io="src/io"
+proto="src/proto"
+net="src/net"
+serve="src/serve"
+app_mods='fetch|extract|publish|bundle|client|mount|manage'
+
+forbid core "-r $core" "crate::(io|proto|net|serve|$app_mods)\b"
+forbid io "-r $io" "crate::(proto|net|serve|$app_mods)\b"
+forbid proto "-r $proto" "crate::(io|net|serve|$app_mods)\b"
+forbid net "-r $net" "crate::(serve|$app_mods)\b"
+forbid serve "-r $serve" "crate::(net|$app_mods)\b"
+# Inside the application tier: only the client store ties fetch, bundle and
+# publish together.
+forbid fetch "-r src/fetch" "crate::(extract|publish|bundle|client|mount|manage)\b"
+forbid extract "src/extract.rs" "crate::(fetch|publish|bundle|client|mount|manage)\b"
+forbid publish "-r src/publish" "crate::(fetch|extract|bundle|client|mount|manage)\b"
+forbid bundle "-r src/bundle" "crate::(fetch|extract|client|mount|manage)\b"
+
+# No files, sockets, threads or clocks in the core's readers and the
+# sans-IO session (read/io.rs is the std::io::Read adapter over memory;
+# the writer's atomic file output and parallel encoder are its job).
+forbid "core (no I/O, threads or clocks)" "-r src/format src/index.rs src/stream src/redact.rs" \
+  'std::(io|net|fs|thread)\b|Instant::now|SystemTime::now|thread::spawn|thread::scope'
+forbid "read (no files, sockets, threads or clocks)" "-r src/read --exclude=io.rs" \
+  'std::(net|fs|thread)\b|Instant::now|SystemTime::now|thread::spawn|thread::scope'
+forbid "proto (no I/O)" "-r $proto" 'std::(io|net|fs|thread)\b|Instant::now|SystemTime::now'
+
+# unsafe only around the mmap.
+unsafe_files=$(grep -rl 'allow(unsafe_code)' src || true)
+if [ "$unsafe_files" != "src/io/mmap.rs" ]; then
+  echo "allow(unsafe_code) must appear only in src/io/mmap.rs, found: $unsafe_files" >&2
+  fail=1
+fi
+[ $fail = 0 ] && echo "layering: every tier imports only downward"
+exit $fail
