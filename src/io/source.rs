@@ -158,6 +158,25 @@ pub trait RangeSource: Send + Sync {
         Ok(())
     }
 
+    /// Advice from a driver: the next reads will be
+    /// [`RangeSource::read_exact_at`] calls walking `range` in order, in
+    /// pieces. A transport may open one streaming response for the whole
+    /// range (one `GET` with a `Range` header, one RTSP `PLAY`) and serve
+    /// those reads from it instead of a round trip per piece; reads outside
+    /// the advised range, or out of order, must still work (they may cost
+    /// a new request). The default ignores the advice.
+    fn will_read(&self, range: Range<u64>) {
+        let _ = range;
+    }
+
+    /// The request sizes this source works best with, if they differ from
+    /// the session's defaults: a local file wants large pieces and many in
+    /// flight, a remote server fewer and longer requests. Drivers apply
+    /// them only when the caller left the defaults in place.
+    fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
+        None
+    }
+
     /// The source's bytes, if it holds them all in memory (a slice, a
     /// memory map), so drivers can skip copying. `None` for anything else.
     fn as_bytes(&self) -> Option<&[u8]> {
@@ -270,6 +289,12 @@ macro_rules! forward_range_source {
                 sink: &mut ChunkSink<'_>,
             ) -> Result<(), TransportError> {
                 (**self).read_ranges(ranges, sink)
+            }
+            fn will_read(&self, range: Range<u64>) {
+                (**self).will_read(range)
+            }
+            fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
+                (**self).preferred_limits()
             }
             fn as_bytes(&self) -> Option<&[u8]> {
                 (**self).as_bytes()
