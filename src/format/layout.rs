@@ -277,7 +277,7 @@ impl Layout {
                 ));
             }
             if field == "name"
-                && let Some(b) = text.bytes().find(|&b| b < 0x20 || b == 0x7f)
+                && let Some(b) = text.bytes().find(|&b| crate::format::is_control_byte(b))
             {
                 return Err(fmt_err(
                     Region::Metadata,

@@ -198,7 +198,13 @@ pub const RESERVED_NAMES: [&str; 32] = [
 /// Bytes a path component must not contain (`docs/FORMAT.md` §6.2): the
 /// C0 controls and DEL, and the characters Windows file names cannot hold.
 fn is_forbidden_byte(b: u8) -> bool {
-    b < 0x20 || b == 0x7f || b"\\/:<>\"|?*".contains(&b)
+    is_control_byte(b) || b"\\/:<>\"|?*".contains(&b)
+}
+
+/// A C0 control or DEL: what no name in a package may hold (path
+/// components, §6.2; the package name, rule 30b).
+pub(crate) fn is_control_byte(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
 }
 
 /// Why `path` breaks the v1 path rules (`docs/FORMAT.md` §6.2), or `None`
@@ -226,7 +232,7 @@ pub fn component_problem(c: &str) -> Option<&'static str> {
     if c.len() > MAX_COMPONENT_LEN {
         return Some("component longer than 255 bytes");
     }
-    if c.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    if c.bytes().any(is_control_byte) {
         return Some("control character");
     }
     if c.bytes().any(is_forbidden_byte) {

@@ -196,8 +196,8 @@ pub struct Entries<'data> {
     pkg: Package<'data>,
     next: u64,
     end: u64,
-    /// End of the extent run of the last entry with extents (rule 58a).
-    run_end: u64,
+    /// Rule 58a over the entries seen so far.
+    runs: ExtentRuns,
     /// The previous entry's path (rule 58).
     prev: Option<&'data str>,
 }
@@ -208,7 +208,7 @@ impl<'data> Entries<'data> {
             end: pkg.entry_count(),
             pkg,
             next: 0,
-            run_end: 0,
+            runs: ExtentRuns::default(),
             prev: None,
         }
     }
@@ -232,18 +232,9 @@ impl<'data> Iterator for Entries<'data> {
                 return Err(fmt(FormatProblem::NotSorted));
             }
             self.prev = Some(e.path);
-            let (first, count) = (e.rec.extent_first, u64::from(e.rec.extent_count));
-            if count > 0 {
-                if first < self.run_end {
-                    return Err(fmt(FormatProblem::Inconsistent {
-                        field: "extent_first",
-                        expected: self.run_end,
-                        found: first,
-                    }));
-                }
-                // No overflow: rule 35 bounds the run by the section.
-                self.run_end = first + count;
-            }
+            self.runs
+                .admit(e.rec.extent_first, u64::from(e.rec.extent_count))
+                .map_err(fmt)?;
             Ok(e)
         });
         // Stop after an error: later records may be just as damaged.
@@ -253,6 +244,34 @@ impl<'data> Iterator for Entries<'data> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = usize::try_from(self.end - self.next).unwrap_or(usize::MAX);
         (0, Some(n))
+    }
+}
+
+/// Rule 58a (`docs/FORMAT.md` §12.9), entry by entry in path order: each
+/// entry's extent run starts at or after the end of the last earlier
+/// entry's run, so no two entries share extent records.
+#[derive(Debug, Clone, Copy, Default)]
+struct ExtentRuns {
+    /// End of the extent run of the last entry with extents.
+    end: u64,
+}
+
+impl ExtentRuns {
+    /// Admit the next entry's run (`count` records from `first`; rule 35
+    /// has bounded it by the extents section, so it cannot overflow).
+    fn admit(&mut self, first: u64, count: u64) -> Result<(), FormatProblem> {
+        if count == 0 {
+            return Ok(());
+        }
+        if first < self.end {
+            return Err(FormatProblem::Inconsistent {
+                field: "extent_first",
+                expected: self.end,
+                found: first,
+            });
+        }
+        self.end = first + count;
+        Ok(())
     }
 }
 
@@ -481,7 +500,7 @@ pub(crate) fn count(data: &[u8], layout: &Layout) -> Result<EntryCounts, Error> 
         crate::format::layout::checked_section(data, span.offset, span.len, span.crc, region)?;
     let ext_records = layout.extents.count();
     let mut counts = EntryCounts::default();
-    let mut run_end = 0u64;
+    let mut runs = ExtentRuns::default();
     for (n, rec) in bytes.chunks_exact(span.stride as usize).enumerate() {
         let n = n as u64;
         let rec = EntryRecord::parse(Fields(rec));
@@ -510,16 +529,7 @@ pub(crate) fn count(data: &[u8], layout: &Layout) -> Result<EntryCounts, Error> 
                 }));
             }
         }
-        if count > 0 {
-            if rec.extent_first < run_end {
-                return Err(fmt(FormatProblem::Inconsistent {
-                    field: "extent_first",
-                    expected: run_end,
-                    found: rec.extent_first,
-                }));
-            }
-            run_end = rec.extent_first + count;
-        }
+        runs.admit(rec.extent_first, count).map_err(fmt)?;
     }
     Ok(counts)
 }

@@ -258,7 +258,7 @@ pub(crate) fn write<W: Write + Seek>(
         )));
     }
     check_meta_string("name", &name)?;
-    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    if name.bytes().any(crate::format::is_control_byte) {
         return Err(Error::invalid(
             "the package name must not contain control characters (docs/FORMAT.md §5.2)",
         ));
