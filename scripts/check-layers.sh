@@ -28,6 +28,11 @@ net="src/net"
 serve="src/serve"
 app_mods='fetch|extract|publish|bundle|client|mount|manage'
 
+# The format layer reports leaf errors (format::errors) and never names the
+# crate-wide Error, which wraps them: no error <-> format cycle.
+forbid format "-r src/format" "crate::(error|Error)\b|crate::(index|read|write|stream)\b"
+forbid index "src/index.rs" "crate::(read|write|stream)\b"
+forbid read "-r src/read" "crate::(write|stream)\b"
 forbid core "-r $core" "crate::(io|proto|net|serve|$app_mods)\b"
 forbid io "-r $io" "crate::(proto|net|serve|$app_mods)\b"
 forbid proto "-r $proto" "crate::(io|net|serve|$app_mods)\b"

@@ -164,7 +164,7 @@ impl PackageRecord {
     /// # Errors
     /// [`Error::InvalidInput`] if the GUID is malformed.
     pub fn guid(&self) -> Result<Guid, Error> {
-        self.guid.parse()
+        Ok(self.guid.parse()?)
     }
 
     /// The file name of the package's SFT inside its folder:

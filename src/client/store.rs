@@ -289,7 +289,7 @@ impl Prepared {
         let abs = std::path::absolute(manifest)
             .map_err(|e| Error::io(format!("resolving `{}`", manifest.display()), e))?;
         let bytes = read_bounded(&abs, "manifest", MAX_DESCRIPTOR_BYTES)?;
-        let m = Manifest::parse(&bytes).map_err(|e| about(&abs, "manifest", e))?;
+        let m = Manifest::parse(&bytes).map_err(|e| about(&abs, "manifest", e.into()))?;
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
         let mime = dir.to_string_lossy().into_owned();
         let env = |name: &str| {
@@ -300,7 +300,7 @@ impl Prepared {
             }
         };
         let local = |loc: &str| -> Result<Option<PathBuf>, Error> {
-            let s = expand_vars(loc, env).map_err(|e| about(&abs, "manifest", e))?;
+            let s = expand_vars(loc, env).map_err(|e| about(&abs, "manifest", e.into()))?;
             if s.contains("://") {
                 return Ok(None);
             }
@@ -375,7 +375,10 @@ impl Prepared {
         }
         let pkg = m.package.clone().unwrap_or_default();
         let mut guid = match &pkg.guid {
-            Some(g) => Some(g.parse::<Guid>().map_err(|e| about(&abs, "manifest", e))?),
+            Some(g) => Some(
+                g.parse::<Guid>()
+                    .map_err(|e| about(&abs, "manifest", e.into()))?,
+            ),
             None => None,
         };
         let mut href = pkg.href.clone().filter(|h| !h.trim().is_empty());
@@ -405,7 +408,7 @@ impl Prepared {
         let version_guid = match &pkg.version_guid {
             Some(v) => Some(
                 v.parse::<Guid>()
-                    .map_err(|e| about(&abs, "manifest", e))?
+                    .map_err(|e| about(&abs, "manifest", e.into()))?
                     .to_string(),
             ),
             None => None,

@@ -6,7 +6,7 @@
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use crate::error::{FormatError, FormatProblem, Region};
+use super::errors::{FormatError, FormatProblem, Region};
 
 /// Borrow `len` bytes at `start` from `data`, or say where it falls short.
 ///

@@ -3,8 +3,6 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::error::Error;
-
 /// A GUID as App-V uses for package and version identity, stored in RFC 4122
 /// byte order (the order of the hex digits as written).
 ///
@@ -28,7 +26,54 @@ impl Guid {
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
+
+    /// The 32 hex digits, uppercase, no hyphens or braces (the form of
+    /// the RTSP `version=` control segment, `docs/RTSP.md`).
+    ///
+    /// ```
+    /// let g = sft::Guid([0xAB; 16]);
+    /// assert_eq!(g.to_hex().len(), 32);
+    /// assert_eq!(sft::Guid::from_hex(&g.to_hex()), Some(g));
+    /// assert_eq!(sft::Guid::from_hex("xyz"), None);
+    /// ```
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    /// Parse exactly 32 hex digits (either case, surrounding whitespace
+    /// ignored); `None` for anything else.
+    pub fn from_hex(s: &str) -> Option<Guid> {
+        from_hex_digits(s.trim().as_bytes())
+    }
 }
+
+/// 32 ASCII hex digits into 16 bytes.
+fn from_hex_digits(hex: &[u8]) -> Option<Guid> {
+    if hex.len() != 32 {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16);
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *o = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(Guid(out))
+}
+
+/// A string that is not a GUID ([`Guid`]'s `FromStr`); converts into
+/// `sft::Error::InvalidInput` with `?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseGuidError {
+    input: String,
+}
+
+impl fmt::Display for ParseGuidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a GUID: `{}`", self.input)
+    }
+}
+
+impl core::error::Error for ParseGuidError {}
 
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,12 +94,14 @@ impl fmt::Debug for Guid {
 }
 
 impl FromStr for Guid {
-    type Err = Error;
+    type Err = ParseGuidError;
 
     /// Parse `XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX`, optionally in braces,
     /// in either case.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = || Error::invalid(format!("not a GUID: `{s}`"));
+    fn from_str(s: &str) -> Result<Self, ParseGuidError> {
+        let bad = || ParseGuidError {
+            input: s.to_owned(),
+        };
         let t = s.trim();
         let t = t
             .strip_prefix('{')
@@ -64,13 +111,7 @@ impl FromStr for Guid {
         if groups.iter().map(|g| g.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
             return Err(bad());
         }
-        let hex: String = groups.concat();
-        let mut out = [0u8; 16];
-        for (i, o) in out.iter_mut().enumerate() {
-            let pair = hex.get(2 * i..2 * i + 2).ok_or_else(bad)?;
-            *o = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        }
-        Ok(Guid(out))
+        from_hex_digits(groups.concat().as_bytes()).ok_or_else(bad)
     }
 }
 

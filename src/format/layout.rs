@@ -5,9 +5,10 @@
 //! own CRC), so opening a package costs the same for 10 files as for
 //! 100,000. [`crate::Package::verify`] checks every section CRC in full.
 
-use crate::error::{
-    Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
+use super::errors::{
+    Fault, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
 };
+
 use crate::format::{
     BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, Header, MAX_METADATA_LEN,
     MAX_RECORD_LEN, MAX_SECTIONS, METADATA_FIXED_LEN, MetadataRecord, SECTION_ENTRY_LEN,
@@ -42,14 +43,14 @@ pub(crate) struct Layout {
     pub(crate) index: Span,
 }
 
-fn fmt_err(region: Region, offset: u64, problem: FormatProblem) -> Error {
-    Error::Format(FormatError::new(region, offset, problem))
+fn fmt_err(region: Region, offset: u64, problem: FormatProblem) -> Fault {
+    Fault::Format(FormatError::new(region, offset, problem))
 }
 
 impl Layout {
     /// Validate the prologue at the start of `data`, which must hold at
     /// least `prologue_len` bytes (more is fine: a whole package).
-    pub(crate) fn parse(data: &[u8]) -> Result<Layout, Error> {
+    pub(crate) fn parse(data: &[u8]) -> Result<Layout, Fault> {
         let header = Header::parse(data)?;
         let prologue_len = header.prologue_len;
         if (data.len() as u64) < prologue_len {
@@ -217,7 +218,7 @@ impl Layout {
         Ok(layout)
     }
 
-    fn parse_metadata(data: &[u8], span: Span) -> Result<MetadataRecord, Error> {
+    fn parse_metadata(data: &[u8], span: Span) -> Result<MetadataRecord, Fault> {
         let region = Region::Section(SectionKind::Metadata as u32);
         if span.len < METADATA_FIXED_LEN as u64 || span.len > MAX_METADATA_LEN {
             return Err(fmt_err(
@@ -292,7 +293,7 @@ impl Layout {
         Ok(m)
     }
 
-    fn check_counts(&self) -> Result<(), Error> {
+    fn check_counts(&self) -> Result<(), Fault> {
         let h = &self.header;
         let m = &self.meta;
         let inconsistent = |field, expected: u64, found: u64| {
@@ -330,7 +331,7 @@ impl Layout {
 
     /// End of the stored bytes of block `i` (offset + length), from its
     /// record, whose own CRC is checked.
-    fn stored_end(&self, data: &[u8], i: u32) -> Result<u64, Error> {
+    fn stored_end(&self, data: &[u8], i: u32) -> Result<u64, Fault> {
         let at = self.index.offset + u64::from(i) * self.index.stride;
         let rec = slice_at(data, at, self.index.stride, Region::BlockRecord(i), 0)?;
         let r = crate::format::BlockRecord::parse_checked(rec, i, at)?;
@@ -340,7 +341,7 @@ impl Layout {
     /// The FB1 run and the data region must end where the last FB1 block
     /// and the last block end: two record reads, O(1), so a streaming
     /// client can trust `fb1_stored_len` before fetching FB1.
-    fn check_boundaries(&self, data: &[u8]) -> Result<(), Error> {
+    fn check_boundaries(&self, data: &[u8]) -> Result<(), Fault> {
         let h = &self.header;
         let inconsistent = |field, expected: u64, found: u64| {
             fmt_err(
@@ -418,7 +419,7 @@ pub(crate) fn checked_section(
     len: u64,
     crc: u32,
     region: Region,
-) -> Result<&[u8], Error> {
+) -> Result<&[u8], Fault> {
     let bytes = slice_at(data, offset, len, region, 0)?;
     let actual = crc32_parts(&[bytes]);
     if actual != crc {

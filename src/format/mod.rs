@@ -13,6 +13,7 @@
 //! ```
 
 mod bytes;
+pub mod errors;
 pub mod guid;
 pub(crate) mod layout;
 mod records;

@@ -1,13 +1,13 @@
 //! Fixed-size records of SFT v1, each mirroring one table of
 //! `docs/FORMAT.md` field by field.
 
+use super::errors::{
+    Fault, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
+};
 use super::{
     BLOCK_RECORD_LEN, BLOCK_SIZES, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, HEADER_LEN, MAGIC,
     MAX_SECTIONS, METADATA_FIXED_LEN, SECTION_ENTRY_LEN, VERSION_MAJOR, crc32_parts, put_i64,
     put_u16, put_u32, put_u64,
-};
-use crate::error::{
-    Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
 };
 
 /// The fixed-size header at offset 0 (`docs/FORMAT.md` §3).
@@ -49,10 +49,10 @@ impl Header {
     /// header CRC, then field ranges (block size, section count, layout).
     ///
     /// # Errors
-    /// [`Error::Format`] naming the field, [`Error::Integrity`] for a CRC
-    /// mismatch, [`Error::Unsupported`] for a major version other than 1.
-    pub fn parse(data: &[u8]) -> Result<Header, Error> {
-        let fmt = |p| Error::Format(FormatError::new(Region::Header, 0, p));
+    /// [`Fault::Format`] naming the field, [`Fault::Integrity`] for a CRC
+    /// mismatch, [`Fault::Unsupported`] for a major version other than 1.
+    pub fn parse(data: &[u8]) -> Result<Header, Fault> {
+        let fmt = |p| Fault::Format(FormatError::new(Region::Header, 0, p));
         if data.len() < HEADER_LEN {
             return Err(fmt(FormatProblem::Truncated {
                 needed: HEADER_LEN as u64,

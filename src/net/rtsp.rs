@@ -663,7 +663,7 @@ impl RtspSource {
         };
         let base = self.target.url.as_str().trim_end_matches('/').to_owned();
         let setup_url = match version {
-            Some(v) => format!("{base}/version={}", proto::guid_hex(&v)),
+            Some(v) => format!("{base}/version={}", v.to_hex()),
             None => {
                 let d = live.call(
                     ep,

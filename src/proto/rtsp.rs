@@ -452,36 +452,3 @@ pub fn reason(status: u16) -> &'static str {
         _ => "Unknown",
     }
 }
-
-/// A GUID as the 32 hex digits (no hyphens) of the `version=` control
-/// segment.
-///
-/// ```
-/// use sft::proto::rtsp::{guid_hex, parse_guid_hex};
-///
-/// let g = sft::Guid([0xAB; 16]);
-/// assert_eq!(guid_hex(&g).len(), 32);
-/// assert_eq!(parse_guid_hex(&guid_hex(&g)), Some(g));
-/// assert_eq!(parse_guid_hex("xyz"), None);
-/// ```
-pub fn guid_hex(g: &crate::format::guid::Guid) -> String {
-    g.as_bytes().iter().map(|b| format!("{b:02X}")).collect()
-}
-
-/// Parse 32 hex digits into a GUID; `None` for anything else.
-///
-/// ```
-/// use sft::proto::rtsp::parse_guid_hex;
-/// assert!(parse_guid_hex("00112233445566778899AABBCCDDEEFF").is_some());
-/// ```
-pub fn parse_guid_hex(s: &str) -> Option<crate::format::guid::Guid> {
-    let s = s.trim();
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(crate::format::guid::Guid(out))
-}

@@ -117,7 +117,7 @@ impl Codebase {
     /// # Errors
     /// [`Error::InvalidInput`] if the attribute is not a GUID.
     pub fn package_guid(&self) -> Result<Option<Guid>, Error> {
-        self.guid.as_deref().map(str::parse).transpose()
+        Ok(self.guid.as_deref().map(str::parse).transpose()?)
     }
 }
 

@@ -616,7 +616,7 @@ fn resolve_url(root: &Path, url_path: &str) -> Result<(PathBuf, Option<Guid>), u
             };
             let path = resolve_path(root, base)?;
             let version = match last.strip_prefix("version=") {
-                Some(hex) => Some(proto::parse_guid_hex(hex).ok_or(404u16)?),
+                Some(hex) => Some(Guid::from_hex(hex).ok_or(404u16)?),
                 None => None,
             };
             Ok((path, version))
@@ -1642,7 +1642,7 @@ fn sdp_for(info: &PkgInfo) -> Vec<u8> {
         attribute: name.to_owned(),
         value: Some(value),
     };
-    let vg_hex = proto::guid_hex(&info.version_guid);
+    let vg_hex = info.version_guid.to_hex();
     let name: String = info
         .name
         .chars()

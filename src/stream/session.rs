@@ -1109,7 +1109,7 @@ impl StreamSession {
         let header = match Header::parse(&self.prologue) {
             Ok(h) => h,
             Err(e) => {
-                self.prologue_error(e);
+                self.prologue_error(e.into());
                 return Ok(());
             }
         };
