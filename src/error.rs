@@ -6,6 +6,9 @@
 //! as values, not formatted strings. [`Error::kind`] gives a stable
 //! [`ErrorKind`] to match on; the enum itself is `#[non_exhaustive]`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::format::BlockId;
 pub use crate::format::errors::{
     Fault, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,

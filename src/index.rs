@@ -8,6 +8,9 @@
 //! be shorter. So a block's logical range, and the block holding a logical
 //! offset, are arithmetic, not a search.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use core::ops::Range;
 
 use crate::error::{Error, FormatError, FormatProblem, Region, Unsupported};

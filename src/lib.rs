@@ -65,7 +65,9 @@
 //!
 //! ## Crate features
 //!
-//! - `std` (default): `std::io` adapters.
+//! - `std` (default): everything above the core. Without it the crate is
+//!   `no_std` + `alloc`: [`format`](mod@format), [`index`], [`read`] and the sans-IO
+//!   [`stream`] session, which touch no files, sockets, threads or clocks.
 //! - `deflate` (default): zlib blocks, through flate2 (its backend is yours
 //!   to choose with flate2's features).
 //! - `file` (default): file transport.
@@ -94,6 +96,7 @@
 //! `unsafe` appears only in `io/mmap.rs`: mapping a file is sound
 //! only while no one truncates or modifies it, a promise
 //! [`MappedPackage::open`] asks of its caller.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -104,10 +107,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+extern crate alloc;
+
 // core: no files, sockets, threads or clocks.
 pub mod error;
 pub mod format;
 pub mod index;
+mod prelude;
 pub mod read;
 mod redact;
 pub mod stream;
@@ -142,6 +148,7 @@ pub mod fetch;
 #[cfg(feature = "publish")]
 pub mod publish;
 
+#[cfg(feature = "std")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -2,6 +2,9 @@
 //! uses (it is pure string work, so it sits in the core, below `io`, which
 //! names the files it opens).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// `s` safe to print: a URL (`scheme://…`) loses its user information
 /// (`smb://user:pw@host/…` → `smb://***@host/…`) and its query string
 /// (`https://h/a.sft?X-Amz-Signature=…` → `https://h/a.sft?…`; a presigned
@@ -64,7 +67,7 @@ pub fn redact_url(s: &str) -> String {
 
 /// A URL's path and query (`/a.sft?query`) with the query elided
 /// (`/a.sft?…`).
-fn redact_target(target: &str) -> std::borrow::Cow<'_, str> {
+fn redact_target(target: &str) -> alloc::borrow::Cow<'_, str> {
     match target.find('?') {
         Some(q) => format!("{}?…", &target[..q]).into(),
         None => target.into(),

@@ -289,7 +289,7 @@ impl Prepared {
         let abs = std::path::absolute(manifest)
             .map_err(|e| Error::io(format!("resolving `{}`", manifest.display()), e))?;
         let bytes = read_bounded(&abs, "manifest", MAX_DESCRIPTOR_BYTES)?;
-        let m = Manifest::parse(&bytes).map_err(|e| about(&abs, "manifest", e.into()))?;
+        let m = Manifest::parse(&bytes).map_err(|e| about(&abs, "manifest", e))?;
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
         let mime = dir.to_string_lossy().into_owned();
         let env = |name: &str| {
@@ -300,7 +300,7 @@ impl Prepared {
             }
         };
         let local = |loc: &str| -> Result<Option<PathBuf>, Error> {
-            let s = expand_vars(loc, env).map_err(|e| about(&abs, "manifest", e.into()))?;
+            let s = expand_vars(loc, env).map_err(|e| about(&abs, "manifest", e))?;
             if s.contains("://") {
                 return Ok(None);
             }

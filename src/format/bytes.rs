@@ -4,6 +4,9 @@
 //! region and absolute offset instead of panicking. Callers pass the
 //! absolute offset of the slice start so that errors point into the file.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::errors::{FormatError, FormatProblem, Region};

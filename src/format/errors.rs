@@ -5,6 +5,9 @@
 //! checks return. `crate::Error` wraps each (and converts from [`Fault`]),
 //! so the format layer never depends on the crate-wide error type.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use core::fmt;
 
 use super::BlockId;

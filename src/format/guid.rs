@@ -1,5 +1,8 @@
 //! [`Guid`]: the 16-byte identifiers of packages and package versions.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use core::fmt;
 use core::str::FromStr;
 

@@ -5,6 +5,9 @@
 //! own CRC), so opening a package costs the same for 10 files as for
 //! 100,000. [`crate::Package::verify`] checks every section CRC in full.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use super::errors::{
     Fault, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
 };

@@ -12,6 +12,9 @@
 //! '------------------------ prologue --------------------------------------'------ data region ------'
 //! ```
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 mod bytes;
 pub mod errors;
 pub mod guid;

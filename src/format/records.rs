@@ -1,6 +1,9 @@
 //! Fixed-size records of SFT v1, each mirroring one table of
 //! `docs/FORMAT.md` field by field.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use super::errors::{
     Fault, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
 };

@@ -2,7 +2,10 @@
 //! decode path (CRC check, then inflate with an exact size cap) used for
 //! blocks from a mapped package and from a streamed buffer alike.
 
-use std::borrow::Cow;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use crate::error::{Error, IntegrityError, IntegrityProblem, Region};
 use crate::format::Codec;

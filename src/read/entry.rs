@@ -1,5 +1,8 @@
 //! Directory entries: [`Entry`] views validated against their own CRC.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::error::{Error, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region};
 use crate::format::layout::Layout;
 use crate::format::{

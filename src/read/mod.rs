@@ -11,8 +11,10 @@ mod entry;
 mod io;
 mod verify;
 
-use std::borrow::Cow;
-use std::sync::OnceLock;
+use alloc::borrow::Cow;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::prelude::*;
 
 pub use block::{Block, Decoder};
 pub use entry::{Attributes, Entries, Entry, EntryCounts, Extents};
@@ -191,32 +193,29 @@ pub struct Package<'data> {
     data: &'data [u8],
     layout: Layout,
     /// Outcome of [`BlockIndex::check_storage`], once run.
-    storage: OnceLock<Result<(), Cached>>,
+    storage: StorageCheck,
 }
 
-/// A copy of a storage-check failure, kept to be reported again.
-#[derive(Debug, Clone, Copy)]
-enum Cached {
-    Format(FormatError),
-    Integrity(crate::error::IntegrityError),
-    Unsupported(crate::error::Unsupported),
-}
+/// The remembered outcome of a package's storage check: unchecked, passed
+/// or failed (a failure is found again when asked: it is rare, and the
+/// check is deterministic). An atomic, so `Package` stays `Sync` without
+/// `std`.
+#[derive(Debug)]
+struct StorageCheck(AtomicU8);
 
-impl Cached {
-    fn of(e: &Error) -> Option<Self> {
-        match e {
-            Error::Format(f) => Some(Cached::Format(*f)),
-            Error::Integrity(i) => Some(Cached::Integrity(*i)),
-            Error::Unsupported(u) => Some(Cached::Unsupported(*u)),
-            _ => None,
-        }
+impl Default for StorageCheck {
+    fn default() -> Self {
+        StorageCheck(AtomicU8::new(UNCHECKED))
     }
-    fn error(self) -> Error {
-        match self {
-            Cached::Format(f) => Error::Format(f),
-            Cached::Integrity(i) => Error::Integrity(i),
-            Cached::Unsupported(u) => Error::Unsupported(u),
-        }
+}
+
+const UNCHECKED: u8 = 0;
+const PASSED: u8 = 1;
+const FAILED: u8 = 2;
+
+impl Clone for StorageCheck {
+    fn clone(&self) -> Self {
+        StorageCheck(AtomicU8::new(self.0.load(Ordering::Relaxed)))
     }
 }
 
@@ -263,7 +262,7 @@ impl<'data> Package<'data> {
         Package {
             data,
             layout,
-            storage: OnceLock::new(),
+            storage: StorageCheck::default(),
         }
     }
 
@@ -277,21 +276,13 @@ impl<'data> Package<'data> {
     /// # Errors
     /// As [`BlockIndex::check_storage`].
     pub fn check_storage(&self) -> Result<(), Error> {
-        if let Some(r) = self.storage.get() {
-            return r.map_err(Cached::error);
+        if self.storage.0.load(Ordering::Relaxed) == PASSED {
+            return Ok(());
         }
-        match self.index().check_storage() {
-            Ok(_) => {
-                let _ = self.storage.set(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(c) = Cached::of(&e) {
-                    let _ = self.storage.set(Err(c));
-                }
-                Err(e)
-            }
-        }
+        let r = self.index().check_storage();
+        let state = if r.is_ok() { PASSED } else { FAILED };
+        self.storage.0.store(state, Ordering::Relaxed);
+        r.map(|_| ())
     }
 
     /// The prologue of this package.
@@ -638,7 +629,7 @@ impl<'data> ReadState<'data> {
 #[derive(Debug, Clone)]
 enum BlockData<'data> {
     Borrowed(&'data [u8]),
-    Owned(std::sync::Arc<[u8]>),
+    Owned(alloc::sync::Arc<[u8]>),
 }
 
 impl BlockData<'_> {

@@ -1,7 +1,10 @@
 //! [`Package::verify`]: check every byte of a package.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::BTreeSet;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, FormatError, FormatProblem, Region};
 use crate::format::{BlockId, Fields, SECTION_ENTRY_LEN, SectionEntry, slice_at};
@@ -167,7 +170,7 @@ impl<'data> Package<'data> {
         let total = self.metadata().package_size();
         let mut spans: Vec<(u64, u64, u64)> = Vec::new();
         // Directories seen so far: a parent sorts before its children.
-        let mut dirs: HashSet<&'data str> = HashSet::new();
+        let mut dirs: BTreeSet<&'data str> = BTreeSet::new();
         let mut count = 0;
         for e in self.entries() {
             let e = e?;
@@ -239,7 +242,9 @@ impl<'data> Package<'data> {
         let failed = AtomicBool::new(false);
         let logical = AtomicU64::new(0);
         const BATCH: u64 = 64;
-        let first_error: std::sync::Mutex<Option<(u32, Error)>> = std::sync::Mutex::new(None);
+        // The lowest failing block; its error is found again afterwards
+        // (checks are deterministic), so workers share no lock.
+        let first_bad = AtomicU32::new(u32::MAX);
         let job = || {
             let mut dec = Decoder::new();
             let mut out = Vec::new();
@@ -264,12 +269,9 @@ impl<'data> Package<'data> {
                             stored += u64::from(len);
                             logical.fetch_add(out.len() as u64, Ordering::Relaxed);
                         }
-                        Err(e) => {
+                        Err(_) => {
                             failed.store(true, Ordering::Relaxed);
-                            let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                            if slot.as_ref().is_none_or(|(b, _)| id.0 < *b) {
-                                *slot = Some((id.0, e));
-                            }
+                            first_bad.fetch_min(id.0, Ordering::Relaxed);
                             return;
                         }
                     }
@@ -278,9 +280,17 @@ impl<'data> Package<'data> {
             }
         };
         workers.run(u64::from(n).div_ceil(BATCH), &job);
-        let err = first_error.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, e)) = err {
-            return Err(e);
+        let bad = first_bad.into_inner();
+        if bad != u32::MAX {
+            let id = BlockId(bad);
+            let again = self
+                .block(id)
+                .and_then(|b| Decoder::new().decode_into(&b, &mut Vec::new()));
+            return Err(again.err().unwrap_or_else(|| {
+                Error::invalid(format!(
+                    "{id} failed its check, then passed it: the package changed during verification"
+                ))
+            }));
         }
         Ok(logical.into_inner())
     }

@@ -34,8 +34,11 @@
 //! assert_eq!((second.priority, second.range.clone()), (Priority::Fb1, 1000..1200));
 //! ```
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::BTreeSet;
 use core::ops::Range;
-use std::collections::BTreeSet;
 
 use crate::format::FeatureBlock;
 

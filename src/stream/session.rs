@@ -93,9 +93,12 @@
 //! # fn main() {}
 //! ```
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::{BTreeMap, VecDeque};
 use core::fmt;
 use core::ops::Range;
-use std::collections::{BTreeMap, VecDeque};
 
 use super::scheduler::{BlockState, Priority, Scheduler, SchedulerLimits};
 use crate::error::TransportError;
