@@ -753,7 +753,7 @@ impl Ctx<'_, '_> {
                         }
                     };
                     let bytes = &data[(s - range.start) as usize..(e - range.start) as usize];
-                    write_all_at(&f, bytes, p.file_offset + (s - p.logical))
+                    crate::io::pos::write_all_at(&f, bytes, p.file_offset + (s - p.logical))
                         .map_err(|err| Error::io(format!("writing `{}`", job.rel), err))?;
                     let n = e - s;
                     if job.remaining.fetch_sub(n, Ordering::AcqRel) == n {
@@ -773,36 +773,6 @@ impl Ctx<'_, '_> {
         }
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
-}
-
-#[cfg(windows)]
-fn write_all_at(f: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match f.seek_write(buf, offset) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            Ok(n) => {
-                buf = &buf[n..];
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(any(unix, windows)))]
-fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = f;
-    f.seek(SeekFrom::Start(offset))?;
-    f.write_all(buf)
 }
 
 #[cfg(all(test, unix, feature = "write"))]

@@ -24,14 +24,17 @@
 //!  proto     pure wire codecs: HTTP Range / Content-Range / multipart,
 //!            RTSP frames; no I/O
 //!  ─────────────────────────────────────────────────────────────────────────
-//!  io        RangeSource, the one driver (io::drive), files, mmap (the only
-//!            `unsafe`), rate shaping, pipelining, worker threads
+//!  io        RangeSource, the one driver (io::drive),  │ write  PackageBuilder:
+//!            files, positional I/O, mmap (the only     │        plan, parallel
+//!            `unsafe`), rate shaping, pipelining,      │        encode, atomic
+//!            worker threads                            │        output
 //!  ─────────────────────────────────────────────────────────────────────────
 //!  core      format   raw records, constants, byte-level parsing
 //!            index, read   validated zero-copy views: Package, Entry, Block
-//!            write    PackageBuilder: plan, parallel encode, atomic output
 //!            stream   sans-IO session and scheduler: asks for byte ranges,
-//!                     verifies what arrives; no I/O, clock or threads
+//!                     verifies what arrives
+//!            (no files, sockets, threads or clocks: without the `std`
+//!            feature the core builds as no_std + alloc)
 //! ```
 //!
 //! ## Quick start
@@ -117,12 +120,13 @@ mod prelude;
 pub mod read;
 mod redact;
 pub mod stream;
-#[cfg(feature = "write")]
-pub mod write;
 
 // io: the RangeSource contract, the one driver, local adapters.
 #[cfg(feature = "std")]
 pub mod io;
+// write: the package writer, on io.
+#[cfg(feature = "write")]
+pub mod write;
 
 // proto: pure wire codecs.
 #[cfg(any(feature = "http-parse", feature = "rtsp", feature = "rtsp-server"))]

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Mutex;
 
 use super::EntryKind;
 use crate::error::Error;
@@ -440,7 +439,7 @@ fn copy_file<W: Write>(w: &mut W, path: &Path, len: u64, out_name: &str) -> Resu
 #[derive(Debug)]
 pub(crate) enum Source {
     /// An open file and its length at open time.
-    File(Mutex<File>, u64),
+    File(File, u64),
     /// Bytes in memory (fuzzing, tests).
     Mem(Vec<u8>),
 }
@@ -460,11 +459,7 @@ impl Source {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         match self {
-            Source::File(f, _) => {
-                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-                f.seek(SeekFrom::Start(offset))?;
-                f.read_exact(buf)
-            }
+            Source::File(f, _) => crate::io::pos::read_exact_at(f, buf, offset),
             Source::Mem(v) => {
                 let o = offset as usize;
                 buf.copy_from_slice(&v[o..o + buf.len()]);

@@ -47,7 +47,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use container::{Content, Ctx, RawEntry, Source, WriteEntry};
@@ -513,19 +512,13 @@ pub fn write_bundle(
         let meta = file_metadata(&path, &why)?;
         let len = meta.len();
         let f = File::open(&path).map_err(io_at("opening", &path))?;
-        let f = Mutex::new(f);
-        let guids = check_sft(len, &|off, buf| {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            f.seek(SeekFrom::Start(off))?;
-            f.read_exact(buf)
-        })
-        .map_err(|e| {
-            Error::invalid(format!(
-                "`{}` ({why}) is not a valid SFT: {e}",
-                path.display()
-            ))
-        })?;
+        let guids = check_sft(len, &|off, buf| crate::io::pos::read_exact_at(&f, buf, off))
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "`{}` ({why}) is not a valid SFT: {e}",
+                    path.display()
+                ))
+            })?;
         match_package(&m, guids, len).map_err(|msg| {
             Error::invalid(format!(
                 "`{}` ({why}) does not belong to manifest `{mdisplay}`: {msg}",
@@ -758,7 +751,7 @@ impl Bundle {
             }
         })?;
         let len = f.metadata().map_err(io_at("reading", path))?.len();
-        Bundle::from_source(Source::File(Mutex::new(f), len), path.display().to_string())
+        Bundle::from_source(Source::File(f, len), path.display().to_string())
     }
 
     fn from_source(src: Source, what: String) -> crate::Result<Bundle> {

@@ -24,6 +24,7 @@ pub mod file;
 pub mod mmap;
 
 pub mod pipelined;
+pub mod pos;
 pub mod shaped;
 
 pub use source::{ChunkSink, RangeSource, TransportError, TransportErrorKind};

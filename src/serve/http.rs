@@ -556,32 +556,7 @@ impl Server {
     }
 }
 
-/// Positional read (the file's offset is left alone).
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    loop {
-        match file.read_at(buf, at) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => return r,
-        }
-    }
-}
-
-/// Positional read (the file's offset is left alone).
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    use std::os::windows::fs::FileExt;
-    file.seek_read(buf, at)
-}
-
-/// Read at an offset, through the file's cursor.
-#[cfg(not(any(unix, windows)))]
-fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    use std::io::{Seek, SeekFrom};
-    file.seek(SeekFrom::Start(at))?;
-    file.read(buf)
-}
+use crate::io::pos::read_at;
 
 /// Decrements the active count when a connection ends.
 fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {

@@ -362,40 +362,7 @@ fn settled(seen: Option<Instant>, now: Instant, settle: Duration) -> bool {
     seen.is_none_or(|t| now.saturating_duration_since(t) >= settle)
 }
 
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    loop {
-        match file.read_at(buf, at) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => return r,
-        }
-    }
-}
-
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    use std::os::windows::fs::FileExt;
-    file.seek_read(buf, at)
-}
-
-#[cfg(not(any(unix, windows)))]
-fn read_at(mut file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    use std::io::{Seek, SeekFrom};
-    file.seek(SeekFrom::Start(at))?;
-    file.read(buf)
-}
-
-fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
-    let mut done = 0;
-    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
-        match read_at(file, rest, at + done as u64)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => done += n,
-        }
-    }
-    Ok(())
-}
+use crate::io::pos::read_exact_at;
 
 /// Identify a package from its prologue (read in one bounded piece). Only
 /// a complete package counts: its length is exactly `prologue_len +

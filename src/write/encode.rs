@@ -40,18 +40,6 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(what, e)
 }
 
-#[cfg(unix)]
-fn read_exact_at(f: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(mut f: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-    use std::io::Read;
-    f.seek(SeekFrom::Start(off))?;
-    f.read_exact(buf)
-}
-
 /// Per-worker state: reused buffers, compressor and the last open file.
 struct Worker<'p> {
     plan: &'p Plan<'p>,
@@ -86,14 +74,19 @@ impl Worker<'_> {
                         self.open = Some((p.entry, f));
                     }
                     if let Some((_, f)) = &self.open {
-                        read_exact_at(f, dst, p.file_offset + within).map_err(|e| {
-                            let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                " (it shrank while being packed)"
-                            } else {
-                                ""
-                            };
-                            Error::io(format!("reading `{}` for `{path}`{why}", fs.display()), e)
-                        })?;
+                        crate::io::pos::read_exact_at(f, dst, p.file_offset + within).map_err(
+                            |e| {
+                                let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                                    " (it shrank while being packed)"
+                                } else {
+                                    ""
+                                };
+                                Error::io(
+                                    format!("reading `{}` for `{path}`{why}", fs.display()),
+                                    e,
+                                )
+                            },
+                        )?;
                     }
                 }
                 None => return Err(Error::invalid(format!("`{path}` has no data source"))),
