@@ -117,6 +117,85 @@ fn pipelined_ranges_arrive_once_each_in_any_order() {
     server.shutdown().unwrap();
 }
 
+/// A TCP proxy that records what clients send, for counting requests.
+fn recording_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&sent);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let server = TcpStream::connect(upstream).unwrap();
+            let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let record = Arc::clone(&record);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_r.read(&mut buf) {
+                    record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if n == 0 || s_w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_w.shutdown(Shutdown::Both);
+            });
+            let (mut s_r, mut c_w) = (server, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_r, &mut c_w);
+                let _ = c_w.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (addr, sent)
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+#[test]
+fn will_read_then_reads_in_order_make_one_fetch_and_other_reads_still_work() {
+    let f = fixture(3_000_000);
+    let server = start(ServerConfig::new(&f.root));
+    let (proxy, sent) = recording_proxy(server.local_addr());
+    let src = RtspSource::open(&format!("rtsp://{proxy}/app.sft"), &opts()).unwrap();
+    let len = src.len().unwrap();
+    let fetches = || count(&sent.lock().unwrap(), b"SET_PARAMETER ");
+    assert_eq!(fetches(), 0);
+
+    // The whole package in pieces that match no packet boundary.
+    src.will_read(0..len);
+    let mut copy = vec![0u8; f.pkg.len()];
+    for piece in copy.chunks_mut(100_003).enumerate() {
+        let (i, buf) = piece;
+        src.read_exact_at((i * 100_003) as u64, buf).unwrap();
+    }
+    assert!(copy == f.pkg, "streamed copy differs");
+    assert_eq!(fetches(), 1, "one fetch for the planned range");
+
+    // A read that does not follow the plan is still served, by a fetch
+    // of its own: first a short abandoned stream (drained), then a long
+    // one (the connection is dropped and made again).
+    for left_over in [200_000u64, 2_500_000] {
+        let start = len - left_over - 10_000;
+        src.will_read(start..len);
+        let mut first = vec![0u8; 10_000];
+        src.read_exact_at(start, &mut first).unwrap();
+        assert_eq!(first, f.pkg[start as usize..start as usize + 10_000]);
+        let mut other = [0u8; 5000];
+        src.read_exact_at(1000, &mut other).unwrap();
+        assert_eq!(&other[..], &f.pkg[1000..6000]);
+        let mut tail = [0u8; 100];
+        src.read_exact_at(len - 100, &mut tail).unwrap();
+        assert_eq!(&tail[..], &f.pkg[f.pkg.len() - 100..]);
+    }
+    assert_eq!(src.reconnects(), 0, "no failure on the way");
+    server.shutdown().unwrap();
+}
+
 /// A TCP proxy that cuts each of the first `cuts` connections after the
 /// server has sent `after` bytes on it.
 fn cutting_proxy(upstream: SocketAddr, after: usize, cuts: usize) -> (SocketAddr, Arc<AtomicBool>) {

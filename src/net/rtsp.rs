@@ -163,15 +163,25 @@ type Conn = crate::io::conn::Conn<rustls::ClientConnection>;
 /// An established, playing session.
 struct Live {
     conn: Conn,
+    /// Bytes received; `buf[start..end]` is not decoded yet. Its length is
+    /// its capacity (zeroed once): reads go straight into `buf[end..]`.
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
     cseq: u32,
     session: String,
 }
 
+/// Bytes asked of the socket at a time (and the receive buffer's size,
+/// unless one frame needs more).
+const RECV_BUF: usize = 256 * 1024;
+
 /// What a connection delivered.
 enum Item {
     Reply(Response<Vec<u8>>),
-    Packet(PacketHeader, Vec<u8>),
+    /// A data packet: its header and where its payload lies in
+    /// [`Live::buf`] (valid until the next [`Live::next_item`]).
+    Packet(PacketHeader, Range<usize>),
 }
 
 fn terr(kind: TransportErrorKind, msg: impl Into<String>) -> TransportError {
@@ -217,16 +227,37 @@ fn status_kind(status: u16) -> TransportErrorKind {
 }
 
 impl Live {
-    /// Read until one item arrives.
+    fn new(conn: Conn) -> Live {
+        Live {
+            conn,
+            buf: vec![0; RECV_BUF],
+            start: 0,
+            end: 0,
+            cseq: 0,
+            session: String::new(),
+        }
+    }
+
+    /// The bytes of a packet payload from [`Item::Packet`].
+    fn payload(&self, at: &Range<usize>) -> &[u8] {
+        self.buf.get(at.clone()).unwrap_or_default()
+    }
+
+    /// Read until one item arrives. Each received byte is copied once, from
+    /// the socket into `buf`; frames are decoded in place.
     fn next_item(&mut self, endpoint: &str) -> Result<Item, TransportError> {
         let limits = Limits {
             max_head: 64 * 1024,
             max_body: 1024 * 1024,
         };
         loop {
-            let decoded = proto::decode(&self.buf, &limits)
+            let pending = self.buf.get(self.start..self.end).unwrap_or_default();
+            let decoded = proto::decode(pending, &limits)
                 .map_err(|e| terr(TransportErrorKind::Protocol, format!("{endpoint}: {e}")))?;
             if let Some((frame, used)) = decoded {
+                // The frame ends at `start + used`; a packet's payload is
+                // the frame's tail.
+                let frame_end = self.start + used;
                 let item = match frame {
                     Frame::Response(r) => Some(Item::Reply(r)),
                     Frame::Data { channel, payload } if channel % 2 == 0 => {
@@ -236,7 +267,7 @@ impl Live {
                                 format!("{endpoint}: not an sft RTP packet"),
                             )
                         })?;
-                        Some(Item::Packet(h, d.to_vec()))
+                        Some(Item::Packet(h, frame_end - d.len()..frame_end))
                     }
                     // RTCP from the server (its BYE): nothing to do.
                     Frame::Data { .. } => None,
@@ -247,26 +278,50 @@ impl Live {
                         ));
                     }
                 };
-                self.buf.drain(..used.min(self.buf.len()));
+                self.start = frame_end;
                 if let Some(item) = item {
                     return Ok(item);
                 }
                 continue;
             }
-            let mut chunk = [0u8; 64 * 1024];
-            match self.conn.read(&mut chunk) {
+            self.make_room(limits.max_head + limits.max_body);
+            let spare = self.buf.get_mut(self.end..).unwrap_or_default();
+            if spare.is_empty() {
+                return Err(terr(
+                    TransportErrorKind::Protocol,
+                    format!(
+                        "{endpoint}: no complete frame in {} bytes from the server",
+                        self.end - self.start
+                    ),
+                ));
+            }
+            match self.conn.read(spare) {
                 Ok(0) => {
                     return Err(terr(
                         TransportErrorKind::ConnectionLost,
                         format!("{endpoint}: the server closed the connection"),
                     ));
                 }
-                Ok(n) => self
-                    .buf
-                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_err(endpoint, "reading", &e)),
             }
+        }
+    }
+
+    /// Free space after `end` for the next read: move the undecoded bytes
+    /// to the front when they are few (or the buffer is full), and grow the
+    /// buffer only while one frame needs more than it holds (a response
+    /// with a body, up to `max_frame`; decode's limits refuse larger).
+    fn make_room(&mut self, max_frame: usize) {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buf.len() || self.end - self.start <= self.start {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        if self.end == self.buf.len() && self.buf.len() < max_frame + RECV_BUF {
+            self.buf.resize(self.buf.len() * 2, 0);
         }
     }
 
@@ -415,7 +470,26 @@ struct Pinned {
 struct State {
     live: Option<Live>,
     reconnects: u64,
+    /// The range a driver said it will read in order
+    /// ([`RangeSource::will_read`]), not asked for yet.
+    planned: Option<Range<u64>>,
+    /// The fetch of a planned range, being read piece by piece.
+    stream: Option<Stream>,
 }
+
+/// One fetch streaming into [`RangeSource::read_exact_at`] calls.
+struct Stream {
+    tag: u32,
+    /// The next byte a read gets (`pending` holds it when not empty).
+    next: u64,
+    end: u64,
+    /// Payload bytes received and not yet read, in [`Live::buf`].
+    pending: Range<usize>,
+}
+
+/// Past this many bytes left in an abandoned stream, a new connection is
+/// cheaper than receiving them.
+const DRAIN_MAX: u64 = 1 << 20;
 
 /// A package streamed over RTSP or RTSPS: a [`RangeSource`] whose reads are
 /// out-of-sequence fetches on one session (see the [module docs](self)).
@@ -499,6 +573,8 @@ impl RtspSource {
             state: Mutex::new(State {
                 live: None,
                 reconnects: 0,
+                planned: None,
+                stream: None,
             }),
         };
         let mut attempt = 0u32;
@@ -655,12 +731,7 @@ impl RtspSource {
     /// SETUP of `version` directly.
     fn establish(&self, version: Option<Guid>) -> Result<(Live, Pinned), TransportError> {
         let ep = &self.endpoint;
-        let mut live = Live {
-            conn: self.connect()?,
-            buf: Vec::new(),
-            cseq: 0,
-            session: String::new(),
-        };
+        let mut live = Live::new(self.connect()?);
         let base = self.target.url.as_str().trim_end_matches('/').to_owned();
         let setup_url = match version {
             Some(v) => format!("{base}/version={}", v.to_hex()),
@@ -818,6 +889,7 @@ impl RtspSource {
                     let f = in_flight
                         .get_mut(fi)
                         .ok_or_else(|| (terr(TransportErrorKind::Other, "fetch"), Vec::new()))?;
+                    let data = live.payload(&data);
                     let end = h.offset + data.len() as u64;
                     let slot = f
                         .ranges
@@ -839,7 +911,7 @@ impl RtspSource {
                     // The bytes are counted as delivered above: deliver
                     // them before any error, so a resume asks for the rest
                     // only.
-                    if sink(h.offset, &data).is_break() {
+                    if sink(h.offset, data).is_break() {
                         // Bytes of other fetches may still be on the way:
                         // this connection is no longer in a known state.
                         return Ok(true);
@@ -857,7 +929,176 @@ impl RtspSource {
     }
 }
 
+impl RtspSource {
+    /// Fill `dst` from the streaming fetch (whose next byte is where
+    /// `dst` starts); the fetch ends when its last byte is read.
+    fn stream_into(&self, state: &mut State, dst: &mut [u8]) -> Result<(), TransportError> {
+        let ep = &self.endpoint;
+        let State { live, stream, .. } = state;
+        let (Some(live), Some(st)) = (live.as_mut(), stream.as_mut()) else {
+            return Err(terr(TransportErrorKind::Other, "no stream"));
+        };
+        let mut filled = 0usize;
+        while filled < dst.len() {
+            if !st.pending.is_empty() {
+                let n = st.pending.len().min(dst.len() - filled);
+                let src = live.payload(&(st.pending.start..st.pending.start + n));
+                dst.get_mut(filled..filled + n)
+                    .unwrap_or_default()
+                    .copy_from_slice(src);
+                st.pending.start += n;
+                st.next += n as u64;
+                filled += n;
+                continue;
+            }
+            match live.next_item(ep)? {
+                Item::Reply(r) => {
+                    let status = u16::from(r.status());
+                    if status != 200 {
+                        return Err(terr(
+                            status_kind(status),
+                            format!("{ep}: fetch answered {status} {}", r.reason_phrase()),
+                        ));
+                    }
+                }
+                Item::Packet(h, _) if h.tag == 0 => {} // background: not asked for
+                Item::Packet(h, at) => {
+                    let end = h.offset + at.len() as u64;
+                    if h.tag != st.tag || h.offset != st.next || end > st.end {
+                        return Err(terr(
+                            TransportErrorKind::Protocol,
+                            format!("{ep}: unexpected bytes at {} (fetch {})", h.offset, h.tag),
+                        ));
+                    }
+                    if h.flags & FLAG_END != 0 && end < st.end {
+                        return Err(terr(
+                            TransportErrorKind::Protocol,
+                            format!("{ep}: fetch {} ended early", h.tag),
+                        ));
+                    }
+                    st.pending = at;
+                }
+            }
+        }
+        if st.next == st.end {
+            *stream = None;
+        }
+        Ok(())
+    }
+
+    /// Leave a streaming fetch that reads no longer follow: receive (and
+    /// drop) what is left of it when that is little, else drop the
+    /// connection (the next read makes a new one).
+    fn end_stream(&self, state: &mut State) {
+        let Some(st) = state.stream.take() else {
+            return;
+        };
+        let left = st.end - st.next - st.pending.len() as u64;
+        let drained = left <= DRAIN_MAX
+            && state.live.as_mut().is_some_and(|live| {
+                let mut got = 0u64;
+                while got < left {
+                    match live.next_item(&self.endpoint) {
+                        Ok(Item::Packet(h, at)) if h.tag == st.tag => got += at.len() as u64,
+                        Ok(Item::Packet(..)) => {}
+                        Ok(Item::Reply(r)) if u16::from(r.status()) == 200 => {}
+                        _ => return false,
+                    }
+                }
+                true
+            });
+        if !drained {
+            state.live = None;
+        }
+    }
+
+    /// Ask for `range` as one fetch, to be read in order by
+    /// [`RtspSource::stream_into`].
+    fn start_stream(&self, state: &mut State, range: Range<u64>) -> Result<(), TransportError> {
+        if state.live.is_none() {
+            state.live = Some(self.establish(Some(self.pinned.version_guid))?.0);
+        }
+        let Some(live) = state.live.as_mut() else {
+            return Err(terr(TransportErrorKind::Other, "no connection"));
+        };
+        let value = proto::format_ranges(core::slice::from_ref(&range));
+        let tag = live.send(
+            &self.endpoint,
+            Method::SetParameter,
+            &self.target.url,
+            &[(x_header("x-Sft-Fetch"), value)],
+            b"",
+        )?;
+        state.stream = Some(Stream {
+            tag,
+            next: range.start,
+            end: range.end,
+            pending: 0..0,
+        });
+        Ok(())
+    }
+}
+
 impl RangeSource for RtspSource {
+    /// Remember `range`: the first [`RangeSource::read_exact_at`] at its
+    /// start asks for all of it in one fetch, and reads that follow it in
+    /// order are served from that fetch's packets as they arrive (one
+    /// request for the range, not one per read).
+    fn will_read(&self, range: Range<u64>) {
+        if range.start < range.end && range.end <= self.pinned.len {
+            lock(&self.state).planned = Some(range);
+        }
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let end = offset.saturating_add(buf.len() as u64);
+        {
+            let mut state = lock(&self.state);
+            let follows = |r: &Range<u64>, at: u64| at == offset && end <= r.end;
+            if state
+                .stream
+                .as_ref()
+                .is_none_or(|s| !follows(&(s.next..s.end), s.next))
+            {
+                self.end_stream(&mut state);
+                if let Some(plan) = state.planned.take_if(|p| follows(p, p.start))
+                    && let Err(e) = self.start_stream(&mut state, plan)
+                {
+                    state.live = None;
+                    return Err(e);
+                }
+            }
+            if state.stream.is_some() {
+                return self.stream_into(&mut state, buf).inspect_err(|_| {
+                    // The connection is in an unknown state.
+                    state.stream = None;
+                    state.live = None;
+                });
+            }
+        }
+        let mut got = 0usize;
+        let range = offset..end;
+        self.read_ranges(core::slice::from_ref(&range), &mut |at, data| {
+            let start = (at - offset) as usize;
+            if let Some(dst) = buf.get_mut(start..start + data.len()) {
+                dst.copy_from_slice(data);
+                got += data.len();
+            }
+            ControlFlow::Continue(())
+        })?;
+        if got < buf.len() {
+            return Err(terr(
+                TransportErrorKind::RangeNotSatisfiable,
+                format!("{}: source ends before {end}", self.endpoint),
+            )
+            .with_range(offset..end));
+        }
+        Ok(())
+    }
+
     fn len(&self) -> Result<u64, TransportError> {
         Ok(self.pinned.len)
     }
@@ -896,6 +1137,8 @@ impl RangeSource for RtspSource {
         let mut todo: VecDeque<Range<u64>> =
             ranges.iter().filter(|r| r.end > r.start).cloned().collect();
         let mut state = lock(&self.state);
+        state.planned = None;
+        self.end_stream(&mut state);
         let mut attempt = 0u32;
         loop {
             let mut live = match state.live.take() {

@@ -89,10 +89,6 @@ const POLL_SLICE: Duration = Duration::from_millis(500);
 /// The largest body buffer of a connection.
 const COPY_BUF: usize = 256 * 1024;
 
-/// Bytes per `sendfile(2)` call on plain sockets.
-#[cfg(target_os = "linux")]
-const SENDFILE_CHUNK: usize = 2 << 20;
-
 /// Where access-log lines go: any writer, shared by all connections; one
 /// `write_all` per line.
 ///
@@ -652,36 +648,6 @@ impl Io {
         Ok(())
     }
 
-    /// `sendfile(2)` all of `range` of `file` to `sock`, counting in `sent`.
-    #[cfg(target_os = "linux")]
-    fn sendfile_all(
-        sock: &TcpStream,
-        file: &File,
-        range: Range<u64>,
-        sent: &mut u64,
-    ) -> io::Result<()> {
-        let mut at = range.start;
-        while at < range.end {
-            // 2 MiB at a time, as nginx's sendfile_max_chunk.
-            let chunk = usize::try_from(range.end - at)
-                .unwrap_or(usize::MAX)
-                .min(SENDFILE_CHUNK);
-            let n = match rustix::fs::sendfile(sock, file, Some(&mut at), chunk) {
-                Ok(n) => n,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(io::Error::from(e)),
-            };
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file shrank while being sent",
-                ));
-            }
-            *sent += n as u64;
-        }
-        Ok(())
-    }
-
     /// Send bytes `range` of `file`.
     ///
     /// On a plain socket on Linux, with `sendfile(2)` (through rustix): the
@@ -696,7 +662,7 @@ impl Io {
             // Full segments while the body goes out (nginx's tcp_nopush);
             // uncorking at the end pushes the last partial one.
             let _ = rustix::net::sockopt::set_tcp_cork(sock, true);
-            let result = Self::sendfile_all(sock, file, range, &mut self.sent);
+            let result = serve::sendfile_all(sock, file, range, &mut self.sent);
             let _ = rustix::net::sockopt::set_tcp_cork(sock, false);
             return result;
         }

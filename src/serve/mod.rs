@@ -490,3 +490,54 @@ impl Drop for ServerHandle {
         }
     }
 }
+
+/// Bytes per `sendfile(2)` call (nginx's `sendfile_max_chunk`).
+#[cfg(target_os = "linux")]
+const SENDFILE_CHUNK: usize = 2 << 20;
+
+/// `sendfile(2)` all of `range` of `file` to the plain socket `sock`: the
+/// kernel sends straight from the page cache, with no copy through user
+/// space. Counts what went out in `sent`.
+#[cfg(target_os = "linux")]
+pub(crate) fn sendfile_all(
+    sock: &TcpStream,
+    file: &std::fs::File,
+    range: std::ops::Range<u64>,
+    sent: &mut u64,
+) -> io::Result<()> {
+    let mut at = range.start;
+    while at < range.end {
+        let chunk = usize::try_from(range.end - at)
+            .unwrap_or(usize::MAX)
+            .min(SENDFILE_CHUNK);
+        let n = match rustix::fs::sendfile(sock, file, Some(&mut at), chunk) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while being sent",
+            ));
+        }
+        *sent += n as u64;
+    }
+    Ok(())
+}
+
+/// Write all of `head` to the plain socket `sock` with `MSG_MORE`: the
+/// kernel holds it back to go out in one segment with what follows (a
+/// [`sendfile_all`] of the body), instead of a small segment of its own.
+#[cfg(target_os = "linux")]
+pub(crate) fn send_more(sock: &TcpStream, mut head: &[u8]) -> io::Result<()> {
+    while !head.is_empty() {
+        match rustix::net::send(sock, head, rustix::net::SendFlags::MORE) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => head = head.get(n..).unwrap_or_default(),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(())
+}

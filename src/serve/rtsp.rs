@@ -1496,9 +1496,6 @@ impl<'a> ConnState<'a> {
             s.sync_urgent();
         }
         let n = (range.end - range.start) as usize;
-        if self.packet.len() < PACKET_PREFIX_LEN + n {
-            self.packet.resize(PACKET_PREFIX_LEN + n, 0);
-        }
         let header = PacketHeader {
             seq: s.seq,
             timestamp: s.timestamp(),
@@ -1511,17 +1508,35 @@ impl<'a> ConnState<'a> {
         };
         s.seq = s.seq.wrapping_add(1);
         let frame_len = (PACKET_PREFIX_LEN - 4 + n) as u16;
-        let buf = self
-            .packet
-            .get_mut(..PACKET_PREFIX_LEN + n)
-            .ok_or_else(|| io::Error::other("packet buffer"))?;
-        let (prefix, data) = buf.split_at_mut(PACKET_PREFIX_LEN);
-        read_exact_at(&s.file, data, range.start)?;
+        let mut prefix = [0u8; PACKET_PREFIX_LEN];
         prefix[0] = b'$';
         prefix[1] = s.channel;
         prefix[2..4].copy_from_slice(&frame_len.to_be_bytes());
         prefix[4..].copy_from_slice(&header.encode());
-        self.conn.write_all(buf)?;
+        match &self.conn {
+            // Plain TCP on Linux: the prefix held back with MSG_MORE, the
+            // payload by sendfile(2) straight from the page cache, as the
+            // HTTP server sends bodies.
+            #[cfg(target_os = "linux")]
+            Conn::Plain(sock) => {
+                serve::send_more(sock, &prefix)?;
+                let mut sent = 0;
+                serve::sendfile_all(sock, &s.file, range.clone(), &mut sent)?;
+            }
+            _ => {
+                if self.packet.len() < PACKET_PREFIX_LEN + n {
+                    self.packet.resize(PACKET_PREFIX_LEN + n, 0);
+                }
+                let buf = self
+                    .packet
+                    .get_mut(..PACKET_PREFIX_LEN + n)
+                    .ok_or_else(|| io::Error::other("packet buffer"))?;
+                let (head, data) = buf.split_at_mut(PACKET_PREFIX_LEN);
+                read_exact_at(&s.file, data, range.start)?;
+                head.copy_from_slice(&prefix);
+                self.conn.write_all(buf)?;
+            }
+        }
         if tag == 0 && end {
             // The background stream is over: RTCP sender report + BYE, so
             // media clients (ffprobe, GStreamer) see the end of stream.
