@@ -1050,6 +1050,18 @@ impl RangeSource for RtspSource {
         }
     }
 
+    /// Long requests: each is one fetch the server streams without a round
+    /// trip per piece (as the HTTP source's 64 MiB GETs); FB1 still comes
+    /// first, and demand reads are their own short fetches.
+    fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
+        Some(crate::stream::SchedulerLimits {
+            max_request_bytes: 64 << 20,
+            fb1_request_bytes: 64 << 20,
+            max_in_flight_requests: 4,
+            max_in_flight_bytes: 256 << 20,
+        })
+    }
+
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
         if buf.is_empty() {
             return Ok(());
