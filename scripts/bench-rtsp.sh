@@ -16,8 +16,16 @@
 #      get the CPU, the load still saturates the server;
 #  (c) the server's resident memory (VmRSS) with SESSIONS (256) sessions
 #      streaming to slow readers; bound: < 256 MiB.
+#  (d) the real commands as clients: 16 and 64 `sft fetch --crc-only
+#      --no-fsync` processes at once (outputs on tmpfs), all fetching one
+#      package of a real tree (TREE, default the JDK under /usr/lib/jvm,
+#      packed with defaults (zlib) and stored), over RTSP and over HTTP
+#      from the same `sft serve`; aggregate throughput; bound: RTSP >= 1.0 x
+#      HTTP. RUNS runs alternate the protocols; the ratio of the best runs
+#      and the spread of the per-run ratios are printed.
 #
-# Usage: [SERVE_ARGS='--background-nice 0'] scripts/bench-rtsp.sh [--quick]
+# Usage: [SERVE_ARGS='--background-nice 0'] [ONLY=d] [TREE=DIR] scripts/bench-rtsp.sh [--quick]
+#   (ONLY=d: only the real-client comparison (d))
 #   (--quick: 16 MiB, 16 clients, 64 sessions)
 set -euo pipefail
 QUICK=0
@@ -63,6 +71,7 @@ bench() {
   cargo test --release --features cli -q --test rtsp_server "$1" -- --ignored --exact --nocapture --test-threads 1 2>&1 \
     | grep -E '^(aggregate|out-of-sequence|server RSS)|panicked|FAILED' || true
 }
+if [ "${ONLY:-}" != d ]; then
 bench bench_rtsp
 for nice in 0 19; do
   export SFT_BENCH_STOP=$W/stop.$nice SFT_BENCH_LABEL=" ($CLIENTS clients in a process at nice $nice)"
@@ -72,4 +81,67 @@ for nice in 0 19; do
   touch "$SFT_BENCH_STOP"
   wait $LOAD || true
 done
+fi
+
+# ------------------------------------------------------------- (d) real clients
+TREE=${TREE:-$(ls -d /usr/lib/jvm/java-*-openjdk-* 2>/dev/null | head -1)}
+if [ -z "$TREE" ] || [ ! -d "$TREE" ]; then
+  echo "(d) skipped: no TREE (set TREE=DIR to a real directory tree)"
+  exit 0
+fi
+mkdir -p "$W/real/content"
+cp -rL "$TREE" "$W/real/tree" 2>/dev/null || true
+find "$W/real/tree" ! -type f ! -type d -delete 2>/dev/null || true
+if [ $QUICK = 1 ]; then
+  # A quarter of the tree's largest directory keeps the smoke short.
+  big=$(du -s "$W/real/tree"/* 2>/dev/null | sort -n | tail -1 | cut -f2)
+  rm -rf "$W/real/small" && mkdir -p "$W/real/small" && cp -r "$big" "$W/real/small/"
+  rm -rf "$W/real/tree" && mv "$W/real/small" "$W/real/tree"
+fi
+"$SFT" pack "$W/real/tree" -o "$W/real/content/zlib.sft" --name real-zlib > /dev/null
+"$SFT" pack "$W/real/tree" -o "$W/real/content/stored.sft" --name real-stored --compression none > /dev/null
+rm -rf "$W/real/tree"
+cat "$W/real/content/"*.sft > /dev/null
+OUT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null || true
+"$SFT" serve --http 127.0.0.1:0 --rtsp 127.0.0.1:0 --content "$W/real/content" --no-access-log \
+  --max-connections 256 --max-sessions 256 > "$W/serve2.out" 2> "$W/serve2.err" &
+SERVE_PID=$!
+for _ in $(seq 100); do [ "$(wc -l < "$W/serve2.out")" -ge 2 ] && break; sleep 0.05; done
+HTTP=$(sed -n 's|^listening on http://||p' "$W/serve2.out")
+RTSP=$(sed -n 's|^listening on rtsp://||p' "$W/serve2.out")
+# All N fetches of one protocol at once; prints the wall time in seconds.
+fetch_all() {
+  local url=$1 n=$2 pids=() t0 t1
+  rm -f "$OUT"/o*
+  sync
+  t0=$(date +%s.%N)
+  for i in $(seq "$n"); do
+    "$SFT" fetch "$url" -o "$OUT/o$i.sft" --crc-only --no-fsync > /dev/null 2> "$OUT/e$i" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { echo "(d) a fetch of $url failed: $(cat "$OUT"/e* | head -3)" >&2; exit 1; }; done
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+for pkg in zlib stored; do
+  len=$(stat -c %s "$W/real/content/$pkg.sft")
+  for n in 16 64; do
+    best_h=999; best_r=999; ratios=()
+    for _ in $(seq "$RUNS"); do
+      h=$(fetch_all "http://$HTTP/$pkg.sft" "$n")
+      r=$(fetch_all "rtsp://$RTSP/$pkg.sft" "$n")
+      ratios+=("$(echo "$h / $r" | bc -l)")
+      best_h=$(echo "if ($h < $best_h) $h else $best_h" | bc -l)
+      best_r=$(echo "if ($r < $best_r) $r else $best_r" | bc -l)
+    done
+    spread=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f-%.2f", a[1], a[NR]}')
+    printf '(d) %s package (%d MiB), %d sft fetch clients: HTTP %.0f MiB/s, RTSP %.0f MiB/s: RTSP/HTTP %.2fx (runs %s) %s\n' \
+      "$pkg" $((len >> 20)) "$n" \
+      "$(echo "$n * $len / $best_h / 1048576" | bc -l)" "$(echo "$n * $len / $best_r / 1048576" | bc -l)" \
+      "$(echo "$best_h / $best_r" | bc -l)" "$spread" \
+      "$([ "$(echo "$best_h / $best_r >= 1.0" | bc -l)" = 1 ] && echo PASS || echo "FAIL (bound 1.0x)")"
+  done
+done
+rm -rf "$OUT"
 exit 0
