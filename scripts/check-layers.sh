@@ -64,5 +64,11 @@ if [ "$unsafe_files" != "src/io/mmap.rs" ]; then
   echo "allow(unsafe_code) must appear only in src/io/mmap.rs, found: $unsafe_files" >&2
   fail=1
 fi
+# A [patch] applies only to the workspace that declares it: crates that
+# depend on sft would not get it, so the library never relies on one.
+if grep -n '^\[patch' Cargo.toml >&2; then
+  echo "Cargo.toml must not use [patch]: ship fixed crates under their own names (vendor/README.md)" >&2
+  fail=1
+fi
 [ $fail = 0 ] && echo "layering: every tier imports only downward"
 exit $fail
