@@ -152,7 +152,7 @@ pub mod fetch;
 #[cfg(feature = "publish")]
 pub mod publish;
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "__fuzz"))]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use common::cli::{pack_sample, sft};
 use proptest::prelude::*;
 use sft::ErrorKind;
-use sft::bundle::{
-    Bundle, BundleOptions, EntryKind, decode_entries, encode_entries, fuzz_bundle, write_bundle,
-};
+use sft::bundle::{Bundle, BundleOptions, EntryKind, decode_entries, encode_entries, write_bundle};
 
 /// A package packed and published into `tmp/pub` with two apps, one with
 /// an icon; returns the manifest path.
@@ -152,8 +150,8 @@ fn bundle_open_read_extract_unpack_round_trip() {
     assert!(!tmp.path().join("none.sft").exists());
 
     // The fuzz entry point's invariants hold on real bundles.
-    fuzz_bundle(&std::fs::read(&small).unwrap());
-    fuzz_bundle(&std::fs::read(&full).unwrap());
+    sft::fuzzing::bundle(&std::fs::read(&small).unwrap());
+    sft::fuzzing::bundle(&std::fs::read(&full).unwrap());
 }
 
 /// The region a byte at `off` belongs to, as error messages name it.
@@ -653,7 +651,7 @@ proptest! {
         let e = decode_entries(&bad).unwrap_err();
         prop_assert_eq!(e.kind(), ErrorKind::Bundle);
         // The full reader never panics on it either.
-        fuzz_bundle(&bad);
+        sft::fuzzing::bundle(&bad);
     }
 
     #[test]
@@ -746,6 +744,6 @@ fn fixtures_replay() {
     };
     for f in rd {
         let p = f.unwrap().path();
-        fuzz_bundle(&std::fs::read(&p).unwrap());
+        sft::fuzzing::bundle(&std::fs::read(&p).unwrap());
     }
 }

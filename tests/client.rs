@@ -1066,7 +1066,7 @@ fn fuzz_entry_point_survives_junk() {
         b"[1,2,3]",
         b"\xff\xfe",
     ] {
-        sft::client::fuzz_records(s);
+        sft::fuzzing::client_records(s);
     }
 }
 
@@ -1144,12 +1144,12 @@ proptest! {
         };
         let json = r.to_json().unwrap();
         prop_assert_eq!(Records::parse(&json).unwrap(), r);
-        sft::client::fuzz_records(&json);
+        sft::fuzzing::client_records(&json);
     }
 
     #[test]
     fn records_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-        sft::client::fuzz_records(&bytes);
+        sft::fuzzing::client_records(&bytes);
     }
 }
 

@@ -453,12 +453,10 @@ fn icons_are_checked() {
 #[test]
 fn fuzz_entry_point_accepts_samples() {
     for name in ["mmc-console.osd", "minimal-empty.osd", "utf16le-bom.osd"] {
-        sft::publish::fuzz_osd_and_manifest(&fixture(name));
+        sft::fuzzing::osd(&fixture(name));
     }
-    sft::publish::fuzz_osd_and_manifest(b"<MANIFEST><APPLIST><APP NAME='a'/></APPLIST></MANIFEST>");
-    sft::publish::fuzz_osd_and_manifest(
-        b"<SOFTPKG><!-- a -- b --><POLICIES>  <X/></POLICIES></SOFTPKG>",
-    );
+    sft::fuzzing::osd(b"<MANIFEST><APPLIST><APP NAME='a'/></APPLIST></MANIFEST>");
+    sft::fuzzing::osd(b"<SOFTPKG><!-- a -- b --><POLICIES>  <X/></POLICIES></SOFTPKG>");
 }
 
 #[cfg(feature = "cli")]

@@ -4,5 +4,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    sft::bundle::fuzz_bundle(data);
+    sft::fuzzing::bundle(data);
 });

@@ -4,5 +4,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    sft::client::fuzz_records(data);
+    sft::fuzzing::client_records(data);
 });

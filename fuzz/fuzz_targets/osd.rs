@@ -5,5 +5,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    sft::publish::fuzz_osd_and_manifest(data);
+    sft::fuzzing::osd(data);
 });

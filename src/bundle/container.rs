@@ -777,6 +777,7 @@ pub(crate) fn check_padding(
 
 /// Set the header's `version_minor` bytes of a bundle and fix its header
 /// CRC (for the fuzzing oracle: every other byte is canonical).
+#[cfg(any(test, feature = "__fuzz"))]
 pub(crate) fn set_minor(data: &mut [u8], minor: [u8; 2]) {
     if data.len() >= HEADER_LEN as usize {
         data[10..12].copy_from_slice(&minor);
@@ -789,6 +790,7 @@ pub(crate) fn set_minor(data: &mut [u8], minor: [u8; 2]) {
 /// range lies inside `data`, then the TOC CRC and the header CRC) so that
 /// arbitrary bytes get past the checksums to the rules behind them. Best
 /// effort, for fuzzing; never panics.
+#[cfg(any(test, feature = "__fuzz"))]
 pub(crate) fn fix_checksums(data: &mut [u8]) {
     let len = data.len();
     if len < HEADER_LEN as usize {

@@ -40,7 +40,7 @@
 //! # Ok(()) }
 //! ```
 
-mod container;
+pub(crate) mod container;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -754,7 +754,7 @@ impl Bundle {
         Bundle::from_source(Source::File(f, len), path.display().to_string())
     }
 
-    fn from_source(src: Source, what: String) -> crate::Result<Bundle> {
+    pub(crate) fn from_source(src: Source, what: String) -> crate::Result<Bundle> {
         let ctx = Ctx { what };
         let (raw, plan) = container::read_layout(&src, &ctx)?;
         // Entries are checked one at a time and dropped (only the manifest
@@ -1083,58 +1083,4 @@ pub fn decode_entries(bytes: &[u8]) -> crate::Result<Vec<(BundleEntry, Vec<u8>)>
         ));
     }
     Ok(out)
-}
-
-/// Fuzzing entry point (not a stable API): open `data` as a bundle through
-/// the same code as [`Bundle::open`]; never panics on bad input. If it
-/// opens, every entry must read back with its recorded length, the
-/// container reader must agree, and re-encoding the entries must give
-/// `data` byte for byte (the layout is canonical; only `version_minor` is
-/// free). The same again with every CRC rewritten to match, so mutations
-/// reach the rules behind the checksums. Panics exactly when it finds a
-/// bug.
-#[doc(hidden)]
-#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-pub fn fuzz_bundle(data: &[u8]) {
-    fuzz_one(data);
-    // Again with every checksum made to match, so mutations reach the
-    // rules behind the CRCs.
-    let mut fixed = data.to_vec();
-    container::fix_checksums(&mut fixed);
-    if fixed != data {
-        fuzz_one(&fixed);
-    }
-}
-
-#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-fn fuzz_one(data: &[u8]) {
-    let raw = decode_entries(data);
-    let Ok(b) = Bundle::from_source(Source::Mem(data.to_vec()), "fuzz input".into()) else {
-        return;
-    };
-    let raw = raw.expect("the container reader accepts what Bundle accepts");
-    assert_eq!(raw.len(), b.entries().len());
-    assert_eq!(b.entries()[0].kind, EntryKind::Manifest);
-    assert_eq!(b.manifest_bytes(), raw[0].1.as_slice());
-    for ((e, bytes), be) in raw.iter().zip(b.entries()) {
-        assert_eq!(e, be);
-        assert_eq!(bytes.len() as u64, e.len);
-        if e.kind != EntryKind::Sft {
-            assert_eq!(&b.read(&e.name).expect("a checked entry reads"), bytes);
-        }
-    }
-    assert_eq!(
-        b.has_sft(),
-        b.entries().iter().any(|e| e.kind == EntryKind::Sft)
-    );
-    let again = encode_entries(
-        &raw.into_iter()
-            .map(|(e, d)| (e.name, e.kind, d))
-            .collect::<Vec<_>>(),
-    )
-    .expect("accepted entries re-encode");
-    // Canonical but for version_minor, which a reader accepts as found.
-    let mut again = again;
-    container::set_minor(&mut again, [data[10], data[11]]);
-    assert_eq!(again, data, "the layout is canonical");
 }

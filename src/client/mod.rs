@@ -65,21 +65,3 @@ pub use store::{
     AddOutcome, AppStatus, InUse, LoadOptions, LoadReport, MAX_PERCENT_TO_LOCK, PackageOptions,
     PackageStatus, Store,
 };
-
-/// Fuzzing entry point (not a stable API): parse `data` as records; if
-/// they parse, they must serialize and parse back equal. Panics exactly
-/// when it finds a bug.
-#[doc(hidden)]
-#[allow(clippy::panic)]
-pub fn fuzz_records(data: &[u8]) {
-    if let Ok(r) = Records::parse(data) {
-        let json = match r.to_json() {
-            Ok(j) => j,
-            Err(e) => panic!("records that parsed do not serialize: {e}"),
-        };
-        match Records::parse(&json) {
-            Ok(back) => assert_eq!(back, r, "records changed through a round trip"),
-            Err(e) => panic!("serialized records do not parse: {e}"),
-        }
-    }
-}

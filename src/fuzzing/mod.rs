@@ -9,6 +9,19 @@
 //! not read back.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod app;
+mod proto;
+#[cfg(feature = "bundle")]
+pub use app::bundle;
+#[cfg(feature = "client")]
+pub use app::client_records;
+#[cfg(feature = "publish")]
+pub use app::osd;
+#[cfg(any(feature = "rtsp", feature = "rtsp-server"))]
+pub use proto::rtsp_frame;
+#[cfg(feature = "http-parse")]
+pub use proto::{http_multipart, http_range};
+
 use crate::format::{BlockId, Codec, FeatureBlock};
 use crate::index::BlockInfo;
 use crate::read::{Block, Decoder, Package, Prologue};

@@ -43,34 +43,3 @@ pub use osd::{
     ScriptBody, ScriptEvent, Shortcut, Timing, Value, VirtualEnv, Vm,
 };
 pub use xml::{Attribute, Element, Limits, Node, decode};
-
-/// Fuzzing entry point (not a stable API): parse `data` as an OSD, a
-/// manifest and a bare element tree; whatever parses must write out and
-/// parse back, and a second round trip must change nothing. Panics exactly
-/// when it finds a bug.
-#[doc(hidden)]
-#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
-pub fn fuzz_osd_and_manifest(data: &[u8]) {
-    let limits = Limits::default();
-    if let Ok(osd) = Osd::parse(data) {
-        let x1 = osd.to_xml();
-        let o2 = Osd::parse(x1.as_bytes()).expect("a written OSD parses");
-        let x2 = o2.to_xml();
-        let o3 = Osd::parse(x2.as_bytes()).expect("a rewritten OSD parses");
-        assert_eq!(o3, o2, "OSD round trip is not stable");
-        assert_eq!(o3.to_xml(), x2);
-    }
-    if let Ok(m) = Manifest::parse(data) {
-        let x1 = m.to_xml();
-        let m2 = Manifest::parse(x1.as_bytes()).expect("a written manifest parses");
-        let m3 = Manifest::parse(m2.to_xml().as_bytes()).expect("a rewritten manifest parses");
-        assert_eq!(m3, m2, "manifest round trip is not stable");
-    }
-    if let Ok(text) = decode(data, &limits)
-        && let Ok(e) = Element::parse(&text, &limits)
-    {
-        let e2 = Element::parse(&e.to_xml(), &limits).expect("a written tree parses");
-        let e3 = Element::parse(&e2.to_xml(), &limits).expect("a rewritten tree parses");
-        assert_eq!(e3, e2, "tree round trip is not stable");
-    }
-}

@@ -529,7 +529,7 @@ pub(crate) fn sendfile_all(
 /// Write all of `head` to the plain socket `sock` with `MSG_MORE`: the
 /// kernel holds it back to go out in one segment with what follows (a
 /// [`sendfile_all`] of the body), instead of a small segment of its own.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "rtsp-server"))]
 pub(crate) fn send_more(sock: &TcpStream, mut head: &[u8]) -> io::Result<()> {
     while !head.is_empty() {
         match rustix::net::send(sock, head, rustix::net::SendFlags::MORE) {
