@@ -35,7 +35,7 @@ pub fn osd(data: &[u8]) {
 
 #[cfg(feature = "bundle")]
 /// Fuzzing entry point (not a stable API): open `data` as a bundle through
-/// the same code as [`Bundle::open`]; never panics on bad input. If it
+/// the same code as [`crate::bundle::Bundle::open`]; never panics on bad input. If it
 /// opens, every entry must read back with its recorded length, the
 /// container reader must agree, and re-encoding the entries must give
 /// `data` byte for byte (the layout is canonical; only `version_minor` is
