@@ -900,9 +900,13 @@ fn graceful_shutdown_finishes_requests_in_flight() {
 
     let t = Instant::now();
     let stopper = std::thread::spawn(move || h.shutdown());
-    std::thread::sleep(Duration::from_millis(300));
-    // The listener is closed while the transfer is still going.
-    assert!(TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_err());
+    // The listener is closed while the transfer is still going: wait for
+    // that (a deadline, not a guess at how long the shutdown takes).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok() {
+        assert!(Instant::now() < deadline, "the listener is still open");
+        std::thread::sleep(Duration::from_millis(5)); // polling, not synchronisation
+    }
     let (_, _, partial) = split_response(&head[..n]);
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();
