@@ -1091,17 +1091,7 @@ impl RangeSource for RtspSource {
                 });
             }
         }
-        let mut got = 0usize;
-        let range = offset..end;
-        self.read_ranges(core::slice::from_ref(&range), &mut |at, data| {
-            let start = (at - offset) as usize;
-            if let Some(dst) = buf.get_mut(start..start + data.len()) {
-                dst.copy_from_slice(data);
-                got += data.len();
-            }
-            ControlFlow::Continue(())
-        })?;
-        if got < buf.len() {
+        if self.read_at(offset, buf)? < buf.len() {
             return Err(terr(
                 TransportErrorKind::RangeNotSatisfiable,
                 format!("{}: source ends before {end}", self.endpoint),
@@ -1120,6 +1110,8 @@ impl RangeSource for RtspSource {
         if offset >= end {
             return Ok(0);
         }
+        // One fetch of the range (outside any planned stream): its chunks
+        // arrive in order, each byte once.
         let mut got = 0usize;
         let range = offset..end;
         self.read_ranges(core::slice::from_ref(&range), &mut |at, data| {
