@@ -121,7 +121,8 @@ pub enum Control {
 /// # fn main() -> sft::Result<()> {
 /// use std::sync::mpsc;
 /// use sft::BlockId;
-/// use sft::stream::{drive::{self, Control}, SessionConfig, StreamSession};
+/// use sft::io::drive::{self, Control};
+/// use sft::stream::{SessionConfig, StreamSession};
 ///
 /// let package = sft::write::PackageBuilder::new(sft::WriteOptions::default())
 ///     .add_bytes("app.exe", vec![9u8; 300_000])?
