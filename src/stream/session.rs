@@ -163,6 +163,17 @@ pub enum Event {
     LaunchReady,
     /// Every block is present.
     Complete,
+    /// A block arrived damaged (its check failed) and will be fetched
+    /// again: `attempt` failures so far, at most
+    /// [`SessionConfig::max_attempts`] before the stream fails.
+    Refetch {
+        /// The block.
+        block: BlockId,
+        /// Failed fetches of it so far (1 after the first).
+        attempt: u32,
+        /// What its check found.
+        damage: crate::error::IntegrityError,
+    },
     /// The stream failed; the session asks for nothing more.
     Failed(Error),
 }
@@ -798,6 +809,15 @@ impl StreamSession {
             }
             Err(e) if e.kind() == ErrorKind::Integrity => {
                 let attempts = self.sched.block_failed(id, self.config.max_attempts);
+                if self.sched.state(id) != Some(BlockState::Failed)
+                    && let Error::Integrity(damage) = &e
+                {
+                    self.events.push_back(Event::Refetch {
+                        block: BlockId(id),
+                        attempt: attempts,
+                        damage: *damage,
+                    });
+                }
                 if self.sched.state(id) == Some(BlockState::Failed) {
                     let e = match e {
                         Error::Integrity(last) => Error::Exhausted {

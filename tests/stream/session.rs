@@ -127,11 +127,18 @@ fn corrupt_bytes_are_never_accepted_and_are_refetched() {
         ],
     );
     let mut sink = CheckingSink::new(pkg());
-    let (r, _, s) = run(SessionConfig::default().initial_read(128), &src, &mut sink);
+    let (r, events, s) = run(SessionConfig::default().initial_read(128), &src, &mut sink);
     assert!(r.unwrap().complete);
     assert_eq!(sink.image, pkg());
     for at in [fb1_at, fb2_at] {
         let id = block_of_stored(pkg(), at);
+        // Each damaged delivery is told, with its attempt number.
+        let refetches: Vec<&String> = events
+            .iter()
+            .filter(|e| e.starts_with(&format!("Refetch {{ block: {id:?},")))
+            .collect();
+        assert_eq!(refetches.len(), 2, "{events:?}");
+        assert!(refetches[0].contains("attempt: 1") && refetches[1].contains("attempt: 2"));
         let info = *s.block_info(id).unwrap();
         let fetched = src.requested().iter().filter(|r| r.contains(&at)).count();
         assert_eq!(fetched, 3, "{id} fetched twice corrupt, then good");

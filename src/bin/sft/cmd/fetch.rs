@@ -322,6 +322,19 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
                         b.set_prefix("launchable");
                     }
                 }
+                Event::Refetch {
+                    block,
+                    attempt,
+                    damage,
+                } => {
+                    let line = format!(
+                        "sft: warning: {block} arrived damaged ({damage}); fetching it again (failure {attempt})"
+                    );
+                    match slot.as_ref() {
+                        Some(Some(b)) => b.println(line),
+                        _ => eprintln!("{line}"),
+                    }
+                }
                 _ => {}
             }
         });
