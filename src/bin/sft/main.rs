@@ -6,6 +6,7 @@
 mod args;
 mod cmd;
 mod escape;
+mod units;
 mod util;
 
 use std::process::ExitCode;

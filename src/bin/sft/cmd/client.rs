@@ -85,8 +85,9 @@ pub(crate) struct PackageFlags {
 /// How a load streams.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LoadFlags {
-    /// Limit the transfer to this many bytes per second (k, M, G).
-    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    /// Limit the transfer to this many bytes per second (k, M, G, T: powers
+    /// of 1024).
+    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
     pub limit_rate: Option<u64>,
     /// Trust the CA certificates in this PEM file for https:// and
     /// rtsps:// sources.
@@ -220,36 +221,6 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         flags: LoadFlags,
     },
-}
-
-/// `500k`, `2M`, `1G`, `3T` (powers of 1024) or a byte count.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_lowercase() {
-                'k' => 1 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                't' => 1 << 40,
-                _ => {
-                    return Err(format!(
-                        "`{s}`: expected a number of bytes, optionally with k, M, G or T"
-                    ));
-                }
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a size like 500M or 2G"))?;
-    if !(n.is_finite() && n >= 0.0) || n * mult as f64 > u64::MAX as f64 {
-        return Err(format!("`{s}`: out of range"));
-    }
-    Ok((n * mult as f64) as u64)
 }
 
 fn open_store(args: &ClientArgs) -> anyhow::Result<Store> {
@@ -470,7 +441,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let limit = match cache_limit.as_deref() {
                 None => None,
                 Some(s) if s.eq_ignore_ascii_case("none") => Some(None),
-                Some(s) => Some(Some(parse_size(s).map_err(UsageError)?)),
+                Some(s) => Some(Some(crate::units::parse_size(s).map_err(UsageError)?)),
             };
             let asr = match app_source_root.as_deref() {
                 None => None,

@@ -20,29 +20,6 @@ use sft::stream::{Event, TransportErrorKind};
 use crate::escape::Safe;
 use crate::util::{UsageError, name_once, progress_bar, short};
 
-fn parse_rate(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_lowercase() {
-                'k' => 1u64 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                _ => return Err("expected a number of bytes, optionally with k, M or G".into()),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| "expected a number of bytes per second like 500k or 2M".to_owned())?;
-    if !(n.is_finite() && n > 0.0) {
-        return Err("the rate must be positive".into());
-    }
-    Ok((n * mult as f64) as u64)
-}
-
 /// `sft fetch`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct FetchArgs {
@@ -74,7 +51,7 @@ pub(crate) struct FetchArgs {
 
     /// Limit the transfer to this many bytes per second (k, M, G
     /// suffixes: powers of 1024), like curl's --limit-rate.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
     pub limit_rate: Option<u64>,
 
     /// Simulate a link with this round-trip time in milliseconds (each
@@ -380,19 +357,4 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_rate;
-
-    #[test]
-    fn rates() {
-        assert_eq!(parse_rate("100"), Ok(100));
-        assert_eq!(parse_rate("2k"), Ok(2048));
-        assert_eq!(parse_rate("1.5M"), Ok(1_572_864));
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("x").is_err());
-        assert!(parse_rate("5q").is_err());
-    }
 }
