@@ -638,6 +638,39 @@ fn https_with_a_generated_ca() {
     let copy = drive(&src).unwrap();
     assert!(copy == pkg, "fetched bytes differ");
 
+    // The caller's own rustls configuration: trusting the CA works, an
+    // empty trust store is refused (and wins over a good CA file).
+    let config = |trust: bool| {
+        let mut roots = rustls::RootCertStore::empty();
+        if trust {
+            roots.add(ca_cert.der().clone()).unwrap();
+        }
+        std::sync::Arc::new(
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    };
+    let src = HttpSource::open(&url, &opts().tls_config(config(true))).unwrap();
+    assert!(drive(&src).unwrap() == pkg, "fetched bytes differ");
+    let e = HttpSource::open(
+        &url,
+        &opts()
+            .ca_file(&ca_file)
+            .tls_config(config(false))
+            .max_attempts(1),
+    )
+    .unwrap_err();
+    assert!(
+        !transport_kind(&e).unwrap().is_retryable(),
+        "{}",
+        full_text(&e)
+    );
+
     // Without the CA the certificate is refused, at once (not retried).
     let t = Instant::now();
     let e = HttpSource::open(&url, &opts().max_attempts(3)).unwrap_err();

@@ -301,7 +301,7 @@ impl Default for SmbOptions {
             password: None,
             domain: None,
             credentials_file: None,
-            env_credentials: true,
+            env_credentials: false,
             timeout: Duration::from_secs(30),
             read_size: 1024 * 1024,
             in_flight: 8,
@@ -390,10 +390,12 @@ impl SmbOptions {
     }
 
     /// Whether to read `SFT_SMB_USER`, `SFT_SMB_PASSWORD` and
-    /// `SFT_SMB_DOMAIN` (default true).
+    /// `SFT_SMB_DOMAIN` when the flags, the URL and the credentials file
+    /// leave a part open (default false: a library reads the process
+    /// environment only when its caller asks; the `sft` binary does).
     ///
     /// ```
-    /// let opts = sft::net::smb::SmbOptions::new().env_credentials(false);
+    /// let opts = sft::net::smb::SmbOptions::new().env_credentials(true);
     /// # let _ = opts;
     /// ```
     #[must_use]

@@ -97,7 +97,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ureq::http::{HeaderMap, HeaderValue, Response, header};
@@ -228,6 +228,7 @@ pub struct HttpOptions {
     max_attempts: u32,
     retry_backoff: Duration,
     ca_file: Option<PathBuf>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     credentials: Option<Credentials>,
     env_credentials: bool,
     user_agent: String,
@@ -243,6 +244,7 @@ impl fmt::Debug for HttpOptions {
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
             .field("ca_file", &self.ca_file)
+            .field("tls", &self.tls.as_ref().map(|_| "caller's ClientConfig"))
             .field("credentials", &self.credentials)
             .field("env_credentials", &self.env_credentials)
             .field("user_agent", &self.user_agent)
@@ -260,8 +262,9 @@ impl Default for HttpOptions {
             max_attempts: 3,
             retry_backoff: Duration::from_millis(200),
             ca_file: None,
+            tls: None,
             credentials: None,
-            env_credentials: true,
+            env_credentials: false,
             user_agent: format!("sft/{}", env!("CARGO_PKG_VERSION")),
             max_ranges: 16,
             buffer_size: 256 * 1024,
@@ -271,8 +274,9 @@ impl Default for HttpOptions {
 
 impl HttpOptions {
     /// The defaults: 10 s connect timeout, 30 s read timeout, 3 attempts
-    /// from 200 ms backoff, system roots, credentials from the URL or the
-    /// environment, 16 ranges per request, a 256 KiB buffer.
+    /// from 200 ms backoff, system roots, credentials from the URL (the
+    /// environment only with [`HttpOptions::env_credentials`]), 16 ranges
+    /// per request, a 256 KiB buffer.
     ///
     /// ```
     /// use sft::net::http::HttpOptions;
@@ -392,7 +396,9 @@ impl HttpOptions {
 
     /// Whether [`HttpSource::open`] may read credentials from
     /// `SFT_HTTP_USER` / `SFT_HTTP_PASSWORD` / `SFT_HTTP_TOKEN` when none
-    /// are configured or in the URL (default: yes).
+    /// are configured or in the URL (default: no: a library reads the
+    /// process environment only when its caller asks; the `sft` binary
+    /// does).
     ///
     /// ```
     /// # use sft::net::http::HttpOptions;
@@ -401,6 +407,32 @@ impl HttpOptions {
     #[must_use]
     pub fn env_credentials(mut self, on: bool) -> Self {
         self.env_credentials = on;
+        self
+    }
+
+    /// TLS for `https://` with the caller's own rustls configuration (its
+    /// roots, client certificate, ALPN, key log...), instead of the system
+    /// roots or [`HttpOptions::ca_file`]; it wins over a CA file. Plain
+    /// `http://` is unaffected.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.extend(webpki_roots_or_yours());
+    /// # fn webpki_roots_or_yours() -> Vec<rustls_pki_types::TrustAnchor<'static>> { Vec::new() }
+    /// let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()
+    /// .expect("TLS 1.2 and 1.3")
+    /// .with_root_certificates(roots)
+    /// .with_no_client_auth();
+    /// let o = sft::net::http::HttpOptions::new().tls_config(Arc::new(config));
+    /// # let _ = o;
+    /// ```
+    #[must_use]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -871,7 +903,7 @@ impl HttpSource {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15);
-        let agent = new_agent(config, options.ca_file.as_deref())?;
+        let agent = new_agent(config, options.ca_file.as_deref(), options.tls.clone())?;
         let mut source = HttpSource {
             agent,
             url: parsed.send,
@@ -2189,13 +2221,20 @@ fn roots(options: &HttpOptions, https: bool) -> Result<RootCerts, Error> {
 /// CONNECT proxy when one is configured) and TLS with
 /// [`tls::client_config`], which also accepts a server certificate given
 /// exactly in the CA file (pinning, `docs/HTTP.md`).
-fn new_agent(config: ureq::config::Config, ca_file: Option<&Path>) -> Result<Agent, Error> {
+fn new_agent(
+    config: ureq::config::Config,
+    ca_file: Option<&Path>,
+    custom: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Agent, Error> {
     use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
-    let Some(path) = ca_file else {
-        return Ok(Agent::new_with_config(config));
+    let tls = match (custom, ca_file) {
+        (Some(tls), _) => tls,
+        (None, Some(path)) => {
+            let certs = tls::ca_file_certs(path).map_err(Error::InvalidInput)?;
+            tls::client_config(Some(&certs)).map_err(Error::InvalidInput)?
+        }
+        (None, None) => return Ok(Agent::new_with_config(config)),
     };
-    let certs = tls::ca_file_certs(path).map_err(Error::InvalidInput)?;
-    let tls = tls::client_config(Some(&certs)).map_err(Error::InvalidInput)?;
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())

@@ -276,7 +276,7 @@ fn load_options(
     sft_path: Option<String>,
     launch_only: bool,
 ) -> LoadOptions {
-    let mut http = HttpOptions::default();
+    let mut http = HttpOptions::default().env_credentials(true);
     let mut rtsp = RtspOptions::default();
     if let Some(ca) = &flags.ca_file {
         http = http.ca_file(ca);
@@ -290,7 +290,10 @@ fn load_options(
         sft_path,
         launch_only,
         limit_rate: flags.limit_rate.unwrap_or(0),
-        sources: SourceOptions::default().http(http).rtsp(rtsp),
+        sources: SourceOptions::default()
+            .http(http)
+            .rtsp(rtsp)
+            .smb(sft::net::smb::SmbOptions::default().env_credentials(true)),
         on_event: Some(Box::new(move |e: &Event| {
             if let Event::Progress(p) = e {
                 if tty {

@@ -251,7 +251,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         }
     };
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
-    let mut http = HttpOptions::default();
+    let mut http = HttpOptions::default().env_credentials(true);
     let mut rtsp = RtspOptions::default();
     if let Some(ca) = &args.ca_file {
         http = http.ca_file(ca);

@@ -41,7 +41,8 @@ impl SourceArgs {
     /// The SMB options these flags ask for (the rest default; credentials
     /// not given here still come from the URL and the environment).
     pub(crate) fn smb_options(&self) -> SmbOptions {
-        let mut smb = SmbOptions::default();
+        // The command line reads credentials from the environment too.
+        let mut smb = SmbOptions::default().env_credentials(true);
         if let Some(u) = &self.smb_user {
             smb = smb.user(u);
         }
@@ -57,6 +58,16 @@ impl SourceArgs {
     /// `options` with these flags applied.
     pub(crate) fn apply(&self, options: SourceOptions) -> SourceOptions {
         options.smb(self.smb_options())
+    }
+
+    /// [`SourceOptions`] for a command with no HTTP flags of its own: these
+    /// SMB flags, and HTTP credentials from the environment as well as the
+    /// URL.
+    pub(crate) fn options(&self) -> SourceOptions {
+        self.apply(
+            SourceOptions::default()
+                .http(sft::net::http::HttpOptions::default().env_credentials(true)),
+        )
     }
 }
 
@@ -124,7 +135,7 @@ impl Inspected {
     pub(crate) fn open(package: &Path, no_mmap: bool, args: &SourceArgs) -> anyhow::Result<Self> {
         match classify(package)? {
             Spec::Remote(spec) => {
-                let options = args.apply(SourceOptions::default());
+                let options = args.options();
                 let shown = sft::redact_url(spec);
                 let probe = sft::fetch::probe::probe(spec, &options).map_err(|e| {
                     crate::util::name_once(e, file_name(&shown), || {

@@ -41,13 +41,13 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
 /// through the streaming core and check everything, storing nothing: the
 /// prologue's CRCs when it is parsed, then every block's CRC and inflate.
 fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow::Result<()> {
-    use sft::fetch::{SourceOptions, verify_spec};
+    use sft::fetch::verify_spec;
     use sft::stream::Event;
 
     let mut bar = None;
     let result = verify_spec(
         spec,
-        &remote.apply(SourceOptions::default()),
+        &remote.options(),
         super::source_args::session_config(spec),
         &mut |e| {
             if let Event::Progress(p) = e {
