@@ -1506,7 +1506,11 @@ fn bulk_fetch_killed_then_resumed_fetches_only_missing_blocks() {
     let cache = dir.path().join("cache");
     let sft = env!("CARGO_BIN_EXE_sft");
     let mut kills = 0;
-    for wait in [900u64, 1300, 1100] {
+    // A full run takes about 2 s against the slow server (40 ms per
+    // 64 KiB); each run is killed right after its first checkpoint (the
+    // bitmap's bytes change when one records blocks, about every 0.5 s),
+    // so two runs leave progress to resume and the package unfinished.
+    for _ in 0..2 {
         let mut child = Command::new(sft)
             .args(["fetch", &url, "-o"])
             .arg(&out)
@@ -1516,7 +1520,15 @@ fn bulk_fetch_killed_then_resumed_fetches_only_missing_blocks() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(wait));
+        let bitmap = sft::fetch::cache::CachePaths::for_output(&out, Some(&cache)).bitmap;
+        let before = std::fs::read(&bitmap).ok();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none()
+            && std::fs::read(&bitmap).ok() == before
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5)); // polling, not synchronisation
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;

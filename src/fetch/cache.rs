@@ -243,84 +243,14 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> Error {
     move |e| Error::io(context, e)
 }
 
+/// Fill `buf` from `offset` of `file` ([`crate::io::pos`]).
 pub(crate) fn pread_exact(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = std::os::windows::fs::FileExt::seek_read(
-                file,
-                &mut buf[done..],
-                offset + done as u64,
-            )?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            done += n;
-        }
-        Ok(())
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = file;
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(buf)
-    }
+    crate::io::pos::read_exact_at(file, buf, offset)
 }
 
+/// Write all of `buf` at `offset` of `file` ([`crate::io::pos`]).
 pub(crate) fn pwrite_all(file: &File, offset: u64, buf: &[u8]) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        let mut done = 0;
-        while done < buf.len() {
-            let n = std::os::windows::fs::FileExt::seek_write(
-                file,
-                &buf[done..],
-                offset + done as u64,
-            )?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            done += n;
-        }
-        Ok(())
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        use std::io::{Seek, SeekFrom};
-        let mut f = file;
-        f.seek(SeekFrom::Start(offset))?;
-        f.write_all(buf)
-    }
-}
-
-/// After `pwrite_all(file, offset, buf)` failed (a full disk, say): how
-/// much of `buf` is in the file. Writes it again in 64 KiB steps up to the
-/// first step that fails: the part written before is already allocated, so
-/// rewriting it succeeds where the first write stopped. The caller can
-/// then check and record the whole blocks in that prefix, so a resume
-/// keeps them.
-#[cfg(feature = "file")]
-pub(crate) fn written_prefix(file: &File, offset: u64, buf: &[u8]) -> usize {
-    const STEP: usize = 64 * 1024;
-    let mut done = 0;
-    while done < buf.len() {
-        let end = (done + STEP).min(buf.len());
-        if pwrite_all(file, offset + done as u64, &buf[done..end]).is_err() {
-            break;
-        }
-        done = end;
-    }
-    done
+    crate::io::pos::write_all_at(file, buf, offset)
 }
 
 /// Read block `info`'s stored bytes from `file` into `buf` and check
@@ -780,6 +710,47 @@ impl BlockSink for Cache {
             .map_err(io_err("writing", &self.paths.data))?;
         self.record(block)
     }
+
+    /// The run in one write, then each block recorded. If the write fails
+    /// (a full disk), the blocks that fit are written one by one and
+    /// recorded before the error is returned, so a resume keeps them.
+    fn block_run(&mut self, stored: &[u8], blocks: &[BlockInfo]) -> Result<(), Error> {
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Ok(());
+        };
+        let span = last.stored_range().end - first.stored_offset;
+        if self.identity.is_none()
+            || last.id.0 as usize >= self.table.len()
+            || span != stored.len() as u64
+        {
+            return Err(Error::invalid(format!(
+                "blocks {}..={} do not match the cached package",
+                first.id.0, last.id.0
+            )));
+        }
+        if let Err(e) = pwrite_all(&self.file, first.stored_offset, stored) {
+            // A full disk, say: keep the whole blocks that still fit,
+            // written one by one, for the resume.
+            let mut at = 0usize;
+            for info in blocks {
+                let end = at + info.stored_len as usize;
+                if pwrite_all(&self.file, info.stored_offset, &stored[at..end]).is_err() {
+                    break;
+                }
+                self.record_id(info.id.0 as usize, u64::from(info.stored_len));
+                at = end;
+            }
+            return Err(io_err("writing", &self.paths.data)(e));
+        }
+        for info in blocks {
+            self.record_id(info.id.0 as usize, u64::from(info.stored_len));
+        }
+        self.maybe_checkpoint()
+    }
+
+    fn needs_decoded(&self) -> bool {
+        false
+    }
 }
 
 impl Cache {
@@ -797,44 +768,18 @@ impl Cache {
     /// Mark `block` (already in the data file) present in memory; it
     /// reaches the bitmap file at the next checkpoint, after a data sync.
     fn record(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
-        let i = block.info.id.0 as usize;
+        self.record_id(block.info.id.0 as usize, block.stored.len() as u64);
+        self.maybe_checkpoint()
+    }
+
+    /// Mark block `i` (`len` stored bytes) present in memory.
+    fn record_id(&mut self, i: usize, len: u64) {
         if self.present[i / 8] & (1 << (i % 8)) == 0 {
             self.present[i / 8] |= 1 << (i % 8);
             self.present_count += 1;
         }
-        self.dirty_bytes += block.stored.len() as u64;
+        self.dirty_bytes += len;
         self.dirty_blocks += 1;
-        self.maybe_checkpoint()
-    }
-
-    /// The cache as a sink for blocks whose stored bytes are **already in
-    /// place** in the data file (copied there by the caller, then checked
-    /// there by the session): it records them exactly as the cache's own
-    /// sink does (presence in memory; the bitmap only at a checkpoint,
-    /// after the data file is synced) but does not write them again. It
-    /// takes no prologue: that goes through the cache itself.
-    #[cfg(feature = "file")]
-    pub(crate) fn in_place(&mut self) -> InPlace<'_> {
-        InPlace(self)
-    }
-}
-
-/// See [`Cache::in_place`].
-#[cfg(feature = "file")]
-#[derive(Debug)]
-pub(crate) struct InPlace<'a>(&'a mut Cache);
-
-#[cfg(feature = "file")]
-impl BlockSink for InPlace<'_> {
-    fn prologue(&mut self, _: &[u8]) -> Result<(), Error> {
-        Err(Error::invalid(
-            "the in-place cache sink takes blocks, not the prologue",
-        ))
-    }
-
-    fn block(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
-        self.0.check_known(block)?;
-        self.0.record(block)
     }
 }
 

@@ -10,15 +10,17 @@
 //! the cache lacks, after checking with one 128-byte read that the source
 //! still holds the same package.
 //!
-//! [`fetch_file`] does the same for a local package file, faster: each
-//! piece is read into a buffer, written to the cache file from it by a
-//! writer thread, and checked by the session from the same buffer, so the
-//! bytes checked are the bytes written and the checks overlap the writes.
-//! `sft fetch PATH` and `sft fetch file://...` use it. [`fetch_spec`] on a
-//! plain `http://` URL does the same with the roles turned round: a
-//! reader thread receives each piece from the socket straight into a
-//! buffer (the HTTP client's bulk path), this thread writes it to the
-//! cache file and then checks it from the same buffer.
+//! Every source goes through the one driver,
+//! [`Driver`](crate::io::drive::Driver). A source that prefers streaming
+//! reads (a local file, a plain `http://` server, an RTSP server) is read
+//! pipelined: a reader thread reads each request in pieces of whole blocks
+//! straight into recycled buffers, check threads check each piece (CRC-32,
+//! and that compressed blocks inflate unless the session is CRC only), and
+//! this thread has the cache write each checked piece in one `pwrite` and
+//! record its blocks. So the bytes checked are the bytes written, a block
+//! counts only once written, and receiving, inflating and writing use
+//! every core. Other sources (SMB, which keeps several reads in flight
+//! itself) are driven batch by batch.
 //!
 //! ```
 //! # #[cfg(feature = "write")]
@@ -57,7 +59,6 @@ pub mod streaming;
 
 use core::fmt;
 #[cfg(feature = "file")]
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -245,33 +246,41 @@ pub fn fetch(
     out: &Path,
     mut options: FetchOptions,
 ) -> Result<FetchReport, Error> {
+    fetch_paced(source, out, &mut options)
+}
+
+/// [`fetch_inner`] through a [`ShapedSource`](crate::io::shaped::ShapedSource)
+/// when a rate limit is set.
+fn fetch_paced(
+    source: &dyn RangeSource,
+    out: &Path,
+    options: &mut FetchOptions,
+) -> Result<FetchReport, Error> {
     match options.limit_rate {
         Some(rate) => {
             let shaped = crate::io::shaped::ShapedSource::new(source, rate, Duration::ZERO);
-            fetch_inner(&shaped, Fast::None, out, &mut options)
+            fetch_inner(&shaped, out, options)
         }
-        None => fetch_inner(source, Fast::None, out, &mut options),
+        None => fetch_inner(source, out, options),
     }
 }
 
 /// Fetch the local package file `source` into `out`, as [`fetch`] does
-/// (same cache, resume, events, launch-only and errors), through the
-/// **local fast path**: each requested range is read with `pread` in
-/// pieces of whole blocks (256 KiB) into recycled buffers; a writer thread
-/// writes each piece to the cache file from its buffer while this thread
-/// reads the next ones; once a piece is written, the session checks it
-/// from the same buffer (CRC, and the inflate check unless
-/// [`SessionConfig::decode_blocks`]`(false)`). So the bytes checked are
-/// exactly the bytes written, a block is recorded as present only after
-/// its write (and persisted as present only after a data sync), and the
-/// reads and checks of one core overlap the writes of the other: with the
-/// page cache warm this is as fast as `cp`, which checks nothing. A block
-/// that fails is read, written and checked again.
+/// (same cache, resume, events, launch-only and errors). A file is read
+/// the way [`Driver`](crate::io::drive::Driver) reads every source that
+/// prefers streaming reads: a reader thread `pread`s pieces of whole
+/// blocks (512 KiB) into recycled buffers, check threads inflate the
+/// compressed blocks of each piece, and this thread has the session check
+/// every CRC and the cache write each block from the same buffer. So the
+/// bytes checked are exactly the bytes written, a block is recorded as
+/// present only after its write (and persisted as present only after a
+/// data sync), and both cores work. A block that fails is read, written
+/// and checked again.
 ///
-/// With the default [`SchedulerLimits`], requests are made larger in this
-/// mode (8 MiB, up to 64 MiB in flight, so copies go on while a checkpoint
-/// syncs the cache file); limits set through
-/// [`FetchOptions::session`] are kept as given.
+/// With the default [`SchedulerLimits`], requests are made larger for a
+/// file ([`RangeSource::preferred_limits`]: 8 MiB, up to 64 MiB in
+/// flight, so copies go on while a checkpoint syncs the cache file);
+/// limits set through [`FetchOptions::session`] are kept as given.
 ///
 /// `sft fetch PATH` and `sft fetch file://...` use this; see
 /// [`local_path`].
@@ -304,10 +313,7 @@ pub fn fetch_file(
     out: &Path,
     mut options: FetchOptions,
 ) -> Result<FetchReport, Error> {
-    match source.file() {
-        Some(file) => fetch_inner(source, Fast::File(source, file), out, &mut options),
-        None => fetch_inner(source, Fast::None, out, &mut options),
-    }
+    fetch_paced(source, out, &mut options)
 }
 
 /// How many times [`fetch_spec`] starts over on a source that changed.
@@ -433,44 +439,16 @@ fn not_a_package(e: &Error) -> bool {
     }
 }
 
-/// One attempt of [`fetch_spec`]: a local file (opened again each time:
-/// a file replaced by a rename is a new file) through the fast path, a URL
-/// through its transport.
+/// One attempt of [`fetch_spec`]: the source is opened again each time
+/// (a file replaced by a rename is a new file).
 fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<FetchReport, Error> {
-    #[cfg(feature = "file")]
-    if let Some(path) = local_path(spec)? {
-        let source = FileSource::open(&path)?;
-        return match source.file() {
-            Some(file) => fetch_inner(&source, Fast::File(&source, file), out, options),
-            None => fetch_inner(&source, Fast::None, out, options),
-        };
-    }
-    #[cfg(all(feature = "file", feature = "http"))]
-    if crate::net::http::is_http_url(spec)
-        && !options.sources.pipelined
-        && options.limit_rate.is_none()
-    {
-        let source = crate::net::http::HttpSource::open(spec, &options.sources.http)?;
-        let fast = if source.is_bulk() {
-            Fast::Http(&source)
-        } else {
-            Fast::None
-        };
-        return fetch_inner(&source, fast, out, options);
-    }
     let opened = open_source_with(spec, &options.sources)?;
     let source: Box<dyn RangeSource> = if options.sources.pipelined {
         Box::new(crate::io::pipelined::Pipelined::new(opened))
     } else {
         opened
     };
-    match options.limit_rate {
-        Some(rate) => {
-            let shaped = crate::io::shaped::ShapedSource::new(&source, rate, Duration::ZERO);
-            fetch_inner(&shaped, Fast::None, out, options)
-        }
-        None => fetch_inner(&source, Fast::None, out, options),
-    }
+    fetch_paced(&*source, out, options)
 }
 
 /// Stream the package at `spec` (a URL, or a path) through the streaming
@@ -479,10 +457,9 @@ fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<Fetc
 /// that each compressed block inflates to its size. Returns the drive's
 /// report and the session (its prologue and progress).
 ///
-/// Over plain `http://` with the default limits this takes the HTTP
-/// client's bulk path on two threads, as [`fetch_spec`] does: one
-/// receives each piece into a recycled buffer while this one checks the
-/// previous piece. Other sources go through [`drive::drive_with`].
+/// It runs the one driver ([`Driver`](crate::io::drive::Driver)) as
+/// [`fetch_spec`] does, pipelined for sources that prefer streaming reads,
+/// with the checks on every core and nothing stored.
 ///
 /// ```
 /// # #[cfg(feature = "write")]
@@ -516,41 +493,15 @@ pub fn verify_spec(
     config: SessionConfig,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<(drive::DriveReport, StreamSession), Error> {
-    #[cfg(all(feature = "file", feature = "http"))]
-    if crate::net::http::is_http_url(spec) && !sources.pipelined {
-        let source = crate::net::http::HttpSource::open(spec, &sources.http)?;
-        if source.is_bulk() {
-            let config = if config.limits() == SchedulerLimits::default() {
-                with_limits(config, http_limits())
-            } else {
-                config
-            };
-            let mut session = StreamSession::new(config);
-            let report = local::drive_stream(&mut session, source.bulk(), None, on_event)?;
-            return checked(report, session, &source);
-        }
-        let mut session = StreamSession::new(config);
-        let report = drive::drive_with(
-            &mut session,
-            &source,
-            &mut crate::stream::NullSink,
-            on_event,
-        )?;
-        return checked(report, session, &source);
-    }
     let opened = open_source_with(spec, sources)?;
     let source: Box<dyn RangeSource> = if sources.pipelined {
         Box::new(crate::io::pipelined::Pipelined::new(opened))
     } else {
         opened
     };
-    let mut session = StreamSession::new(config);
-    let report = drive::drive_with(
-        &mut session,
-        &*source,
-        &mut crate::stream::NullSink,
-        on_event,
-    )?;
+    let mut session = StreamSession::new(preferred(config, &*source));
+    let report =
+        drive::Driver::new(&*source).run(&mut session, &mut crate::stream::NullSink, on_event)?;
     checked(report, session, &*source)
 }
 
@@ -568,73 +519,33 @@ fn checked(
     }
 }
 
-/// `config` with the request sizes of `l`.
-#[cfg(feature = "file")]
-fn with_limits(config: SessionConfig, l: SchedulerLimits) -> SessionConfig {
-    config
-        .max_request_bytes(l.max_request_bytes)
-        .fb1_request_bytes(l.fb1_request_bytes)
-        .max_in_flight_requests(l.max_in_flight_requests)
-        .max_in_flight_bytes(l.max_in_flight_bytes)
-}
-
-/// Request sizes of the local fast path (when the defaults are in use).
-#[cfg(feature = "file")]
-fn local_limits() -> SchedulerLimits {
-    SchedulerLimits {
-        max_request_bytes: 8 << 20,
-        fb1_request_bytes: 8 << 20,
-        max_in_flight_requests: 8,
-        max_in_flight_bytes: 64 << 20,
+/// `config` with the request sizes `source` prefers
+/// ([`RangeSource::preferred_limits`]) when the caller left the defaults.
+fn preferred(config: SessionConfig, source: &dyn RangeSource) -> SessionConfig {
+    match source.preferred_limits() {
+        Some(l) if config.limits() == SchedulerLimits::default() => config
+            .max_request_bytes(l.max_request_bytes)
+            .fb1_request_bytes(l.fb1_request_bytes)
+            .max_in_flight_requests(l.max_in_flight_requests)
+            .max_in_flight_bytes(l.max_in_flight_bytes),
+        _ => config,
     }
-}
-
-/// Request sizes of the HTTP bulk path (when the defaults are in use):
-/// each request is one `GET` (with `If-Range`), so fewer, larger ones
-/// keep the stream flowing; FB1 still comes first.
-#[cfg(all(feature = "file", feature = "http"))]
-fn http_limits() -> SchedulerLimits {
-    SchedulerLimits {
-        max_request_bytes: 64 << 20,
-        fb1_request_bytes: 64 << 20,
-        max_in_flight_requests: 4,
-        max_in_flight_bytes: 256 << 20,
-    }
-}
-
-/// The fast path a fetch takes, if any: see [`fetch_file`], and the
-/// HTTP bulk path of [`fetch_spec`].
-enum Fast<'a> {
-    /// The session's requests go through [`drive::drive_with`].
-    None,
-    /// A local file: [`local::drive`] with `pread`.
-    #[cfg(feature = "file")]
-    File(&'a FileSource, &'a File),
-    /// A plain `http://` source: [`local::drive`] reading the body of
-    /// one long `GET` straight into its buffers.
-    #[cfg(all(feature = "file", feature = "http"))]
-    Http(&'a crate::net::http::HttpSource),
-    #[cfg(not(feature = "file"))]
-    #[allow(dead_code)]
-    Never(core::marker::PhantomData<&'a ()>),
 }
 
 fn fetch_inner(
     source: &dyn RangeSource,
-    local: Fast<'_>,
     out: &Path,
     options: &mut FetchOptions,
 ) -> Result<FetchReport, Error> {
     // The callback is lent to this run and given back for a restart.
     let mut callback = options.on_event.take();
-    let result = fetch_run(source, local, out, options, &mut callback);
+    let result = fetch_run(source, out, options, &mut callback);
     options.on_event = callback;
     result
 }
 
 fn fetch_run(
     source: &dyn RangeSource,
-    local: Fast<'_>,
     out: &Path,
     options: &FetchOptions,
     callback: &mut Option<EventCallback>,
@@ -642,20 +553,7 @@ fn fetch_run(
     let start = Instant::now();
     let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
     let mut cache = Cache::open(paths.clone(), options.cache)?;
-    #[allow(unused_mut)]
-    let mut config = options.session.launch_only(options.launch_only);
-    #[cfg(feature = "file")]
-    if !matches!(local, Fast::None)
-        && options.limit_rate.is_none()
-        && config.limits() == SchedulerLimits::default()
-    {
-        let l = match local {
-            #[cfg(feature = "http")]
-            Fast::Http(_) => http_limits(),
-            _ => local_limits(),
-        };
-        config = with_limits(config, l);
-    }
+    let config = preferred(options.session.launch_only(options.launch_only), source);
     let mut transferred = 0u64;
     let mut session = None;
     if let Some(prologue) = cache.resume_prologue() {
@@ -689,19 +587,7 @@ fn fetch_run(
             f(e);
         }
     };
-    let result = match local {
-        #[cfg(feature = "file")]
-        Fast::File(source, file) => {
-            let pace = local::Pace::new(options.limit_rate);
-            let reader = local::Reader::File { source, file };
-            local::drive(&mut session, reader, &mut cache, pace, &mut on_event)
-        }
-        #[cfg(all(feature = "file", feature = "http"))]
-        Fast::Http(source) => {
-            local::drive_stream(&mut session, source.bulk(), Some(&mut cache), &mut on_event)
-        }
-        _ => drive::drive_with(&mut session, source, &mut cache, &mut on_event),
-    };
+    let result = drive::Driver::new(source).run(&mut session, &mut cache, &mut on_event);
     let report = match result {
         Ok(report) => report,
         Err(e) => {
@@ -983,604 +869,6 @@ fn file_url_path(rest: &str) -> Result<String, Error> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| Error::invalid(format!("{}: not UTF-8", shown())))
-}
-
-/// The fast path of [`fetch_file`] and of plain `http://` fetches: reads
-/// (`pread` from a file, or `recv` from one long HTTP response) and
-/// checks on the calling thread, writes on a writer thread.
-#[cfg(feature = "file")]
-mod local {
-    use std::collections::VecDeque;
-    use std::fs::File;
-    use std::io;
-    use std::ops::Range;
-    use std::sync::Arc;
-    use std::sync::mpsc;
-    use std::time::{Duration, Instant};
-
-    use crate::error::Error;
-    use crate::fetch::cache::Cache;
-    use crate::format::BlockId;
-    use crate::io::RangeSource;
-    use crate::io::drive::{DriveReport, pump};
-    use crate::io::file::FileSource;
-    #[cfg(feature = "http")]
-    use crate::stream::NullSink;
-    use crate::stream::{
-        BlockSink, Event, FetchRequest, Priority, RequestId, StreamSession, TransportError,
-        TransportErrorKind,
-    };
-
-    /// Unpaced reads are made this much (in whole blocks) at a time: small
-    /// enough to stay in the L2 cache between the read, the check and the
-    /// write.
-    const PIECE: u64 = 256 * 1024;
-    /// Paced reads: this much at a time.
-    const PACED_PIECE: u64 = 64 * 1024;
-    /// Pieces read ahead of the writer.
-    const DEPTH: usize = 8;
-    /// Pieces received at a time from HTTP ([`drive_stream`]): large
-    /// pieces mean fewer `pwrite` calls and larger page-cache folios.
-    #[cfg(feature = "http")]
-    const STREAM_PIECE: u64 = 1 << 20;
-    /// Pieces received ahead of the writer.
-    #[cfg(feature = "http")]
-    const STREAM_DEPTH: usize = 4;
-
-    /// The reader's rate limit, if any.
-    #[derive(Debug)]
-    pub(super) struct Pace {
-        rate: Option<u64>,
-        start: Option<Instant>,
-        total: u64,
-    }
-
-    impl Pace {
-        pub(super) fn new(rate: Option<u64>) -> Self {
-            Pace {
-                rate,
-                start: None,
-                total: 0,
-            }
-        }
-
-        /// Wait until the next piece is due.
-        fn wait(&mut self) {
-            let Some(rate) = self.rate else { return };
-            let start = *self.start.get_or_insert_with(Instant::now);
-            let due = Duration::from_secs_f64(self.total as f64 / rate as f64);
-            if let Some(wait) = (start + due).checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-        }
-    }
-
-    /// A request being read, piece by piece.
-    #[derive(Debug)]
-    struct Job {
-        id: RequestId,
-        /// The next byte to read.
-        at: u64,
-        end: u64,
-        /// The first block not yet read.
-        next_block: u32,
-        end_block: u32,
-    }
-
-    /// Where pieces are read from.
-    pub(super) enum Reader<'a> {
-        /// A local file, by `pread`.
-        File {
-            source: &'a FileSource,
-            file: &'a File,
-        },
-    }
-
-    impl Reader<'_> {
-        fn source(&self) -> &dyn RangeSource {
-            match self {
-                Reader::File { source, .. } => *source,
-            }
-        }
-
-        /// Fill `buf` with the bytes of `range` (as long as `buf`).
-        fn read(&mut self, range: Range<u64>, buf: &mut [u8]) -> Result<(), TransportError> {
-            match self {
-                Reader::File { source, file } => {
-                    crate::fetch::cache::pread_exact(file, range.start, buf).map_err(|e| {
-                        if e.kind() == io::ErrorKind::UnexpectedEof {
-                            // Its length matched the package's at the
-                            // start: the file was cut or replaced since.
-                            TransportError::new(
-                                TransportErrorKind::Changed,
-                                format!(
-                                    "{}: now ends before {} (changed during the fetch)",
-                                    source.endpoint(),
-                                    range.end
-                                ),
-                            )
-                            .with_range(range)
-                        } else {
-                            source.error(e, Some(range))
-                        }
-                    })
-                }
-            }
-        }
-    }
-
-    /// What the writer thread reports for a piece: written, or how much
-    /// of it is in the file and the error.
-    type Written = Result<(), (usize, io::Error)>;
-
-    /// A piece read and handed to the writer, not yet checked.
-    #[derive(Debug)]
-    struct Piece {
-        id: RequestId,
-        at: u64,
-        buf: Arc<Vec<u8>>,
-    }
-
-    /// Run `session` over the local file `source` (whose handle is `file`)
-    /// into `cache`, as [`crate::io::drive::drive_with`] does over
-    /// any source: the same events, failures and retries.
-    ///
-    /// Each piece is read (`pread`) into a buffer on this thread, written
-    /// to the cache file from that buffer by a writer thread, and checked
-    /// by the session from the same buffer once written: the bytes checked
-    /// are the bytes written, a block is recorded as present only after
-    /// its write, and reading and checking the next pieces overlap the
-    /// writes on the second core.
-    pub(super) fn drive(
-        session: &mut StreamSession,
-        reader: Reader<'_>,
-        cache: &mut Cache,
-        mut pace: Pace,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<DriveReport, Error> {
-        let mut report = crate::io::drive::start(session, reader.source())?;
-        let dst = cache
-            .file()
-            .try_clone()
-            .map_err(|e| Error::io("opening the cache file again", e))?;
-        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(DEPTH);
-        let (done_tx, done_rx) = mpsc::channel::<Written>();
-        let mut jobs = VecDeque::new();
-        let mut pieces = VecDeque::new();
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                // In the order sent: a piece is never written while an
-                // earlier write of the same bytes is under way.
-                for (at, buf) in job_rx {
-                    let result = crate::fetch::cache::pwrite_all(&dst, at, &buf)
-                        .map_err(|e| (crate::fetch::cache::written_prefix(&dst, at, &buf), e));
-                    drop(buf);
-                    if done_tx.send(result).is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut io = Io {
-                reader,
-                writer: &job_tx,
-                written: &done_rx,
-                pool: Vec::new(),
-            };
-            let result = run(
-                session,
-                cache,
-                on_event,
-                &mut report,
-                &mut io,
-                &mut pace,
-                &mut jobs,
-                &mut pieces,
-            );
-            // Let the writer finish (the scope joins it); leave the session
-            // consistent for a later run.
-            drop(job_tx);
-            if result.is_err() {
-                let mut ids: Vec<RequestId> = jobs
-                    .iter()
-                    .map(|j: &Job| j.id)
-                    .chain(pieces.iter().map(|p: &Piece| p.id))
-                    .collect();
-                ids.dedup();
-                for id in ids {
-                    session.cancel(id);
-                }
-            }
-            result
-        })?;
-        report.launch_ready = session.is_launch_ready();
-        report.complete = session.is_complete();
-        Ok(report)
-    }
-
-    /// The source, the writer and the buffers.
-    struct Io<'a> {
-        reader: Reader<'a>,
-        writer: &'a mpsc::SyncSender<(u64, Arc<Vec<u8>>)>,
-        written: &'a mpsc::Receiver<Written>,
-        pool: Vec<Arc<Vec<u8>>>,
-    }
-
-    impl Io<'_> {
-        /// A buffer of `len` bytes, recycled if one is free.
-        fn buffer(&mut self, len: usize) -> Vec<u8> {
-            let mut buf = self
-                .pool
-                .pop()
-                .and_then(|a| Arc::try_unwrap(a).ok())
-                .unwrap_or_default();
-            buf.resize(len, 0);
-            buf
-        }
-
-        /// Wait for the writer to finish the oldest piece: `Ok(None)`
-        /// once written, `Ok(Some((n, e)))` if only its first `n` bytes
-        /// are in the file.
-        fn wait_written(&self) -> Result<Option<(usize, io::Error)>, Error> {
-            match self.written.recv() {
-                Ok(Ok(())) => Ok(None),
-                Ok(Err(failed)) => Ok(Some(failed)),
-                Err(_) => Err(Error::invalid("the writer thread stopped")),
-            }
-        }
-    }
-
-    /// The next piece of `job`: whole blocks, at least one, up to `step`
-    /// bytes.
-    fn next_piece(session: &StreamSession, job: &mut Job, step: u64) -> Range<u64> {
-        let start = job.at;
-        let mut end = start;
-        while job.next_block < job.end_block {
-            let Some(info) = session.block_info(BlockId(job.next_block)) else {
-                break;
-            };
-            let r = info.stored_range();
-            if end > start && r.end - start > step {
-                break;
-            }
-            end = r.end.min(job.end);
-            job.next_block += 1;
-        }
-        if end <= start {
-            end = job.end;
-        }
-        job.at = end;
-        start..end
-    }
-
-    /// Check the oldest piece once it is written.
-    fn check_oldest(
-        session: &mut StreamSession,
-        cache: &mut Cache,
-        io: &mut Io<'_>,
-        pieces: &mut VecDeque<Piece>,
-    ) -> Result<(), Error> {
-        let Some(p) = pieces.front() else {
-            return Ok(());
-        };
-        if let Some((n, e)) = io.wait_written()? {
-            // A failed write (a full disk): the whole blocks that did reach
-            // the file are checked and recorded, so a resume keeps them.
-            let _ = session.on_data(p.id, p.at, &p.buf[..n], &mut cache.in_place());
-            return Err(Error::io(
-                format!("writing `{}`", cache.paths().data.display()),
-                e,
-            ));
-        }
-        // On an error, `drive` cancels the request (still listed).
-        session.on_data(p.id, p.at, &p.buf, &mut cache.in_place())?;
-        if let Some(p) = pieces.pop_front() {
-            io.pool.push(p.buf);
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        session: &mut StreamSession,
-        cache: &mut Cache,
-        on_event: &mut dyn FnMut(&Event),
-        report: &mut DriveReport,
-        io: &mut Io<'_>,
-        pace: &mut Pace,
-        jobs: &mut VecDeque<Job>,
-        pieces: &mut VecDeque<Piece>,
-    ) -> Result<(), Error> {
-        let step = if pace.rate.is_some() {
-            PACED_PIECE
-        } else {
-            PIECE
-        };
-        loop {
-            if let Some(e) = pump(session, on_event) {
-                return Err(e);
-            }
-            if session.is_complete() {
-                return Ok(());
-            }
-            while let Some(req) = session.poll_fetch() {
-                report.calls += 1;
-                report.requests += 1;
-                if req.priority == Priority::Prologue {
-                    // Small and first: read it and let the cache write it
-                    // (and size the file) as it always does.
-                    prologue(session, io.reader.source(), cache, report, &req)?;
-                    if let Some(e) = pump(session, on_event) {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                jobs.push_back(Job {
-                    id: req.id,
-                    at: req.range.start,
-                    end: req.range.end,
-                    next_block: req.blocks.start,
-                    end_block: req.blocks.end,
-                });
-            }
-            if pieces.len() >= DEPTH || (jobs.is_empty() && !pieces.is_empty()) {
-                check_oldest(session, cache, io, pieces)?;
-                continue;
-            }
-            let Some(job) = jobs.front_mut() else {
-                // Idle (a launch-only stream after FB1) or failed.
-                return Ok(());
-            };
-            let (id, range) = (job.id, next_piece(session, job, step));
-            if job.at >= job.end {
-                jobs.pop_front();
-            }
-            let len = usize::try_from(range.end - range.start)
-                .map_err(|_| Error::invalid("a piece beyond the address space"))?;
-            let mut buf = io.buffer(len);
-            pace.wait();
-            match io.reader.read(range.clone(), &mut buf) {
-                Ok(()) => {
-                    pace.total += len as u64;
-                    report.bytes += len as u64;
-                    let buf = Arc::new(buf);
-                    if io.writer.send((range.start, Arc::clone(&buf))).is_err() {
-                        return Err(Error::invalid("the writer thread stopped"));
-                    }
-                    pieces.push_back(Piece {
-                        id,
-                        at: range.start,
-                        buf,
-                    });
-                }
-                Err(error) => {
-                    // What was read of this request is checked first; then
-                    // the request fails (and its blocks are retried).
-                    while pieces.iter().any(|p| p.id == id) {
-                        check_oldest(session, cache, io, pieces)?;
-                    }
-                    jobs.retain(|j| j.id != id);
-                    report.transport_failures += 1;
-                    session.on_failure(id, &error);
-                }
-            }
-        }
-    }
-
-    /// What the reader thread of [`drive_stream`] hands over.
-    #[cfg(feature = "http")]
-    enum Got {
-        /// Bytes of request `id` at `at`.
-        Piece {
-            id: RequestId,
-            at: u64,
-            buf: Vec<u8>,
-        },
-        /// Request `id` failed; no more pieces of it follow.
-        Failed {
-            id: RequestId,
-            error: TransportError,
-        },
-    }
-
-    /// A request for the reader thread: its pieces (whole blocks) and
-    /// its end.
-    #[cfg(feature = "http")]
-    type StreamJob = (RequestId, Vec<Range<u64>>, u64);
-
-    /// Run `session` over an `http://` source on its bulk path into
-    /// `cache`, as [`drive`] does over a file, with the roles turned
-    /// round: a **reader thread** receives each piece (whole blocks, up
-    /// to 256 KiB) straight from the socket into a recycled buffer, which
-    /// is all `curl -o /dev/null` does, while this thread writes each
-    /// piece to the cache file from that buffer and then has the session
-    /// check it from the same buffer (CRC, inflate check), with the bytes
-    /// still in this core's cache. So the bytes checked are the bytes
-    /// written, a block is recorded as present only after its write and
-    /// its check, and receiving overlaps writing and checking.
-    #[cfg(feature = "http")]
-    pub(super) fn drive_stream(
-        session: &mut StreamSession,
-        bulk: crate::net::http::BulkReader<'_>,
-        cache: Option<&mut Cache>,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<DriveReport, Error> {
-        let source = bulk.source();
-        let mut report = crate::io::drive::start(session, source)?;
-        let (job_tx, job_rx) = mpsc::channel::<StreamJob>();
-        let (got_tx, got_rx) = mpsc::sync_channel::<Got>(STREAM_DEPTH);
-        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-        let mut outstanding: Vec<RequestId> = Vec::new();
-        std::thread::scope(|scope| {
-            let mut bulk = bulk;
-            scope.spawn(move || {
-                for (id, pieces, until) in job_rx {
-                    for r in pieces {
-                        let mut buf = free_rx.try_recv().unwrap_or_default();
-                        // Pieces are at most PIECE plus one block long.
-                        buf.resize((r.end - r.start) as usize, 0);
-                        let got = match bulk.read_exact_at(r.start, &mut buf, until) {
-                            Ok(()) => Got::Piece {
-                                id,
-                                at: r.start,
-                                buf,
-                            },
-                            Err(error) => Got::Failed { id, error },
-                        };
-                        let failed = matches!(got, Got::Failed { .. });
-                        if got_tx.send(got).is_err() {
-                            return;
-                        }
-                        if failed {
-                            break;
-                        }
-                    }
-                }
-            });
-            let got_rx = got_rx;
-            let result = stream_run(
-                session,
-                source,
-                cache,
-                on_event,
-                &mut report,
-                &job_tx,
-                &got_rx,
-                &free_tx,
-                &mut outstanding,
-            );
-            // Stop the reader (its next send fails), which the scope joins;
-            // leave the session consistent for a later run.
-            drop(job_tx);
-            drop(got_rx);
-            if result.is_err() {
-                for id in outstanding.drain(..) {
-                    session.cancel(id);
-                }
-            }
-            result
-        })?;
-        report.launch_ready = session.is_launch_ready();
-        report.complete = session.is_complete();
-        Ok(report)
-    }
-
-    #[cfg(feature = "http")]
-    #[allow(clippy::too_many_arguments)]
-    fn stream_run(
-        session: &mut StreamSession,
-        source: &dyn RangeSource,
-        mut cache: Option<&mut Cache>,
-        on_event: &mut dyn FnMut(&Event),
-        report: &mut DriveReport,
-        jobs: &mpsc::Sender<StreamJob>,
-        got: &mpsc::Receiver<Got>,
-        free: &mpsc::Sender<Vec<u8>>,
-        outstanding: &mut Vec<RequestId>,
-    ) -> Result<(), Error> {
-        loop {
-            if let Some(e) = pump(session, on_event) {
-                return Err(e);
-            }
-            if session.is_complete() {
-                return Ok(());
-            }
-            while let Some(req) = session.poll_fetch() {
-                report.calls += 1;
-                report.requests += 1;
-                if req.priority == Priority::Prologue {
-                    let sink: &mut dyn BlockSink = match cache.as_deref_mut() {
-                        Some(c) => c,
-                        None => &mut NullSink,
-                    };
-                    prologue(session, source, sink, report, &req)?;
-                    if let Some(e) = pump(session, on_event) {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                let mut job = Job {
-                    id: req.id,
-                    at: req.range.start,
-                    end: req.range.end,
-                    next_block: req.blocks.start,
-                    end_block: req.blocks.end,
-                };
-                let mut pieces = Vec::new();
-                while job.at < job.end {
-                    pieces.push(next_piece(session, &mut job, STREAM_PIECE));
-                }
-                if jobs.send((req.id, pieces, req.range.end)).is_err() {
-                    return Err(Error::invalid("the reader thread stopped"));
-                }
-                outstanding.push(req.id);
-            }
-            if outstanding.is_empty() {
-                // Idle (a launch-only stream after FB1) or failed.
-                return Ok(());
-            }
-            match got.recv() {
-                Ok(Got::Piece { id, at, buf }) => {
-                    report.bytes += buf.len() as u64;
-                    // On an error, `drive_stream` cancels the request.
-                    match cache.as_deref_mut() {
-                        Some(cache) => {
-                            if let Err(e) = crate::fetch::cache::pwrite_all(cache.file(), at, &buf)
-                            {
-                                // Keep the whole blocks that did reach the
-                                // file (a full disk): checked and recorded.
-                                let n = crate::fetch::cache::written_prefix(cache.file(), at, &buf);
-                                let _ = session.on_data(id, at, &buf[..n], &mut cache.in_place());
-                                return Err(Error::io(
-                                    format!("writing `{}`", cache.paths().data.display()),
-                                    e,
-                                ));
-                            }
-                            session.on_data(id, at, &buf, &mut cache.in_place())?;
-                        }
-                        None => session.on_data(id, at, &buf, &mut NullSink)?,
-                    }
-                    if !session.is_in_flight(id) {
-                        outstanding.retain(|&o| o != id);
-                    }
-                    let _ = free.send(buf);
-                }
-                Ok(Got::Failed { id, error }) => {
-                    report.transport_failures += 1;
-                    session.on_failure(id, &error);
-                    outstanding.retain(|&o| o != id);
-                }
-                Err(_) => return Err(Error::invalid("the reader thread stopped")),
-            }
-        }
-    }
-
-    /// Serve a prologue request with a positional read.
-    fn prologue(
-        session: &mut StreamSession,
-        source: &dyn RangeSource,
-        sink: &mut dyn BlockSink,
-        report: &mut DriveReport,
-        req: &FetchRequest,
-    ) -> Result<(), Error> {
-        let Ok(len) = usize::try_from(req.range.end - req.range.start) else {
-            return Err(Error::invalid("a prologue beyond the address space"));
-        };
-        let mut buf = vec![0u8; len];
-        match source.read_exact_at(req.range.start, &mut buf) {
-            Ok(()) => {
-                if let Err(e) = session.on_data(req.id, req.range.start, &buf, sink) {
-                    session.cancel(req.id);
-                    return Err(e);
-                }
-                report.bytes += len as u64;
-            }
-            Err(e) => {
-                report.transport_failures += 1;
-                session.on_failure(req.id, &e);
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

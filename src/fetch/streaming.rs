@@ -178,6 +178,9 @@ impl BlockSink for NotifySink<'_> {
         });
         Ok(())
     }
+    fn needs_decoded(&self) -> bool {
+        false
+    }
 }
 
 /// A package read while it streams; see the [module docs](self).

@@ -42,6 +42,9 @@ pub struct FileSource {
     #[cfg(not(any(unix, windows)))]
     file: std::sync::Mutex<File>,
     path: PathBuf,
+    /// The file's length when it was opened (0 if unknown): a read inside
+    /// it that finds the end sooner means the file was cut since.
+    len_at_open: u64,
 }
 
 impl FileSource {
@@ -59,7 +62,9 @@ impl FileSource {
 
     /// Wrap an open file; `path` names it in errors.
     pub fn from_file(file: File, path: impl Into<PathBuf>) -> Self {
+        let len_at_open = file.metadata().map_or(0, |m| m.len());
         FileSource {
+            len_at_open,
             #[cfg(any(unix, windows))]
             file,
             #[cfg(not(any(unix, windows)))]
@@ -71,20 +76,6 @@ impl FileSource {
     /// The path given at open.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The open file, where positional I/O needs no lock (Unix, Windows):
-    /// the local fast path of [`crate::fetch::fetch_file`] copies from it
-    /// in the kernel.
-    pub(crate) fn file(&self) -> Option<&File> {
-        #[cfg(any(unix, windows))]
-        {
-            Some(&self.file)
-        }
-        #[cfg(not(any(unix, windows)))]
-        {
-            None
-        }
     }
 
     /// `e`, met reading `range` of this file, as a transport error.
@@ -150,6 +141,53 @@ impl RangeSource for FileSource {
                 Err(e) => return Err(self.error(e, Some(offset..offset + buf.len() as u64))),
             }
         }
+    }
+
+    /// As the default, except that a file found shorter than it was when
+    /// opened fails with [`TransportErrorKind::Changed`] (it was cut or
+    /// replaced during the read), not as a range past its end.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+        let mut done = 0usize;
+        let end = offset.saturating_add(buf.len() as u64);
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let n = self.read_at(at, &mut buf[done..])?;
+            if n == 0 {
+                let (kind, what) = if end <= self.len_at_open {
+                    (
+                        TransportErrorKind::Changed,
+                        format!("now ends at {at}, before {end} (changed during the read)"),
+                    )
+                } else {
+                    (
+                        TransportErrorKind::RangeNotSatisfiable,
+                        format!("ends at {at}"),
+                    )
+                };
+                return Err(
+                    TransportError::new(kind, format!("{}: {what}", self.path.display()))
+                        .with_range(offset..end),
+                );
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// True: `pread` in pieces is the best way to read a file.
+    fn streaming_reads(&self) -> bool {
+        true
+    }
+
+    /// Large requests, many in flight: a local file has no round trip, and
+    /// long requests keep copies going while a checkpoint syncs the cache.
+    fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
+        Some(crate::stream::SchedulerLimits {
+            max_request_bytes: 8 << 20,
+            fb1_request_bytes: 8 << 20,
+            max_in_flight_requests: 8,
+            max_in_flight_bytes: 64 << 20,
+        })
     }
 
     fn endpoint(&self) -> String {

@@ -147,6 +147,28 @@ impl<S: RangeSource> RangeSource for ShapedSource<S> {
         Ok(())
     }
 
+    /// The inner source's in-order read, `chunk` bytes at a time, each
+    /// delivered when the link would have carried it.
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+        let mut earliest = Instant::now() + self.rtt;
+        let mut at = offset;
+        for piece in buf.chunks_mut(self.chunk) {
+            self.inner.read_exact_at(at, piece)?;
+            earliest = self.reserve(earliest, piece.len() as u64);
+            sleep_until(earliest);
+            at += piece.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn will_read(&self, range: Range<u64>) {
+        self.inner.will_read(range);
+    }
+
+    fn streaming_reads(&self) -> bool {
+        self.inner.streaming_reads()
+    }
+
     fn endpoint(&self) -> String {
         self.inner.endpoint()
     }

@@ -169,6 +169,20 @@ pub trait RangeSource: Send + Sync {
         let _ = range;
     }
 
+    /// Whether in-order [`RangeSource::read_exact_at`] calls after
+    /// [`RangeSource::will_read`] are this source's best way to read a
+    /// long range: true for a local file (`pread`) and for transports that
+    /// serve the advised range as one streaming response (an `http://`
+    /// `GET`, an RTSP fetch). Drivers then read requests in pieces on a
+    /// reader thread, straight into their buffers, while other threads
+    /// check and store the pieces before. The default is `false`: a
+    /// driver asks for each batch of requests with
+    /// [`RangeSource::read_ranges`], which batching transports (multi-range
+    /// requests, several reads in flight) serve best.
+    fn streaming_reads(&self) -> bool {
+        false
+    }
+
     /// The request sizes this source works best with, if they differ from
     /// the session's defaults: a local file wants large pieces and many in
     /// flight, a remote server fewer and longer requests. Drivers apply
@@ -292,6 +306,9 @@ macro_rules! forward_range_source {
             }
             fn will_read(&self, range: Range<u64>) {
                 (**self).will_read(range)
+            }
+            fn streaming_reads(&self) -> bool {
+                (**self).streaming_reads()
             }
             fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
                 (**self).preferred_limits()

@@ -207,6 +207,50 @@ pub trait BlockSink {
     /// The sink's own; returned from [`StreamSession::on_data`], and the
     /// block is queued again.
     fn block(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error>;
+
+    /// Several blocks checked by the driver
+    /// ([`StreamSession::on_checked_data`]) handed over at once: `stored`
+    /// holds their stored bytes back to back, from `blocks[0]`'s stored
+    /// offset. They are marked present only if this returns `Ok` (all
+    /// queued again otherwise). The default hands each to
+    /// [`BlockSink::block`] (with `decoded` empty for compressed blocks); a
+    /// sink that writes a file can write the run in one call.
+    ///
+    /// # Errors
+    /// The sink's own.
+    fn block_run(&mut self, stored: &[u8], blocks: &[BlockInfo]) -> Result<(), Error> {
+        let mut at = 0usize;
+        for info in blocks {
+            let end = at + info.stored_len as usize;
+            let Some(bytes) = stored.get(at..end) else {
+                return Err(Error::invalid(format!(
+                    "{}: the run ends before the block",
+                    info.id
+                )));
+            };
+            let decoded: &[u8] = if info.codec == Codec::Stored {
+                bytes
+            } else {
+                &[]
+            };
+            self.block(&VerifiedBlock {
+                info: *info,
+                stored: bytes,
+                decoded,
+            })?;
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Whether this sink reads [`VerifiedBlock::decoded`]. A sink that
+    /// keeps stored bytes only (a cache, a copy of the package) says
+    /// `false`, which lets a driver check that compressed blocks inflate on
+    /// other threads ([`StreamSession::on_checked_data`]) and hand them
+    /// over with `decoded` empty. The default is `true`.
+    fn needs_decoded(&self) -> bool {
+        true
+    }
 }
 
 /// A sink that keeps nothing (for counting, or when blocks are consumed
@@ -221,6 +265,9 @@ impl BlockSink for NullSink {
     fn block(&mut self, _: &VerifiedBlock<'_>) -> Result<(), Error> {
         Ok(())
     }
+    fn needs_decoded(&self) -> bool {
+        false
+    }
 }
 
 /// Rebuilds the package image in memory: the prologue at 0 and each
@@ -232,6 +279,9 @@ impl BlockSink for Vec<u8> {
     }
     fn block(&mut self, block: &VerifiedBlock<'_>) -> Result<(), Error> {
         put_at(self, block.info.stored_offset, block.stored)
+    }
+    fn needs_decoded(&self) -> bool {
+        false
     }
 }
 
@@ -453,6 +503,9 @@ pub struct StreamSession {
     requests: BTreeMap<u64, Req>,
     decoder: Decoder,
     scratch: Vec<u8>,
+    /// Set during [`StreamSession::on_checked_data`]: whole blocks of the
+    /// chunk were inflated by the caller.
+    prechecked: bool,
     events: VecDeque<Event>,
     launch_ready: bool,
     complete: bool,
@@ -481,6 +534,7 @@ impl StreamSession {
             pending_present: Vec::new(),
             requests: BTreeMap::new(),
             decoder: Decoder::new(),
+            prechecked: false,
             scratch: Vec::new(),
             events: VecDeque::new(),
             launch_ready: false,
@@ -686,7 +740,14 @@ impl StreamSession {
             return Ok(());
         }
         let before = self.sched.present_blocks();
-        let result = self.deliver(&mut req, offset, bytes, sink);
+        let result = match self
+            .prechecked
+            .then(|| self.whole_run(&req, offset, bytes.len() as u64))
+            .flatten()
+        {
+            Some(run) => self.deliver_run(&mut req, run, bytes, sink),
+            None => self.deliver(&mut req, offset, bytes, sink),
+        };
         let done = matches!(req.kind, ReqKind::Blocks { left: 0, .. });
         if done {
             self.sched.request_done(req.range.end - req.range.start);
@@ -698,6 +759,72 @@ impl StreamSession {
         }
         self.check_milestones();
         result
+    }
+
+    /// As [`on_data`](Self::on_data), for bytes whose **whole blocks the
+    /// caller has already checked** as the session would (on other
+    /// threads, say): each block's CRC-32 with
+    /// [`Block::verify`](crate::read::Block::verify) and, if the session
+    /// decodes blocks, that a compressed block inflates to exactly its
+    /// `raw_len` ([`Decoder::decode_into`](crate::read::Decoder::decode_into)).
+    /// The session does not check blocks that lie whole in `bytes` again,
+    /// and hands them to the sink with [`VerifiedBlock::decoded`] empty
+    /// for compressed blocks. Blocks completed from pieces of several calls
+    /// are checked in full, as by `on_data`. Only for sinks whose
+    /// [`BlockSink::needs_decoded`] is `false`; the driver in
+    /// `sft::io::drive` uses it to check on every core.
+    ///
+    /// The caller vouches for those checks: a block passed here that would
+    /// fail them is recorded as present.
+    ///
+    /// # Errors
+    /// As [`on_data`](Self::on_data).
+    pub fn on_checked_data(
+        &mut self,
+        id: RequestId,
+        offset: u64,
+        bytes: &[u8],
+        sink: &mut dyn BlockSink,
+    ) -> Result<(), Error> {
+        self.prechecked = true;
+        let result = self.on_data(id, offset, bytes, sink);
+        self.prechecked = false;
+        result
+    }
+
+    /// Hand a run of whole blocks checked by the caller to the sink at
+    /// once ([`BlockSink::block_run`]); all are present if it succeeds, all
+    /// queued again if it fails.
+    fn deliver_run(
+        &mut self,
+        req: &mut Req,
+        run: Range<usize>,
+        bytes: &[u8],
+        sink: &mut dyn BlockSink,
+    ) -> Result<(), Error> {
+        let ReqKind::Blocks {
+            first,
+            finished,
+            left,
+            ..
+        } = &mut req.kind
+        else {
+            return Ok(());
+        };
+        for id in run.clone() {
+            finished[id - *first as usize] = true;
+            *left -= 1;
+        }
+        if let Err(e) = sink.block_run(bytes, &self.table[run.clone()]) {
+            for id in run {
+                self.sched.requeue(id as u32);
+            }
+            return Err(e);
+        }
+        for id in run {
+            self.block_done(id as u32);
+        }
+        Ok(())
     }
 
     fn deliver(
@@ -744,7 +871,8 @@ impl StreamSession {
                 if whole {
                     finished[i] = true;
                     *left -= 1;
-                    self.complete_block(id, piece, sink)?;
+                    let prechecked = self.prechecked;
+                    self.complete_block(id, piece, sink, prechecked)?;
                 } else {
                     let p = partial.entry(id).or_insert_with(|| Partial {
                         buf: vec![0; info.stored_len as usize],
@@ -757,7 +885,7 @@ impl StreamSession {
                         finished[i] = true;
                         *left -= 1;
                         if let Some(p) = partial.remove(&id) {
-                            self.complete_block(id, &p.buf, sink)?;
+                            self.complete_block(id, &p.buf, sink, false)?;
                         }
                     }
                 }
@@ -767,18 +895,22 @@ impl StreamSession {
         Ok(())
     }
 
-    /// Verify one block and hand it to the sink.
+    /// Verify one block and hand it to the sink; `prechecked`: the caller
+    /// has checked it ([`StreamSession::on_checked_data`]).
     fn complete_block(
         &mut self,
         id: u32,
         stored: &[u8],
         sink: &mut dyn BlockSink,
+        prechecked: bool,
     ) -> Result<(), Error> {
         let info = self.table[id as usize];
         let checked = Block::new(info, stored).and_then(|b| {
-            b.verify()?;
+            if !prechecked {
+                b.verify()?;
+            }
             if info.codec != Codec::Stored {
-                if self.config.decode_blocks {
+                if self.config.decode_blocks && !prechecked {
                     self.decoder.inflate(&info, stored, &mut self.scratch)?;
                 } else {
                     self.scratch.clear();
@@ -801,11 +933,7 @@ impl StreamSession {
                     self.sched.requeue(id);
                     return Err(e);
                 }
-                self.sched.block_present(id);
-                if id < self.fb1_len {
-                    self.fb1_present += 1;
-                }
-                self.events.push_back(Event::BlockReady(BlockId(id)));
+                self.block_done(id);
             }
             Err(e) if e.kind() == ErrorKind::Integrity => {
                 let attempts = self.sched.block_failed(id, self.config.max_attempts);
@@ -838,6 +966,44 @@ impl StreamSession {
             Err(e) => self.fail(e),
         }
         Ok(())
+    }
+
+    /// Block `id` is in the sink: record it present.
+    fn block_done(&mut self, id: u32) {
+        self.sched.block_present(id);
+        if id < self.fb1_len {
+            self.fb1_present += 1;
+        }
+        self.events.push_back(Event::BlockReady(BlockId(id)));
+    }
+
+    /// The blocks of a chunk handed to [`StreamSession::on_checked_data`],
+    /// if it holds exactly whole blocks of the request, none of them begun:
+    /// their index range in `self.table`.
+    fn whole_run(&self, req: &Req, offset: u64, len: u64) -> Option<Range<usize>> {
+        let ReqKind::Blocks {
+            first,
+            finished,
+            partial,
+            ..
+        } = &req.kind
+        else {
+            return None;
+        };
+        let blocks = &self.table[*first as usize..*first as usize + finished.len()];
+        let i = blocks.partition_point(|b| b.stored_offset < offset);
+        let end = offset.checked_add(len)?;
+        let mut j = i;
+        let mut at = offset;
+        while at < end {
+            let b = blocks.get(j)?;
+            if b.stored_offset != at || finished[j] || partial.contains_key(&(*first + j as u32)) {
+                return None;
+            }
+            at = b.stored_range().end;
+            j += 1;
+        }
+        (at == end && j > i).then(|| *first as usize + i..*first as usize + j)
     }
 
     /// Request `id` failed. Retryable errors queue its unfinished blocks
@@ -1204,7 +1370,7 @@ impl StreamSession {
             let stored = &extra[(r.start - plen) as usize..(r.end - plen) as usize];
             if Block::new(info, stored).and_then(|b| b.verify()).is_ok()
                 && self.sched.begin(id as u32)
-                && let Err(e) = self.complete_block(id as u32, stored, sink)
+                && let Err(e) = self.complete_block(id as u32, stored, sink, false)
             {
                 result = Err(e);
                 break;

@@ -711,6 +711,15 @@ pub struct HttpSource {
     raw: Option<raw::Target>,
     raw_on: AtomicBool,
     raw_idle: Mutex<Vec<raw::Conn>>,
+    /// The bulk path's in-order reads ([`RangeSource::will_read`]).
+    stream: Mutex<BulkStream>,
+}
+
+/// The range a driver announced and the response serving it.
+#[derive(Default)]
+struct BulkStream {
+    planned: Option<Range<u64>>,
+    body: Option<RawBody>,
 }
 
 impl fmt::Debug for HttpSource {
@@ -928,6 +937,7 @@ impl HttpSource {
             raw_on: AtomicBool::new(raw.is_some()),
             raw,
             raw_idle: Mutex::new(Vec::new()),
+            stream: Mutex::new(BulkStream::default()),
         };
         let mut failures = 0u32;
         loop {
@@ -2071,67 +2081,33 @@ impl HttpSource {
         Ok(Outcome::Done)
     }
 
-    /// A reader of the package from start to end in caller-sized pieces,
-    /// for the fetch layer: see [`BulkReader`].
-    #[cfg_attr(not(feature = "file"), allow(dead_code))]
-    pub(crate) fn bulk(&self) -> BulkReader<'_> {
-        BulkReader {
-            src: self,
-            body: None,
-        }
-    }
-
-    /// True if this source reads on the bulk path (an `http://` URL whose
-    /// server has answered as the bulk path expects so far).
-    #[cfg_attr(not(feature = "file"), allow(dead_code))]
-    pub(crate) fn is_bulk(&self) -> bool {
-        self.raw_enabled()
-    }
-}
-
-/// Reads pieces of the package straight into the caller's buffers on
-/// the bulk path: one `GET` per request of the session (each with
-/// `If-Range`, so a package replaced between two requests is noticed),
-/// on one kept-alive connection. Retryable failures are
-/// retried here as [`HttpSource`] retries (backoff, at most
-/// [`HttpOptions::max_attempts`] without progress), asking only for what
-/// has not arrived. When the server turns out to need `ureq` (see
-/// [`HttpSource::raw_open`]), pieces are read through
-/// [`RangeSource::read_exact_at`] instead.
-#[cfg_attr(not(feature = "file"), allow(dead_code))]
-pub(crate) struct BulkReader<'a> {
-    src: &'a HttpSource,
-    body: Option<RawBody>,
-}
-
-#[cfg_attr(not(feature = "file"), allow(dead_code))]
-impl<'a> BulkReader<'a> {
-    /// The source read from.
-    pub(crate) fn source(&self) -> &'a HttpSource {
-        self.src
-    }
-
-    /// Fill `buf` with the package's bytes at `at`; a new `GET` asks for
-    /// `at..until` (`until` at least the end of `buf`: the end of the
-    /// request `buf` is a piece of).
+    /// Fill `buf` with the package's bytes at `at` on the bulk path,
+    /// continuing the response in `stream` when it is at `at`; a new `GET`
+    /// asks for `at..until` (`until` at least the end of `buf`: the end of
+    /// the range a driver announced). Each `GET` carries `If-Range`, so a
+    /// package replaced between two requests is noticed. Retryable
+    /// failures are retried as [`HttpSource`] retries (backoff, at most
+    /// [`HttpOptions::max_attempts`] without progress), asking only for
+    /// what has not arrived. When the server turns out to need `ureq` (see
+    /// [`HttpSource::raw_open`]), the rest is read through `ureq`.
     ///
     /// # Errors
     /// As [`RangeSource::read_ranges`]: a retryable error only after the
     /// attempts ran out; [`TransportErrorKind::Changed`] at once.
-    pub(crate) fn read_exact_at(
-        &mut self,
+    fn bulk_read_exact_at(
+        &self,
+        stream: &mut BulkStream,
         at: u64,
         buf: &mut [u8],
         until: u64,
     ) -> Result<(), TransportError> {
-        let src = self.src;
         let end = at.saturating_add(buf.len() as u64);
-        let until = until.clamp(end, src.len.max(end));
-        if end > src.len {
-            return Err(src
+        let until = until.clamp(end, self.len.max(end));
+        if end > self.len {
+            return Err(self
                 .error(
                     TransportErrorKind::RangeNotSatisfiable,
-                    &format!("the package is {} bytes", src.len),
+                    &format!("the package is {} bytes", self.len),
                 )
                 .with_range(at..end));
         }
@@ -2139,47 +2115,67 @@ impl<'a> BulkReader<'a> {
         let mut failures = 0u32;
         while got < buf.len() {
             let pos = at + got as u64;
-            if self.body.as_ref().is_none_or(|b| b.at != pos) {
-                self.body = None;
-                if !src.raw_enabled() {
-                    return src.read_exact_at(pos, &mut buf[got..]);
+            if stream.body.as_ref().is_none_or(|b| b.at != pos) {
+                stream.body = None;
+                if !self.raw_enabled() {
+                    return self.plain_read_exact_at(pos, &mut buf[got..]);
                 }
                 let what = format!("GET bytes {pos}..{until}");
-                match src.raw_open(pos, until, &what) {
-                    Ok(RawOpen::Body(b)) => self.body = Some(b),
+                match self.raw_open(pos, until, &what) {
+                    Ok(RawOpen::Body(b)) => stream.body = Some(b),
                     Ok(RawOpen::Fallback) => continue,
-                    Err(e) if e.is_retryable() && failures + 1 < src.max_attempts => {
+                    Err(e) if e.is_retryable() && failures + 1 < self.max_attempts => {
                         failures += 1;
-                        src.pause(failures);
+                        self.pause(failures);
                         continue;
                     }
                     Err(e) => return Err(e),
                 }
             }
-            let Some(body) = self.body.as_mut() else {
+            let Some(body) = stream.body.as_mut() else {
                 continue;
             };
             let what = format!("GET bytes {pos}..{}", body.end);
-            match src.raw_next(body, &mut buf[got..], &what) {
+            match self.raw_next(body, &mut buf[got..], &what) {
                 Ok(n) => {
                     got += n;
                     failures = 0;
                     if body.at == body.end
-                        && let Some(b) = self.body.take()
+                        && let Some(b) = stream.body.take()
                     {
-                        src.raw_done(b);
+                        self.raw_done(b);
                     }
                 }
                 Err(e) => {
-                    self.body = None;
-                    if e.is_retryable() && failures + 1 < src.max_attempts {
+                    stream.body = None;
+                    if e.is_retryable() && failures + 1 < self.max_attempts {
                         failures += 1;
-                        src.pause(failures);
+                        self.pause(failures);
                         continue;
                     }
                     return Err(e);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// [`RangeSource::read_exact_at`] through `read_ranges` (`ureq`, or
+    /// one bulk `GET` per call).
+    fn plain_read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let n = self.read_at(at, &mut buf[done..])?;
+            if n == 0 {
+                return Err(self
+                    .error(
+                        TransportErrorKind::RangeNotSatisfiable,
+                        &format!("the package ends at {at}"),
+                    )
+                    .with_range(offset..offset + buf.len() as u64));
+            }
+            done += n;
         }
         Ok(())
     }
@@ -2321,6 +2317,55 @@ impl RangeSource for HttpSource {
         let result = self.fetch_all(&mut wants, &mut buf, sink);
         self.put_buffer(buf);
         result
+    }
+
+    /// Remember `range`: on the bulk path (plain `http://`), the first
+    /// [`RangeSource::read_exact_at`] at its start sends one `GET` for all
+    /// of it, and reads that follow in order are served from that response
+    /// straight into their buffers (one request for the range, no copy).
+    fn will_read(&self, range: Range<u64>) {
+        if self.raw_enabled() && range.start < range.end && range.end <= self.len {
+            lock(&self.stream).planned = Some(range);
+        }
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if !self.raw_enabled() {
+            return self.plain_read_exact_at(offset, buf);
+        }
+        let end = offset.saturating_add(buf.len() as u64);
+        let mut stream = lock(&self.stream);
+        let until = match &stream.planned {
+            Some(p) if p.start <= offset && end <= p.end => p.end,
+            _ => end,
+        };
+        let result = self.bulk_read_exact_at(&mut stream, offset, buf, until);
+        if result.is_err() {
+            stream.body = None;
+        }
+        result
+    }
+
+    /// True on the bulk path (plain `http://`): see
+    /// [`RangeSource::will_read`].
+    fn streaming_reads(&self) -> bool {
+        self.raw_enabled()
+    }
+
+    /// On the bulk path, long requests (64 MiB, 4 in flight): each is one
+    /// `GET` with `If-Range`, so fewer, longer ones keep the stream
+    /// flowing; FB1 still comes first.
+    fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
+        self.raw_enabled()
+            .then_some(crate::stream::SchedulerLimits {
+                max_request_bytes: 64 << 20,
+                fb1_request_bytes: 64 << 20,
+                max_in_flight_requests: 4,
+                max_in_flight_bytes: 256 << 20,
+            })
     }
 
     fn endpoint(&self) -> String {
