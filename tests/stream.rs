@@ -8,6 +8,8 @@
 //! - `session`: the session and driver over hostile sources: chunking,
 //!   corruption, retries, pre-emption, launch-ready, determinism, resume.
 //! - `file`: the file (and mmap) transport end to end.
+//! - `pipelined`: the driver's pipelined mode (reader and check threads)
+//!   against the original bytes, with damaged and failing reads.
 
 #[path = "stream/common.rs"]
 mod common;
@@ -16,6 +18,9 @@ mod common;
 mod file;
 #[path = "stream/oracle.rs"]
 mod oracle;
+#[cfg(feature = "write")]
+#[path = "stream/pipelined.rs"]
+mod pipelined;
 #[cfg(feature = "write")]
 #[path = "stream/session.rs"]
 mod session;
