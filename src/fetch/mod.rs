@@ -58,7 +58,6 @@ pub mod probe;
 pub mod streaming;
 
 use core::fmt;
-#[cfg(feature = "file")]
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -68,7 +67,6 @@ use crate::format::HEADER_LEN;
 #[cfg(feature = "file")]
 use crate::io::file::FileSource;
 use crate::io::{RangeSource, drive};
-#[cfg(feature = "file")]
 use crate::stream::SchedulerLimits;
 use crate::stream::{Event, SessionConfig, StreamSession, TransportError, TransportErrorKind};
 
