@@ -495,8 +495,9 @@ fn a_planted_secret_never_reaches_any_output() {
     for (i, spec) in specs.iter().enumerate() {
         let out = dir.path().join(format!("out{i}.sft"));
         let mut runs = vec![
+            // No retry window: the refused ones fail at once.
             Command::new(SFT)
-                .args(["fetch", spec, "-o"])
+                .args(["fetch", "--retry-for", "0", spec, "-o"])
                 .arg(&out)
                 .output()
                 .unwrap(),
@@ -506,9 +507,22 @@ fn a_planted_secret_never_reaches_any_output() {
                 .output()
                 .unwrap(),
             Command::new(SFT).args(["ls", spec]).output().unwrap(),
-            Command::new(SFT).args(["verify", spec]).output().unwrap(),
+            Command::new(SFT)
+                .args(["verify", "--retry-for", "0", spec])
+                .output()
+                .unwrap(),
             client(&store, &["unload-package", "Calc"]),
-            client(&store, &["load-package", "Calc", "--sft-path", spec]),
+            client(
+                &store,
+                &[
+                    "load-package",
+                    "Calc",
+                    "--retry-for",
+                    "0",
+                    "--sft-path",
+                    spec,
+                ],
+            ),
         ];
         runs.push(client(&store, &["query", "packages"]));
         runs.push(client(&store, &["query", "packages", "--json"]));

@@ -917,7 +917,8 @@ fn flaky_server(body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
 fn connection_dropped_mid_body_is_retried_from_where_it_stopped() {
     let body = noise(9, 1_000_000);
     let (url, seen) = flaky_server(body.clone());
-    let src = HttpSource::open(&url, &opts()).unwrap();
+    // The transport's own retries (opt-in; a session retries by default).
+    let src = HttpSource::open(&url, &opts().max_attempts(3)).unwrap();
     let got = read_all(&src, &[100_000..900_000]).unwrap();
     assert!(got[0] == body[100_000..900_000]);
     let seen = seen.lock().unwrap().clone();
@@ -1576,7 +1577,8 @@ fn long_range_cut_short_is_resumed_where_it_stopped() {
         ..Misbehave::default()
     };
     let (url, seen) = range_server(body.clone(), m, not_slow());
-    let src = HttpSource::open(&url, &opts()).unwrap();
+    // The transport's own retries (opt-in; a session retries by default).
+    let src = HttpSource::open(&url, &opts().max_attempts(3)).unwrap();
     let got = read_all(&src, &[10..2_900_000]).unwrap();
     assert!(got[0] == body[10..2_900_000]);
     let seen = seen.lock().unwrap().clone();

@@ -411,7 +411,11 @@ fn a_flipped_byte_in_the_framing_is_recovered_by_reconnecting() {
         let t = std::time::Instant::now();
         let src = RtspSource::open(
             &format!("rtsp://{proxy}/app.sft"),
-            &RtspOptions::default().timeout(Duration::from_secs(2)),
+            // The transport's own reconnects (opt-in; a session retries
+            // the stream by default, but opening is the transport's).
+            &RtspOptions::default()
+                .timeout(Duration::from_secs(2))
+                .max_attempts(4),
         )
         .unwrap_or_else(|e| panic!("flip at {delta:?}: open: {e}"));
         let mut session =

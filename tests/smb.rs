@@ -562,7 +562,15 @@ fn smbd_killed_mid_stream_then_fetch_resumes_only_what_was_missing() {
             killer.lock().unwrap().kill();
         }
     });
-    let e = fetch(&rec, &out, FetchOptions::default().session(small)).unwrap_err();
+    // A short retry window: smbd stays down.
+    let e = fetch(
+        &rec,
+        &out,
+        FetchOptions::default()
+            .session(small)
+            .retry_for(Duration::from_millis(500)),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             transport_kind(&e),

@@ -8,6 +8,7 @@
 //! - `session`: the session and driver over hostile sources: chunking,
 //!   corruption, retries, pre-emption, launch-ready, determinism, resume.
 //! - `file`: the file (and mmap) transport end to end.
+//! - `retry`: retries with the time passed in (back-off, window).
 //! - `pipelined`: the driver's pipelined mode (reader and check threads)
 //!   against the original bytes, with damaged and failing reads.
 
@@ -21,6 +22,9 @@ mod oracle;
 #[cfg(feature = "write")]
 #[path = "stream/pipelined.rs"]
 mod pipelined;
+#[cfg(feature = "write")]
+#[path = "stream/retry.rs"]
+mod retry;
 #[cfg(feature = "write")]
 #[path = "stream/session.rs"]
 mod session;

@@ -64,6 +64,9 @@ pub struct LoadOptions {
     pub launch_only: bool,
     /// Bytes per second, 0 unlimited.
     pub limit_rate: u64,
+    /// How long a source that is down or restarting is retried
+    /// ([`FetchOptions::retry_for`]); `None`: the default window.
+    pub retry_for: Option<std::time::Duration>,
     /// How URL sources are opened.
     pub sources: SourceOptions,
     /// Streaming events (progress, launch-ready, complete).
@@ -76,6 +79,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("sft_path", &self.sft_path.as_deref().map(crate::redact_url))
             .field("launch_only", &self.launch_only)
             .field("limit_rate", &self.limit_rate)
+            .field("retry_for", &self.retry_for)
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
     }
@@ -1101,6 +1105,9 @@ impl Store {
                 .launch_only(options.launch_only)
                 .limit_rate(options.limit_rate)
                 .sources(options.sources);
+            if let Some(window) = options.retry_for {
+                fo = fo.retry_for(window);
+            }
             if let Some(cb) = options.on_event {
                 fo = fo.on_event(cb);
             }

@@ -166,6 +166,15 @@ impl FetchOptions {
         self.launch_only = on;
         self
     }
+    /// Retry a source that is down or restarting for up to `window` from
+    /// the start of an outage (default 60 s; `0`: fail at the first
+    /// connection lost or refused): see [`SessionConfig::retry`]. Opening
+    /// the source is retried within the same window.
+    #[must_use]
+    pub fn retry_for(mut self, window: Duration) -> Self {
+        self.session = self.session.retry_for(window);
+        self
+    }
     /// Keep the cache files in `dir` instead of beside the output.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
@@ -440,13 +449,60 @@ fn not_a_package(e: &Error) -> bool {
 /// One attempt of [`fetch_spec`]: the source is opened again each time
 /// (a file replaced by a rename is a new file).
 fn fetch_once(spec: &str, out: &Path, options: &mut FetchOptions) -> Result<FetchReport, Error> {
-    let opened = open_source_with(spec, &options.sources)?;
-    let source: Box<dyn RangeSource> = if options.sources.pipelined {
+    let policy = options.session.get_retry();
+    let mut callback = options.on_event.take();
+    let opened = open_retrying(spec, &options.sources, policy, &mut |e| {
+        if let Some(f) = callback.as_mut() {
+            f(e);
+        }
+    });
+    options.on_event = callback;
+    fetch_paced(&*opened?, out, options)
+}
+
+/// [`open_source_with`], retried as a stream retries its source
+/// ([`SessionConfig::retry`]): a server that is down or restarting
+/// (connection refused or lost, a time-out) is tried again after a pause,
+/// doubling, within the policy's window, each pause announced as an
+/// [`Event::Retry`]; any other error (not found, permission denied, a bad
+/// URL) at once. Wrapped in [`Pipelined`](crate::io::pipelined::Pipelined)
+/// if `sources` asks for it.
+fn open_retrying(
+    spec: &str,
+    sources: &SourceOptions,
+    policy: crate::stream::RetryPolicy,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Box<dyn RangeSource>, Error> {
+    let mut outage = crate::stream::Backoff::default();
+    let opened = loop {
+        match open_source_with(spec, sources) {
+            Ok(s) => break s,
+            Err(Error::Transport(t)) if t.is_retryable() => {
+                let now = drive::now();
+                let Some(at) = outage.failed(now, &policy) else {
+                    let n = outage.failures();
+                    return Err(Error::Transport(t.summary(&format!(
+                        "still failing after {:.1} s and {n} attempts (the retry window is {:.1} s)",
+                        outage.elapsed(now).as_secs_f64(),
+                        policy.get_window().as_secs_f64()
+                    ))));
+                };
+                let wait = at.saturating_sub(now);
+                on_event(&Event::Retry {
+                    wait,
+                    failures: outage.failures(),
+                    error: t.summary(""),
+                });
+                std::thread::sleep(wait);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(if sources.pipelined {
         Box::new(crate::io::pipelined::Pipelined::new(opened))
     } else {
         opened
-    };
-    fetch_paced(&*source, out, options)
+    })
 }
 
 /// Stream the package at `spec` (a URL, or a path) through the streaming
@@ -491,12 +547,7 @@ pub fn verify_spec(
     config: SessionConfig,
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<(drive::DriveReport, StreamSession), Error> {
-    let opened = open_source_with(spec, sources)?;
-    let source: Box<dyn RangeSource> = if sources.pipelined {
-        Box::new(crate::io::pipelined::Pipelined::new(opened))
-    } else {
-        opened
-    };
+    let source = open_retrying(spec, sources, config.get_retry(), on_event)?;
     let mut session = StreamSession::new(preferred(config, &*source));
     let report =
         drive::Driver::new(&*source).run(&mut session, &mut crate::stream::NullSink, on_event)?;

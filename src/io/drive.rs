@@ -385,6 +385,21 @@ fn drain(
     out
 }
 
+/// The time for [`StreamSession::handle_timeout`]: since the first call
+/// in this process (monotonic, one origin for every driver).
+pub(crate) fn now() -> core::time::Duration {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// Give the session the time; if it waits to retry the source, how long
+/// is left.
+fn tick(session: &mut StreamSession) -> Option<core::time::Duration> {
+    let t = now();
+    session.handle_timeout(t);
+    session.poll_timeout().map(|at| at.saturating_sub(t))
+}
+
 /// Hand queued events to `on_event`; the failure, if one was queued.
 pub(crate) fn pump(session: &mut StreamSession, on_event: &mut dyn FnMut(&Event)) -> Option<Error> {
     while let Some(event) = session.poll_event() {
@@ -437,16 +452,30 @@ fn run(
         if drain(session, control, &mut applied) == Apply::Stop {
             break;
         }
+        let wait = tick(session);
         batch.clear();
         while let Some(req) = session.poll_fetch() {
             batch.push(req);
         }
         if batch.is_empty() {
-            // Idle: wait for a demand, if anyone can send one.
-            let Some(rx) = control else { break };
             if session.is_failed() {
                 break;
             }
+            if let Some(wait) = wait {
+                // Backing off before a retry: a demand may come meanwhile.
+                match control.map(|rx| rx.recv_timeout(wait)) {
+                    Some(Ok(msg)) => {
+                        if apply(session, msg, &mut applied) == Apply::Stop {
+                            break;
+                        }
+                    }
+                    Some(Err(_)) => {}
+                    None => std::thread::sleep(wait),
+                }
+                continue;
+            }
+            // Idle: wait for a demand, if anyone can send one.
+            let Some(rx) = control else { break };
             match rx.recv() {
                 Ok(msg) => {
                     if apply(session, msg, &mut applied) == Apply::Stop {
@@ -546,6 +575,7 @@ fn run(
         };
         if failure.is_some() {
             report.transport_failures += 1;
+            session.handle_timeout(now());
         }
         for req in &batch {
             if !session.is_in_flight(req.id) {
@@ -819,6 +849,7 @@ fn deliver_pieces(
         if session.is_complete() || session.is_failed() {
             return Ok(());
         }
+        let wait = tick(session);
         while let Some(req) = session.poll_fetch() {
             report.calls += 1;
             report.requests += 1;
@@ -827,8 +858,15 @@ fn deliver_pieces(
             outstanding.push(req.id);
         }
         if outstanding.is_empty() {
-            // Idle: a launch-only stream after FB1.
-            return Ok(());
+            match wait {
+                // Backing off before a retry.
+                Some(wait) => {
+                    std::thread::sleep(wait);
+                    continue;
+                }
+                // Idle: a launch-only stream after FB1.
+                None => return Ok(()),
+            }
         }
         // The next piece in reading order (check threads may finish out
         // of order).
@@ -861,6 +899,7 @@ fn deliver_pieces(
                 let _ = free.send(Vec::new());
                 report.transport_failures += 1;
                 if session.is_in_flight(id) {
+                    session.handle_timeout(now());
                     session.on_failure(id, &error);
                 }
                 outstanding.retain(|&o| o != id);

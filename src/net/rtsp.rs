@@ -90,7 +90,7 @@ impl Default for RtspOptions {
         RtspOptions {
             ca_file: None,
             timeout: Duration::from_secs(30),
-            max_attempts: 4,
+            max_attempts: 1,
             pipeline_depth: 4,
             ranges_per_request: 64,
         }
@@ -124,7 +124,9 @@ impl RtspOptions {
     }
 
     /// Connections tried per call before a retryable error is returned
-    /// (at least 1).
+    /// (default and at least 1: a stream session retries the source within
+    /// its window, [`SessionConfig::retry`](crate::stream::SessionConfig::retry),
+    /// so retries here would multiply with its).
     ///
     /// ```
     /// # use sft::net::rtsp::RtspOptions;
@@ -457,6 +459,23 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Trans
 /// within the same attempt budget.
 fn reconnect_helps(e: &TransportError) -> bool {
     e.is_retryable() || e.kind() == TransportErrorKind::Protocol
+}
+
+/// `e`, met on a connection that is now dropped, as the caller should see
+/// it: a protocol error there (a corrupted byte in the framing) is a lost
+/// connection, which the stream session retries on a new one.
+fn dropped(e: TransportError) -> TransportError {
+    if e.kind() != TransportErrorKind::Protocol {
+        return e;
+    }
+    let mut lost = TransportError::new(
+        TransportErrorKind::ConnectionLost,
+        format!("{e} (the connection was dropped)"),
+    );
+    if let Some(r) = e.range() {
+        lost = lost.with_range(r);
+    }
+    lost
 }
 
 /// What the server said about the package at the first connection.
@@ -1084,10 +1103,11 @@ impl RangeSource for RtspSource {
                 }
             }
             if state.stream.is_some() {
-                return self.stream_into(&mut state, buf).inspect_err(|_| {
+                return self.stream_into(&mut state, buf).map_err(|e| {
                     // The connection is in an unknown state.
                     state.stream = None;
                     state.live = None;
+                    dropped(e)
                 });
             }
         }
@@ -1178,7 +1198,7 @@ impl RangeSource for RtspSource {
                     todo = rest;
                     attempt += 1;
                     if !reconnect_helps(&e) || attempt >= self.options.max_attempts {
-                        return Err(e);
+                        return Err(dropped(e));
                     }
                     state.reconnects += 1;
                     std::thread::sleep(Duration::from_millis(50 << attempt.min(5)));

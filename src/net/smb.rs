@@ -305,7 +305,7 @@ impl Default for SmbOptions {
             timeout: Duration::from_secs(30),
             read_size: 1024 * 1024,
             in_flight: 8,
-            max_attempts: 4,
+            max_attempts: 1,
             retry_backoff: Duration::from_millis(200),
         }
     }
@@ -314,7 +314,8 @@ impl Default for SmbOptions {
 impl SmbOptions {
     /// The defaults: port 445 (unless the spec names one), credentials
     /// from the spec and the environment, 30 s timeout, 1 MiB reads, 8 in
-    /// flight, 4 attempts with 200 ms initial backoff.
+    /// flight, 1 attempt (retrying is the stream session's:
+    /// `SessionConfig::retry`).
     ///
     /// ```
     /// let opts = sft::net::smb::SmbOptions::new();
@@ -464,8 +465,10 @@ impl SmbOptions {
     }
 
     /// Attempts per read (and for connecting) before a retryable failure
-    /// is returned; counting restarts after progress (default 4, at
-    /// least 1).
+    /// is returned; counting restarts after progress (default 1, at
+    /// least 1: a stream session retries the source within its window,
+    /// [`SessionConfig::retry`](crate::stream::SessionConfig::retry), so
+    /// retries here would multiply with its).
     ///
     /// ```
     /// let opts = sft::net::smb::SmbOptions::new().max_attempts(2);
@@ -1106,6 +1109,19 @@ impl RangeSource for SmbSource {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, TransportError> {
         self.read_once(offset, buf)
+    }
+
+    /// Larger requests than the default (16 MiB each, 64 MiB in flight):
+    /// each is split into `READ`s of [`SmbOptions::read_size`] with
+    /// several outstanding, and a batch of requests ends with a wait for
+    /// its slowest read, so fewer, larger batches keep the connection busy
+    /// (measured with `scripts/bench-smb.sh`).
+    fn preferred_limits(&self) -> Option<crate::stream::SchedulerLimits> {
+        Some(crate::stream::SchedulerLimits {
+            max_request_bytes: 16 << 20,
+            max_in_flight_bytes: 64 << 20,
+            ..crate::stream::SchedulerLimits::default()
+        })
     }
 
     fn read_ranges(

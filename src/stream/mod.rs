@@ -13,7 +13,10 @@
 //! - [`scheduler`]: which blocks to fetch next ([`Scheduler`]), a pure
 //!   data structure with priority classes Demand > FB1 > FB2.
 //! - [`session`]: the state machine ([`StreamSession`]): no I/O, no clock,
-//!   no threads; the same inputs give the same request sequence.
+//!   no threads; the same inputs give the same request sequence. Time is
+//!   passed in ([`StreamSession::handle_timeout`], as quinn-proto does).
+//! - [`retry`]: the retry policy ([`RetryPolicy`]: back-off within a total
+//!   window).
 //! - `sft::io::drive` (I/O tier): the driver that runs a session over
 //!   a source.
 //!
@@ -42,10 +45,12 @@
 //! # fn main() {}
 //! ```
 
+pub mod retry;
 pub mod scheduler;
 pub mod session;
 
 pub use crate::error::{TransportError, TransportErrorKind};
+pub use retry::{Backoff, RetryPolicy};
 pub use scheduler::{Batch, BlockState, Priority, Scheduler, SchedulerLimits};
 pub use session::{
     BlockSink, Event, FetchRequest, NullSink, Progress, RequestId, SessionConfig, StreamSession,

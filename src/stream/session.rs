@@ -100,6 +100,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use core::fmt;
 use core::ops::Range;
 
+use super::retry::{Backoff, RetryPolicy};
 use super::scheduler::{BlockState, Priority, Scheduler, SchedulerLimits};
 use crate::error::TransportError;
 use crate::error::{Error, ErrorKind, FormatError, FormatProblem, Region};
@@ -173,6 +174,17 @@ pub enum Event {
         attempt: u32,
         /// What its check found.
         damage: crate::error::IntegrityError,
+    },
+    /// The source failed in a retryable way (a connection lost or
+    /// refused, a time-out) and is retried after `wait`; see
+    /// [`SessionConfig::retry`].
+    Retry {
+        /// The pause before the next attempt.
+        wait: core::time::Duration,
+        /// Failed attempts in this outage so far.
+        failures: u32,
+        /// The last failure.
+        error: TransportError,
     },
     /// The stream failed; the session asks for nothing more.
     Failed(Error),
@@ -311,6 +323,7 @@ pub struct SessionConfig {
     initial_read: u64,
     max_prologue_bytes: u64,
     decode_blocks: bool,
+    retry: RetryPolicy,
 }
 
 impl Default for SessionConfig {
@@ -322,6 +335,7 @@ impl Default for SessionConfig {
             initial_read: 64 * 1024,
             max_prologue_bytes: 256 << 20,
             decode_blocks: true,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -347,11 +361,31 @@ impl SessionConfig {
         self.limits.max_in_flight_bytes = n;
         self
     }
-    /// Failures of one block (bad data or retryable transport errors) or
-    /// of the prologue after which the stream fails (default 4).
+    /// Failures of one block after which the stream fails (default 4):
+    /// damaged data always counts; retryable transport errors count only
+    /// for a session that is not given the time (see
+    /// [`SessionConfig::retry`]).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
         self
+    }
+    /// How a session that is given the time
+    /// ([`StreamSession::handle_timeout`]) retries a source that fails in
+    /// a retryable way: back-off within a total window (default
+    /// [`RetryPolicy::default`]: 60 s). Drivers in `sft::io::drive` give
+    /// the time.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Shorthand: [`SessionConfig::retry`] with this window.
+    pub fn retry_for(mut self, window: core::time::Duration) -> Self {
+        self.retry = self.retry.window(window);
+        self
+    }
+    /// See [`SessionConfig::retry`].
+    pub fn get_retry(&self) -> RetryPolicy {
+        self.retry
     }
     /// Stop after FB1: FB2 blocks are fetched only on demand.
     pub fn launch_only(mut self, on: bool) -> Self {
@@ -506,6 +540,12 @@ pub struct StreamSession {
     /// Set during [`StreamSession::on_checked_data`]: whole blocks of the
     /// chunk were inflated by the caller.
     prechecked: bool,
+    /// The time last given ([`StreamSession::handle_timeout`]); `None`:
+    /// never, and retries count per block as before.
+    now: Option<core::time::Duration>,
+    /// The outage being retried, and when the next attempt may start.
+    outage: Backoff,
+    retry_at: Option<core::time::Duration>,
     events: VecDeque<Event>,
     launch_ready: bool,
     complete: bool,
@@ -535,6 +575,9 @@ impl StreamSession {
             requests: BTreeMap::new(),
             decoder: Decoder::new(),
             prechecked: false,
+            now: None,
+            outage: Backoff::default(),
+            retry_at: None,
             scratch: Vec::new(),
             events: VecDeque::new(),
             launch_ready: false,
@@ -647,7 +690,7 @@ impl StreamSession {
     /// prologue or a limit is awaited, or the stream is finished).
     #[must_use = "a fetch request must be served or failed"]
     pub fn poll_fetch(&mut self) -> Option<FetchRequest> {
-        if self.failed || self.complete {
+        if self.failed || self.complete || self.retry_at.is_some() {
             return None;
         }
         if !self.ready {
@@ -717,6 +760,9 @@ impl StreamSession {
         let Some(mut req) = self.requests.remove(&id.0) else {
             return Err(Error::invalid(format!("{id} is not in flight")));
         };
+        if !bytes.is_empty() {
+            self.outage.succeeded();
+        }
         let end = offset.checked_add(bytes.len() as u64);
         if offset < req.range.start || end.is_none_or(|e| e > req.range.end) {
             let range = req.range.clone();
@@ -1016,6 +1062,57 @@ impl StreamSession {
         let Some(req) = self.requests.remove(&id.0) else {
             return;
         };
+        if let Some(now) = self.now
+            && error.is_retryable()
+        {
+            // Given the time: the request's blocks are queued again
+            // without counting against them, and the source is retried
+            // after a pause, within the window.
+            let what = match req.kind {
+                ReqKind::Prologue => {
+                    self.prologue_in_flight = false;
+                    String::from("the prologue")
+                }
+                ReqKind::Blocks {
+                    first, finished, ..
+                } => {
+                    self.sched.request_done(req.range.end - req.range.start);
+                    let mut waiting = None;
+                    for (i, done) in finished.iter().enumerate() {
+                        if !*done {
+                            self.sched.requeue(first + i as u32);
+                            waiting.get_or_insert(first + i as u32);
+                        }
+                    }
+                    waiting.map_or_else(String::new, |b| format!("block {b}"))
+                }
+            };
+            if self.retry_at.is_some() {
+                // Already waiting: one outage, one count.
+                return;
+            }
+            match self.outage.failed(now, &self.config.retry) {
+                Some(at) => {
+                    self.retry_at = Some(at);
+                    self.events.push_back(Event::Retry {
+                        wait: at.saturating_sub(now),
+                        failures: self.outage.failures(),
+                        error: error.summary(""),
+                    });
+                }
+                None => {
+                    let (n, secs) = (
+                        self.outage.failures(),
+                        self.outage.elapsed(now).as_secs_f64(),
+                    );
+                    self.fail(Error::Transport(error.summary(&format!(
+                        "{what}: still failing after {secs:.1} s and {n} attempts (the retry window is {:.1} s)",
+                        self.config.retry.get_window().as_secs_f64()
+                    ))));
+                }
+            }
+            return;
+        }
         match req.kind {
             ReqKind::Prologue => {
                 self.prologue_in_flight = false;
@@ -1052,6 +1149,30 @@ impl StreamSession {
                 }
             }
         }
+    }
+
+    /// The time is `now` (a [`Duration`](core::time::Duration) since any
+    /// fixed origin, the same for every call): a session given the time
+    /// retries a failing source with back-off within a window
+    /// ([`SessionConfig::retry`]) instead of counting retryable failures
+    /// against blocks. While it waits, [`StreamSession::poll_fetch`] hands
+    /// out nothing and [`StreamSession::poll_timeout`] says until when;
+    /// call this again then. [`StreamSession::on_failure`] takes the time
+    /// of the last call.
+    pub fn handle_timeout(&mut self, now: core::time::Duration) {
+        self.now = Some(now);
+        if self.retry_at.is_some_and(|at| at <= now) {
+            self.retry_at = None;
+        }
+    }
+
+    /// When the session next needs [`StreamSession::handle_timeout`]: the
+    /// end of a back-off pause, if it is waiting to retry a source.
+    pub fn poll_timeout(&self) -> Option<core::time::Duration> {
+        if self.failed || self.complete {
+            return None;
+        }
+        self.retry_at
     }
 
     /// Give up on request `id` without counting a failure (the driver is

@@ -51,8 +51,13 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(root: &Path, extra: &[&str]) -> Serve {
+        Serve::start_on("127.0.0.1:0", root, extra)
+    }
+
+    /// As [`Serve::start`], listening on `addr`.
+    pub(crate) fn start_on(addr: &str, root: &Path, extra: &[&str]) -> Serve {
         let mut child = Command::new(SFT)
-            .args(["serve", "--http", "127.0.0.1:0", "--content"])
+            .args(["serve", "--http", addr, "--content"])
             .arg(root)
             .args(extra)
             .stdout(Stdio::piped())
@@ -457,4 +462,103 @@ fn pack_creates_a_missing_output_directory() {
         .unwrap()
         .verify()
         .unwrap();
+}
+
+/// Read `child`'s stderr until a line contains `needle`; the rest is
+/// drained on a thread (returned with what was read so far).
+fn stderr_until(child: &mut Child, needle: &str) -> (String, std::thread::JoinHandle<String>) {
+    let mut r = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 {
+            panic!("stderr ended before `{needle}`: {seen}");
+        }
+        seen.push_str(&line);
+        if line.contains(needle) {
+            break;
+        }
+    }
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut r, &mut rest).unwrap();
+        rest
+    });
+    (seen, rest)
+}
+
+/// The server dies mid-fetch and comes back on the same port: the fetch
+/// retries (a warning per pause) and finishes with the exact package.
+#[test]
+fn a_fetch_outlives_a_server_restart() {
+    let pkg = sized(41, 1_500_000);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("content");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("src.sft"), &pkg).unwrap();
+    let serve = Serve::start(&root, &[]);
+    let addr = serve.base.strip_prefix("http://").unwrap().to_owned();
+    let url = format!("{}/src.sft", serve.base);
+    let out = dir.path().join("out.sft");
+    let mut child = Command::new(SFT)
+        .args(["fetch", &url, "-o"])
+        .arg(&out)
+        .args(["--limit-rate", "300k", "--retry-for", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once blocks have arrived (the cache's bitmap exists).
+    let bitmap = sft::fetch::cache::CachePaths::for_output(&out, None).bitmap;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bitmap.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5)); // polling, not synchronisation
+    }
+    assert!(bitmap.exists(), "the fetch made no progress");
+    drop(serve);
+    // The fetch notices and backs off; then the server comes back.
+    let (warned, rest) = stderr_until(&mut child, "retrying in");
+    assert!(warned.contains("--retry-for"), "{warned}");
+    let _serve = Serve::start_on(&addr, &root, &[]);
+    let status = child.wait().unwrap();
+    let rest = rest.join().unwrap();
+    assert!(status.success(), "{warned}{rest}");
+    assert!(std::fs::read(&out).unwrap() == pkg);
+}
+
+/// Nothing listens: the fetch retries for its window, then fails naming
+/// the window; a missing package on a live server fails at once.
+#[test]
+fn a_server_that_stays_down_fails_after_the_retry_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = dir.path().join("out.sft");
+    let url = format!("http://127.0.0.1:{port}/src.sft");
+    let started = Instant::now();
+    let o = fetch(&url, &out, &["--retry-for", "1500ms"]);
+    let took = started.elapsed();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("retrying in"), "{err}");
+    assert!(err.contains("the retry window is 1.5 s"), "{err}");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(!out.exists());
+
+    let root = dir.path().join("content");
+    std::fs::create_dir_all(&root).unwrap();
+    let serve = Serve::start(&root, &[]);
+    let started = Instant::now();
+    let o = fetch(
+        &format!("{}/missing.sft", serve.base),
+        &out,
+        &["--retry-for", "60s"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("retrying"), "{}", stderr(&o));
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -77,3 +77,47 @@ mod tests {
         assert!(parse_size("99999999T").is_err());
     }
 }
+
+/// A duration: a number (decimals allowed) of seconds, or with a unit
+/// `ms`, `s`, `m` (minutes) or `h`: `0`, `30`, `1.5s`, `500ms`, `5m`, `2h`.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "`{s}`: expected a duration like 30s, 500ms, 5m or 2h (a plain number is seconds)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a duration like 30s, 500ms, 5m or 2h"))?;
+    std::time::Duration::try_from_secs_f64(n * scale).map_err(|_| format!("`{s}`: out of range"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2H"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "s", "-1s", "5 days", "1e400", "3w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

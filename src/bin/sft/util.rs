@@ -194,6 +194,30 @@ pub fn progress_bar(total: u64, label: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// The warning line a stream event deserves, if any: a damaged block
+/// fetched again, or a source retried after a pause.
+pub(crate) fn warning_for(e: &sft::stream::Event) -> Option<String> {
+    use sft::stream::Event;
+    match e {
+        Event::Refetch {
+            block,
+            attempt,
+            damage,
+        } => Some(format!(
+            "sft: warning: {block} arrived damaged ({damage}); fetching it again (failure {attempt})"
+        )),
+        Event::Retry {
+            wait,
+            failures,
+            error,
+        } => Some(crate::escape::safe(&format!(
+            "sft: warning: {error}; retrying in {:.1} s (failure {failures}; --retry-for sets the window)",
+            wait.as_secs_f64()
+        ))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

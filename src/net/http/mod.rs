@@ -71,11 +71,12 @@
 //! [`Timeout`](TransportErrorKind::Timeout), 429 and 5xx
 //! [`Io`](TransportErrorKind::Io) (retryable), anything else
 //! [`Protocol`](TransportErrorKind::Protocol). Timeouts and dropped
-//! connections are retryable. Requests are idempotent `GET`s, so a
-//! retryable failure is retried here with exponential backoff and jitter,
-//! up to [`HttpOptions::max_attempts`] attempts without progress (a
-//! retry asks only for the bytes not yet delivered); the streaming
-//! session above retries too.
+//! connections are retryable. Retrying is the stream session's
+//! (`SessionConfig::retry`: back-off within a total window), so by default
+//! a request is tried once here; with [`HttpOptions::max_attempts`] above
+//! 1 (for a source read without a session) a retryable failure is retried
+//! here too, with exponential backoff and jitter, asking only for the
+//! bytes not yet delivered.
 //!
 //! # Credentials and secrets
 //!
@@ -259,7 +260,7 @@ impl Default for HttpOptions {
         HttpOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
-            max_attempts: 3,
+            max_attempts: 1,
             retry_backoff: Duration::from_millis(200),
             ca_file: None,
             tls: None,
@@ -273,14 +274,15 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// The defaults: 10 s connect timeout, 30 s read timeout, 3 attempts
-    /// from 200 ms backoff, system roots, credentials from the URL (the
+    /// The defaults: 10 s connect timeout, 30 s read timeout, 1 attempt
+    /// (retrying is the stream session's: `SessionConfig::retry`), system
+    /// roots, credentials from the URL (the
     /// environment only with [`HttpOptions::env_credentials`]), 16 ranges
     /// per request, a 256 KiB buffer.
     ///
     /// ```
     /// use sft::net::http::HttpOptions;
-    /// assert_eq!(HttpOptions::new().get_max_attempts(), 3);
+    /// assert_eq!(HttpOptions::new().get_max_attempts(), 1);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -314,7 +316,11 @@ impl HttpOptions {
     }
 
     /// Attempts per request on retryable failures without progress
-    /// (at least 1, which disables retrying here).
+    /// (default and at least 1, which disables retrying here: a stream
+    /// session retries the source within its window,
+    /// [`SessionConfig::retry`](crate::stream::SessionConfig::retry), so
+    /// retries here would multiply with its; raise it for a source read
+    /// without a session).
     ///
     /// ```
     /// # use sft::net::http::HttpOptions;

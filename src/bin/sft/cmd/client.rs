@@ -93,6 +93,10 @@ pub(crate) struct LoadFlags {
     /// rtsps:// sources.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Retry a server that is down or restarting for up to this long from
+    /// the start of an outage (default 60s; 0: fail at once).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub retry_for: Option<std::time::Duration>,
 }
 
 /// `sft client` commands.
@@ -290,11 +294,15 @@ fn load_options(
         sft_path,
         launch_only,
         limit_rate: flags.limit_rate.unwrap_or(0),
+        retry_for: flags.retry_for,
         sources: SourceOptions::default()
             .http(http)
             .rtsp(rtsp)
             .smb(sft::net::smb::SmbOptions::default().env_credentials(true)),
         on_event: Some(Box::new(move |e: &Event| {
+            if let Some(line) = crate::util::warning_for(e) {
+                eprintln!("{line}");
+            }
             if let Event::Progress(p) = e {
                 if tty {
                     let Ok(mut slot) = bar.lock() else { return };

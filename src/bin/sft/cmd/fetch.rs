@@ -279,7 +279,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
             None => args.limit_rate.unwrap_or(0),
             Some(_) => 0,
         })
-        .session(super::source_args::session_config(&source).decode_blocks(!args.crc_only))
+        .session(args.remote.session().decode_blocks(!args.crc_only))
         .cache(CacheOptions::default().sync(!args.no_fsync))
         .sources(sources)
         .on_event(move |e| {
@@ -299,17 +299,12 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
                         b.set_prefix("launchable");
                     }
                 }
-                Event::Refetch {
-                    block,
-                    attempt,
-                    damage,
-                } => {
-                    let line = format!(
-                        "sft: warning: {block} arrived damaged ({damage}); fetching it again (failure {attempt})"
-                    );
-                    match slot.as_ref() {
-                        Some(Some(b)) => b.println(line),
-                        _ => eprintln!("{line}"),
+                Event::Refetch { .. } | Event::Retry { .. } => {
+                    if let Some(line) = crate::util::warning_for(e) {
+                        match slot.as_ref() {
+                            Some(Some(b)) => b.println(line),
+                            _ => eprintln!("{line}"),
+                        }
                     }
                 }
                 _ => {}

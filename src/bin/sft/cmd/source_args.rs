@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sft::fetch::SourceOptions;
 use sft::fetch::probe::Probe;
-use sft::net::smb::{SmbOptions, is_smb_spec};
+use sft::net::smb::SmbOptions;
 use sft::read::Prologue;
 use sft::stream::SessionConfig;
 
@@ -35,6 +35,13 @@ pub(crate) struct SourceArgs {
     /// here or from SFT_SMB_PASSWORD: a password flag would show in `ps`.
     #[arg(long, value_name = "FILE")]
     pub smb_credentials: Option<PathBuf>,
+
+    /// Retry a server that is down or restarting (connection refused or
+    /// lost, a time-out) for up to this long from the start of an outage,
+    /// with pauses doubling from 0.1 s to 5 s (default 60s; 0: fail at
+    /// once). A missing package or block fails at once.
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub retry_for: Option<std::time::Duration>,
 }
 
 impl SourceArgs {
@@ -71,19 +78,15 @@ impl SourceArgs {
     }
 }
 
-/// The stream session for `source`. SMB sources get larger requests than
-/// the default (16 MiB each, 64 MiB in flight): the SMB source splits each
-/// into 1 MiB `READ`s with 8 outstanding, and a batch of requests ends
-/// with a wait for its slowest read, so fewer, larger batches keep the
-/// connection busy (measured with `scripts/bench-smb.sh`).
-pub(crate) fn session_config(source: &str) -> SessionConfig {
-    let config = SessionConfig::default();
-    if is_smb_spec(source) {
-        config
-            .max_request_bytes(16 << 20)
-            .max_in_flight_bytes(64 << 20)
-    } else {
-        config
+impl SourceArgs {
+    /// The stream session these flags ask for (the request sizes come
+    /// from the source: `RangeSource::preferred_limits`).
+    pub(crate) fn session(&self) -> SessionConfig {
+        let config = SessionConfig::default();
+        match self.retry_for {
+            Some(window) => config.retry_for(window),
+            None => config,
+        }
     }
 }
 

@@ -45,19 +45,17 @@ fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow:
     use sft::stream::Event;
 
     let mut bar = None;
-    let result = verify_spec(
-        spec,
-        &remote.options(),
-        super::source_args::session_config(spec),
-        &mut |e| {
-            if let Event::Progress(p) = e {
-                let b = bar.get_or_insert_with(|| progress_bar(p.total_bytes, "verifying"));
-                if let Some(b) = b {
-                    b.set_position(p.bytes);
-                }
+    let result = verify_spec(spec, &remote.options(), remote.session(), &mut |e| {
+        if let Some(line) = crate::util::warning_for(e) {
+            eprintln!("{line}");
+        }
+        if let Event::Progress(p) = e {
+            let b = bar.get_or_insert_with(|| progress_bar(p.total_bytes, "verifying"));
+            if let Some(b) = b {
+                b.set_position(p.bytes);
             }
-        },
-    );
+        }
+    });
     if let Some(Some(b)) = bar {
         b.finish_and_clear();
     }
