@@ -1,5 +1,5 @@
-//! The protocol codecs' fuzz entry points (targets `http_range`,
-//! `http_multipart`, `rtsp_frame`): differential and round-trip oracles.
+//! The protocol codecs' fuzz entry points (targets `http_head`,
+//! `http_range`, `http_multipart`, `rtsp_frame`): differential and round-trip oracles.
 
 #[cfg(feature = "http-parse")]
 use crate::proto::http_multipart::{
@@ -262,5 +262,36 @@ pub fn rtsp_frame(input: &[u8]) {
             let formatted = format_ranges(&ranges);
             assert_eq!(parse_ranges(&formatted, len).ok(), Some(ranges));
         }
+    }
+}
+
+/// Parse an HTTP response head with the bulk client's strict parser
+/// (`proto::http_head`), as sent and with its end added: never
+/// panics; an accepted head has a three-digit status, values without
+/// control characters, and parses again to the same result.
+#[cfg(feature = "http")]
+pub fn http_head(data: &[u8]) {
+    use crate::proto::http_head::parse_head;
+    let mut ended = data.to_vec();
+    ended.extend_from_slice(b"\r\n\r\n");
+    for input in [data, &ended[..]] {
+        let Ok(head) = parse_head(input) else {
+            continue;
+        };
+        assert!((100..=599).contains(&head.status), "{}", head.status);
+        for v in [
+            &head.content_range,
+            &head.content_type,
+            &head.etag,
+            &head.last_modified,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(!v.bytes().any(|b| b == b'\r' || b == b'\n'), "{v:?}");
+        }
+        let again = parse_head(input).expect("a head that parsed parses again");
+        assert_eq!(again.status, head.status);
+        assert_eq!(again.content_length, head.content_length);
     }
 }

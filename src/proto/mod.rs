@@ -3,6 +3,8 @@
 //! RTSP framing and packet headers). No I/O of any kind; every parser here
 //! has a fuzz target whose corpus `cargo test` replays.
 
+#[cfg(feature = "http")]
+pub mod http_head;
 #[cfg(feature = "http-parse")]
 pub mod http_multipart;
 #[cfg(feature = "http-parse")]

@@ -13,13 +13,13 @@
 //! module only moves bytes and splits the head into fields.
 
 use std::io::{self, Read, Write};
+
+pub(crate) use crate::proto::http_head::{Head, find_end, parse_head};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// The longest response head accepted (status line and headers).
 pub(crate) const MAX_HEAD: usize = 32 * 1024;
-/// The most header fields accepted in a head.
-const MAX_FIELDS: usize = 128;
 
 /// Where and how to connect, and the fixed part of each request.
 #[derive(Clone)]
@@ -143,23 +143,6 @@ pub(crate) struct Conn {
     pub(crate) reused: bool,
 }
 
-/// A response head, split into the fields the client looks at. Field
-/// names are matched case-insensitively; a field that may appear once
-/// and appears twice with different values is an error.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub(crate) status: u16,
-    pub(crate) content_length: Option<u64>,
-    pub(crate) content_range: Option<String>,
-    pub(crate) content_type: Option<String>,
-    pub(crate) etag: Option<String>,
-    pub(crate) last_modified: Option<String>,
-    /// Any `Transfer-Encoding` at all.
-    pub(crate) transfer_encoding: bool,
-    /// `Connection: close`, or HTTP/1.0 without keep-alive.
-    pub(crate) close: bool,
-}
-
 /// Why a head was refused.
 #[derive(Debug)]
 pub(crate) enum HeadError {
@@ -253,177 +236,404 @@ fn is_reset(e: &io::Error) -> bool {
     )
 }
 
-/// The end of the head (just past `\r\n\r\n`) if `buf` holds it,
-/// looking from `from` on.
-fn find_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| from + i + 4)
+// ---------------------------------------------------------------------
+// The bulk path of [`HttpSource`](super::HttpSource): opening, reading
+// and finishing responses on our own connections.
+
+use super::*;
+
+/// What [`HttpSource::raw_open`] got.
+pub(super) enum RawOpen {
+    /// A `206` for exactly the bytes asked for; the body follows.
+    Body(RawBody),
+    /// Not for the bulk path (it is off from now on): ask through `ureq`.
+    Fallback,
 }
 
-/// Parse a response head (ending in `\r\n\r\n`), strictly: an
-/// `HTTP/1.x` status line with a three-digit code, header lines of a
-/// token, a colon and a value of visible ASCII, spaces and tabs (no
-/// line folding, no bare CR or LF), at most [`MAX_FIELDS`] of them.
-pub(crate) fn parse_head(head: &[u8]) -> Result<Head, String> {
-    if !head.ends_with(b"\r\n\r\n") {
-        return Err(String::from("response head without its end"));
-    }
-    // Every line, the status line included, ends in CRLF.
-    let text = &head[..head.len() - 2];
-    let mut lines = text[..text.len() - 1].split(|&b| b == b'\n');
-    let status_line = lines.next().unwrap_or_default();
-    let status_line = status_line
-        .strip_suffix(b"\r")
-        .ok_or_else(|| String::from("the status line ends in a bare LF"))?;
-    let (version, code) = match status_line {
-        [
-            b'H',
-            b'T',
-            b'T',
-            b'P',
-            b'/',
-            b'1',
-            b'.',
-            minor @ (b'0' | b'1'),
-            b' ',
-            a,
-            b,
-            c,
-            rest @ ..,
-        ] if [a, b, c].iter().all(|d| d.is_ascii_digit())
-            && (rest.is_empty() || rest[0] == b' ') =>
-        {
-            (
-                *minor,
-                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'),
-            )
+/// A `200` body on the bulk path, read by the spool: `left` bytes (or to
+/// the end of the connection).
+pub(super) struct RawSpool {
+    pub(super) conn: raw::Conn,
+    pub(super) left: Option<u64>,
+}
+
+impl Read for RawSpool {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = match self.left {
+            Some(0) => return Ok(0),
+            Some(n) => n.min(buf.len() as u64) as usize,
+            None => buf.len(),
+        };
+        let n = self.conn.read_body(&mut buf[..want])?;
+        if let Some(left) = &mut self.left {
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed inside the body",
+                ));
+            }
+            *left -= n as u64;
         }
-        _ => {
-            return Err(format!(
-                "malformed status line `{}`",
-                String::from_utf8_lossy(&status_line[..status_line.len().min(80)])
+        Ok(n)
+    }
+}
+
+/// A response body being read on the bulk path: bytes `at..end` are
+/// still to come.
+pub(super) struct RawBody {
+    pub(super) conn: raw::Conn,
+    pub(super) close: bool,
+    pub(super) at: u64,
+    pub(super) end: u64,
+}
+
+impl HttpSource {
+    /// True while single-range requests take the bulk path.
+    pub(super) fn raw_enabled(&self) -> bool {
+        self.raw.is_some()
+            && self.raw_on.load(Ordering::Relaxed)
+            && !self.spooling.load(Ordering::Relaxed)
+    }
+
+    /// Stop using the bulk path (the server needs what `ureq` does).
+    pub(super) fn raw_off(&self) {
+        self.raw_on.store(false, Ordering::Relaxed);
+        lock(&self.raw_idle).clear();
+    }
+
+    pub(super) fn io_error(&self, e: io::Error, what: &str) -> TransportError {
+        TransportError::new(io_kind(&e), self.context(what)).with_source(e)
+    }
+
+    /// The `HEAD` of [`Self::probe`] on the bulk path (so its connection
+    /// is the one the first `GET` reuses): true if it answered `200` with
+    /// a length; false (and the bulk path off) for anything else, which
+    /// `ureq` then asks again.
+    pub(super) fn raw_probe(&mut self) -> Result<bool, TransportError> {
+        let Some(target) = &self.raw else {
+            return Ok(false);
+        };
+        let mut conn = target.connect().map_err(|e| self.io_error(e, "HEAD"))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let head = match conn.exchange(&target.head_request()) {
+            Ok(h) => h,
+            Err(HeadError::Io(e)) => return Err(self.io_error(e, "HEAD")),
+            Err(HeadError::Closed | HeadError::Bad(_)) => {
+                self.raw_off();
+                return Ok(false);
+            }
+        };
+        match (head.status, head.content_length) {
+            (200, Some(len)) => {
+                self.learn_fields(head.etag.as_deref(), head.last_modified.as_deref());
+                self.len = len;
+                if !head.close {
+                    // A HEAD response has no body.
+                    conn.reused = true;
+                    lock(&self.raw_idle).push(conn);
+                }
+                Ok(true)
+            }
+            (404 | 410 | 401 | 407, _) => Err(self.status_error(head.status, "HEAD")),
+            (c, _) if c == 408 || c == 429 || c >= 500 && c != 501 => {
+                Err(self.status_error(c, "HEAD"))
+            }
+            _ => {
+                self.raw_off();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Ask for bytes `first..end` (not empty) on the bulk path and check
+    /// the response head as strictly as [`Self::fetch_group`] does: a
+    /// `206` with the validators of the first response, a
+    /// `Content-Range` of exactly the range asked for and the known
+    /// length, and a `Content-Length` to match. A different version is
+    /// [`TransportErrorKind::Changed`]; statuses map as everywhere; a
+    /// redirect, a `200` of the same version (a server ignoring `Range`),
+    /// a chunked, multipart or length-less `206` turn the bulk path off
+    /// and are asked again through `ureq`.
+    pub(super) fn raw_open(
+        &self,
+        first: u64,
+        end: u64,
+        what: &str,
+    ) -> Result<RawOpen, TransportError> {
+        let Some(target) = &self.raw else {
+            return Ok(RawOpen::Fallback);
+        };
+        let request = target.request(first, end - 1, self.if_range.as_deref());
+        let bad = |detail: String| {
+            self.error(TransportErrorKind::Protocol, &format!("{what}: {detail}"))
+                .with_range(first..end)
+        };
+        let (mut conn, head) = loop {
+            let pooled = lock(&self.raw_idle).pop();
+            let fresh = pooled.is_none();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => target.connect().map_err(|e| self.io_error(e, what))?,
+            };
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            match conn.exchange(&request) {
+                Ok(head) => break (conn, head),
+                // A kept-alive connection the server closed while idle.
+                Err(HeadError::Closed | HeadError::Io(_)) if !fresh => continue,
+                Err(HeadError::Closed) => {
+                    return Err(self
+                        .error(
+                            TransportErrorKind::ConnectionLost,
+                            &format!("{what}: the connection closed before a response"),
+                        )
+                        .with_range(first..end));
+                }
+                Err(HeadError::Io(e)) => return Err(self.io_error(e, what).with_range(first..end)),
+                Err(HeadError::Bad(detail)) => return Err(bad(detail)),
+            }
+        };
+        let (etag, lm) = (head.etag.as_deref(), head.last_modified.as_deref());
+        match head.status {
+            206 => self.check_validators(etag, lm, None, false, what)?,
+            200 => {
+                self.check_validators(etag, lm, head.content_length, true, what)?;
+                self.raw_off();
+                if head.transfer_encoding {
+                    return Ok(RawOpen::Fallback);
+                }
+                // The server ignores `Range`: this body is the package;
+                // spool it rather than ask again.
+                let body = RawSpool {
+                    conn,
+                    left: head.content_length,
+                };
+                self.start_spool(Box::new(body))?;
+                return Ok(RawOpen::Fallback);
+            }
+            416 => {
+                return Err(self
+                    .unsatisfied_error(head.content_range.as_deref(), what)
+                    .with_range(first..end));
+            }
+            300..=399 => {
+                self.raw_off();
+                return Ok(RawOpen::Fallback);
+            }
+            code => return Err(self.status_error(code, what).with_range(first..end)),
+        }
+        let multipart = head.content_type.as_deref().is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+        if head.transfer_encoding || multipart || head.content_length.is_none() {
+            self.raw_off();
+            return Ok(RawOpen::Fallback);
+        }
+        let Some(cr) = head.content_range.as_deref() else {
+            return Err(bad(String::from("206 without Content-Range")));
+        };
+        match parse_content_range(cr.as_bytes()) {
+            Ok(ContentRange::Satisfied {
+                first: f,
+                last,
+                complete,
+            }) => {
+                self.check_complete(complete, what, cr, &bad)?;
+                if f != first || last.checked_add(1) != Some(end) {
+                    return Err(bad(format!(
+                        "Content-Range `{cr}` is not the range asked for"
+                    )));
+                }
+            }
+            _ => return Err(bad(format!("malformed Content-Range `{cr}`"))),
+        }
+        if head.content_length != Some(end - first) {
+            return Err(bad(format!(
+                "Content-Length {:?} disagrees with Content-Range `{cr}`",
+                head.content_length
+            )));
+        }
+        conn.reused = false;
+        Ok(RawOpen::Body(RawBody {
+            conn,
+            close: head.close,
+            at: first,
+            end,
+        }))
+    }
+
+    /// Read the next bytes of `body` into `buf` (at most what is left):
+    /// the count, never 0.
+    pub(super) fn raw_next(
+        &self,
+        body: &mut RawBody,
+        buf: &mut [u8],
+        what: &str,
+    ) -> Result<usize, TransportError> {
+        let want = (body.end - body.at).min(buf.len() as u64) as usize;
+        match body.conn.read_body(&mut buf[..want]) {
+            Ok(0) => Err(self
+                .error(
+                    TransportErrorKind::ConnectionLost,
+                    &format!("{what}: body ended at {}", body.at),
+                )
+                .with_range(body.at..body.end)),
+            Ok(n) => {
+                self.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                body.at += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.io_error(e, what).with_range(body.at..body.end)),
+        }
+    }
+
+    /// A body read to its end: keep its connection for the next request.
+    pub(super) fn raw_done(&self, body: RawBody) {
+        if body.at == body.end && !body.close {
+            let mut conn = body.conn;
+            conn.reused = true;
+            let mut idle = lock(&self.raw_idle);
+            if idle.len() < 4 {
+                idle.push(conn);
+            }
+        }
+    }
+
+    /// [`Self::read_single`] on the bulk path.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn raw_read(
+        &self,
+        mut body: RawBody,
+        first: u64,
+        end: u64,
+        group: &mut [Want],
+        buf: &mut [u8],
+        sink: &mut ChunkSink<'_>,
+        what: &str,
+    ) -> Result<Outcome, TransportError> {
+        debug_assert_eq!((body.at, body.end), (first, end));
+        while body.at < body.end {
+            if group.iter().all(Want::done) {
+                return Ok(Outcome::Done);
+            }
+            let at = body.at;
+            let n = self.raw_next(&mut body, buf, what)?;
+            if deliver(group, at, &buf[..n], sink).is_break() {
+                return Ok(Outcome::Break);
+            }
+        }
+        self.raw_done(body);
+        if !group.iter().all(Want::done) {
+            return Err(self.error(
+                TransportErrorKind::Protocol,
+                &format!("{what}: bytes missing from the response"),
             ));
         }
-    };
-    // RFC 9110 §15: every valid status code is within 100..=599.
-    if !(100..=599).contains(&code) {
-        return Err(format!("invalid status code {code:03}"));
+        Ok(Outcome::Done)
     }
-    let mut h = Head {
-        status: code,
-        close: version == b'0',
-        ..Head::default()
-    };
-    let mut fields = 0usize;
-    for line in lines {
-        let line = line
-            .strip_suffix(b"\r")
-            .ok_or_else(|| String::from("a header line ends in a bare LF"))?;
-        fields += 1;
-        if fields > MAX_FIELDS {
-            return Err(format!("more than {MAX_FIELDS} header fields"));
+
+    /// Fill `buf` with the package's bytes at `at` on the bulk path,
+    /// continuing the response in `stream` when it is at `at`; a new `GET`
+    /// asks for `at..until` (`until` at least the end of `buf`: the end of
+    /// the range a driver announced). Each `GET` carries `If-Range`, so a
+    /// package replaced between two requests is noticed. Retryable
+    /// failures are retried as [`HttpSource`] retries (backoff, at most
+    /// [`HttpOptions::max_attempts`] without progress), asking only for
+    /// what has not arrived. When the server turns out to need `ureq` (see
+    /// [`HttpSource::raw_open`]), the rest is read through `ureq`.
+    ///
+    /// # Errors
+    /// As [`RangeSource::read_ranges`]: a retryable error only after the
+    /// attempts ran out; [`TransportErrorKind::Changed`] at once.
+    pub(super) fn bulk_read_exact_at(
+        &self,
+        stream: &mut BulkStream,
+        at: u64,
+        buf: &mut [u8],
+        until: u64,
+    ) -> Result<(), TransportError> {
+        let end = at.saturating_add(buf.len() as u64);
+        let until = until.clamp(end, self.len.max(end));
+        if end > self.len {
+            return Err(self
+                .error(
+                    TransportErrorKind::RangeNotSatisfiable,
+                    &format!("the package is {} bytes", self.len),
+                )
+                .with_range(at..end));
         }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or_else(|| String::from("a header line without a colon"))?;
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(String::from("a malformed header name"));
-        }
-        if !value
-            .iter()
-            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
-        {
-            return Err(String::from("a header value with control bytes"));
-        }
-        let value = String::from_utf8_lossy(value.trim_ascii()).into_owned();
-        let once = |slot: &mut Option<String>, what: &str| {
-            match slot {
-                Some(old) if *old != value => {
-                    return Err(format!("two different {what} fields"));
+        let mut got = 0usize;
+        let mut failures = 0u32;
+        while got < buf.len() {
+            let pos = at + got as u64;
+            if stream.body.as_ref().is_none_or(|b| b.at != pos) {
+                stream.body = None;
+                if !self.raw_enabled() {
+                    return self.plain_read_exact_at(pos, &mut buf[got..]);
                 }
-                _ => *slot = Some(value.clone()),
+                let what = format!("GET bytes {pos}..{until}");
+                match self.raw_open(pos, until, &what) {
+                    Ok(RawOpen::Body(b)) => stream.body = Some(b),
+                    Ok(RawOpen::Fallback) => continue,
+                    Err(e) if self.retry_after(&mut failures, false, &e) => continue,
+                    Err(e) => return Err(e),
+                }
             }
-            Ok(())
-        };
-        match name.to_ascii_lowercase().as_slice() {
-            b"content-length" => {
-                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!("malformed Content-Length `{value}`"));
-                }
-                let n: u64 = value
-                    .parse()
-                    .map_err(|_| format!("Content-Length `{value}` too large"))?;
-                if h.content_length.is_some_and(|old| old != n) {
-                    return Err(String::from("two different Content-Length fields"));
-                }
-                h.content_length = Some(n);
-            }
-            b"content-range" => once(&mut h.content_range, "Content-Range")?,
-            b"content-type" => once(&mut h.content_type, "Content-Type")?,
-            b"etag" => once(&mut h.etag, "ETag")?,
-            b"last-modified" => once(&mut h.last_modified, "Last-Modified")?,
-            b"transfer-encoding" => h.transfer_encoding = true,
-            b"connection" => {
-                for token in value.split(',').map(str::trim) {
-                    if token.eq_ignore_ascii_case("close") {
-                        h.close = true;
-                    } else if token.eq_ignore_ascii_case("keep-alive") && version == b'0' {
-                        h.close = false;
+            let Some(body) = stream.body.as_mut() else {
+                continue;
+            };
+            let what = format!("GET bytes {pos}..{}", body.end);
+            match self.raw_next(body, &mut buf[got..], &what) {
+                Ok(n) => {
+                    got += n;
+                    failures = 0;
+                    if body.at == body.end
+                        && let Some(b) = stream.body.take()
+                    {
+                        self.raw_done(b);
                     }
                 }
+                Err(e) => {
+                    stream.body = None;
+                    if self.retry_after(&mut failures, false, &e) {
+                        continue;
+                    }
+                    return Err(e);
+                }
             }
-            _ => {}
         }
+        Ok(())
     }
-    Ok(h)
-}
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    /// [`RangeSource::read_exact_at`] through `read_ranges` (`ureq`, or
+    /// one bulk `GET` per call).
+    pub(super) fn plain_read_exact_at(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), TransportError> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let n = self.read_at(at, &mut buf[done..])?;
+            if n == 0 {
+                return Err(self
+                    .error(
+                        TransportErrorKind::RangeNotSatisfiable,
+                        &format!("the package ends at {at}"),
+                    )
+                    .with_range(offset..offset + buf.len() as u64));
+            }
+            done += n;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heads() {
-        let h = parse_head(
-            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\ncontent-range: bytes 0-9/100\r\nETag: \"x\"\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(h.status, 206);
-        assert_eq!(h.content_length, Some(10));
-        assert_eq!(h.content_range.as_deref(), Some("bytes 0-9/100"));
-        assert_eq!(h.etag.as_deref(), Some("\"x\""));
-        assert!(!h.close);
-        assert!(parse_head(b"HTTP/1.0 200\r\n\r\n").unwrap().close);
-        for bad in [
-            &b"HTTP/2 200 OK\r\n\r\n"[..],
-            b"HTTP/1.1 20 OK\r\n\r\n",
-            b"HTTP/1.1 026 Partial Content\r\n\r\n",
-            b"HTTP/1.1 600 Nope\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\n folded\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
-            b"HTTP/1.1 200 OK\nX: a\r\n\r\n",
-            b"HTTP/1.1 206 OK\r\nETag: \"a\"\r\nETag: \"b\"\r\n\r\n",
-        ] {
-            assert!(parse_head(bad).is_err(), "{}", String::from_utf8_lossy(bad));
-        }
-        assert!(
-            parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .unwrap()
-                .transfer_encoding
-        );
-    }
 
     #[test]
     fn targets() {
