@@ -39,6 +39,16 @@ where
             Conn::Tls(s) => s.read(buf),
         }
     }
+
+    /// One `readv` on plain TCP (a payload straight into its destination
+    /// and the next frame's head into a buffer); TLS reads the first
+    /// non-empty buffer.
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read_vectored(bufs),
+            Conn::Tls(s) => s.read_vectored(bufs),
+        }
+    }
 }
 
 impl<C, S> Write for Conn<C>

@@ -50,7 +50,10 @@ use rtsp_types::{Method, Request, Response, Url, Version};
 use crate::format::guid::Guid;
 use crate::io::{ChunkSink, RangeSource};
 use crate::net::tls;
-use crate::proto::rtsp::{self as proto, FLAG_END, Frame, Limits, PacketHeader};
+use crate::proto::rtsp::{
+    self as proto, FLAG_END, Frame, Limits, PACKET_PREFIX_LEN, PacketHeader, RTP_HEADER_LEN,
+    SFT_HEADER_LEN,
+};
 use crate::stream::{TransportError, TransportErrorKind};
 
 /// True for `rtsp://` and `rtsps://` URLs (any case).
@@ -238,6 +241,71 @@ impl Live {
             cseq: 0,
             session: String::new(),
         }
+    }
+
+    /// If the cursor is at a data packet whose head is buffered, that
+    /// `accept`s its header and length, and whose payload fits in `dst`:
+    /// the header, the payload copied (what is buffered) and received (the
+    /// rest, straight from the socket into `dst`, with the next bytes into
+    /// the buffer in the same `readv`), and its length. `None` when the
+    /// cursor is anywhere else (a reply, a packet not accepted, a frame not
+    /// yet buffered up to its data): the caller decodes as usual.
+    fn packet_into(
+        &mut self,
+        endpoint: &str,
+        dst: &mut [u8],
+        accept: impl Fn(&PacketHeader, usize) -> bool,
+    ) -> Result<Option<(PacketHeader, usize)>, TransportError> {
+        let avail = self.end - self.start;
+        let Some(prefix) = self.buf.get(self.start..self.start + PACKET_PREFIX_LEN) else {
+            return Ok(None);
+        };
+        if prefix[0] != b'$' || prefix[1] % 2 != 0 {
+            return Ok(None);
+        }
+        let frame_len = usize::from(u16::from_be_bytes([prefix[2], prefix[3]]));
+        let Some(data_len) = frame_len.checked_sub(RTP_HEADER_LEN + SFT_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let Some((h, _)) = PacketHeader::parse(&prefix[4..]) else {
+            return Ok(None);
+        };
+        if data_len > dst.len() || avail >= PACKET_PREFIX_LEN + data_len || !accept(&h, data_len) {
+            // Too long for `dst`, whole in the buffer already, or not a
+            // packet the caller is reading.
+            return Ok(None);
+        }
+        let buffered = avail - PACKET_PREFIX_LEN;
+        let from = self.start + PACKET_PREFIX_LEN;
+        dst[..buffered].copy_from_slice(&self.buf[from..from + buffered]);
+        // The buffer is empty now: what comes after the payload lands at
+        // its start.
+        self.start = 0;
+        self.end = 0;
+        let mut got = buffered;
+        while got < data_len {
+            let (head, _) = self.buf.split_at_mut(PACKET_PREFIX_LEN * 4);
+            let mut bufs = [
+                io::IoSliceMut::new(&mut dst[got..data_len]),
+                io::IoSliceMut::new(head),
+            ];
+            match self.conn.read_vectored(&mut bufs) {
+                Ok(0) => {
+                    return Err(terr(
+                        TransportErrorKind::ConnectionLost,
+                        format!("{endpoint}: the server closed the connection"),
+                    ));
+                }
+                Ok(n) => {
+                    let into_dst = n.min(data_len - got);
+                    got += into_dst;
+                    self.end = n - into_dst;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(endpoint, "reading", &e)),
+            }
+        }
+        Ok(Some((h, data_len)))
     }
 
     /// The bytes of a packet payload from [`Item::Packet`].
@@ -970,6 +1038,22 @@ impl RtspSource {
                 filled += n;
                 continue;
             }
+            // A packet of this fetch whose payload is still on its way:
+            // received straight into `dst`.
+            let want = dst.get_mut(filled..).unwrap_or_default();
+            let (tag, next, until) = (st.tag, st.next, st.end);
+            let accept = |h: &PacketHeader, n: usize| {
+                let end = h.offset.saturating_add(n as u64);
+                h.tag == tag
+                    && h.offset == next
+                    && end <= until
+                    && (h.flags & FLAG_END == 0 || end == until)
+            };
+            if let Some((h, n)) = live.packet_into(ep, want, accept)? {
+                st.next = h.offset + n as u64;
+                filled += n;
+                continue;
+            }
             match live.next_item(ep)? {
                 Item::Reply(r) => {
                     let status = u16::from(r.status());
@@ -1035,7 +1119,9 @@ impl RtspSource {
     /// [`RtspSource::stream_into`].
     fn start_stream(&self, state: &mut State, range: Range<u64>) -> Result<(), TransportError> {
         if state.live.is_none() {
+            // The connection of the open was dropped since: a reconnect.
             state.live = Some(self.establish(Some(self.pinned.version_guid))?.0);
+            state.reconnects += 1;
         }
         let Some(live) = state.live.as_mut() else {
             return Err(terr(TransportErrorKind::Other, "no connection"));
@@ -1067,6 +1153,12 @@ impl RangeSource for RtspSource {
         if range.start < range.end && range.end <= self.pinned.len {
             lock(&self.state).planned = Some(range);
         }
+    }
+
+    /// True: after [`RangeSource::will_read`], in-order reads are served
+    /// from one streaming fetch, so drivers read pipelined.
+    fn streaming_reads(&self) -> bool {
+        true
     }
 
     /// Long requests: each is one fetch the server streams without a round
