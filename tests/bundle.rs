@@ -570,6 +570,52 @@ fn cli_bundle_list_unpack_and_errors() {
     assert!(err.contains("crc mismatch"), "{err}");
 }
 
+/// `sft bundle create|ls|unpack` do what the flag forms do (which keep
+/// working: see above), byte for byte.
+#[test]
+fn cli_bundle_subcommands_match_the_flag_forms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = published(tmp.path());
+    let (a, b) = (tmp.path().join("a.sftb"), tmp.path().join("b.sftb"));
+    let m = manifest.to_str().unwrap();
+    let o = sft(&[
+        "bundle",
+        "--manifest",
+        m,
+        "--with-sft",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let o = sft(&[
+        "bundle",
+        "create",
+        "--manifest",
+        m,
+        "--with-sft",
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    let flags = sft(&["bundle", "--list", a.to_str().unwrap()]);
+    let sub = sft(&["bundle", "ls", b.to_str().unwrap()]);
+    assert!(sub.status.success(), "{sub:?}");
+    assert_eq!(flags.stdout, sub.stdout);
+    let dir = tmp.path().join("un");
+    let o = sft(&[
+        "bundle",
+        "unpack",
+        b.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(dir.join("Sample Icons/app.ico").is_file());
+    // A subcommand with the old flags is a usage error.
+    let o = sft(&["bundle", "ls", b.to_str().unwrap(), "--with-sft"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}
+
 /// An entry for the container layer: name, kind, data.
 type RawEntry = (String, EntryKind, Vec<u8>);
 

@@ -103,9 +103,20 @@ pub struct SourceOptions {
     #[cfg(feature = "smb")]
     smb: crate::net::smb::SmbOptions,
     pipelined: bool,
+    limit_rate: Option<u64>,
 }
 
 impl SourceOptions {
+    /// Pace every source opened with these options to `bytes_per_sec`
+    /// (0: unlimited), through a
+    /// [`ShapedSource`](crate::io::shaped::ShapedSource): fetches, checks
+    /// and reads alike.
+    #[must_use]
+    pub fn limit_rate(mut self, bytes_per_sec: u64) -> Self {
+        self.limit_rate = (bytes_per_sec > 0).then_some(bytes_per_sec);
+        self
+    }
+
     /// Options of `smb://` and UNC sources (port, credentials, timeouts).
     #[cfg(feature = "smb")]
     #[must_use]
@@ -778,6 +789,19 @@ pub fn open_source_with(
     spec: &str,
     options: &SourceOptions,
 ) -> Result<Box<dyn RangeSource>, Error> {
+    let source = open_unpaced(spec, options)?;
+    Ok(match options.limit_rate {
+        Some(rate) => Box::new(crate::io::shaped::ShapedSource::new(
+            source,
+            rate,
+            Duration::ZERO,
+        )),
+        None => source,
+    })
+}
+
+/// [`open_source_with`] without the rate limit.
+fn open_unpaced(spec: &str, options: &SourceOptions) -> Result<Box<dyn RangeSource>, Error> {
     let _ = options;
     if let Some(path) = local_path(spec)? {
         return open_file(&path);

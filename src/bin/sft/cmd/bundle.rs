@@ -1,8 +1,10 @@
-//! `sft bundle --manifest M [--with-sft] [--sft PATH] -o APP.sftb`, and
-//! `sft bundle --list APP.sftb` / `sft bundle --unpack APP.sftb DIR`.
+//! `sft bundle create --manifest M [--with-sft] [--sft PATH] -o APP.sftb`,
+//! `sft bundle ls APP.sftb`, `sft bundle unpack APP.sftb DIR`; and the
+//! first version's flag forms (`--manifest … -o`, `--list`, `--unpack`).
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use sft::bundle::{Bundle, BundleOptions, write_bundle};
@@ -10,35 +12,53 @@ use sft::bundle::{Bundle, BundleOptions, write_bundle};
 use crate::escape::Safe;
 use crate::util::UsageError;
 
-/// `sft bundle`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct BundleArgs {
-    /// The manifest to bundle (with every OSD and icon it references under
-    /// %SFT_MIME_SOURCE%, its folder).
-    #[arg(long, value_name = "M")]
-    pub manifest: Option<PathBuf>,
-    /// Also carry the SFT (a stand-alone bundle), found through the
-    /// manifest's PACKAGE HREF (or the first APP's OSD CODEBASE HREF) as a
-    /// local file.
-    #[arg(long)]
-    pub with_sft: bool,
-    /// The SFT to carry, instead of the one the manifest names (implies
-    /// --with-sft).
-    #[arg(long, value_name = "PATH")]
-    pub sft: Option<PathBuf>,
-    /// The bundle to write.
-    #[arg(short = 'o', long = "output", value_name = "APP.sftb")]
-    pub output: Option<PathBuf>,
-    /// Check a bundle and list its entries (kind, bytes, CRC-32, offset, name).
-    #[arg(long, value_name = "APP.sftb", conflicts_with_all = ["manifest", "with_sft", "sft", "output", "unpack"])]
-    pub list: Option<PathBuf>,
-    /// Check a bundle and unpack it into DIR (absent or empty), in the
-    /// layout the manifest expects; prints the manifest's path there.
-    #[arg(long, num_args = 2, value_names = ["APP.sftb", "DIR"], conflicts_with_all = ["manifest", "with_sft", "sft", "output"])]
-    pub unpack: Option<Vec<PathBuf>>,
-}
-
 pub(crate) fn run(args: &BundleArgs) -> anyhow::Result<()> {
+    // Each subcommand is the flag form it names.
+    let flags;
+    let args = match &args.command {
+        None => args,
+        Some(BundleCommand::Create {
+            manifest,
+            with_sft,
+            sft,
+            output,
+        }) => {
+            flags = BundleArgs {
+                command: None,
+                manifest: Some(manifest.clone()),
+                with_sft: *with_sft,
+                sft: sft.clone(),
+                output: Some(output.clone()),
+                list: None,
+                unpack: None,
+            };
+            &flags
+        }
+        Some(BundleCommand::Ls { bundle }) => {
+            flags = BundleArgs {
+                command: None,
+                manifest: None,
+                with_sft: false,
+                sft: None,
+                output: None,
+                list: Some(bundle.clone()),
+                unpack: None,
+            };
+            &flags
+        }
+        Some(BundleCommand::Unpack { bundle, dir }) => {
+            flags = BundleArgs {
+                command: None,
+                manifest: None,
+                with_sft: false,
+                sft: None,
+                output: None,
+                list: None,
+                unpack: Some(vec![bundle.clone(), dir.clone()]),
+            };
+            &flags
+        }
+    };
     let mut out = std::io::stdout().lock();
     if let Some(path) = &args.list {
         let b = Bundle::open(path)?;

@@ -1,231 +1,20 @@
 //! `sft client`: the client package store, with verbs modelled on App-V's
 //! SFTMIME (see docs/CLIENT.md).
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use clap::{Subcommand, ValueEnum};
+
 use sft::client::{AutoLoad, AutoLoadTarget, LoadOptions, LoadReport, PackageOptions, Store};
-use sft::fetch::SourceOptions;
-use sft::net::http::HttpOptions;
-use sft::net::rtsp::RtspOptions;
 use sft::redact_url;
 use sft::stream::Event;
 
 use crate::escape::Safe;
 use crate::util::{UsageError, name_once, progress_bar, short};
-
-/// `sft client`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ClientArgs {
-    /// The store folder (default: $SFT_CLIENT_STORE, else
-    /// $XDG_DATA_HOME/sft/client, else ~/.local/share/sft/client).
-    #[arg(long, value_name = "DIR", global = true)]
-    pub store: Option<PathBuf>,
-
-    /// The client command.
-    #[command(subcommand)]
-    pub command: ClientCommand,
-}
-
-/// Autoload triggers on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum AutoLoadArg {
-    /// No autoload (App-V's /AUTOLOADNEVER).
-    Never,
-    /// After a launch (/AUTOLOADONLAUNCH).
-    Launch,
-    /// After a publishing refresh (/AUTOLOADONREFRESH).
-    Refresh,
-    /// At login (/AUTOLOADONLOGIN).
-    Login,
-}
-
-/// Autoload target on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum TargetArg {
-    /// Nothing (NONE).
-    None,
-    /// Packages used before (PREVUSED).
-    Used,
-    /// Everything (ALL).
-    All,
-}
-
-/// What `query` lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum QueryWhat {
-    /// Packages (SFTMIME QUERY OBJ:PACKAGE).
-    Packages,
-    /// Applications (SFTMIME QUERY OBJ:APP).
-    Apps,
-}
-
-/// Package settings shared by add-package and configure-package.
-#[derive(Debug, clap::Args)]
-pub(crate) struct PackageFlags {
-    /// The package's SFT location, instead of the manifest's HREF (App-V's
-    /// OverrideURL); "" clears it.
-    #[arg(long, value_name = "URL")]
-    pub override_url: Option<String>,
-    /// For all users.
-    #[arg(long)]
-    pub global: bool,
-    /// Background-load triggers (recorded; `run` honours `launch`);
-    /// `never` alone turns them off.
-    #[arg(long, value_enum, num_args = 1.., value_name = "TRIGGER")]
-    pub autoload: Option<Vec<AutoLoadArg>>,
-    /// What autoload loads.
-    #[arg(long, value_enum, value_name = "TARGET")]
-    pub autoload_target: Option<TargetArg>,
-}
-
-/// How a load streams.
-#[derive(Debug, clap::Args)]
-pub(crate) struct LoadFlags {
-    /// Limit the transfer to this many bytes per second (k, M, G, T: powers
-    /// of 1024).
-    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
-    pub limit_rate: Option<u64>,
-    /// Trust the CA certificates in this PEM file for https:// and
-    /// rtsps:// sources.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Retry a server that is down or restarting for up to this long from
-    /// the start of an outage (default 60s; 0: fail at once).
-    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
-    pub retry_for: Option<std::time::Duration>,
-}
-
-/// `sft client` commands.
-#[derive(Debug, Subcommand)]
-pub(crate) enum ClientCommand {
-    /// Add a package record, or update its configuration (SFTMIME ADD PACKAGE).
-    AddPackage {
-        /// The package's name in the store.
-        name: String,
-        /// Its manifest.
-        #[arg(long, value_name = "FILE")]
-        manifest: PathBuf,
-        #[command(flatten)]
-        flags: PackageFlags,
-    },
-    /// Change a package's manifest, source or autoload (SFTMIME CONFIGURE PACKAGE).
-    ConfigurePackage {
-        /// The package (name or GUID).
-        name: String,
-        /// A new manifest (for the same package GUID).
-        #[arg(long, value_name = "FILE")]
-        manifest: Option<PathBuf>,
-        #[command(flatten)]
-        flags: PackageFlags,
-    },
-    /// Publish an added package for this user or all (SFTMIME PUBLISH PACKAGE).
-    PublishPackage {
-        /// The package (name or GUID).
-        name: String,
-        /// Its manifest.
-        #[arg(long, value_name = "FILE")]
-        manifest: PathBuf,
-        /// For all users.
-        #[arg(long)]
-        global: bool,
-    },
-    /// Unpublish for this user or all (SFTMIME UNPUBLISH PACKAGE).
-    UnpublishPackage {
-        /// The package (name or GUID).
-        name: String,
-        /// For all users.
-        #[arg(long)]
-        global: bool,
-    },
-    /// Load the whole package into the store, synchronously, resuming (SFTMIME LOAD PACKAGE).
-    LoadPackage {
-        /// The package (name or GUID).
-        name: String,
-        /// Load from this SFT instead of the configured source (/SFTPATH).
-        #[arg(long, value_name = "PATH")]
-        sft_path: Option<String>,
-        /// Stop once the package can launch (FB1 cached).
-        #[arg(long)]
-        launch_only: bool,
-        #[command(flatten)]
-        load: LoadFlags,
-    },
-    /// Remove a package's data; its records stay (SFTMIME UNLOAD PACKAGE).
-    UnloadPackage {
-        /// The package (name or GUID).
-        name: String,
-    },
-    /// Remove a package, its data and records, for all users (SFTMIME DELETE PACKAGE).
-    DeletePackage {
-        /// The package (name or GUID).
-        name: String,
-    },
-    /// Pin a package in the cache (SFTMIME LOCK APP).
-    Lock {
-        /// The package (name or GUID).
-        name: String,
-    },
-    /// Unpin a package (SFTMIME UNLOCK APP).
-    Unlock {
-        /// The package (name or GUID).
-        name: String,
-    },
-    /// List packages or applications (SFTMIME QUERY OBJ).
-    Query {
-        /// packages or apps.
-        #[arg(value_enum)]
-        what: QueryWhat,
-        /// JSON (an array of objects; field names in docs/CLIENT.md).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show or change store settings: cache limit, ApplicationSourceRoot.
-    ConfigureStore {
-        /// Cache limit in bytes (k, M, G, T suffixes: powers of 1024), or
-        /// `none`.
-        #[arg(long, value_name = "SIZE")]
-        cache_limit: Option<String>,
-        /// ApplicationSourceRoot for every package's HREF, or `none`.
-        #[arg(long, value_name = "ROOT")]
-        app_source_root: Option<String>,
-    },
-    /// Run CMD with the package in use (the SFTTRAY /LAUNCH analogue):
-    /// loads FB1 if needed; the package cannot be unloaded or evicted
-    /// while CMD runs.
-    Run {
-        /// The package (name or GUID).
-        name: String,
-        #[command(flatten)]
-        load: LoadFlags,
-        /// The command and its arguments (after `--`).
-        #[arg(last = true, required = true, value_name = "CMD")]
-        command: Vec<String>,
-    },
-    /// Add and publish the package a .sftb bundle carries in one step
-    /// (the sequencer MSI's MODE, OVERRIDEURL, LOAD).
-    Install {
-        /// The bundle.
-        bundle: PathBuf,
-        /// The package's SFT location (OVERRIDEURL).
-        #[arg(long, value_name = "URL")]
-        override_url: Option<String>,
-        /// Load the package after publishing (LOAD=TRUE).
-        #[arg(long)]
-        load: bool,
-        /// For all users.
-        #[arg(long)]
-        global: bool,
-        /// The package's name in the store (default: the manifest's PACKAGE NAME).
-        #[arg(long, value_name = "NAME")]
-        name: Option<String>,
-        #[command(flatten)]
-        flags: LoadFlags,
-    },
-}
 
 fn open_store(args: &ClientArgs) -> anyhow::Result<Store> {
     let dir = match &args.store {
@@ -280,12 +69,6 @@ fn load_options(
     sft_path: Option<String>,
     launch_only: bool,
 ) -> LoadOptions {
-    let mut http = HttpOptions::default().env_credentials(true);
-    let mut rtsp = RtspOptions::default();
-    if let Some(ca) = &flags.ca_file {
-        http = http.ca_file(ca);
-        rtsp = rtsp.ca_file(ca);
-    }
     let bar = Arc::new(Mutex::new(None));
     let tty = std::io::stderr().is_terminal();
     let label = name.to_owned();
@@ -293,12 +76,10 @@ fn load_options(
     LoadOptions {
         sft_path,
         launch_only,
-        limit_rate: flags.limit_rate.unwrap_or(0),
-        retry_for: flags.retry_for,
-        sources: SourceOptions::default()
-            .http(http)
-            .rtsp(rtsp)
-            .smb(sft::net::smb::SmbOptions::default().env_credentials(true)),
+        // The sources carry --limit-rate.
+        limit_rate: 0,
+        retry_for: flags.source.retry_for,
+        sources: flags.source.options(),
         on_event: Some(Box::new(move |e: &Event| {
             if let Some(line) = crate::util::warning_for(e) {
                 eprintln!("{line}");

@@ -1,5 +1,7 @@
 //! `sft extract PKG DIR`.
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::Write;
 use std::time::Instant;
 
@@ -12,7 +14,18 @@ use crate::util::{Loaded, progress_bar, short};
 /// Run `sft extract`.
 pub fn run(a: &ExtractArgs, no_mmap: bool) -> anyhow::Result<()> {
     let start = Instant::now();
-    let loaded = Loaded::open(&a.package, no_mmap)?;
+    // A URL is fetched (every block checked) into a temporary file beside
+    // DIR first; the temporary directory goes when this returns.
+    let mut _fetched = None;
+    let path = match super::source_args::classify(&a.package)? {
+        super::source_args::Spec::Local(path) => path,
+        super::source_args::Spec::Remote(spec) => {
+            let (dir, path) = fetch_to_temp(a, spec)?;
+            _fetched = Some(dir);
+            path
+        }
+    };
+    let loaded = Loaded::open(&path, no_mmap)?;
     loaded.advise_sequential();
     let pkg = loaded.package()?;
     let mut opts = ExtractOptions::default().overwrite(!a.no_overwrite);
@@ -27,7 +40,7 @@ pub fn run(a: &ExtractArgs, no_mmap: bool) -> anyhow::Result<()> {
     let report = extract(&pkg, &a.dir, &opts).with_context(|| {
         format!(
             "cannot extract `{}` into `{}`",
-            a.package.display(),
+            sft::redact_url(&a.package.to_string_lossy()),
             a.dir.display()
         )
     })?;
@@ -44,4 +57,40 @@ pub fn run(a: &ExtractArgs, no_mmap: bool) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     )?;
     Ok(())
+}
+
+/// Fetch `spec` into a new temporary directory beside `a.dir` (the same
+/// file system, usually); returns the directory (removed on drop) and the
+/// package's path in it.
+fn fetch_to_temp(
+    a: &ExtractArgs,
+    spec: &str,
+) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    use sft::fetch::{FetchOptions, fetch_spec};
+    let shown = sft::redact_url(spec);
+    let parent = a
+        .dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".sft-extract-")
+        .tempdir_in(parent)
+        .with_context(|| {
+            format!(
+                "cannot create a temporary directory in `{}`",
+                parent.display()
+            )
+        })?;
+    let out = tmp.path().join("package.sft");
+    let options = FetchOptions::default()
+        .session(a.remote.session())
+        .sources(a.remote.options())
+        .on_event(|e| {
+            if let Some(line) = crate::util::warning_for(e) {
+                eprintln!("{line}");
+            }
+        });
+    fetch_spec(spec, &out, options).with_context(|| format!("cannot fetch `{shown}`"))?;
+    Ok((tmp, out))
 }

@@ -3,101 +3,22 @@
 //! OSD file (`*.osd`) or a manifest (`*.xml`): its CODEBASE is resolved
 //! (variables, ApplicationSourceRoot, OverrideURL, SFTPATH) first.
 
-use std::path::{Path, PathBuf};
+#[allow(unused_imports)]
+use crate::args::*;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use sft::fetch::cache::{CacheOptions, CachePaths};
-use sft::fetch::{FetchOptions, SourceOptions, fetch, fetch_spec, open_source_with};
+use sft::fetch::{FetchOptions, fetch, fetch_spec, open_source_with};
 use sft::io::shaped::ShapedSource;
-use sft::net::http::HttpOptions;
-use sft::net::rtsp::RtspOptions;
 use sft::publish::{Manifest, SourceRoots, expand_vars, resolve_codebase};
 use sft::redact_url;
 use sft::stream::{Event, TransportErrorKind};
 
 use crate::escape::Safe;
 use crate::util::{UsageError, name_once, progress_bar, short};
-
-/// `sft fetch`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct FetchArgs {
-    /// The package: a path, a file:// URL, an http:// or https:// URL
-    /// (credentials in the URL or in SFT_HTTP_USER / SFT_HTTP_PASSWORD or
-    /// SFT_HTTP_TOKEN; presigned query strings are kept as given), an
-    /// rtsp(s):// URL, or a file on an SMB share: smb://[user@]host[:port]/
-    /// share/path, \\host\share\path or file://\\host\share\path (credentials
-    /// from the flags below, the URL, or SFT_SMB_USER / SFT_SMB_PASSWORD /
-    /// SFT_SMB_DOMAIN). Or a local OSD file (*.osd) or manifest (*.xml):
-    /// the package its CODEBASE HREF names, after %VAR% expansion
-    /// (%SFT_MIME_SOURCE% defaults to the descriptor's directory) and the
-    /// source roots below.
-    pub source: String,
-
-    /// Output package file (written atomically once complete).
-    #[arg(short, long, value_name = "OUT.sft")]
-    pub output: PathBuf,
-
-    /// Stop once the package can launch (prologue and FB1 cached); a later
-    /// run without it fetches the rest and writes OUT.
-    #[arg(long)]
-    pub launch_only: bool,
-
-    /// Keep the partial file and its block bitmap in DIR instead of beside
-    /// OUT (as OUT.partial and OUT.partial.blocks).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Limit the transfer to this many bytes per second (k, M, G
-    /// suffixes: powers of 1024), like curl's --limit-rate.
-    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
-    pub limit_rate: Option<u64>,
-
-    /// Simulate a link with this round-trip time in milliseconds (each
-    /// request waits one round trip before its first byte); for
-    /// benchmarks, with --limit-rate as the bandwidth.
-    #[arg(long, value_name = "MS", hide = true)]
-    pub simulate_rtt: Option<u64>,
-
-    /// Do not fdatasync the partial file before recording blocks as
-    /// present, nor the output before renaming it (like cp). A killed
-    /// process loses nothing; after a power loss, blocks that never
-    /// reached the disk fail their re-check on resume and are fetched
-    /// again.
-    #[arg(long)]
-    pub no_fsync: bool,
-
-    /// Check only each block's CRC-32 on arrival, not that zlib blocks
-    /// inflate to their size (faster; `sft verify` checks everything).
-    #[arg(long)]
-    pub crc_only: bool,
-
-    /// Trust the CA certificates in this PEM file for https:// and rtsps://
-    /// sources (instead of the system's roots), like curl's --cacert.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-
-    /// With an OSD or manifest source: App-V's ApplicationSourceRoot,
-    /// replacing the HREF's protocol://server:port (or \\computer\share,
-    /// or drive) and prefixing its path.
-    #[arg(long, value_name = "ROOT")]
-    pub application_source_root: Option<String>,
-
-    /// With an OSD or manifest source: the package's OverrideURL, used
-    /// instead of the HREF and ApplicationSourceRoot.
-    #[arg(long, value_name = "URL")]
-    pub override_url: Option<String>,
-
-    /// With an OSD or manifest source: an explicit package location
-    /// (App-V's /SFTPATH), overriding everything else.
-    #[arg(long, value_name = "PATH")]
-    pub sftpath: Option<String>,
-
-    /// Credentials of remote sources.
-    #[command(flatten)]
-    pub remote: super::source_args::SourceArgs,
-}
 
 /// What kind of descriptor a source is, by its extension.
 fn descriptor_kind(source: &str) -> Option<&'static str> {
@@ -251,15 +172,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         }
     };
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
-    let mut http = HttpOptions::default().env_credentials(true);
-    let mut rtsp = RtspOptions::default();
-    if let Some(ca) = &args.ca_file {
-        http = http.ca_file(ca);
-        rtsp = rtsp.ca_file(ca);
-    }
-    let sources = args
-        .remote
-        .apply(SourceOptions::default().http(http).rtsp(rtsp));
+    let sources = args.remote.options();
     // Without --simulate-rtt: fetch_spec (a local file takes the fast
     // path, paced by --limit-rate if given; URLs their transport, started
     // over if the source changes mid-stream). The link simulation reads
@@ -267,18 +180,19 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let simulated = if rtt.is_zero() {
         None
     } else {
-        let source = open_source_with(&source, &sources)
+        // The link is one ShapedSource: its rate and its round trip.
+        let source = open_source_with(&source, &args.remote.options().limit_rate(0))
             .map_err(|e| fetch_error(e, &source, args, false))?;
-        Some(ShapedSource::new(source, args.limit_rate.unwrap_or(0), rtt))
+        Some(ShapedSource::new(
+            source,
+            args.remote.limit_rate.unwrap_or(0),
+            rtt,
+        ))
     };
     let bar = Arc::new(Mutex::new(None));
     let bar_cb = Arc::clone(&bar);
     let mut options = FetchOptions::default()
         .launch_only(args.launch_only)
-        .limit_rate(match simulated {
-            None => args.limit_rate.unwrap_or(0),
-            Some(_) => 0,
-        })
         .session(args.remote.session().decode_blocks(!args.crc_only))
         .cache(CacheOptions::default().sync(!args.no_fsync))
         .sources(sources)

@@ -1,6 +1,8 @@
 //! `sft info PKG|URL [--json]`: a local package, or the prologue of a
 //! remote one (nothing past the prologue is read).
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::Write;
 
 use sft::Codec;

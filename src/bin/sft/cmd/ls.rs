@@ -1,6 +1,8 @@
 //! `sft ls PKG|URL [-l]`: a local package, or the prologue of a remote
 //! one (entries are in the prologue: no block data is read).
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::{BufWriter, Write};
 
 use sft::Entry;

@@ -1,7 +1,9 @@
 //! `sft osd show FILE [--json]`: what an OSD descriptor says.
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use serde_json::{Value as Json, json};
@@ -9,32 +11,6 @@ use sft::publish::{Element, Extra, Node, Osd, ScriptBody};
 use sft::redact_url;
 
 use crate::escape::Safe;
-
-/// `sft osd`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct OsdArgs {
-    /// What to do with the OSD.
-    #[command(subcommand)]
-    pub command: OsdCommand,
-}
-
-/// `sft osd` subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum OsdCommand {
-    /// Print what an OSD file says: application, codebase, environment,
-    /// scripts, shortcuts.
-    Show(ShowArgs),
-}
-
-/// `sft osd show`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ShowArgs {
-    /// The OSD file.
-    pub file: PathBuf,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Largest OSD file read (the parser's own limit).
 const MAX_OSD: u64 = 4 << 20;

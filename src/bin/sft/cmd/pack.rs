@@ -1,5 +1,7 @@
 //! `sft pack DIR -o OUT.sft [--publish DIR --app NAME=PATH[,ICON]… --href URL]`.
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::io::Read;
 use std::io::Write;
 use std::path::Path;

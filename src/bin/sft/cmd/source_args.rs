@@ -1,11 +1,14 @@
-//! Flags shared by the commands that read a remote source (`sft fetch`,
-//! `sft verify URL`, `sft info URL`, `sft ls URL`): SMB credentials.
+//! The flags every command that takes a package shares (`sft fetch`,
+//! `info`, `ls`, `cat`, `extract`, `verify`, `client load-package`):
+//! SMB credentials, `--ca-file`, `--limit-rate`, `--retry-for`.
 //!
 //! There is deliberately no password flag: a password on the command line
 //! is visible to every user of the machine in `ps` and `/proc/PID/cmdline`
 //! (and lands in shell history). The password comes from the credentials
 //! file or from `SFT_SMB_PASSWORD`.
 
+#[allow(unused_imports)]
+use crate::args::*;
 use std::path::{Path, PathBuf};
 
 use sft::fetch::SourceOptions;
@@ -15,34 +18,6 @@ use sft::read::Prologue;
 use sft::stream::SessionConfig;
 
 use crate::util::Loaded;
-
-/// Credentials for `smb://` and UNC (`\\host\share\path`) sources.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct SourceArgs {
-    /// SMB user (`user`, `DOMAIN\user` or `user@realm`) for smb:// and
-    /// UNC sources; overrides the URL's `user@`, the credentials file and
-    /// SFT_SMB_USER.
-    #[arg(long, value_name = "USER")]
-    pub smb_user: Option<String>,
-
-    /// SMB (NTLM) domain; overrides the URL's `DOMAIN;user@`, the
-    /// credentials file and SFT_SMB_DOMAIN.
-    #[arg(long, value_name = "DOMAIN")]
-    pub smb_domain: Option<String>,
-
-    /// SMB credentials file in smbclient's -A format (`username = ...`,
-    /// `password = ...`, `domain = ...`). The password is read only from
-    /// here or from SFT_SMB_PASSWORD: a password flag would show in `ps`.
-    #[arg(long, value_name = "FILE")]
-    pub smb_credentials: Option<PathBuf>,
-
-    /// Retry a server that is down or restarting (connection refused or
-    /// lost, a time-out) for up to this long from the start of an outage,
-    /// with pauses doubling from 0.1 s to 5 s (default 60s; 0: fail at
-    /// once). A missing package or block fails at once.
-    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
-    pub retry_for: Option<std::time::Duration>,
-}
 
 impl SourceArgs {
     /// The SMB options these flags ask for (the rest default; credentials
@@ -62,19 +37,21 @@ impl SourceArgs {
         smb
     }
 
-    /// `options` with these flags applied.
-    pub(crate) fn apply(&self, options: SourceOptions) -> SourceOptions {
-        options.smb(self.smb_options())
-    }
-
-    /// [`SourceOptions`] for a command with no HTTP flags of its own: these
-    /// SMB flags, and HTTP credentials from the environment as well as the
-    /// URL.
+    /// [`SourceOptions`] these flags ask for: the CA file for https:// and
+    /// rtsps://, the SMB flags, the rate limit, and credentials from the
+    /// environment as well as the URL.
     pub(crate) fn options(&self) -> SourceOptions {
-        self.apply(
-            SourceOptions::default()
-                .http(sft::net::http::HttpOptions::default().env_credentials(true)),
-        )
+        let mut http = sft::net::http::HttpOptions::default().env_credentials(true);
+        let mut rtsp = sft::net::rtsp::RtspOptions::default();
+        if let Some(ca) = &self.ca_file {
+            http = http.ca_file(ca);
+            rtsp = rtsp.ca_file(ca);
+        }
+        SourceOptions::default()
+            .http(http)
+            .rtsp(rtsp)
+            .smb(self.smb_options())
+            .limit_rate(self.limit_rate.unwrap_or(0))
     }
 }
 

@@ -1,6 +1,8 @@
 //! `sft verify PKG|URL`: a local package, or one streamed from a URL
 //! (http(s)://, rtsp(s)://, smb:// or UNC).
 
+#[allow(unused_imports)]
+use crate::args::*;
 use anyhow::Context;
 use std::io::Write;
 
@@ -40,7 +42,7 @@ pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
 /// Stream the package at `spec` (an http(s)://, rtsp(s)://, smb:// ... URL)
 /// through the streaming core and check everything, storing nothing: the
 /// prologue's CRCs when it is parsed, then every block's CRC and inflate.
-fn verify_remote(spec: &str, remote: &super::source_args::SourceArgs) -> anyhow::Result<()> {
+fn verify_remote(spec: &str, remote: &crate::args::SourceArgs) -> anyhow::Result<()> {
     use sft::fetch::verify_spec;
     use sft::stream::Event;
 

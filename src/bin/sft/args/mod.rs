@@ -4,8 +4,22 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod bundle;
+mod client;
+mod fetch;
+mod osd;
+mod serve;
+mod source;
+
+pub(crate) use bundle::*;
+pub(crate) use client::*;
+pub(crate) use fetch::*;
+pub(crate) use osd::*;
+pub(crate) use serve::*;
 use sft::Guid;
 use sft::write::BlockSize;
+pub(crate) use source::*;
 
 /// Pack, inspect, extract and verify SFT packages (App-V 4.x style).
 #[derive(Debug, Parser)]
@@ -36,15 +50,15 @@ pub enum Command {
     /// Check every checksum and decode every block.
     Verify(VerifyArgs),
     /// Fetch a package from a source into a local file, resumably.
-    Fetch(crate::cmd::fetch::FetchArgs),
+    Fetch(FetchArgs),
     /// Serve package content to streaming clients (HTTP/HTTPS).
-    Serve(crate::cmd::serve::ServeArgs),
+    Serve(ServeArgs),
     /// Read OSD descriptors (`sft osd show FILE [--json]`).
-    Osd(crate::cmd::osd::OsdArgs),
+    Osd(OsdArgs),
     /// Write a `.sftb` bundle: manifest, OSDs, icons and optionally the SFT.
-    Bundle(crate::cmd::bundle::BundleArgs),
+    Bundle(BundleArgs),
     /// The client package store: SFTMIME-style package commands.
-    Client(crate::cmd::client::ClientArgs),
+    Client(ClientArgs),
 }
 
 /// Block compression chosen on the command line.
@@ -161,7 +175,7 @@ pub struct InfoArgs {
     pub json: bool,
     /// Credentials of remote sources.
     #[command(flatten)]
-    pub remote: crate::cmd::source_args::SourceArgs,
+    pub remote: SourceArgs,
 }
 
 /// `sft ls`.
@@ -176,22 +190,29 @@ pub struct LsArgs {
     pub long: bool,
     /// Credentials of remote sources.
     #[command(flatten)]
-    pub remote: crate::cmd::source_args::SourceArgs,
+    pub remote: SourceArgs,
 }
 
 /// `sft cat`.
 #[derive(Debug, Args)]
 pub struct CatArgs {
-    /// Package file.
+    /// Package file, or the URL of one (http(s)://, rtsp(s)://, smb://,
+    /// \\host\share\...): only the prologue and the file's blocks are
+    /// fetched (and FB1, streamed first).
     pub package: PathBuf,
     /// Path of the file inside the package (`/`-separated).
     pub path: String,
+    /// Options of remote sources.
+    #[command(flatten)]
+    pub remote: SourceArgs,
 }
 
 /// `sft extract`.
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// Package file.
+    /// Package file, or the URL of one (http(s)://, rtsp(s)://, smb://,
+    /// \\host\share\...): fetched (every block checked) into a temporary
+    /// file beside DIR, extracted, then removed.
     pub package: PathBuf,
     /// Target directory (created if missing).
     pub dir: PathBuf,
@@ -201,6 +222,9 @@ pub struct ExtractArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+    /// Options of remote sources.
+    #[command(flatten)]
+    pub remote: SourceArgs,
 }
 
 /// `sft verify`.
@@ -211,5 +235,5 @@ pub struct VerifyArgs {
     pub package: PathBuf,
     /// Credentials of remote sources.
     #[command(flatten)]
-    pub remote: crate::cmd::source_args::SourceArgs,
+    pub remote: SourceArgs,
 }

@@ -1,0 +1,73 @@
+//! The arguments of `sft fetch`.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// `sft fetch`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FetchArgs {
+    /// The package: a path, a file:// URL, an http:// or https:// URL
+    /// (credentials in the URL or in SFT_HTTP_USER / SFT_HTTP_PASSWORD or
+    /// SFT_HTTP_TOKEN; presigned query strings are kept as given), an
+    /// rtsp(s):// URL, or a file on an SMB share: smb://[user@]host[:port]/
+    /// share/path, \\host\share\path or file://\\host\share\path (credentials
+    /// from the flags below, the URL, or SFT_SMB_USER / SFT_SMB_PASSWORD /
+    /// SFT_SMB_DOMAIN). Or a local OSD file (*.osd) or manifest (*.xml):
+    /// the package its CODEBASE HREF names, after %VAR% expansion
+    /// (%SFT_MIME_SOURCE% defaults to the descriptor's directory) and the
+    /// source roots below.
+    pub source: String,
+
+    /// Output package file (written atomically once complete).
+    #[arg(short, long, value_name = "OUT.sft")]
+    pub output: PathBuf,
+
+    /// Stop once the package can launch (prologue and FB1 cached); a later
+    /// run without it fetches the rest and writes OUT.
+    #[arg(long)]
+    pub launch_only: bool,
+
+    /// Keep the partial file and its block bitmap in DIR instead of beside
+    /// OUT (as OUT.partial and OUT.partial.blocks).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Simulate a link with this round-trip time in milliseconds (each
+    /// request waits one round trip before its first byte); for
+    /// benchmarks, with --limit-rate as the bandwidth.
+    #[arg(long, value_name = "MS", hide = true)]
+    pub simulate_rtt: Option<u64>,
+
+    /// Do not fdatasync the partial file before recording blocks as
+    /// present, nor the output before renaming it (like cp). A killed
+    /// process loses nothing; after a power loss, blocks that never
+    /// reached the disk fail their re-check on resume and are fetched
+    /// again.
+    #[arg(long)]
+    pub no_fsync: bool,
+
+    /// Check only each block's CRC-32 on arrival, not that zlib blocks
+    /// inflate to their size (faster; `sft verify` checks everything).
+    #[arg(long)]
+    pub crc_only: bool,
+
+    /// With an OSD or manifest source: App-V's ApplicationSourceRoot,
+    /// replacing the HREF's protocol://server:port (or \\computer\share,
+    /// or drive) and prefixing its path.
+    #[arg(long, value_name = "ROOT")]
+    pub application_source_root: Option<String>,
+
+    /// With an OSD or manifest source: the package's OverrideURL, used
+    /// instead of the HREF and ApplicationSourceRoot.
+    #[arg(long, value_name = "URL")]
+    pub override_url: Option<String>,
+
+    /// With an OSD or manifest source: an explicit package location
+    /// (App-V's /SFTPATH), overriding everything else.
+    #[arg(long, value_name = "PATH")]
+    pub sftpath: Option<String>,
+
+    /// Credentials of remote sources.
+    #[command(flatten)]
+    pub remote: SourceArgs,
+}
