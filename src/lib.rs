@@ -164,6 +164,10 @@ pub use index::{BlockIndex, BlockInfo};
 pub use io::RangeSource;
 #[cfg(feature = "mmap")]
 pub use io::mmap::MappedPackage;
+#[cfg(feature = "file")]
+pub use io::package_file::PackageFile;
+#[cfg(feature = "std")]
+pub use io::package_file::SourcePackage;
 pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
 pub use redact::redact_url;
 pub use stream::StreamSession;

@@ -23,6 +23,7 @@ pub mod file;
 #[cfg(feature = "mmap")]
 pub mod mmap;
 
+pub mod package_file;
 pub mod pipelined;
 pub mod pos;
 pub mod shaped;
