@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Everything here depends on the core tiers only; network protocols live
-//! in [`crate::net`] (clients) and [`crate::serve`] (servers).
+//! in `sft::net` (clients) and `sft::serve` (servers).
 
 pub mod drive;
 pub mod source;

@@ -1,4 +1,4 @@
-//! [`PackageFile`]: a package opened from disk lazily, with positional
+//! `PackageFile`: a package opened from disk lazily, with positional
 //! reads and no `unsafe`; [`SourcePackage`]: the same over any
 //! [`RangeSource`] (a file, an HTTP URL, an SMB share...).
 //!
@@ -7,12 +7,13 @@
 //! every block record, and keeps the parsed prologue; nothing else is
 //! read. Entries and look-ups then cost no I/O, and file data is read,
 //! CRC-checked and decoded block by block on demand, through the crate's
-//! one decode path ([`Block`](crate::read::Block)). No read returns a
-//! byte full verification would reject: a damaged block is an
-//! [`Error::Integrity`] naming it, and none of its bytes are returned.
+//! one decode path ([`Block`]): every block is checked as full
+//! verification checks it (CRC-32, then a decode to exactly its size)
+//! before any of its bytes are returned. A damaged block is an
+//! [`Error::Integrity`] naming it, and none of its bytes come out.
 //!
 //! Where [`Package`](crate::Package) borrows the whole package (a slice
-//! or a [memory map](crate::io::mmap)), this holds only the prologue and
+//! or a memory map), this holds only the prologue and
 //! the block being read: memory is linear in the prologue, whatever the
 //! package's size, and no promise about the file is asked of the caller.
 //!
@@ -72,7 +73,8 @@ pub type PackageFile = SourcePackage<crate::io::file::FileSource>;
 
 /// A package read lazily from a [`RangeSource`]: the prologue is read
 /// and kept at open, blocks are read, checked and decoded on demand. See
-/// the [module docs](self); [`PackageFile`] is the file case.
+/// the [module docs](self); `PackageFile` (feature `file`) is the file
+/// case.
 ///
 /// ```
 /// # #[cfg(feature = "write")]

@@ -194,7 +194,7 @@ impl<'data> Prologue<'data> {
 }
 
 /// A parsed package borrowing its bytes: from a slice, a `Vec`, or a
-/// memory map ([`crate::MappedPackage`]).
+/// memory map (`MappedPackage`, feature `mmap`).
 ///
 /// `Package` holds only the byte slice, a small validated layout and the
 /// cached outcome of its storage check; it allocates nothing at parse
@@ -205,8 +205,8 @@ impl<'data> Prologue<'data> {
 ///
 /// The first access to block data (any of [`Package::block`],
 /// [`Package::read_block`], [`Package::read_file`], [`Package::read_at`],
-/// [`Package::chunks`], [`Package::reader`]) checks every block record and
-/// the storage layout once ([`BlockIndex::check_storage`], O(block count))
+/// [`Package::chunks`], `Package::reader` with feature `std`) checks every
+/// block record and the storage layout once ([`BlockIndex::check_storage`], O(block count))
 /// and remembers the outcome. So no read ever returns bytes of two blocks
 /// that share stored bytes, and a read returns at most the file's size,
 /// which the entry's own checks bound by the logical stream

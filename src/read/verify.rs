@@ -134,7 +134,7 @@ impl<'data> Package<'data> {
     /// extents, and the storage layout of the block index.
     ///
     /// Time O(n log n) in the number of extents, memory linear in it;
-    /// no block data is read. [`crate::extract::extract`] runs this before
+    /// no block data is read. `sft::extract::extract` runs this before
     /// it writes anything. Once it passes, reading every file (each block
     /// checked as it is used) is the rest of full verification, since the
     /// files together cover every block.
@@ -256,7 +256,9 @@ impl<'data> Package<'data> {
 pub(crate) struct CheckScratch {
     /// The worker's decoder.
     pub(crate) decoder: Decoder,
-    /// Stored bytes read for a batch (readers that copy them in).
+    /// Stored bytes read for a batch (readers that copy them in, such as
+    /// `sft::io::package_file`).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) stored: Vec<u8>,
     /// The last decoded block.
     pub(crate) out: Vec<u8>,
