@@ -124,15 +124,17 @@ fn damaged_block(e: &Error) -> Option<u32> {
 fn a_damaged_block_is_an_integrity_error_naming_it() {
     for (block, compression) in SHAPES {
         let mut bytes = package(block, compression);
-        let pkg = Package::parse(&bytes).unwrap();
-        let big = pkg.entry("big.bin").unwrap();
-        let bs = u64::from(pkg.block_size());
-        // A block in the middle of big.bin, and one after it.
-        let first = big.extents().next().unwrap().logical_offset;
-        let (bad, _) = pkg.index().locate(first + bs * 3 / 2 + 1).unwrap();
-        let (later, _) = pkg.index().locate(first + bs * 5 / 2 + 1).unwrap();
-        let bad_start = pkg.index().get(bad).unwrap().logical_offset - first;
-        drop(pkg);
+        // A block in the middle of big.bin, and the one after it.
+        let (bad, later, bad_start) = {
+            let pkg = Package::parse(&bytes).unwrap();
+            let big = pkg.entry("big.bin").unwrap();
+            let bs = u64::from(pkg.block_size());
+            let first = big.extents().next().unwrap().logical_offset;
+            let (bad, _) = pkg.index().locate(first + bs * 3 / 2 + 1).unwrap();
+            let (later, _) = pkg.index().locate(first + bs * 5 / 2 + 1).unwrap();
+            let start = pkg.index().get(bad).unwrap().logical_offset - first;
+            (bad, later, start)
+        };
         for id in [bad.0, later.0] {
             let at = stored_offset(&bytes, id) + 1;
             bytes[at] ^= 0x40;
