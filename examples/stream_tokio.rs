@@ -17,8 +17,8 @@
 //! `io-util`, `sync` and `time`.
 //!
 //! The server is the crate's own HTTP server ([`sft::serve::http`]), run
-//! in-process on a thread over a temporary directory; the client is about
-//! forty lines of HTTP/1.1 on `tokio::net::TcpStream`, one connection per
+//! in-process on a thread over a temporary directory; the client is a
+//! small HTTP/1.1 client on `tokio::net::TcpStream`, one connection per
 //! request. The first FB2 response is cut after half its body, as a
 //! dropped connection would cut it: the session keeps the blocks that
 //! arrived whole and asks again for the rest.
