@@ -22,6 +22,7 @@ pub(crate) use block::{BlockBuffer, Crc};
 pub use entry::{Attributes, Entries, Entry, EntryCounts, Extents};
 #[cfg(feature = "std")]
 pub use io::FileReader;
+#[cfg(feature = "std")]
 pub(crate) use verify::{CheckScratch, check_blocks};
 pub use verify::{Serial, StructureReport, VerifyReport, Workers};
 
