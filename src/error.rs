@@ -76,7 +76,7 @@ impl core::fmt::Display for TransportErrorKind {
     }
 }
 
-/// A failure of a [`crate::io::RangeSource`]: a kind to decide on, the endpoint and
+/// A failure of a `RangeSource` (`sft::io`): a kind to decide on, the endpoint and
 /// what was being done, and the transport's own error as `source()`.
 ///
 /// One struct for every transport, so its shape never depends on cargo

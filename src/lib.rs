@@ -73,7 +73,8 @@
 //!   [`stream`] session, which touch no files, sockets, threads or clocks.
 //! - `deflate` (default): zlib blocks, through flate2 (its backend is yours
 //!   to choose with flate2's features).
-//! - `file` (default): file transport.
+//! - `file` (default): the file transport and [`PackageFile`], a package
+//!   file read lazily with positional reads (no `unsafe`).
 //! - `write` (default): [`write::PackageBuilder`].
 //! - `mmap`: [`MappedPackage`], the one module with `unsafe`.
 //! - `fast-zlib`: flate2's zlib-rs backend.
@@ -98,7 +99,24 @@
 //!
 //! `unsafe` appears only in `io/mmap.rs`: mapping a file is sound
 //! only while no one truncates or modifies it, a promise
-//! [`MappedPackage::open`] asks of its caller.
+//! [`MappedPackage::open`] asks of its caller. [`PackageFile`] reads the
+//! same file lazily with positional reads, without that promise.
+//!
+//! <!-- Links to items behind features that are off in this build point at
+//! the list of crate features instead, so the docs of every feature set
+//! build without broken links. -->
+#![cfg_attr(
+    not(feature = "write"),
+    doc = "[`write::PackageBuilder`]: #crate-features"
+)]
+#![cfg_attr(not(feature = "file"), doc = "[`PackageFile`]: #crate-features")]
+#![cfg_attr(not(feature = "mmap"), doc = "[`MappedPackage`]: #crate-features")]
+#![cfg_attr(not(feature = "mmap"), doc = "[`MappedPackage::open`]: #safety")]
+#![cfg_attr(not(feature = "http"), doc = "[`net::http`]: #crate-features")]
+#![cfg_attr(not(feature = "http-server"), doc = "[`serve::http`]: #crate-features")]
+#![cfg_attr(not(feature = "publish"), doc = "[`publish`]: #crate-features")]
+#![cfg_attr(not(feature = "bundle"), doc = "[`bundle`]: #crate-features")]
+#![cfg_attr(not(feature = "client"), doc = "[`client`]: #crate-features")]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
@@ -164,6 +182,10 @@ pub use index::{BlockIndex, BlockInfo};
 pub use io::RangeSource;
 #[cfg(feature = "mmap")]
 pub use io::mmap::MappedPackage;
+#[cfg(feature = "file")]
+pub use io::package_file::PackageFile;
+#[cfg(feature = "std")]
+pub use io::package_file::SourcePackage;
 pub use read::{Block, Entry, Metadata, Package, Prologue, VerifyReport};
 pub use redact::redact_url;
 pub use stream::StreamSession;
@@ -171,6 +193,6 @@ pub use stream::StreamSession;
 pub use write::WriteOptions;
 
 /// The README's Rust examples, compiled and run as doctests.
-#[cfg(all(doctest, feature = "write"))]
+#[cfg(all(doctest, feature = "write", feature = "file"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -3,6 +3,7 @@
 //! - `fixture`: generates (with `SFT_BLESS=1`) and checks `fixtures/valid`,
 //!   `fixtures/malformed` (with `EXPECTED.txt`) and the fuzz seed corpora.
 //! - `read`: reading the valid fixtures through every API; inflate caps.
+//! - `package_file`: a package read lazily from a file or any source.
 //! - `corrupt`: every single-byte flip and every truncation is caught.
 //! - `round_trip`: proptest write → read equality (feature `write`).
 //! - `large`: a package over 4 GiB (features `mmap` and `write`).
@@ -15,6 +16,8 @@ mod fuzz_corpus;
 #[cfg(all(feature = "mmap", feature = "write"))]
 mod large;
 mod names;
+#[cfg(all(feature = "file", feature = "write"))]
+mod package_file;
 mod read;
 mod regressions;
 #[cfg(feature = "write")]

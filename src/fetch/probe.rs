@@ -27,15 +27,14 @@
 //! # fn main() {}
 //! ```
 
-use crate::error::{Error, FormatError, FormatProblem, Region};
+use crate::error::Error;
 use crate::fetch::{SourceOptions, open_source_with};
-use crate::format::{HEADER_LEN, Header};
 use crate::io::RangeSource;
 use crate::read::Prologue;
 
 /// The largest prologue [`probe`] reads (256 MiB, the stream session's
 /// default limit): a cap on what a hostile header can make it allocate.
-pub const MAX_PROLOGUE_BYTES: u64 = 256 << 20;
+pub const MAX_PROLOGUE_BYTES: u64 = crate::io::package_file::DEFAULT_MAX_PROLOGUE_BYTES;
 
 /// A package's prologue read from a source on its own, with where it came
 /// from and how many bytes reading it took.
@@ -142,82 +141,20 @@ pub fn probe(spec: &str, options: &SourceOptions) -> Result<Probe, Error> {
 /// the source, or a package length other than the source's;
 /// [`Error::InvalidInput`] for a prologue over [`MAX_PROLOGUE_BYTES`].
 pub fn probe_source(source: &dyn RangeSource) -> Result<Probe, Error> {
-    let endpoint = source.endpoint();
-    let source_len = source.len().map_err(Error::Transport)?;
-    let mut head = [0u8; HEADER_LEN];
-    if source_len < HEADER_LEN as u64 {
-        return Err(truncated(HEADER_LEN as u64, source_len));
-    }
-    source
-        .read_exact_at(0, &mut head)
-        .map_err(Error::Transport)?;
-    let mut bytes_read = HEADER_LEN as u64;
-    // A longer header than this version's (a later minor version): its
-    // length is at offset 12, checked against the source before reading.
-    let header_len = u64::from(u32::from_le_bytes([head[12], head[13], head[14], head[15]]));
-    let mut start = head.to_vec();
-    if header_len > HEADER_LEN as u64 && header_len <= source_len.min(MAX_PROLOGUE_BYTES) {
-        start.resize(header_len as usize, 0);
-        source
-            .read_exact_at(HEADER_LEN as u64, &mut start[HEADER_LEN..])
-            .map_err(Error::Transport)?;
-        bytes_read = header_len;
-    }
-    let header = Header::parse(&start)?;
-    let plen = header.prologue_len;
-    if plen > MAX_PROLOGUE_BYTES {
-        return Err(Error::invalid(format!(
-            "{endpoint}: prologue of {plen} bytes exceeds the limit of {MAX_PROLOGUE_BYTES}"
-        )));
-    }
-    let package_len = header.package_len();
-    if package_len != source_len {
-        return Err(if package_len > source_len {
-            truncated(package_len, source_len)
-        } else {
-            FormatError::new(
-                Region::Data,
-                plen,
-                FormatProblem::Inconsistent {
-                    field: "package length",
-                    expected: package_len,
-                    found: source_len,
-                },
-            )
-            .into()
-        });
-    }
-    // Header::parse checked prologue_len >= header_len.
-    let mut bytes = start;
-    let have = bytes.len();
-    bytes.resize(plen as usize, 0);
-    if plen as usize > have {
-        source
-            .read_exact_at(have as u64, &mut bytes[have..])
-            .map_err(Error::Transport)?;
-        bytes_read = plen;
-    }
-    Prologue::parse(&bytes)?;
+    let raw = crate::io::package_file::read_prologue(source, MAX_PROLOGUE_BYTES)?;
+    Prologue::parse(&raw.bytes)?;
     Ok(Probe {
-        bytes,
-        package_len,
-        bytes_read,
-        endpoint,
+        bytes: raw.bytes,
+        package_len: raw.package_len,
+        bytes_read: raw.bytes_read,
+        endpoint: source.endpoint(),
     })
-}
-
-fn truncated(needed: u64, available: u64) -> Error {
-    FormatError::new(
-        Region::Data,
-        0,
-        FormatProblem::Truncated { needed, available },
-    )
-    .into()
 }
 
 #[cfg(all(test, feature = "write"))]
 mod tests {
     use super::*;
+    use crate::format::{HEADER_LEN, Header};
 
     fn package() -> Vec<u8> {
         let mut b = crate::write::PackageBuilder::new(crate::WriteOptions::default().name("P"));

@@ -60,11 +60,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::fetch::cache::{Cache, CacheOptions, CachePaths};
-use crate::format::{BlockId, Codec};
+use crate::format::BlockId;
 use crate::index::BlockInfo;
 use crate::io::RangeSource;
 use crate::io::drive::{self, Control, DriveReport};
-use crate::read::{Decoder, Entries, Entry, Prologue};
+use crate::read::{BlockBuffer, Crc, Entries, Entry, Prologue};
 use crate::stream::{
     BlockSink, Event, Progress, SessionConfig, StreamSession, TransportError, TransportErrorKind,
     VerifiedBlock,
@@ -458,26 +458,15 @@ impl StreamingPackage {
         self.wait(|s| s.complete.then_some(()), "waiting for the stream")
     }
 
-    /// Read block `id` (waiting for it) and decode it into `out`.
-    fn load_block(
-        &self,
-        id: BlockId,
-        stored: &mut Vec<u8>,
-        decoder: &mut Decoder,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+    /// Read block `id` (waiting for it) from the cache into `buf`, which
+    /// decodes it (its CRC was checked before the cache reported it).
+    fn load_block<'b>(&self, id: BlockId, buf: &'b mut BlockBuffer) -> Result<&'b [u8], Error> {
         self.wait_block(id)?;
         let info = self.table[id.0 as usize];
-        stored.resize(info.stored_len as usize, 0);
-        crate::fetch::cache::pread_exact(&self.file, info.stored_offset, stored)
-            .map_err(|e| Error::io(format!("reading {id} from the cache"), e))?;
-        match info.codec {
-            Codec::Stored => {
-                core::mem::swap(stored, out);
-                Ok(())
-            }
-            _ => decoder.inflate(&info, stored, out),
-        }
+        buf.load(&info, Crc::AlreadyChecked, |stored| {
+            crate::fetch::cache::pread_exact(&self.file, info.stored_offset, stored)
+                .map_err(|e| Error::io(format!("reading {id} from the cache"), e))
+        })
     }
 
     /// Read and decode block `id`, waiting for it if needed.
@@ -486,9 +475,7 @@ impl StreamingPackage {
     /// As [`StreamingPackage::wait_block`]; [`Error::Integrity`] if a zlib
     /// block does not decode to its size.
     pub fn read_block(&self, id: BlockId) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::new();
-        self.load_block(id, &mut Vec::new(), &mut Decoder::new(), &mut out)?;
-        Ok(out)
+        Ok(self.load_block(id, &mut BlockBuffer::default())?.to_vec())
     }
 
     /// Read a whole file, demanding its blocks in order as the read
@@ -518,7 +505,7 @@ impl StreamingPackage {
     /// As [`StreamingPackage::read_file`].
     pub fn read_at(&self, entry: &Entry<'_>, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
         entry.require_file()?;
-        self.read_at_with(entry, offset, buf, &mut ReadCache::default())
+        self.read_at_with(entry, offset, buf, &mut BlockBuffer::default())
     }
 
     fn read_at_with(
@@ -526,7 +513,7 @@ impl StreamingPackage {
         entry: &Entry<'_>,
         offset: u64,
         buf: &mut [u8],
-        rc: &mut ReadCache,
+        rc: &mut BlockBuffer,
     ) -> Result<usize, Error> {
         let prologue = self.prologue()?;
         crate::read::read_file_at(
@@ -550,7 +537,7 @@ impl StreamingPackage {
             pkg: self,
             entry,
             pos: 0,
-            cache: ReadCache::default(),
+            cache: BlockBuffer::default(),
         })
     }
 
@@ -583,29 +570,13 @@ impl Drop for StreamingPackage {
 /// (and demands) blocks not yet present.
 struct StreamingBlocks<'p, 'c> {
     pkg: &'p StreamingPackage,
-    rc: &'c mut ReadCache,
+    rc: &'c mut BlockBuffer,
 }
 
 impl crate::read::BlockProvider for StreamingBlocks<'_, '_> {
     fn block(&mut self, id: BlockId) -> Result<&[u8], Error> {
-        let rc = &mut *self.rc;
-        if rc.id != Some(id) {
-            rc.id = None;
-            self.pkg
-                .load_block(id, &mut rc.stored, &mut rc.decoder, &mut rc.data)?;
-            rc.id = Some(id);
-        }
-        Ok(&rc.data)
+        self.pkg.load_block(id, self.rc)
     }
-}
-
-/// One decoded block kept between reads.
-#[derive(Debug, Default)]
-struct ReadCache {
-    id: Option<BlockId>,
-    stored: Vec<u8>,
-    data: Vec<u8>,
-    decoder: Decoder,
 }
 
 /// `Read + Seek` over one file of a [`StreamingPackage`].
@@ -614,7 +585,7 @@ pub struct StreamingReader<'a> {
     pkg: &'a StreamingPackage,
     entry: Entry<'a>,
     pos: u64,
-    cache: ReadCache,
+    cache: BlockBuffer,
 }
 
 impl StreamingReader<'_> {

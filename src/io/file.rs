@@ -1,6 +1,6 @@
 //! File transport: [`FileSource`] serves a package file with positional
 //! reads (no shared cursor, so one source serves many threads), and, with
-//! feature `mmap`, [`MappedSource`] serves a memory-mapped package.
+//! feature `mmap`, `MappedSource` serves a memory-mapped package.
 
 use std::fs::File;
 use std::io;

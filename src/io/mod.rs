@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Everything here depends on the core tiers only; network protocols live
-//! in [`crate::net`] (clients) and [`crate::serve`] (servers).
+//! in `sft::net` (clients) and `sft::serve` (servers).
 
 pub mod drive;
 pub mod source;
@@ -23,6 +23,7 @@ pub mod file;
 #[cfg(feature = "mmap")]
 pub mod mmap;
 
+pub mod package_file;
 pub mod pipelined;
 pub mod pos;
 pub mod shaped;

@@ -193,3 +193,68 @@ impl Decoder {
         }
     }
 }
+
+/// Whether [`BlockBuffer::load`] checks the stored bytes' CRC-32.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Crc {
+    /// Check it: the bytes come straight from a file or a transport.
+    Check,
+    /// The bytes were checked when they were stored (a stream's cache
+    /// checks every block before it reports it present): decode only.
+    AlreadyChecked,
+}
+
+/// One block read into owned buffers, decoded, and kept between reads:
+/// the block cache of readers whose blocks come from a file or a
+/// transport rather than a borrowed slice (`sft::io::package_file`, the
+/// streaming package). Asking again for the block it holds costs nothing,
+/// so small sequential reads decode each block once.
+#[cfg(feature = "std")]
+#[derive(Debug, Default)]
+pub(crate) struct BlockBuffer {
+    id: Option<crate::format::BlockId>,
+    stored: Vec<u8>,
+    data: Vec<u8>,
+    decoder: Decoder,
+}
+
+#[cfg(feature = "std")]
+impl BlockBuffer {
+    /// Block `info` decoded (`info.raw_len` bytes): the one held, or read
+    /// by `fill` (handed a buffer of exactly `info.stored_len` bytes),
+    /// then CRC-checked as `crc` says and decoded through the one decode
+    /// path (an inflate capped at, and required to produce, `raw_len`).
+    /// On any error nothing is held.
+    ///
+    /// # Errors
+    /// What `fill` returns; as [`Block::new`], [`Block::verify`] and
+    /// [`Block::decode`].
+    pub(crate) fn load(
+        &mut self,
+        info: &BlockInfo,
+        crc: Crc,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), Error>,
+    ) -> Result<&[u8], Error> {
+        if self.id != Some(info.id) {
+            self.id = None;
+            let max = crate::format::BLOCK_SIZES[crate::format::BLOCK_SIZES.len() - 1];
+            if info.stored_len > max {
+                // Block::new says so, before anything is allocated.
+                Block::new(*info, &[])?;
+            }
+            self.stored.resize(info.stored_len as usize, 0);
+            fill(&mut self.stored)?;
+            let block = Block::new(*info, &self.stored)?;
+            if crc == Crc::Check {
+                block.verify()?;
+            }
+            match info.codec {
+                Codec::Stored => core::mem::swap(&mut self.stored, &mut self.data),
+                _ => self.decoder.inflate(info, &self.stored, &mut self.data)?,
+            }
+            self.id = Some(info.id);
+        }
+        Ok(&self.data)
+    }
+}

@@ -17,9 +17,13 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use crate::prelude::*;
 
 pub use block::{Block, Decoder};
+#[cfg(feature = "std")]
+pub(crate) use block::{BlockBuffer, Crc};
 pub use entry::{Attributes, Entries, Entry, EntryCounts, Extents};
 #[cfg(feature = "std")]
 pub use io::FileReader;
+#[cfg(feature = "std")]
+pub(crate) use verify::{CheckScratch, check_blocks};
 pub use verify::{Serial, StructureReport, VerifyReport, Workers};
 
 use crate::error::{Error, FormatError, FormatProblem, Region};
@@ -71,6 +75,44 @@ impl<'data> Prologue<'data> {
             data: &data[..len],
             layout,
         })
+    }
+
+    /// A view over prologue bytes that [`Prologue::parse`] accepted
+    /// before with this layout: no check is repeated (a reader that keeps
+    /// the bytes and the layout gets its view back in O(1)).
+    #[cfg(feature = "std")]
+    pub(crate) fn from_checked(data: &'data [u8], layout: Layout) -> Self {
+        Prologue { data, layout }
+    }
+
+    /// The layout [`Prologue::parse`] validated.
+    #[cfg(feature = "std")]
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The structural checks of full verification on the prologue alone,
+    /// as [`Package::verify_structure`]: every section CRC, every entry in
+    /// order (parents, extents tiling the logical stream exactly once) and
+    /// the storage layout of the block index. No block data is needed, so
+    /// a reader holding only the prologue (a lazily read file, a stream)
+    /// can check everything but the blocks up front.
+    ///
+    /// ```
+    /// # fn main() -> sft::Result<()> {
+    /// let bytes = sft::write::PackageBuilder::new(sft::WriteOptions::default())
+    ///     .add_bytes("a/b.txt", b"text".to_vec())?
+    ///     .write_to_vec()?;
+    /// let len = sft::format::Header::parse(&bytes)?.prologue_len as usize;
+    /// let r = sft::read::Prologue::parse(&bytes[..len])?.verify_structure()?;
+    /// assert_eq!((r.entries, r.extents, r.block_records), (2, 1, 1));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Package::verify_structure`].
+    pub fn verify_structure(&self) -> Result<StructureReport, Error> {
+        Package::from_layout(self.data, self.layout).verify_structure()
     }
 
     /// The prologue bytes.
@@ -153,7 +195,7 @@ impl<'data> Prologue<'data> {
 }
 
 /// A parsed package borrowing its bytes: from a slice, a `Vec`, or a
-/// memory map ([`crate::MappedPackage`]).
+/// memory map (`MappedPackage`, feature `mmap`).
 ///
 /// `Package` holds only the byte slice, a small validated layout and the
 /// cached outcome of its storage check; it allocates nothing at parse
@@ -164,8 +206,8 @@ impl<'data> Prologue<'data> {
 ///
 /// The first access to block data (any of [`Package::block`],
 /// [`Package::read_block`], [`Package::read_file`], [`Package::read_at`],
-/// [`Package::chunks`], [`Package::reader`]) checks every block record and
-/// the storage layout once ([`BlockIndex::check_storage`], O(block count))
+/// [`Package::chunks`], `Package::reader` with feature `std`) checks every
+/// block record and the storage layout once ([`BlockIndex::check_storage`], O(block count))
 /// and remembers the outcome. So no read ever returns bytes of two blocks
 /// that share stored bytes, and a read returns at most the file's size,
 /// which the entry's own checks bound by the logical stream

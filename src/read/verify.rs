@@ -134,7 +134,7 @@ impl<'data> Package<'data> {
     /// extents, and the storage layout of the block index.
     ///
     /// Time O(n log n) in the number of extents, memory linear in it;
-    /// no block data is read. [`crate::extract::extract`] runs this before
+    /// no block data is read. `sft::extract::extract` runs this before
     /// it writes anything. Once it passes, reading every file (each block
     /// checked as it is used) is the rest of full verification, since the
     /// files together cover every block.
@@ -228,72 +228,106 @@ impl<'data> Package<'data> {
         Ok((count, extents))
     }
 
-    /// CRC and decode every block, batches claimed by whichever worker is
-    /// free; report the first failure by block number so results do not
-    /// depend on thread timing.
+    /// CRC and decode every block ([`check_blocks`]).
     fn verify_block_data(
         &self,
         progress: &(dyn Fn(u64) + Sync),
         workers: &dyn Workers,
     ) -> Result<u64, Error> {
-        let index = self.index();
-        let n = index.len();
-        let next = AtomicU64::new(0);
-        let failed = AtomicBool::new(false);
-        let logical = AtomicU64::new(0);
-        const BATCH: u64 = 64;
-        // The lowest failing block; its error is found again afterwards
-        // (checks are deterministic), so workers share no lock.
-        let first_bad = AtomicU32::new(u32::MAX);
-        let job = || {
-            let mut dec = Decoder::new();
-            let mut out = Vec::new();
-            loop {
-                if failed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                if start >= u64::from(n) {
-                    return;
-                }
-                let end = (start + BATCH).min(u64::from(n));
-                let mut stored = 0u64;
-                for i in start..end {
-                    let id = BlockId(i as u32);
-                    let r = self.block(id).and_then(|b| {
-                        dec.decode_into(&b, &mut out)?;
-                        Ok(b.info().stored_len)
-                    });
-                    match r {
-                        Ok(len) => {
-                            stored += u64::from(len);
-                            logical.fetch_add(out.len() as u64, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            failed.store(true, Ordering::Relaxed);
-                            first_bad.fetch_min(id.0, Ordering::Relaxed);
-                            return;
-                        }
-                    }
-                }
-                progress(stored);
+        check_blocks(self.index().len(), progress, workers, &|ids, scratch| {
+            let (mut stored, mut logical) = (0u64, 0u64);
+            for i in ids {
+                let id = BlockId(i);
+                let b = self.block(id).map_err(|e| (id, e))?;
+                scratch
+                    .decoder
+                    .decode_into(&b, &mut scratch.out)
+                    .map_err(|e| (id, e))?;
+                stored += u64::from(b.info().stored_len);
+                logical += scratch.out.len() as u64;
             }
-        };
-        workers.run(u64::from(n).div_ceil(BATCH), &job);
-        let bad = first_bad.into_inner();
-        if bad != u32::MAX {
-            let id = BlockId(bad);
-            let again = self
-                .block(id)
-                .and_then(|b| Decoder::new().decode_into(&b, &mut Vec::new()));
-            return Err(again.err().unwrap_or_else(|| {
-                Error::invalid(format!(
-                    "{id} failed its check, then passed it: the package changed during verification"
-                ))
-            }));
-        }
-        Ok(logical.into_inner())
+            Ok((stored, logical))
+        })
     }
+}
+
+/// The buffers of one worker of [`check_blocks`], kept across its batches.
+#[derive(Debug, Default)]
+pub(crate) struct CheckScratch {
+    /// The worker's decoder.
+    pub(crate) decoder: Decoder,
+    /// Stored bytes read for a batch (readers that copy them in, such as
+    /// `sft::io::package_file`).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) stored: Vec<u8>,
+    /// The last decoded block.
+    pub(crate) out: Vec<u8>,
+}
+
+/// What [`check_blocks`] hands one batch of consecutive block ids to: it
+/// checks them in order and returns their stored and decoded bytes, or the
+/// first block that fails with its error.
+pub(crate) type CheckBatch<'a> = dyn Fn(core::ops::Range<u32>, &mut CheckScratch) -> Result<(u64, u64), (BlockId, Error)>
+    + Sync
+    + 'a;
+
+/// Check blocks `0..n`: batches of consecutive ids claimed by whichever
+/// worker is free, each checked by `check`, with `progress` told the
+/// stored bytes of every batch that passed. Returns the logical bytes
+/// decoded. The first failing block by number is checked again on its own
+/// (checks are deterministic) and its error returned, so the outcome does
+/// not depend on the number of workers or their timing; workers share no
+/// lock. The one verification loop of [`Package::verify_with`] and of
+/// lazily read packages (`sft::io::package_file`).
+pub(crate) fn check_blocks(
+    n: u32,
+    progress: &(dyn Fn(u64) + Sync),
+    workers: &dyn Workers,
+    check: &CheckBatch<'_>,
+) -> Result<u64, Error> {
+    let next = AtomicU64::new(0);
+    let failed = AtomicBool::new(false);
+    let logical = AtomicU64::new(0);
+    const BATCH: u64 = 64;
+    // The lowest failing block; its error is found again afterwards.
+    let first_bad = AtomicU32::new(u32::MAX);
+    let job = || {
+        let mut scratch = CheckScratch::default();
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                return;
+            }
+            let start = next.fetch_add(BATCH, Ordering::Relaxed);
+            if start >= u64::from(n) {
+                return;
+            }
+            let end = (start + BATCH).min(u64::from(n));
+            match check(start as u32..end as u32, &mut scratch) {
+                Ok((stored, decoded)) => {
+                    logical.fetch_add(decoded, Ordering::Relaxed);
+                    progress(stored);
+                }
+                Err((id, _)) => {
+                    failed.store(true, Ordering::Relaxed);
+                    first_bad.fetch_min(id.0, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    };
+    workers.run(u64::from(n).div_ceil(BATCH), &job);
+    let bad = first_bad.into_inner();
+    if bad != u32::MAX {
+        let again = check(bad..bad + 1, &mut CheckScratch::default());
+        return Err(match again {
+            Err((_, e)) => e,
+            Ok(_) => Error::invalid(format!(
+                "{} failed its check, then passed it: the package changed during verification",
+                BlockId(bad)
+            )),
+        });
+    }
+    Ok(logical.into_inner())
 }
 
 /// Check the CRC of every section listed in the section table (known or

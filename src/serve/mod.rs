@@ -3,7 +3,7 @@
 //! admission limits, connection counters, TLS handshakes with a deadline,
 //! the content root and the handles that stop a server.
 //!
-//! Servers sit beside [`crate::net`], not on it: they use the core, `io`
+//! Servers sit beside `crate::net`, not on it: they use the core, `io`
 //! and `proto` tiers only.
 
 #[cfg(feature = "http-server")]
