@@ -194,7 +194,7 @@ impl FetchOptions {
     /// Transfer at most `bytes_per_sec` bytes per second (like curl's
     /// `--limit-rate`; 0 means unlimited): [`fetch`] reads through a
     /// [`ShapedSource`](crate::io::shaped::ShapedSource),
-    /// [`fetch_file`] paces its copies. With a limit, [`fetch_file`] keeps
+    /// `fetch_file` paces its copies. With a limit, `fetch_file` keeps
     /// the default request sizes.
     pub fn limit_rate(mut self, bytes_per_sec: u64) -> Self {
         self.limit_rate = (bytes_per_sec > 0).then_some(bytes_per_sec);
@@ -344,7 +344,7 @@ pub const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Fetch the package `spec` names (a path, a `file://` URL, or a URL of a
 /// transport this build has, such as `http(s)://` with feature `http`)
-/// into `out`: local files through [`fetch_file`], anything else through
+/// into `out`: local files through `fetch_file`, anything else through
 /// [`open_source`] and [`fetch`].
 ///
 /// A source that reports it was replaced mid-stream
@@ -774,7 +774,7 @@ pub(crate) fn same_package(
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for an unknown or unsupported scheme; as
-/// [`FileSource::open`](crate::io::file::FileSource::open) for
+/// `FileSource::open` for
 /// paths.
 pub fn open_source(spec: &str) -> Result<Box<dyn RangeSource>, Error> {
     open_source_with(spec, &SourceOptions::default())
@@ -834,7 +834,7 @@ fn open_unpaced(spec: &str, options: &SourceOptions) -> Result<Box<dyn RangeSour
 }
 
 /// The local file named by `spec` (a path, or a `file://` URL), to open
-/// with [`FileSource::open`](crate::io::file::FileSource::open) and
+/// with `FileSource::open` and
 /// give to `fetch_file`; `None` for a URL that a built-in transport
 /// serves; an error for a URL whose transport this build lacks, as in
 /// [`open_source`].

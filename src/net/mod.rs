@@ -1,6 +1,6 @@
 //! The network tier: client transports, one feature each, all behind
-//! [`RangeSource`](crate::io::RangeSource): HTTP/HTTPS ([`http`]),
-//! RTSP/RTSPS ([`rtsp`]) and SMB2/3 ([`smb`]).
+//! [`RangeSource`](crate::io::RangeSource): HTTP/HTTPS (`http`),
+//! RTSP/RTSPS (`rtsp`) and SMB2/3 (`smb`).
 
 #[cfg(feature = "http")]
 pub mod http;
