@@ -261,7 +261,7 @@ fn a_failed_read_is_retried_and_the_copy_is_exact() {
 }
 
 #[test]
-fn crc_only_sessions_check_on_threads_too() {
+fn crc_only_sessions_catch_damage_in_the_pipeline() {
     let pkg = package();
     let mut source = PieceSource::new(pkg.clone());
     let all = infos(&pkg);
