@@ -38,7 +38,7 @@ done
 if [ $QUICK = 1 ]; then MIB=${MIB:-32}; RUNS=${RUNS:-3}; else MIB=${MIB:-256}; RUNS=${RUNS:-7}; fi
 # SFT=/path/to/sft uses that binary instead of building one.
 if [ -z "${SFT:-}" ]; then
-  cargo build --release --features cli -q
+  cargo build --release --features cli,smb -q
   SFT=$PWD/target/release/sft
 fi
 SMB_USER=sftsmbbench

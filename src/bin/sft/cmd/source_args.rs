@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sft::fetch::SourceOptions;
 use sft::fetch::probe::Probe;
+#[cfg(feature = "smb")]
 use sft::net::smb::SmbOptions;
 use sft::read::Prologue;
 use sft::stream::SessionConfig;
@@ -22,6 +23,7 @@ use crate::util::Loaded;
 impl SourceArgs {
     /// The SMB options these flags ask for (the rest default; credentials
     /// not given here still come from the URL and the environment).
+    #[cfg(feature = "smb")]
     pub(crate) fn smb_options(&self) -> SmbOptions {
         // The command line reads credentials from the environment too.
         let mut smb = SmbOptions::default().env_credentials(true);
@@ -47,11 +49,15 @@ impl SourceArgs {
             http = http.ca_file(ca);
             rtsp = rtsp.ca_file(ca);
         }
-        SourceOptions::default()
+        let options = SourceOptions::default()
             .http(http)
             .rtsp(rtsp)
-            .smb(self.smb_options())
-            .limit_rate(self.limit_rate.unwrap_or(0))
+            .limit_rate(self.limit_rate.unwrap_or(0));
+        // Without the `smb` feature an smb:// source is refused by name
+        // (`sft::fetch::local_path`); the flags have nothing to apply to.
+        #[cfg(feature = "smb")]
+        let options = options.smb(self.smb_options());
+        options
     }
 }
 
