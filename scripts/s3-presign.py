@@ -3,7 +3,7 @@
 
 Usage: s3-presign.py ENDPOINT BUCKET KEY FILE [EXPIRES_SECONDS]
 
-Used by tests/http_client.rs against moto's server on loopback
+Used by tests/peers/http_client.rs against moto's server on loopback
 (`moto_server -H 127.0.0.1 -p PORT`). Dummy credentials: moto does not
 check signatures, but it refuses unsigned requests, so everything here is
 signed (SigV4) with them. Needs boto3 (`pip install 'moto[server]' boto3`).

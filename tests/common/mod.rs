@@ -169,6 +169,20 @@ pub fn noise64(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Deterministic incompressible bytes (xorshift64), one per step: the
+/// generator of the streaming, HTTP and SMB tests.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// True if `tool arg` runs and succeeds; else "SKIPPED" on stderr, or a
 /// panic when `SFT_REQUIRE_SERVERS=1` says the tool must be there.
 pub fn have(tool: &str, arg: &str) -> bool {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{noise, text};
+use super::common::{noise, text};
 
 const SFT: &str = env!("CARGO_BIN_EXE_sft");
 

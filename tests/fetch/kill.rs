@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Rng, noise, text};
+use super::common::{Rng, noise, text};
 
 const SFT: &str = env!("CARGO_BIN_EXE_sft");
 

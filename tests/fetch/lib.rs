@@ -11,7 +11,7 @@ use sft::io::shaped::ShapedSource;
 use sft::stream::{Event, SessionConfig, TransportErrorKind};
 use sft::{BlockId, ErrorKind, Package};
 
-use crate::common::{ChunkedSource, Fault, FlakySource, layout, noise, package, text};
+use super::common::{ChunkedSource, Fault, FlakySource, layout, noise, package, text};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

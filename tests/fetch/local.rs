@@ -9,7 +9,7 @@ use sft::io::file::FileSource;
 use sft::stream::{Event, SessionConfig, TransportErrorKind};
 use sft::{BlockId, Package};
 
-use crate::common::{Fault, FlakySource, layout, package};
+use super::common::{Fault, FlakySource, layout, package};
 
 fn write_source(dir: &std::path::Path, bytes: &[u8]) -> std::path::PathBuf {
     let p = dir.join("src.sft");

@@ -27,10 +27,7 @@ impl Rng {
     }
 }
 
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    (0..len).map(|_| r.next() as u8).collect()
-}
+pub use crate::common::bytes as noise;
 
 pub fn text(len: usize) -> Vec<u8> {
     b"the quick brown fox jumps over the lazy dog; "

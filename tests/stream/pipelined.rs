@@ -14,7 +14,7 @@ use sft::stream::{
 };
 use sft::{Error, ErrorKind};
 
-use crate::common::package;
+use super::common::package;
 
 /// Every block record of `pkg`.
 fn infos(pkg: &[u8]) -> Vec<sft::BlockInfo> {

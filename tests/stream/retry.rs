@@ -8,7 +8,7 @@ use sft::stream::{
     Event, NullSink, RetryPolicy, SessionConfig, StreamSession, TransportError, TransportErrorKind,
 };
 
-use crate::common::package;
+use super::common::package;
 
 fn lost() -> TransportError {
     TransportError::new(TransportErrorKind::ConnectionLost, "test://down")

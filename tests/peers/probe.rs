@@ -1,6 +1,6 @@
 //! `sft::fetch::probe` and `sft info URL` / `sft ls URL` over HTTP, against the
 //! crate's own content server (`sft serve --http`) on 127.0.0.1. The SMB
-//! side is in tests/smb.rs (it needs a real smbd).
+//! side is in tests/peers/smb.rs (it needs a real smbd).
 #![cfg(all(feature = "cli", feature = "http"))]
 
 use std::io::BufRead;

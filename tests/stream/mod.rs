@@ -12,19 +12,13 @@
 //! - `pipelined`: the driver's pipelined mode (reader and check threads)
 //!   against the original bytes, with damaged and failing reads.
 
-#[path = "stream/common.rs"]
-mod common;
+pub(crate) mod common;
 #[cfg(feature = "file")]
-#[path = "stream/file.rs"]
 mod file;
-#[path = "stream/oracle.rs"]
 mod oracle;
 #[cfg(feature = "write")]
-#[path = "stream/pipelined.rs"]
 mod pipelined;
 #[cfg(feature = "write")]
-#[path = "stream/retry.rs"]
 mod retry;
 #[cfg(feature = "write")]
-#[path = "stream/session.rs"]
 mod session;

@@ -4,9 +4,6 @@
 #![cfg(feature = "publish")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[cfg(feature = "cli")]
-mod common;
-
 use sft::ErrorKind;
 use sft::publish::{
     Limits, Manifest, Node, Osd, ScriptBody, ScriptEvent, SourceRoots, Timing, apply_source_root,

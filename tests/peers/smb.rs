@@ -28,18 +28,7 @@ const PASSWORD: &str = "Passw0rd!";
 
 // ---------------------------------------------------------------- helpers
 
-/// Deterministic bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::common::bytes as noise;
 
 /// A package of a few MiB: FB1 = app.exe + lib.dll (launch list), FB2 the rest.
 fn package() -> Vec<u8> {

@@ -5,7 +5,7 @@
 //! pass, unless `SFT_REQUIRE_SERVERS=1` (as in CI), where they fail.
 #![cfg(feature = "http-server")]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! `sft::fetch`, the cache and `StreamingPackage` over hostile sources, and
 //! `sft fetch` killed with SIGKILL and resumed.
 //!
-//! - `common` (shared with tests/stream.rs): `FlakySource` (corrupt
+//! - `common` (the streaming tests' `tests/stream/common.rs`): `FlakySource` (corrupt
 //!   bytes, failed calls, dropped connections), `ChunkedSource` (short,
 //!   shuffled reads), test packages.
 //! - `lib`: the library API: corruption never accepted, resume counts,
@@ -14,16 +14,11 @@
 //!   source, so the fast path, paced by `--limit-rate`).
 #![cfg(feature = "write")]
 
-#[path = "stream/common.rs"]
-mod common;
+use crate::stream::common;
 #[cfg(all(feature = "cli", unix))]
-#[path = "fetch/exit.rs"]
 mod exit;
 #[cfg(all(feature = "cli", unix))]
-#[path = "fetch/kill.rs"]
 mod kill;
-#[path = "fetch/lib.rs"]
 mod lib;
 #[cfg(feature = "file")]
-#[path = "fetch/local.rs"]
 mod local;

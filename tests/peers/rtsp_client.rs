@@ -5,7 +5,7 @@
 #![cfg(all(feature = "rtsp", feature = "rtsp-server"))]
 #![allow(clippy::single_range_in_vec_init)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

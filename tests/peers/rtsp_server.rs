@@ -7,7 +7,7 @@
 //! `SFT_REQUIRE_SERVERS=1` (as in CI), where they fail.
 #![cfg(feature = "rtsp-server")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
