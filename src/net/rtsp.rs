@@ -256,7 +256,11 @@ impl Live {
         dst: &mut [u8],
         accept: impl Fn(&PacketHeader, usize) -> bool,
     ) -> Result<Option<(PacketHeader, usize)>, TransportError> {
+        // Only received bytes: past `end` the buffer holds stale data.
         let avail = self.end - self.start;
+        if avail < PACKET_PREFIX_LEN {
+            return Ok(None);
+        }
         let Some(prefix) = self.buf.get(self.start..self.start + PACKET_PREFIX_LEN) else {
             return Ok(None);
         };
