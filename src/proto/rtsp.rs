@@ -36,8 +36,11 @@ pub const SFT_HEADER_LEN: usize = 16;
 pub const PACKET_PREFIX_LEN: usize = 4 + RTP_HEADER_LEN + SFT_HEADER_LEN;
 /// Most data bytes one packet may carry (a frame's length is 16 bits).
 pub const MAX_PACKET_DATA: usize = 65_535 - RTP_HEADER_LEN - SFT_HEADER_LEN - 8;
-/// Data bytes per packet the server sends.
-pub const SERVER_PACKET_DATA: usize = 60 * 1024;
+/// Data bytes per packet the server sends: 65,440, so that a whole frame
+/// (65,472 bytes with its prefix) fits one TCP segment on loopback (MSS
+/// 65,483) and each packet leaves as one segment, not a full one and a
+/// sliver. (It was 60 KiB: 6% more packets, each a system call or two.)
+pub const SERVER_PACKET_DATA: usize = 64 * 1024 - 96;
 /// Most ranges one `x-Sft-Range` or `x-Sft-Fetch` header may list.
 pub const MAX_RANGES_PER_HEADER: usize = 256;
 /// Payload flag: the packet ends a range.
