@@ -175,11 +175,44 @@ struct Live {
     end: usize,
     cseq: u32,
     session: String,
+    /// The payload length of the packets streamed so far (the largest
+    /// seen): what [`Live::packets_into`] expects the next ones to carry.
+    hint: usize,
 }
 
 /// Bytes asked of the socket at a time (and the receive buffer's size,
 /// unless one frame needs more).
 const RECV_BUF: usize = 256 * 1024;
+
+/// Packets a `readv` asks for beyond the one being read, when streaming
+/// into a destination ([`Live::packets_into`]).
+const SPECULATE: usize = 8;
+
+/// A piece of a [`Live::receive_packets`] `readv`: a payload's place in
+/// the destination, or a head's slot in the buffer.
+#[derive(Clone)]
+enum Seg {
+    Payload(Range<usize>),
+    Head(usize),
+}
+
+/// If `head` is a data packet's head (the interleaved prefix, RTP and sft
+/// headers) that `accept` takes at `at`, its payload length.
+fn data_packet(
+    head: &[u8],
+    accept: &impl Fn(&PacketHeader, usize, usize) -> bool,
+    at: usize,
+) -> Option<usize> {
+    let (prefix, rest) = head.split_first_chunk::<4>()?;
+    let [dollar, channel, hi, lo] = *prefix;
+    if dollar != b'$' || channel % 2 != 0 {
+        return None;
+    }
+    let n =
+        usize::from(u16::from_be_bytes([hi, lo])).checked_sub(RTP_HEADER_LEN + SFT_HEADER_LEN)?;
+    let (h, _) = PacketHeader::parse(rest)?;
+    accept(&h, n, at).then_some(n)
+}
 
 /// What a connection delivered.
 enum Item {
@@ -240,76 +273,239 @@ impl Live {
             end: 0,
             cseq: 0,
             session: String::new(),
+            hint: 0,
         }
     }
 
-    /// If the cursor is at a data packet whose head is buffered, that
-    /// `accept`s its header and length, and whose payload fits in `dst`:
-    /// the header, the payload copied (what is buffered) and received (the
-    /// rest, straight from the socket into `dst`, with the next bytes into
-    /// the buffer in the same `readv`), and its length. `None` when the
-    /// cursor is anywhere else (a reply, a packet not accepted, a frame not
-    /// yet buffered up to its data): the caller decodes as usual.
-    fn packet_into(
+    /// Receive packets of a streaming fetch straight into `dst`, several
+    /// per `readv`; the bytes of `dst` filled (0: the cursor is at
+    /// something else, a reply, a packet not `accept`ed or one already
+    /// whole in the buffer, and the caller decodes as usual).
+    ///
+    /// `accept(header, payload_len, at)` says whether a packet belongs in
+    /// `dst` at `at`. `open` carries, between calls, the payload bytes of
+    /// an accepted packet still on the socket (a packet that runs past the
+    /// end of one `dst` continues into the next): while it is not 0, the
+    /// buffer is empty and the socket's next bytes are that payload.
+    ///
+    /// Once the packet size is known ([`Live::hint`]), a `readv` also asks
+    /// for the heads and payloads of the packets after the one being read,
+    /// payloads straight into their places in `dst` and heads into the
+    /// buffer; each head is checked when it arrives, and what follows a
+    /// head that does not match is given back to the buffer to be decoded
+    /// as usual. Bytes past the filled length of `dst` may be overwritten.
+    fn packets_into(
         &mut self,
         endpoint: &str,
         dst: &mut [u8],
-        accept: impl Fn(&PacketHeader, usize) -> bool,
-    ) -> Result<Option<(PacketHeader, usize)>, TransportError> {
-        // Only received bytes: past `end` the buffer holds stale data.
-        let avail = self.end - self.start;
-        if avail < PACKET_PREFIX_LEN {
-            return Ok(None);
-        }
-        let Some(prefix) = self.buf.get(self.start..self.start + PACKET_PREFIX_LEN) else {
-            return Ok(None);
-        };
-        if prefix[0] != b'$' || prefix[1] % 2 != 0 {
-            return Ok(None);
-        }
-        let frame_len = usize::from(u16::from_be_bytes([prefix[2], prefix[3]]));
-        let Some(data_len) = frame_len.checked_sub(RTP_HEADER_LEN + SFT_HEADER_LEN) else {
-            return Ok(None);
-        };
-        let Some((h, _)) = PacketHeader::parse(&prefix[4..]) else {
-            return Ok(None);
-        };
-        if data_len > dst.len() || avail >= PACKET_PREFIX_LEN + data_len || !accept(&h, data_len) {
-            // Too long for `dst`, whole in the buffer already, or not a
-            // packet the caller is reading.
-            return Ok(None);
-        }
-        let buffered = avail - PACKET_PREFIX_LEN;
-        let from = self.start + PACKET_PREFIX_LEN;
-        dst[..buffered].copy_from_slice(&self.buf[from..from + buffered]);
-        // The buffer is empty now: what comes after the payload lands at
-        // its start.
-        self.start = 0;
-        self.end = 0;
-        let mut got = buffered;
-        while got < data_len {
-            let (head, _) = self.buf.split_at_mut(PACKET_PREFIX_LEN * 4);
-            let mut bufs = [
-                io::IoSliceMut::new(&mut dst[got..data_len]),
-                io::IoSliceMut::new(head),
-            ];
-            match self.conn.read_vectored(&mut bufs) {
-                Ok(0) => {
-                    return Err(terr(
-                        TransportErrorKind::ConnectionLost,
-                        format!("{endpoint}: the server closed the connection"),
-                    ));
+        open: &mut usize,
+        accept: impl Fn(&PacketHeader, usize, usize) -> bool,
+    ) -> Result<usize, TransportError> {
+        let mut done = 0usize;
+        loop {
+            if done == dst.len() {
+                return Ok(done);
+            }
+            if *open == 0 {
+                // At a frame boundary: a head must be buffered whole, and
+                // its packet only partly (a whole one is decoded as usual).
+                let avail = self.end - self.start;
+                if avail < PACKET_PREFIX_LEN {
+                    if avail == 0 && self.hint > 0 {
+                        // The next head is still on its way: read it (and
+                        // what follows) with the packets after it.
+                        self.start = 0;
+                        self.end = 0;
+                    } else {
+                        return Ok(done);
+                    }
+                } else {
+                    let head = self.buf.get(self.start..self.start + PACKET_PREFIX_LEN);
+                    let Some(n) = head.and_then(|h| data_packet(h, &accept, done)) else {
+                        return Ok(done);
+                    };
+                    let buffered = avail - PACKET_PREFIX_LEN;
+                    if buffered >= n || buffered > dst.len() - done {
+                        return Ok(done);
+                    }
+                    let from = self.start + PACKET_PREFIX_LEN;
+                    dst[done..done + buffered].copy_from_slice(&self.buf[from..from + buffered]);
+                    done += buffered;
+                    *open = n - buffered;
+                    self.hint = self.hint.max(n);
+                    self.start = 0;
+                    self.end = 0;
+                    continue;
                 }
-                Ok(n) => {
-                    let into_dst = n.min(data_len - got);
-                    got += into_dst;
-                    self.end = n - into_dst;
+            }
+            done = self.receive_packets(endpoint, dst, done, open, &accept)?;
+        }
+    }
+
+    /// One `readv` for [`Live::packets_into`], from `done` (with `open`
+    /// payload bytes of the current packet to come, or at a frame
+    /// boundary with an empty buffer); the new `done`.
+    fn receive_packets(
+        &mut self,
+        endpoint: &str,
+        dst: &mut [u8],
+        mut done: usize,
+        open: &mut usize,
+        accept: &impl Fn(&PacketHeader, usize, usize) -> bool,
+    ) -> Result<usize, TransportError> {
+        // The plan: the current payload (what fits in `dst`), then heads
+        // (buffer slots) and predicted payloads, ending with a head slot
+        // unless a payload runs to the end of `dst` mid-packet.
+        if done >= dst.len() {
+            return Ok(done);
+        }
+        let mut plan: Vec<Seg> = Vec::with_capacity(2 * SPECULATE + 2);
+        let mut at = done;
+        let mut mid_packet = false;
+        if *open > 0 {
+            let n = (*open).min(dst.len() - at);
+            plan.push(Seg::Payload(at..at + n));
+            at += n;
+            mid_packet = n < *open;
+        }
+        let mut slots = 0;
+        while !mid_packet {
+            plan.push(Seg::Head(slots));
+            slots += 1;
+            if self.hint == 0 || at == dst.len() || slots > SPECULATE {
+                break;
+            }
+            let n = self.hint.min(dst.len() - at);
+            plan.push(Seg::Payload(at..at + n));
+            at += n;
+            mid_packet = n < self.hint;
+        }
+        if self.buf.len() < slots * PACKET_PREFIX_LEN {
+            self.buf.resize(RECV_BUF.max(slots * PACKET_PREFIX_LEN), 0);
+        }
+        let got = {
+            let mut bufs: Vec<io::IoSliceMut<'_>> = Vec::with_capacity(plan.len());
+            let (mut rest_dst, mut rest_buf) = (&mut dst[done..], &mut self.buf[..]);
+            for seg in &plan {
+                match seg {
+                    Seg::Payload(r) => {
+                        // The payloads follow each other from `done`.
+                        let (this, tail) = rest_dst.split_at_mut(r.len());
+                        bufs.push(io::IoSliceMut::new(this));
+                        rest_dst = tail;
+                    }
+                    Seg::Head(_) => {
+                        let (this, tail) = rest_buf.split_at_mut(PACKET_PREFIX_LEN);
+                        bufs.push(io::IoSliceMut::new(this));
+                        rest_buf = tail;
+                    }
                 }
+            }
+            loop {
+                match self.conn.read_vectored(&mut bufs) {
+                    Ok(0) => {
+                        return Err(terr(
+                            TransportErrorKind::ConnectionLost,
+                            format!("{endpoint}: the server closed the connection"),
+                        ));
+                    }
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_err(endpoint, "reading", &e)),
+                }
+            }
+        };
+        // Walk the plan over the `got` bytes received.
+        let mut left = got;
+        let mut i = 0;
+        while left > 0 {
+            match plan.get(i).cloned() {
+                Some(Seg::Payload(r)) => {
+                    // The payload of an accepted packet (the current one,
+                    // or one whose head was checked just before).
+                    let n = left.min(r.len());
+                    done += n;
+                    *open -= n;
+                    left -= n;
+                }
+                Some(Seg::Head(k)) => {
+                    let slot = k * PACKET_PREFIX_LEN;
+                    if left < PACKET_PREFIX_LEN {
+                        // Part of a head: the buffer holds it.
+                        self.buf.copy_within(slot..slot + left, 0);
+                        (self.start, self.end) = (0, left);
+                        return Ok(done);
+                    }
+                    left -= PACKET_PREFIX_LEN;
+                    let head = &self.buf[slot..slot + PACKET_PREFIX_LEN];
+                    let n = data_packet(head, accept, done);
+                    let next = plan.get(i + 1);
+                    let fits = match (n, next) {
+                        // Its payload lands where it was predicted.
+                        (Some(n), Some(Seg::Payload(r))) => {
+                            r.start == done && r.len() == n.min(dst.len() - done)
+                        }
+                        // The last thing asked for: its payload comes next.
+                        (Some(_), None) => left == 0 && done < dst.len(),
+                        _ => false,
+                    };
+                    if !fits {
+                        // Give back the head and all that came after it.
+                        let mut back = Vec::with_capacity(PACKET_PREFIX_LEN + left);
+                        back.extend_from_slice(head);
+                        let mut more = left;
+                        for seg in plan.get(i + 1..).unwrap_or_default() {
+                            if more == 0 {
+                                break;
+                            }
+                            let from = match seg {
+                                Seg::Payload(r) => dst.get(r.clone()),
+                                Seg::Head(k) => {
+                                    let s = k * PACKET_PREFIX_LEN;
+                                    self.buf.get(s..s + PACKET_PREFIX_LEN)
+                                }
+                            }
+                            .unwrap_or_default();
+                            let n = more.min(from.len());
+                            back.extend_from_slice(&from[..n]);
+                            more -= n;
+                        }
+                        if self.buf.len() < back.len() {
+                            self.buf.resize(back.len(), 0);
+                        }
+                        self.buf[..back.len()].copy_from_slice(&back);
+                        (self.start, self.end) = (0, back.len());
+                        return Ok(done);
+                    }
+                    if let Some(n) = n {
+                        *open = n;
+                        self.hint = self.hint.max(n);
+                    }
+                }
+                None => break,
+            }
+            i += 1;
+        }
+        if *open == 0 {
+            (self.start, self.end) = (0, 0);
+        }
+        Ok(done)
+    }
+
+    /// Receive and drop `n` bytes (the buffer is empty: the rest of a
+    /// packet [`Live::packets_into`] left open).
+    fn skip(&mut self, mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            let want = n.min(self.buf.len());
+            match self.conn.read(&mut self.buf[..want]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(got) => n -= got,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(endpoint, "reading", &e)),
+                Err(e) => return Err(e),
             }
         }
-        Ok(Some((h, data_len)))
+        (self.start, self.end) = (0, 0);
+        Ok(())
     }
 
     /// The bytes of a packet payload from [`Item::Packet`].
@@ -576,6 +772,9 @@ struct Stream {
     end: u64,
     /// Payload bytes received and not yet read, in [`Live::buf`].
     pending: Range<usize>,
+    /// Payload bytes of a packet of this fetch still on the socket (see
+    /// [`Live::packets_into`]).
+    open: usize,
 }
 
 /// Past this many bytes left in an abandoned stream, a new connection is
@@ -1024,69 +1223,11 @@ impl RtspSource {
     /// Fill `dst` from the streaming fetch (whose next byte is where
     /// `dst` starts); the fetch ends when its last byte is read.
     fn stream_into(&self, state: &mut State, dst: &mut [u8]) -> Result<(), TransportError> {
-        let ep = &self.endpoint;
         let State { live, stream, .. } = state;
         let (Some(live), Some(st)) = (live.as_mut(), stream.as_mut()) else {
             return Err(terr(TransportErrorKind::Other, "no stream"));
         };
-        let mut filled = 0usize;
-        while filled < dst.len() {
-            if !st.pending.is_empty() {
-                let n = st.pending.len().min(dst.len() - filled);
-                let src = live.payload(&(st.pending.start..st.pending.start + n));
-                dst.get_mut(filled..filled + n)
-                    .unwrap_or_default()
-                    .copy_from_slice(src);
-                st.pending.start += n;
-                st.next += n as u64;
-                filled += n;
-                continue;
-            }
-            // A packet of this fetch whose payload is still on its way:
-            // received straight into `dst`.
-            let want = dst.get_mut(filled..).unwrap_or_default();
-            let (tag, next, until) = (st.tag, st.next, st.end);
-            let accept = |h: &PacketHeader, n: usize| {
-                let end = h.offset.saturating_add(n as u64);
-                h.tag == tag
-                    && h.offset == next
-                    && end <= until
-                    && (h.flags & FLAG_END == 0 || end == until)
-            };
-            if let Some((h, n)) = live.packet_into(ep, want, accept)? {
-                st.next = h.offset + n as u64;
-                filled += n;
-                continue;
-            }
-            match live.next_item(ep)? {
-                Item::Reply(r) => {
-                    let status = u16::from(r.status());
-                    if status != 200 {
-                        return Err(terr(
-                            status_kind(status),
-                            format!("{ep}: fetch answered {status} {}", r.reason_phrase()),
-                        ));
-                    }
-                }
-                Item::Packet(h, _) if h.tag == 0 => {} // background: not asked for
-                Item::Packet(h, at) => {
-                    let end = h.offset + at.len() as u64;
-                    if h.tag != st.tag || h.offset != st.next || end > st.end {
-                        return Err(terr(
-                            TransportErrorKind::Protocol,
-                            format!("{ep}: unexpected bytes at {} (fetch {})", h.offset, h.tag),
-                        ));
-                    }
-                    if h.flags & FLAG_END != 0 && end < st.end {
-                        return Err(terr(
-                            TransportErrorKind::Protocol,
-                            format!("{ep}: fetch {} ended early", h.tag),
-                        ));
-                    }
-                    st.pending = at;
-                }
-            }
-        }
+        receive_stream(&self.endpoint, live, st, dst)?;
         if st.next == st.end {
             *stream = None;
         }
@@ -1103,7 +1244,11 @@ impl RtspSource {
         let left = st.end - st.next - st.pending.len() as u64;
         let drained = left <= DRAIN_MAX
             && state.live.as_mut().is_some_and(|live| {
-                let mut got = 0u64;
+                // The rest of a packet being received first.
+                if live.skip(st.open).is_err() {
+                    return false;
+                }
+                let mut got = st.open as u64;
                 while got < left {
                     match live.next_item(&self.endpoint) {
                         Ok(Item::Packet(h, at)) if h.tag == st.tag => got += at.len() as u64,
@@ -1143,6 +1288,7 @@ impl RtspSource {
             next: range.start,
             end: range.end,
             pending: 0..0,
+            open: 0,
         });
         Ok(())
     }
@@ -1308,9 +1454,240 @@ impl RangeSource for RtspSource {
     }
 }
 
+/// Fill `dst` from the streaming fetch `st` on `live` (the fetch's next
+/// byte is where `dst` starts).
+fn receive_stream(
+    ep: &str,
+    live: &mut Live,
+    st: &mut Stream,
+    dst: &mut [u8],
+) -> Result<(), TransportError> {
+    let mut filled = 0usize;
+    while filled < dst.len() {
+        if !st.pending.is_empty() {
+            let n = st.pending.len().min(dst.len() - filled);
+            let src = live.payload(&(st.pending.start..st.pending.start + n));
+            dst.get_mut(filled..filled + n)
+                .unwrap_or_default()
+                .copy_from_slice(src);
+            st.pending.start += n;
+            st.next += n as u64;
+            filled += n;
+            continue;
+        }
+        // Packets of this fetch whose payloads are still on their way:
+        // received straight into `dst`.
+        let want = dst.get_mut(filled..).unwrap_or_default();
+        let (tag, next, until) = (st.tag, st.next, st.end);
+        let accept = |h: &PacketHeader, n: usize, at: usize| {
+            let end = h.offset.saturating_add(n as u64);
+            h.tag == tag
+                && h.offset == next + at as u64
+                && end <= until
+                && (h.flags & FLAG_END == 0 || end == until)
+        };
+        let n = live.packets_into(ep, want, &mut st.open, accept)?;
+        if n > 0 {
+            st.next += n as u64;
+            filled += n;
+            continue;
+        }
+        match live.next_item(ep)? {
+            Item::Reply(r) => {
+                let status = u16::from(r.status());
+                if status != 200 {
+                    return Err(terr(
+                        status_kind(status),
+                        format!("{ep}: fetch answered {status} {}", r.reason_phrase()),
+                    ));
+                }
+            }
+            Item::Packet(h, _) if h.tag == 0 => {} // background: not asked for
+            Item::Packet(h, at) => {
+                let end = h.offset + at.len() as u64;
+                if h.tag != st.tag || h.offset != st.next || end > st.end {
+                    return Err(terr(
+                        TransportErrorKind::Protocol,
+                        format!("{ep}: unexpected bytes at {} (fetch {})", h.offset, h.tag),
+                    ));
+                }
+                if h.flags & FLAG_END != 0 && end < st.end {
+                    return Err(terr(
+                        TransportErrorKind::Protocol,
+                        format!("{ep}: fetch {} ended early", h.tag),
+                    ));
+                }
+                st.pending = at;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_target;
+    use super::{
+        FLAG_END, Live, PACKET_PREFIX_LEN, PacketHeader, Stream, TransportErrorKind, parse_target,
+        receive_stream,
+    };
+    use crate::proto::rtsp::SERVER_PACKET_DATA;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    /// xorshift64*: the tests' reproducible choices.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as usize % n.max(1)
+        }
+    }
+
+    /// The package's byte at `at`.
+    fn byte(at: u64) -> u8 {
+        (at.wrapping_mul(31) ^ (at >> 9)) as u8
+    }
+
+    fn packet(out: &mut Vec<u8>, channel: u8, tag: u32, offset: u64, len: usize, flags: u8) {
+        let h = PacketHeader {
+            seq: 0,
+            timestamp: 0,
+            ssrc: 1,
+            marker: false,
+            offset,
+            tag,
+            flags,
+        };
+        out.extend_from_slice(&[b'$', channel]);
+        out.extend_from_slice(&((PACKET_PREFIX_LEN - 4 + len) as u16).to_be_bytes());
+        out.extend_from_slice(&h.encode());
+        out.extend((offset..offset + len as u64).map(byte));
+    }
+
+    /// What a server sends for fetch 7 of `0..total`, with replies,
+    /// background packets, RTCP and odd packet sizes mixed in; `bad`
+    /// moves one packet's offset (a server gone wrong).
+    fn wire(rng: &mut Rng, total: u64, bad: Option<u64>) -> (Vec<u8>, Vec<u64>) {
+        let mut out = Vec::new();
+        let mut starts = Vec::new();
+        let size = [SERVER_PACKET_DATA, 60 * 1024, 1000 + rng.below(64_000)][rng.below(3)];
+        let mut at = 0u64;
+        while at < total {
+            match rng.below(40) {
+                0 => out.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 7\r\nSession: s\r\n\r\n"),
+                1 => packet(
+                    &mut out,
+                    0,
+                    0,
+                    rng.below(1 << 20) as u64,
+                    rng.below(SERVER_PACKET_DATA),
+                    0,
+                ),
+                2 => out.extend_from_slice(&[b'$', 1, 0, 8, 0x81, 203, 0, 1, 0, 0, 0, 1]),
+                _ => {}
+            }
+            let len = if rng.below(20) == 0 {
+                1 + rng.below(size)
+            } else {
+                size
+            };
+            let len = (len as u64).min(total - at);
+            let end = at + len == total;
+            starts.push(at);
+            let offset = if bad == Some(at) { at + 1 } else { at };
+            packet(
+                &mut out,
+                0,
+                7,
+                offset,
+                len as usize,
+                if end { FLAG_END } else { 0 },
+            );
+            at += len;
+        }
+        (out, starts)
+    }
+
+    /// Stream `wire` over loopback TCP, written in random pieces, and read
+    /// it as fetch 7 of `0..total` in reads of random lengths: the bytes
+    /// read, and the first error.
+    fn receive(seed: u64, total: u64, bad: Option<u64>) -> (Vec<u8>, Option<TransportErrorKind>) {
+        let mut rng = Rng(seed | 1);
+        let (bytes, _) = wire(&mut rng, total, bad);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut wr = Rng(seed.rotate_left(17) | 1);
+        let writer = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.set_nodelay(true).unwrap();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                // Pieces from a few bytes (heads cut anywhere) to many packets.
+                let most = [64, 4096, 200_000][wr.below(3)];
+                let n = (1 + wr.below(most)).min(rest.len());
+                if sock.write_all(&rest[..n]).is_err() {
+                    return;
+                }
+                rest = &rest[n..];
+            }
+        });
+        let sock = TcpStream::connect(addr).unwrap();
+        let mut live = Live::new(super::Conn::Plain(sock));
+        let mut st = Stream {
+            tag: 7,
+            next: 0,
+            end: total,
+            pending: 0..0,
+            open: 0,
+        };
+        let mut got = Vec::new();
+        let mut err = None;
+        while st.next < total {
+            let want = (1 + rng.below(700_000)).min((total - st.next) as usize);
+            let mut dst = vec![0u8; want];
+            match receive_stream("test", &mut live, &mut st, &mut dst) {
+                Ok(()) => got.extend_from_slice(&dst),
+                Err(e) => {
+                    err = Some(e.kind());
+                    break;
+                }
+            }
+        }
+        drop(live);
+        writer.join().unwrap();
+        (got, err)
+    }
+
+    #[test]
+    fn streamed_packets_land_in_place_whatever_the_cuts() {
+        for seed in 0..300u64 {
+            let total = 1 + (seed * 7_919_993) % 3_000_000;
+            let (got, err) = receive(seed, total, None);
+            assert_eq!(err, None, "seed {seed}");
+            assert_eq!(got.len() as u64, total, "seed {seed}");
+            let wrong = (0..total).find(|&i| got[i as usize] != byte(i));
+            assert_eq!(wrong, None, "seed {seed}: wrong byte");
+        }
+    }
+
+    #[test]
+    fn a_packet_out_of_place_is_an_error_never_data() {
+        for seed in 0..100u64 {
+            let total = 2_000_000;
+            let (_, starts) = wire(&mut Rng(seed | 1), total, None);
+            let bad = starts[starts.len() / 2];
+            let (got, err) = receive(seed, total, Some(bad));
+            assert_eq!(err, Some(TransportErrorKind::Protocol), "seed {seed}");
+            assert!(
+                got.len() as u64 <= bad,
+                "seed {seed}: read past the bad packet"
+            );
+            let wrong = (0..got.len()).find(|&i| got[i] != byte(i as u64));
+            assert_eq!(wrong, None, "seed {seed}: wrong byte");
+        }
+    }
 
     #[test]
     fn credentials_never_reach_the_request_line() {
