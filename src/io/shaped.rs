@@ -44,6 +44,10 @@ pub struct ShapedSource<S> {
     chunk: usize,
     /// When the link is next free to carry a byte.
     link_free: Mutex<Option<Instant>>,
+    /// The range announced by [`RangeSource::will_read`] and where its
+    /// in-order reads got to (`None` until its first read): one request,
+    /// one round trip.
+    planned: Mutex<Option<(Range<u64>, Option<u64>)>>,
 }
 
 impl<S: RangeSource> ShapedSource<S> {
@@ -56,6 +60,7 @@ impl<S: RangeSource> ShapedSource<S> {
             rtt,
             chunk: 16 * 1024,
             link_free: Mutex::new(None),
+            planned: Mutex::new(None),
         }
     }
 
@@ -149,8 +154,37 @@ impl<S: RangeSource> RangeSource for ShapedSource<S> {
 
     /// The inner source's in-order read, `chunk` bytes at a time, each
     /// delivered when the link would have carried it.
+    ///
+    /// After [`RangeSource::will_read`], the reads that follow its range
+    /// in order are one request: the first waits a round trip, the rest
+    /// only for the link (as one HTTP `GET` or RTSP fetch of the range).
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), TransportError> {
-        let mut earliest = Instant::now() + self.rtt;
+        let end = offset.saturating_add(buf.len() as u64);
+        let follows = {
+            let mut planned = self
+                .planned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match planned.as_mut() {
+                Some((r, next)) if end <= r.end && *next == Some(offset) => {
+                    *next = Some(end);
+                    true
+                }
+                Some((r, next @ None)) if offset == r.start && end <= r.end => {
+                    *next = Some(end);
+                    false
+                }
+                _ => {
+                    *planned = None;
+                    false
+                }
+            }
+        };
+        let mut earliest = if follows {
+            Instant::now()
+        } else {
+            Instant::now() + self.rtt
+        };
         let mut at = offset;
         for piece in buf.chunks_mut(self.chunk) {
             self.inner.read_exact_at(at, piece)?;
@@ -162,6 +196,10 @@ impl<S: RangeSource> RangeSource for ShapedSource<S> {
     }
 
     fn will_read(&self, range: Range<u64>) {
+        *self
+            .planned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((range.clone(), None));
         self.inner.will_read(range);
     }
 
@@ -171,5 +209,39 @@ impl<S: RangeSource> RangeSource for ShapedSource<S> {
 
     fn endpoint(&self) -> String {
         self.inner.endpoint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShapedSource;
+    use crate::io::RangeSource;
+    use std::time::{Duration, Instant};
+
+    /// Ten in-order reads of 4 KiB on a link of unlimited bandwidth and a
+    /// 40 ms round trip: the time they take.
+    fn ten_reads(announce: bool) -> Duration {
+        let link = ShapedSource::new(vec![7u8; 40_960], 0, Duration::from_millis(40));
+        if announce {
+            link.will_read(0..40_960);
+        }
+        let t = Instant::now();
+        let mut buf = [0u8; 4096];
+        for i in 0..10u64 {
+            link.read_exact_at(i * 4096, &mut buf).unwrap();
+            assert_eq!(buf, [7u8; 4096]);
+        }
+        t.elapsed()
+    }
+
+    #[test]
+    fn reads_that_follow_an_announced_range_are_one_request() {
+        // Announced: one round trip for all ten (well under ten).
+        let one = ten_reads(true);
+        assert!(one >= Duration::from_millis(40), "{one:?}");
+        assert!(one < Duration::from_millis(360), "{one:?}");
+        // Not announced: a round trip each.
+        let each = ten_reads(false);
+        assert!(each >= Duration::from_millis(400), "{each:?}");
     }
 }
