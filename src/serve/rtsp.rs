@@ -510,10 +510,14 @@ impl Catalog {
                 .filter(|i| i.version_guid == v)
                 .max_by_key(|i| i.mtime)
                 .cloned(),
+            // The newest settled version: another file only when its
+            // version is higher (an upgrade); at the same version, the file
+            // the URL names (two copies of one version, or one repacked,
+            // are not upgrades of each other).
             None => {
                 let now = Instant::now();
                 same.filter(|i| settled(i.seen, now, self.settle))
-                    .max_by_key(|i| (i.version, i.mtime))
+                    .max_by_key(|i| (i.version, Arc::ptr_eq(i, &named), i.mtime))
                     .cloned()
             }
         }

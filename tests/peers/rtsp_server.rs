@@ -810,6 +810,31 @@ fn active_upgrade_new_sessions_get_v2_running_sessions_finish_v1() {
     server.shutdown().unwrap();
 }
 
+/// Two files holding the same version of one package (a copy, or the
+/// same version packed twice) are not upgrades of each other: each URL
+/// streams its own file, whichever was written last.
+#[test]
+fn the_same_version_in_two_files_streams_the_file_named() {
+    let f = fixture(300_000);
+    let other = package(200_000, 1);
+    std::fs::write(f.root.join("apps/copy.sft"), &other).unwrap();
+    let server = start(
+        ServerConfig::new(&f.root)
+            .rescan_interval(Duration::ZERO)
+            .settle_time(Duration::ZERO),
+    );
+    let addr = server.local_addr();
+    assert_eq!(
+        stream_once(addr, &url(addr, "apps/app.sft")),
+        ("1".to_owned(), f.pkg.clone())
+    );
+    assert_eq!(
+        stream_once(addr, &url(addr, "apps/copy.sft")),
+        ("1".to_owned(), other)
+    );
+    server.shutdown().unwrap();
+}
+
 /// The `x-sft-version` a DESCRIBE of `u` offers now.
 fn described_version(addr: SocketAddr, u: &str) -> String {
     let mut c = raw(addr);
