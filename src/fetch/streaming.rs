@@ -479,22 +479,16 @@ impl StreamingPackage {
     }
 
     /// Read a whole file, demanding its blocks in order as the read
-    /// reaches them.
+    /// reaches them; the buffer grows as verified blocks arrive (at most
+    /// 1 MiB ahead of them), so a size declared in the prologue is never
+    /// allocated on trust.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a directory or a file too large for
     /// memory; as [`StreamingPackage::read_block`].
     pub fn read_file(&self, entry: &Entry<'_>) -> Result<Vec<u8>, Error> {
-        entry.require_file()?;
-        let size = usize::try_from(entry.size())
-            .map_err(|_| Error::invalid(format!("`{}` is too large for memory", entry.path())))?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(size)
-            .map_err(|_| Error::invalid(format!("`{}` is too large for memory", entry.path())))?;
-        out.resize(size, 0);
-        let n = self.read_at(entry, 0, &mut out)?;
-        out.truncate(n);
-        Ok(out)
+        let mut rc = BlockBuffer::default();
+        crate::read::read_whole(entry, |at, out| self.read_at_with(entry, at, out, &mut rc))
     }
 
     /// Read up to `buf.len()` bytes of a file from `offset`; returns how

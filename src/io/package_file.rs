@@ -248,24 +248,8 @@ impl<S: RangeSource> SourcePackage<S> {
     /// [`Error::InvalidInput`] for a directory or a file too large for
     /// memory; as [`SourcePackage::read_block`].
     pub fn read_file(&self, entry: &Entry<'_>) -> Result<Vec<u8>, Error> {
-        entry.require_file()?;
-        let too_large = || Error::invalid(format!("`{}` is too large for memory", entry.path()));
-        let size = usize::try_from(entry.size()).map_err(|_| too_large())?;
-        const STEP: usize = 1 << 20;
-        let mut out = Vec::new();
         let mut buf = BlockBuffer::default();
-        while out.len() < size {
-            let done = out.len();
-            let want = (size - done).min(STEP);
-            out.try_reserve(want).map_err(|_| too_large())?;
-            out.resize(done + want, 0);
-            let n = self.read_at_with(entry, done as u64, &mut out[done..], &mut buf)?;
-            out.truncate(done + n);
-            if n < want {
-                break;
-            }
-        }
-        Ok(out)
+        crate::read::read_whole(entry, |at, out| self.read_at_with(entry, at, out, &mut buf))
     }
 
     /// Read up to `buf.len()` bytes of a file from `offset`; returns how

@@ -568,6 +568,33 @@ impl BlockProvider for PackageBlocks<'_, '_, '_> {
     }
 }
 
+/// Read all of `entry` through `read_at` (file offset, buffer → bytes
+/// read), the buffer growing at most 1 MiB ahead of the bytes read: a size
+/// declared in the prologue is never allocated on trust (the lazy and the
+/// streaming package's `read_file`).
+pub(crate) fn read_whole(
+    entry: &Entry<'_>,
+    mut read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, Error>,
+) -> Result<Vec<u8>, Error> {
+    const STEP: usize = 1 << 20;
+    entry.require_file()?;
+    let too_large = || Error::invalid(format!("`{}` is too large for memory", entry.path()));
+    let size = usize::try_from(entry.size()).map_err(|_| too_large())?;
+    let mut out = Vec::new();
+    while out.len() < size {
+        let done = out.len();
+        let want = (size - done).min(STEP);
+        out.try_reserve(want).map_err(|_| too_large())?;
+        out.resize(done + want, 0);
+        let n = read_at(done as u64, &mut out[done..])?;
+        out.truncate(done + n);
+        if n < want {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Read up to `buf.len()` bytes of `entry` at `offset`: map file offsets
 /// through the extents to logical offsets, then to blocks, and copy from
 /// the blocks `blocks` provides. The one read loop behind

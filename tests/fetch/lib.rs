@@ -508,3 +508,32 @@ fn fetch_spec_over_rtsp_completes_and_resumes() {
     verify_file(&out, &pkg);
     server.shutdown().unwrap();
 }
+
+/// A file of 64 MiB of zeros (a package of ~100 KB) whose first block is
+/// damaged, read whole through a streaming package: an error, and the
+/// buffer never grew to the size the prologue declares.
+#[test]
+fn a_streamed_file_is_not_allocated_at_its_declared_size() {
+    use sft::write::PackageBuilder;
+    let mut b = PackageBuilder::new(sft::WriteOptions::default().name("Zeros"));
+    b.add_bytes("zeros.bin", vec![0u8; 64 << 20]).unwrap();
+    let mut bytes = b.write_to_vec().unwrap();
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+    let first = Package::parse(&bytes)
+        .unwrap()
+        .index()
+        .get(BlockId(0))
+        .unwrap();
+    bytes[first.stored_offset as usize + 3] ^= 0x55;
+    let dir = tmp();
+    let paths = CachePaths::for_output(&dir.path().join("o.sft"), None);
+    let src: Arc<dyn RangeSource> = Arc::new(bytes);
+    let sp = StreamingPackage::open(src, paths, StreamingOptions::default()).unwrap();
+    let e = sp.entry("zeros.bin").unwrap();
+    assert_eq!(e.size(), 64 << 20);
+    crate::common::alloc::reset();
+    let err = sp.read_file(&e).unwrap_err();
+    let largest = crate::common::alloc::largest();
+    assert!(err.to_string().contains("still damaged"), "{err}");
+    assert!(largest < 8 << 20, "largest allocation {largest} B");
+}
