@@ -572,6 +572,7 @@ impl BlockProvider for PackageBlocks<'_, '_, '_> {
 /// read), the buffer growing at most 1 MiB ahead of the bytes read: a size
 /// declared in the prologue is never allocated on trust (the lazy and the
 /// streaming package's `read_file`).
+#[cfg(feature = "std")]
 pub(crate) fn read_whole(
     entry: &Entry<'_>,
     mut read_at: impl FnMut(u64, &mut [u8]) -> Result<usize, Error>,
