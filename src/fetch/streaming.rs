@@ -189,6 +189,9 @@ pub struct StreamingPackage {
     control: Sender<Control>,
     thread: Option<JoinHandle<Result<DriveReport, Error>>>,
     prologue: Vec<u8>,
+    /// The layout [`Prologue::parse`] validated at open: later views of
+    /// the prologue repeat no check.
+    layout: Option<crate::format::layout::Layout>,
     table: Vec<BlockInfo>,
     file: File,
     timeout: Duration,
@@ -311,21 +314,24 @@ impl StreamingPackage {
             control: tx,
             thread: Some(thread),
             prologue: Vec::new(),
+            layout: None,
             table: Vec::new(),
             file,
             timeout: options.timeout,
             endpoint,
         };
         let prologue = pkg.wait(|s| s.prologue.clone(), "waiting for the prologue")?;
-        let table = {
+        let (table, layout) = {
             let p = Prologue::parse(&prologue)?;
             let index = p.index();
-            index
+            let table = index
                 .ids()
                 .map(|id| index.get(id))
-                .collect::<Result<Vec<_>, _>>()?
+                .collect::<Result<Vec<_>, _>>()?;
+            (table, p.layout())
         };
         pkg.prologue = prologue;
+        pkg.layout = Some(layout);
         pkg.table = table;
         Ok(pkg)
     }
@@ -368,7 +374,12 @@ impl StreamingPackage {
     /// # Errors
     /// None in practice (it was validated at open); as [`Prologue::parse`].
     pub fn prologue(&self) -> Result<Prologue<'_>, Error> {
-        Prologue::parse(&self.prologue)
+        match self.layout {
+            // Checked at open: the section CRCs are not run again on every
+            // read (a mount reads through here).
+            Some(layout) => Ok(Prologue::from_checked(&self.prologue, layout)),
+            None => Prologue::parse(&self.prologue),
+        }
     }
 
     /// All entries in path order.
