@@ -47,6 +47,7 @@ forbid fetch "-r src/fetch" "crate::(extract|publish|bundle|client|mount|manage)
 forbid extract "src/extract.rs" "crate::(fetch|publish|bundle|client|mount|manage)\b"
 forbid publish "-r src/publish" "crate::(fetch|extract|bundle|client|mount|manage)\b"
 forbid bundle "-r src/bundle" "crate::(fetch|extract|client|mount|manage)\b"
+forbid mount "-r src/mount" "crate::(extract|publish|bundle|client|manage)\b"
 
 # No files, sockets, threads or clocks in the core's readers and the
 # sans-IO session (read/io.rs is the std::io::Read adapter over memory).

@@ -14,8 +14,9 @@
 //!  bin/sft   the command-line tool (argument parsing, output; no logic)
 //!  ─────────────────────────────────────────────────────────────────────────
 //!  app       fetch (resumable fetch, cache, StreamingPackage, probe),
-//!            extract, publish, bundle, client (the store; the one module
-//!            that ties fetch, bundle and publish together)
+//!            extract, publish, bundle, mount (FUSE over a streaming
+//!            package), client (the store; the one module that ties
+//!            fetch, bundle and publish together)
 //!  ───────────────────────────────────────────┬─────────────────────────────
 //!  net       client transports:               │ serve   the servers:
 //!            http, rtsp, smb (RangeSource)    │         HTTP and RTSP (TLS,
@@ -91,6 +92,9 @@
 //! - `bundle`: `.sftb` bundles of a manifest, its OSDs and icons and
 //!   optionally the SFT ([`bundle`], `sft bundle`).
 //! - `client`: the client package store ([`client`], `sft client`).
+//! - `mount`: a package as a read-only FUSE file system while it streams
+//!   ([`mount`], `sft mount`; the binary takes it with `--features
+//!   cli,mount`).
 //! - `cli`: the `sft` binary (with every transport, both servers,
 //!   `publish`, `bundle` and `client`).
 //! - `arbitrary`: `Arbitrary` impls for fuzzing.
@@ -117,6 +121,7 @@
 #![cfg_attr(not(feature = "publish"), doc = "[`publish`]: #crate-features")]
 #![cfg_attr(not(feature = "bundle"), doc = "[`bundle`]: #crate-features")]
 #![cfg_attr(not(feature = "client"), doc = "[`client`]: #crate-features")]
+#![cfg_attr(not(feature = "mount"), doc = "[`mount`]: #crate-features")]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
@@ -167,6 +172,8 @@ pub mod client;
 pub mod extract;
 #[cfg(feature = "std")]
 pub mod fetch;
+#[cfg(feature = "mount")]
+pub mod mount;
 #[cfg(feature = "publish")]
 pub mod publish;
 

@@ -10,6 +10,8 @@
 //!   GStreamer as third-party clients.
 //! - `smb`: `SmbSource` against smbd.
 //! - `probe`: `sft info`/`ls` of URLs (only the prologue is read).
+//! - `mount`: a package mounted with FUSE, read and run from by real
+//!   programs (feature `mount`, root).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -17,6 +19,9 @@ mod common;
 mod http_client;
 #[path = "peers/http_server.rs"]
 mod http_server;
+#[cfg(feature = "mount")]
+#[path = "peers/mount.rs"]
+mod mount;
 #[path = "peers/probe.rs"]
 mod probe;
 #[path = "peers/rtsp_client.rs"]

@@ -39,6 +39,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Osd(a) => cmd::osd::run(&a),
         Command::Bundle(a) => cmd::bundle::run(&a),
         Command::Client(a) => cmd::client::run(&a),
+        #[cfg(feature = "mount")]
+        Command::Mount(a) => cmd::mount::run(&a),
+        #[cfg(feature = "mount")]
+        Command::Unmount(a) => cmd::mount::unmount(&a),
     }
 }
 

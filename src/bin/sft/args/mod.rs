@@ -59,6 +59,41 @@ pub enum Command {
     Bundle(BundleArgs),
     /// The client package store: SFTMIME-style package commands.
     Client(ClientArgs),
+    /// Mount a package read-only (FUSE) while it streams: its tree at
+    /// once, blocks fetched as they are read, FB1 then the rest behind.
+    #[cfg(feature = "mount")]
+    Mount(MountArgs),
+    /// Unmount what `sft mount` mounted.
+    #[cfg(feature = "mount")]
+    Unmount(UnmountArgs),
+}
+
+/// `sft mount`.
+#[cfg(feature = "mount")]
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Package file, or the URL of one (http(s)://, rtsp(s)://, smb://,
+    /// \\host\share\...).
+    pub source: String,
+    /// An empty directory to mount the package's tree on.
+    pub mountpoint: PathBuf,
+    /// Keep the streamed blocks here, as `<name>.partial` (where `sft fetch
+    /// SOURCE -o <name> --cache-dir DIR` keeps its cache: a later mount or
+    /// fetch of the package fetches only what is missing); default: a
+    /// temporary directory removed at unmount.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Options of remote sources.
+    #[command(flatten)]
+    pub remote: SourceArgs,
+}
+
+/// `sft unmount`.
+#[cfg(feature = "mount")]
+#[derive(Debug, Args)]
+pub struct UnmountArgs {
+    /// Where `sft mount` mounted a package.
+    pub mountpoint: PathBuf,
 }
 
 /// Block compression chosen on the command line.

@@ -7,6 +7,8 @@ pub mod extract;
 pub(crate) mod fetch;
 pub mod info;
 pub mod ls;
+#[cfg(feature = "mount")]
+pub(crate) mod mount;
 pub(crate) mod osd;
 pub mod pack;
 pub(crate) mod serve;

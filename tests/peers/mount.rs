@@ -1,0 +1,234 @@
+//! `sft::mount` against the kernel's FUSE: a package mounted from a
+//! streaming source, read by real programs (`sh`, `python3`, `cmp`) and
+//! compared byte for byte with the tree it was packed from. Skips loudly
+//! without `/dev/fuse` or without the right to mount (root);
+//! `SFT_REQUIRE_SERVERS=1` makes that a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use sft::fetch::cache::CachePaths;
+use sft::fetch::streaming::{StreamingOptions, StreamingPackage};
+use sft::io::RangeSource;
+use sft::mount::PackageFs;
+use sft::read::Attributes;
+use sft::write::PackageBuilder;
+
+use crate::common::{noise, text};
+
+/// Whether this process may mount FUSE file systems.
+fn can_mount() -> bool {
+    let ok = Path::new("/dev/fuse").exists()
+        && std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        });
+    if !ok {
+        assert!(
+            std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "FUSE is required (SFT_REQUIRE_SERVERS=1): no /dev/fuse or not root"
+        );
+        eprintln!("SKIPPED: FUSE mount tests need /dev/fuse and root");
+    }
+    ok
+}
+
+/// The files of the test tree: (path, bytes, executable).
+fn tree() -> Vec<(&'static str, Vec<u8>, bool)> {
+    vec![
+        (
+            "bin/run.sh",
+            b"#!/bin/sh\necho \"ran from $(dirname \"$0\")\"\n".to_vec(),
+            true,
+        ),
+        ("lib/app/__init__.py", b"".to_vec(), false),
+        (
+            "lib/app/core.py",
+            b"def answer():\n    return sum(range(10)) - 3\n".to_vec(),
+            false,
+        ),
+        ("data/big.bin", noise(5, 3_000_000), false),
+        ("data/text.txt", text(700_000), false),
+        ("data/empty", Vec::new(), false),
+    ]
+}
+
+fn pack(files: &[(&str, Vec<u8>, bool)]) -> Vec<u8> {
+    let mut b = PackageBuilder::new(sft::WriteOptions::default().name("MountTest"));
+    for (path, data, exec) in files {
+        let mut attrs = Attributes::default();
+        attrs.executable = *exec;
+        b.add_bytes_with(path, data.clone(), (1_700_000_000, 0), attrs)
+            .unwrap();
+    }
+    b.write_to_vec().unwrap()
+}
+
+struct Mounted {
+    session: sft::mount::Mount,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn mount(pkg: Vec<u8>) -> Mounted {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let src: Arc<dyn RangeSource> = Arc::new(pkg);
+    let paths = CachePaths::for_output(&tmp.path().join("cache.sft"), None);
+    let sp = StreamingPackage::open(src, paths, StreamingOptions::default()).unwrap();
+    let fs = PackageFs::new(Arc::new(sp), 0, 0).unwrap();
+    let session = sft::mount::spawn(fs, &dir, "test.sft").unwrap();
+    Mounted {
+        session,
+        dir,
+        _tmp: tmp,
+    }
+}
+
+fn mounted(dir: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+}
+
+#[test]
+fn real_programs_run_from_a_mounted_package() {
+    if !can_mount() {
+        return;
+    }
+    let files = tree();
+    let m = mount(pack(&files));
+    assert!(mounted(&m.dir));
+    // Every file: its bytes, size and executable bit, read by the kernel.
+    for (path, data, exec) in &files {
+        let p = m.dir.join(path);
+        assert_eq!(&std::fs::read(&p).unwrap(), data, "{path}");
+        let meta = std::fs::metadata(&p).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o111 != 0, *exec, "{path}");
+        assert_eq!(meta.len(), data.len() as u64);
+    }
+    let mut names: Vec<_> = std::fs::read_dir(m.dir.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["big.bin", "empty", "text.txt"]);
+    // A script executed from the mount, and an interpreter importing from it.
+    let out = Command::new(m.dir.join("bin/run.sh")).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ran from {}", m.dir.join("bin").display())
+    );
+    if crate::common::have("python3", "--version") {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; sys.path.insert(0, sys.argv[1]); import app.core; print(app.core.answer())"])
+            .arg(m.dir.join("lib"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    }
+    // Read-only: a write is refused.
+    assert!(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(m.dir.join("data/text.txt"))
+            .is_err()
+    );
+    assert!(std::fs::write(m.dir.join("new.txt"), b"x").is_err());
+    let dir = m.dir.clone();
+    m.session.unmount().unwrap();
+    assert!(!mounted(&dir), "still mounted after unmount");
+}
+
+/// A block damaged at the source is never handed to a reader: the read of
+/// its file fails (EIO), it does not return other bytes.
+#[test]
+fn a_damaged_block_is_an_io_error_never_data() {
+    if !can_mount() {
+        return;
+    }
+    let files = tree();
+    let mut pkg = pack(&files);
+    let local = sft::Package::parse(&pkg).unwrap();
+    let e = local.entry("data/big.bin").unwrap();
+    let first = e.extents().get(0).unwrap();
+    let (id, _) = local.index().locate(first.logical_offset).unwrap();
+    let info = local.index().get(id).unwrap();
+    pkg[info.stored_offset as usize + 7] ^= 0x10;
+    let m = mount(pkg);
+    let err = std::fs::read(m.dir.join("data/big.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(5), "{err}"); // EIO
+}
+
+/// `sft mount` as a user runs it: the tree is there once it says
+/// "mounted", equal to the files packed; SIGTERM unmounts and exits 0;
+/// `sft unmount` ends a second mount the same way.
+#[cfg(feature = "cli")]
+#[test]
+fn sft_mount_serves_until_a_signal_or_sft_unmount() {
+    use std::io::BufRead;
+    if !can_mount() {
+        return;
+    }
+    let files = tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("app.sft");
+    std::fs::write(&pkg, pack(&files)).unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let sft = env!("CARGO_BIN_EXE_sft");
+    for how in ["signal", "sft unmount"] {
+        let mut child = Command::new(sft)
+            .arg("mount")
+            .arg(&pkg)
+            .arg(&dir)
+            .arg("--cache-dir")
+            .arg(tmp.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("mounted on"), "{how}: {line}");
+        assert!(mounted(&dir), "{how}");
+        for (path, data, _) in &files {
+            assert_eq!(
+                &std::fs::read(dir.join(path)).unwrap(),
+                data,
+                "{how}: {path}"
+            );
+        }
+        if how == "signal" {
+            let ok = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        } else {
+            let out = Command::new(sft).arg("unmount").arg(&dir).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+        assert!(status.success(), "{how}: {rest}");
+        assert!(rest.contains("unmounted"), "{how}: {rest}");
+        assert!(!mounted(&dir), "{how}: still mounted");
+    }
+}
