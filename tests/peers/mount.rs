@@ -232,3 +232,85 @@ fn sft_mount_serves_until_a_signal_or_sft_unmount() {
         assert!(!mounted(&dir), "{how}: still mounted");
     }
 }
+
+/// `--background none`: FB1, then only what is read. A later `sft fetch`
+/// into the same cache directory resumes from the mount's cache: it moves
+/// the package less what the mount fetched, and the result is the package.
+#[cfg(feature = "cli")]
+#[test]
+fn a_mount_without_background_fetches_what_is_read_and_a_fetch_resumes_it() {
+    use std::io::BufRead;
+    if !can_mount() {
+        return;
+    }
+    let files = tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("app.sft");
+    let bytes = pack(&files);
+    std::fs::write(&pkg, &bytes).unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let sft = env!("CARGO_BIN_EXE_sft");
+    let mut child = Command::new(sft)
+        .arg("mount")
+        .arg(&pkg)
+        .arg(&dir)
+        .args(["--background", "none", "--cache-dir"])
+        .arg(&cache)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("mounted on"), "{line}");
+    // One small file (not in FB1: no launch list, FB1 is empty).
+    assert_eq!(
+        std::fs::read(dir.join("lib/app/core.py")).unwrap(),
+        files[2].1
+    );
+    let out = Command::new(sft).arg("unmount").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(child.wait().unwrap().success());
+    // The fetch (the same name, so the same cache) moves the rest only.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    let out = Command::new(sft)
+        .arg("fetch")
+        .arg(&pkg)
+        .arg("-o")
+        .arg(copy.join("app.sft"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let moved: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("transferred: "))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no transferred line in {text}"));
+    assert!(
+        moved > 0 && moved < bytes.len() as u64 - 1000,
+        "moved {moved} of {}",
+        bytes.len()
+    );
+    assert!(
+        moved > bytes.len() as u64 / 2,
+        "the mount fetched more than was read: {moved}"
+    );
+    assert_eq!(std::fs::read(copy.join("app.sft")).unwrap(), bytes);
+}

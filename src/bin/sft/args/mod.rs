@@ -83,9 +83,23 @@ pub struct MountArgs {
     /// temporary directory removed at unmount.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// What streams besides the blocks read: `all` (FB1 at once, then FB2
+    /// in the background) or `none` (FB1, then only the blocks read).
+    #[arg(long, value_enum, default_value = "all")]
+    pub background: Background,
     /// Options of remote sources.
     #[command(flatten)]
     pub remote: SourceArgs,
+}
+
+/// `sft mount --background`.
+#[cfg(feature = "mount")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Background {
+    /// FB1 at once, then the rest of the package in the background.
+    All,
+    /// FB1 at once, then only the blocks that are read.
+    None,
 }
 
 /// `sft unmount`.

@@ -11,7 +11,7 @@ use sft::fetch::cache::CachePaths;
 use sft::fetch::streaming::{StreamingOptions, StreamingPackage};
 use sft::mount::PackageFs;
 
-use crate::args::{MountArgs, UnmountArgs};
+use crate::args::{Background, MountArgs, UnmountArgs};
 
 /// Mount, serve until SIGINT/SIGTERM or an outside unmount, unmount.
 pub(crate) fn run(a: &MountArgs) -> anyhow::Result<()> {
@@ -50,7 +50,8 @@ pub(crate) fn run(a: &MountArgs) -> anyhow::Result<()> {
     // `<name>.partial` in the cache directory: where `sft fetch SOURCE -o
     // <name> --cache-dir DIR` keeps its cache, so either resumes the other.
     let paths = CachePaths::for_output(std::path::Path::new(name), Some(&cache_dir));
-    let options = StreamingOptions::default().session(a.remote.session());
+    let launch_only = a.background == Background::None;
+    let options = StreamingOptions::default().session(a.remote.session().launch_only(launch_only));
     let pkg = StreamingPackage::open(Arc::from(source), paths, options)
         .with_context(|| format!("cannot stream `{shown}`"))?;
     let fs = PackageFs::new(Arc::new(pkg), meta.uid(), meta.gid())
