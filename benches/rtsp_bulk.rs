@@ -30,6 +30,14 @@ fn fetch(source: &dyn RangeSource) -> u64 {
     report.bytes
 }
 
+/// `clients` fetches at once, each from its own source; the bytes moved.
+fn fetch_all(clients: u64, open: &(dyn Fn() -> Box<dyn RangeSource> + Sync)) -> u64 {
+    std::thread::scope(|s| {
+        let all: Vec<_> = (0..clients).map(|_| s.spawn(|| fetch(&*open()))).collect();
+        all.into_iter().map(|t| t.join().expect("client")).sum()
+    })
+}
+
 fn pack(dir: &Path, name: &str, compression: Compression) -> u64 {
     let mut b = PackageBuilder::new(sft::WriteOptions::default().compression(compression));
     for (path, data) in generator::tree(7, 2_000, 1_000, 200_000) {
@@ -79,41 +87,17 @@ fn bulk(c: &mut Criterion) {
         let http_url = format!("http://{h}/{name}.sft");
         for clients in [1u64, 8] {
             g.throughput(Throughput::Bytes(len * clients));
+            let open_rtsp = || -> Box<dyn RangeSource> {
+                Box::new(RtspSource::open(&rtsp_url, &RtspOptions::default()).expect("open rtsp"))
+            };
+            let open_http = || -> Box<dyn RangeSource> {
+                Box::new(HttpSource::open(&http_url, &HttpOptions::default()).expect("open http"))
+            };
             g.bench_function(format!("rtsp_{name}_{clients}_clients"), |b| {
-                b.iter(|| {
-                    std::thread::scope(|s| {
-                        let all: Vec<_> = (0..clients)
-                            .map(|_| {
-                                s.spawn(|| {
-                                    let src = RtspSource::open(&rtsp_url, &RtspOptions::default())
-                                        .expect("open rtsp");
-                                    fetch(&src)
-                                })
-                            })
-                            .collect();
-                        all.into_iter()
-                            .map(|t| t.join().expect("client"))
-                            .sum::<u64>()
-                    })
-                })
+                b.iter(|| fetch_all(clients, &open_rtsp))
             });
             g.bench_function(format!("http_{name}_{clients}_clients"), |b| {
-                b.iter(|| {
-                    std::thread::scope(|s| {
-                        let all: Vec<_> = (0..clients)
-                            .map(|_| {
-                                s.spawn(|| {
-                                    let src = HttpSource::open(&http_url, &HttpOptions::default())
-                                        .expect("open http");
-                                    fetch(&src)
-                                })
-                            })
-                            .collect();
-                        all.into_iter()
-                            .map(|t| t.join().expect("client"))
-                            .sum::<u64>()
-                    })
-                })
+                b.iter(|| fetch_all(clients, &open_http))
             });
         }
     }

@@ -282,6 +282,17 @@ impl Mount {
         self.session.guard.is_finished()
     }
 
+    /// Wait for a file system that [`Mount::is_finished`] says stopped
+    /// serving; the error it stopped with, if any.
+    ///
+    /// # Errors
+    /// [`Error::Io`]: the session's failure (the FUSE device, the kernel).
+    pub fn join(self) -> Result<(), Error> {
+        self.session
+            .join()
+            .map_err(|e| Error::io("serving the mount", e))
+    }
+
     /// Unmount and wait for the file system's threads to end.
     ///
     /// # Errors

@@ -876,9 +876,9 @@ impl Conn {
             Err(e) => Err(e),
         };
         match self {
-            // One `recv(MSG_DONTWAIT)`: this runs before every data packet,
-            // where switching the socket to non-blocking and back cost two
-            // more system calls each time.
+            // One `recv(MSG_DONTWAIT)`: this runs while streaming (every
+            // INPUT_EVERY packets), where switching the socket to
+            // non-blocking and back cost two more system calls each time.
             #[cfg(target_os = "linux")]
             Conn::Plain(s) => loop {
                 match rustix::net::recv(&*s, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {

@@ -171,13 +171,40 @@ fn a_damaged_block_is_an_io_error_never_data() {
     assert_eq!(err.raw_os_error(), Some(5), "{err}"); // EIO
 }
 
+/// Start `sft mount PKG DIR ARGS…` and wait until it says it mounted; the
+/// process and the rest of its stderr.
+#[cfg(feature = "cli")]
+fn sft_mount(
+    pkg: &Path,
+    dir: &Path,
+    args: &[&std::ffi::OsStr],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .arg("mount")
+        .arg(pkg)
+        .arg(dir)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("mounted on"), "{line}");
+    assert!(mounted(dir));
+    (child, err)
+}
+
 /// `sft mount` as a user runs it: the tree is there once it says
 /// "mounted", equal to the files packed; SIGTERM unmounts and exits 0;
 /// `sft unmount` ends a second mount the same way.
 #[cfg(feature = "cli")]
 #[test]
 fn sft_mount_serves_until_a_signal_or_sft_unmount() {
-    use std::io::BufRead;
     if !can_mount() {
         return;
     }
@@ -189,20 +216,11 @@ fn sft_mount_serves_until_a_signal_or_sft_unmount() {
     std::fs::create_dir(&dir).unwrap();
     let sft = env!("CARGO_BIN_EXE_sft");
     for how in ["signal", "sft unmount"] {
-        let mut child = Command::new(sft)
-            .arg("mount")
-            .arg(&pkg)
-            .arg(&dir)
-            .arg("--cache-dir")
-            .arg(tmp.path())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        assert!(line.contains("mounted on"), "{how}: {line}");
-        assert!(mounted(&dir), "{how}");
+        let (mut child, mut err) = sft_mount(
+            &pkg,
+            &dir,
+            &["--cache-dir".as_ref(), tmp.path().as_os_str()],
+        );
         for (path, data, _) in &files {
             assert_eq!(
                 &std::fs::read(dir.join(path)).unwrap(),
@@ -239,7 +257,6 @@ fn sft_mount_serves_until_a_signal_or_sft_unmount() {
 #[cfg(feature = "cli")]
 #[test]
 fn a_mount_without_background_fetches_what_is_read_and_a_fetch_resumes_it() {
-    use std::io::BufRead;
     if !can_mount() {
         return;
     }
@@ -253,19 +270,16 @@ fn a_mount_without_background_fetches_what_is_read_and_a_fetch_resumes_it() {
     let dir = tmp.path().join("mnt");
     std::fs::create_dir(&dir).unwrap();
     let sft = env!("CARGO_BIN_EXE_sft");
-    let mut child = Command::new(sft)
-        .arg("mount")
-        .arg(&pkg)
-        .arg(&dir)
-        .args(["--background", "none", "--cache-dir"])
-        .arg(&cache)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("mounted on"), "{line}");
+    let (mut child, _err) = sft_mount(
+        &pkg,
+        &dir,
+        &[
+            "--background".as_ref(),
+            "none".as_ref(),
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+        ],
+    );
     // One small file (not in FB1: no launch list, FB1 is empty).
     assert_eq!(
         std::fs::read(dir.join("lib/app/core.py")).unwrap(),

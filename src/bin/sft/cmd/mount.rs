@@ -62,6 +62,11 @@ pub(crate) fn run(a: &MountArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     if mount.is_finished() {
+        // Unmounted from outside, or the session failed: exit 0 only for
+        // the first.
+        mount
+            .join()
+            .with_context(|| format!("the mount on {} failed", dir.display()))?;
         eprintln!("sft mount: {} was unmounted", dir.display());
         return Ok(());
     }
