@@ -63,5 +63,5 @@ pub use records::{
 };
 pub use store::{
     AddOutcome, AppStatus, InUse, LoadOptions, LoadReport, MAX_PERCENT_TO_LOCK, PackageOptions,
-    PackageStatus, Store,
+    PackageStatus, Store, StreamLease,
 };

@@ -6,9 +6,8 @@
 //! file and presence bitmap), so the records can never disagree with the
 //! data after a crash.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -408,59 +407,21 @@ pub(crate) fn read(path: &Path) -> Result<Records, Error> {
     })
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same
-/// folder, `fsync`, `rename`, `fsync` of the folder. `pause_hook`: honour
-/// [`TEST_PAUSE_ENV`].
+/// Write `bytes` to `path` atomically ([`crate::io::atomic::write`]).
+/// `pause_hook`: honour [`TEST_PAUSE_ENV`] before the rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], pause_hook: bool) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let io = |what: &str, p: &Path| {
-        let c = format!("{what} `{}`", p.display());
-        move |e| Error::io(c, e)
-    };
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io("creating", &tmp))?;
-        f.write_all(bytes).map_err(io("writing", &tmp))?;
-        f.sync_all().map_err(io("syncing", &tmp))?;
-    }
-    if pause_hook && std::env::var_os(TEST_PAUSE_ENV).is_some() {
-        eprintln!(
-            "sft client: test pause before rename of `{}`",
-            tmp.display()
-        );
-        std::thread::sleep(std::time::Duration::from_secs(600));
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io("renaming", &tmp)(e));
-    }
-    sync_dir(dir)
+    crate::io::atomic::write_with(path, bytes, &|tmp: &Path| {
+        if pause_hook && std::env::var_os(TEST_PAUSE_ENV).is_some() {
+            eprintln!(
+                "sft client: test pause before rename of `{}`",
+                tmp.display()
+            );
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+    })
 }
 
-/// `fsync` a folder so a rename in it is durable (a no-op where folders
-/// cannot be opened).
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(format!("syncing `{}`", dir.display()), e))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
+pub(crate) use crate::io::atomic::sync_dir;
 
 /// Remove temporary files left by writers that were killed (call with
 /// the records lock held exclusively).

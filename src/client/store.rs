@@ -30,6 +30,8 @@ const RECORDS_LOCK: &str = "records.lock";
 const PACKAGES: &str = "packages";
 pub(super) const LOAD_LOCK: &str = "load.lock";
 const INUSE_LOCK: &str = "inuse.lock";
+/// Where a package is mounted outside the store (`sft client mount`).
+const MOUNT_RECORD: &str = "mount-point";
 const PUBLISH_DIR: &str = "publish";
 
 /// A client package store: a folder holding the records and the packages'
@@ -211,6 +213,92 @@ impl InUse {
     /// Where its SFT is (or will be, once loaded completely).
     pub fn sft_path(&self) -> &Path {
         &self.sft
+    }
+}
+
+/// The right to stream a package into the store's cache while it is
+/// mounted ([`Store::lease_stream`]). While it lives the package is in
+/// use (never unloaded, deleted or evicted) and no other process loads
+/// or mounts it: the cache has one writer.
+#[derive(Debug)]
+pub struct StreamLease {
+    _load: Held,
+    in_use: Option<InUse>,
+    sole: Option<Held>,
+    inuse_lock: PathBuf,
+    /// [`StreamLease::mount_at`] wrote the mount record.
+    recorded: bool,
+    sft: PathBuf,
+    source: String,
+    cache: Option<CachePaths>,
+    mount_point: PathBuf,
+}
+
+impl StreamLease {
+    /// Where to stream from: the package's resolved source, or the
+    /// store's own complete copy.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    /// The store's cache of the package, to stream into (resumed, and
+    /// resumable by `load_package`); `None` when the store holds the
+    /// package complete and [`StreamLease::source`] is that file.
+    pub fn cache(&self) -> Option<&CachePaths> {
+        self.cache.as_ref()
+    }
+    /// The package's mount point under the store (created; a stale mount
+    /// may be left on it, for the mounter to clear).
+    pub fn mount_point(&self) -> &Path {
+        &self.mount_point
+    }
+    /// Where the package's SFT is (or will be, once loaded completely).
+    pub fn sft_path(&self) -> &Path {
+        &self.sft
+    }
+    /// Mount somewhere else than under the store (`sft client mount NAME
+    /// DIR`): recorded, so [`Store::mount_point`] (and a `client run` of
+    /// the package meanwhile) finds it; forgotten when the lease drops.
+    ///
+    /// # Errors
+    /// [`Error::Io`] writing the record.
+    pub fn mount_at(&mut self, dir: &Path) -> Result<(), Error> {
+        let dir = std::path::absolute(dir)
+            .map_err(|e| Error::io(format!("resolving `{}`", dir.display()), e))?;
+        let record = self.mount_record();
+        crate::io::atomic::write(&record, dir.to_string_lossy().as_bytes())?;
+        self.mount_point = dir;
+        self.recorded = true;
+        Ok(())
+    }
+
+    fn mount_record(&self) -> PathBuf {
+        self.inuse_lock.with_file_name(MOUNT_RECORD)
+    }
+
+    /// Wait until no other process holds the package in use (commands
+    /// running from this lease's mount, which took
+    /// [`Store::use_package`]), then hold it alone: a process that asks
+    /// for it now waits until the lease is dropped. Call before
+    /// unmounting, so no command loses its files.
+    ///
+    /// # Errors
+    /// [`Error::Io`] from the lock.
+    pub fn wait_sole_user(&mut self) -> Result<(), Error> {
+        if self.sole.is_none() {
+            // Our own shared hold would block the exclusive one. The load
+            // lock keeps evictions out meanwhile.
+            self.in_use = None;
+            self.sole = Some(lock::lock(&self.inuse_lock, Mode::Exclusive)?);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StreamLease {
+    fn drop(&mut self) {
+        if self.recorded {
+            let _ = fs::remove_file(self.mount_record());
+        }
     }
 }
 
@@ -1166,6 +1254,12 @@ impl Store {
             {
                 let _locks = self.exclusive_package_locks(&rec, &dir)?;
                 self.remove_files(&rec)?;
+                // A mount left by a killed `sft client run` (the locks
+                // above prove its process is gone) would stop the removal.
+                let mnt = dir.join("mnt");
+                if crate::io::mountpoint::is_mount_point(&mnt) {
+                    crate::io::mountpoint::unmount(&mnt, true)?;
+                }
                 if dir.exists() {
                     // Data first, then the folder, then the record: a
                     // crash in between leaves an unloaded package.
@@ -1199,6 +1293,73 @@ impl Store {
             name: rec.name.clone(),
             sft: dir.join(rec.sft_file_name()),
         })
+    }
+
+    /// Take the right to stream package `name` for a mount (`sft client
+    /// run`, `sft client mount`): the package held in use, its load lock
+    /// held, where to stream it from and into, and its mount point
+    /// (`<package dir>/mnt`). `Ok(None)` when another process holds the
+    /// load lock (a load, or a mount of the package, is running).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; the package's source cannot be resolved
+    /// ([`Error::InvalidInput`]); [`Error::Io`].
+    pub fn lease_stream(&self, name: &str) -> Result<Option<StreamLease>, Error> {
+        let in_use = self.use_package(name)?;
+        let (rec, dir) = self.record_and_dir(name)?;
+        let Some(load) = lock::try_exclusive(&dir.join(LOAD_LOCK))? else {
+            return Ok(None);
+        };
+        let out = dir.join(rec.sft_file_name());
+        let (source, cache) = if inspect(&out).complete && out.is_file() {
+            (out.to_string_lossy().into_owned(), None)
+        } else {
+            let settings = self.records()?.settings;
+            let source = self.resolve_source(&rec, &settings, None)?;
+            (source, Some(CachePaths::for_output(&out, None)))
+        };
+        let mount_point = dir.join("mnt");
+        // A stale mount left there exists (EEXIST) but cannot be looked
+        // at; the mounter clears it.
+        match fs::create_dir(&mount_point) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::io(
+                    format!("creating `{}`", mount_point.display()),
+                    e,
+                ));
+            }
+            _ => {}
+        }
+        Ok(Some(StreamLease {
+            _load: load,
+            sft: in_use.sft_path().to_path_buf(),
+            in_use: Some(in_use),
+            sole: None,
+            inuse_lock: dir.join(INUSE_LOCK),
+            recorded: false,
+            source,
+            cache,
+            mount_point,
+        }))
+    }
+
+    /// The mount point of package `name`: where `sft client mount` put it
+    /// while that runs, else the one under the store, whether or not it
+    /// is mounted.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn mount_point(&self, name: &str) -> Result<PathBuf, Error> {
+        let r = self.records()?;
+        let rec = r.find(name).ok_or_else(|| not_added(name))?;
+        let dir = self.package_dir(&rec.guid()?);
+        // Where `sft client mount NAME DIR` mounted it, if it did.
+        if let Ok(p) = fs::read_to_string(dir.join(MOUNT_RECORD))
+            && !p.is_empty()
+        {
+            return Ok(PathBuf::from(p));
+        }
+        Ok(dir.join("mnt"))
     }
 
     /// The state of one package's cache.

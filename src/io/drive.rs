@@ -42,7 +42,7 @@ use crate::error::Error;
 use crate::format::{BlockId, Codec};
 use crate::index::BlockInfo;
 use crate::read::{Block, Decoder};
-use crate::stream::scheduler::BlockState;
+use crate::stream::scheduler::{BlockState, Priority};
 use crate::stream::session::{BlockSink, Event, RequestId, StreamSession};
 
 /// What a [`drive`] call did.
@@ -57,10 +57,23 @@ pub struct DriveReport {
     pub bytes: u64,
     /// Transport failures seen (each retried or fatal).
     pub transport_failures: u64,
+    /// Requests made for blocks a reader was waiting on (App-V's
+    /// out-of-sequence requests: [`Priority::Demand`]), counted in
+    /// `requests` too.
+    pub demand_requests: u64,
+    /// Stored bytes those requests asked for.
+    pub demand_bytes: u64,
     /// Every FB1 block is present.
     pub launch_ready: bool,
     /// Every block is present.
     pub complete: bool,
+}
+
+impl DriveReport {
+    fn count_demand(&mut self, req: &crate::stream::FetchRequest) {
+        self.demand_requests += 1;
+        self.demand_bytes += req.range.end - req.range.start;
+    }
 }
 
 /// Run `session` over `source` until it is complete, idle (a launch-only
@@ -490,6 +503,9 @@ fn run(
         ranges.extend(batch.iter().map(|r| r.range.clone()));
         report.calls += 1;
         report.requests += batch.len() as u64;
+        for req in batch.iter().filter(|r| r.priority == Priority::Demand) {
+            report.count_demand(req);
+        }
         let mut local: Option<Error> = None;
         let mut violation: Option<TransportError> = None;
         let mut interrupted = false;
@@ -853,6 +869,9 @@ fn deliver_pieces(
         while let Some(req) = session.poll_fetch() {
             report.calls += 1;
             report.requests += 1;
+            if req.priority == Priority::Demand {
+                report.count_demand(&req);
+            }
             let job = cut(session, &req, driver.piece_bytes, check);
             jobs.send(job).map_err(|_| stopped())?;
             outstanding.push(req.id);

@@ -11,6 +11,7 @@
 //! Everything here depends on the core tiers only; network protocols live
 //! in `sft::net` (clients) and `sft::serve` (servers).
 
+pub mod atomic;
 pub mod drive;
 pub mod source;
 
@@ -22,6 +23,7 @@ pub mod file;
 
 #[cfg(feature = "mmap")]
 pub mod mmap;
+pub mod mountpoint;
 
 pub mod package_file;
 pub mod pipelined;

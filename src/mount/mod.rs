@@ -30,6 +30,9 @@ use fuser::{
 use crate::error::Error;
 use crate::fetch::streaming::StreamingPackage;
 
+mod trace;
+pub use trace::Trace;
+
 /// How long the kernel may keep names and attributes (they never change
 /// while mounted).
 const TTL: Duration = Duration::from_secs(3600);
@@ -41,6 +44,8 @@ const MAX_READ: u32 = 1 << 20;
 struct Node {
     /// The entry's path in the package (`""` for the root).
     path: String,
+    /// The entry's number in the package (path order; the root has none).
+    entry: u64,
     dir: bool,
     size: u64,
     mtime: SystemTime,
@@ -61,6 +66,7 @@ pub struct PackageFs {
     nodes: Vec<Node>,
     uid: u32,
     gid: u32,
+    trace: Option<Arc<Trace>>,
 }
 
 impl PackageFs {
@@ -71,6 +77,7 @@ impl PackageFs {
     pub fn new(pkg: Arc<StreamingPackage>, uid: u32, gid: u32) -> Result<Self, Error> {
         let mut nodes = vec![Node {
             path: String::new(),
+            entry: u64::MAX,
             dir: true,
             size: 0,
             mtime: SystemTime::UNIX_EPOCH,
@@ -81,7 +88,7 @@ impl PackageFs {
         }];
         let mut by_path: HashMap<String, u64> = HashMap::new();
         by_path.insert(String::new(), 1);
-        for e in pkg.entries()? {
+        for (number, e) in pkg.entries()?.enumerate() {
             let e = e?;
             let ino = nodes.len() as u64 + 1;
             let parent = *by_path.get(e.parent()).ok_or_else(|| {
@@ -97,6 +104,7 @@ impl PackageFs {
             }
             nodes.push(Node {
                 path: e.path().to_owned(),
+                entry: number as u64,
                 dir: e.is_dir(),
                 size: if e.is_dir() { 0 } else { e.size() },
                 mtime: e.modified_time(),
@@ -111,7 +119,15 @@ impl PackageFs {
             nodes,
             uid,
             gid,
+            trace: None,
         })
+    }
+
+    /// Record every read into `trace` (launch recording; see [`Trace`]).
+    #[must_use]
+    pub fn record(mut self, trace: Arc<Trace>) -> Self {
+        self.trace = Some(trace);
+        self
     }
 
     fn node(&self, ino: INodeNo) -> Option<&Node> {
@@ -151,11 +167,14 @@ impl PackageFs {
     /// Read `size` bytes of file `n` at `offset`, waiting for (and
     /// demanding) the blocks they lie in.
     fn read_bytes(&self, n: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Error> {
-        let entry = self.pkg.entry(&n.path)?;
+        let entry = self.pkg.prologue()?.entry_at(n.entry)?;
         let want = u64::from(size.min(MAX_READ)).min(n.size.saturating_sub(offset));
         let mut buf = vec![0u8; want as usize];
         let got = self.pkg.read_at(&entry, offset, &mut buf)?;
         buf.truncate(got);
+        if let Some(t) = &self.trace {
+            t.record(&n.path, n.size, offset, got as u64);
+        }
         Ok(buf)
     }
 }
@@ -314,3 +333,5 @@ pub fn spawn(fs: PackageFs, mountpoint: &Path, source: &str) -> Result<Mount, Er
         .map_err(|e| Error::io(format!("mounting at {}", mountpoint.display()), e))?;
     Ok(Mount { session })
 }
+
+pub use crate::io::mountpoint::{is_mount_point, prepare_mountpoint, unmount};

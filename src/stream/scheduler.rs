@@ -224,6 +224,13 @@ impl Scheduler {
         self.in_flight_bytes
     }
 
+    /// The class [`Scheduler::poll`] would serve next, if any block is
+    /// queued.
+    pub fn next_priority(&self) -> Option<Priority> {
+        let qi = self.queues.iter().position(|q| !q.is_empty())?;
+        Some([Priority::Demand, Priority::Fb1, Priority::Fb2][qi])
+    }
+
     /// True if any block is queued.
     pub fn has_queued(&self) -> bool {
         self.queues.iter().any(|q| !q.is_empty())

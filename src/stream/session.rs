@@ -320,6 +320,7 @@ pub struct SessionConfig {
     limits: SchedulerLimits,
     max_attempts: u32,
     launch_only: bool,
+    background_rate: Option<u64>,
     initial_read: u64,
     max_prologue_bytes: u64,
     decode_blocks: bool,
@@ -332,6 +333,7 @@ impl Default for SessionConfig {
             limits: SchedulerLimits::default(),
             max_attempts: 4,
             launch_only: false,
+            background_rate: None,
             initial_read: 64 * 1024,
             max_prologue_bytes: 256 << 20,
             decode_blocks: true,
@@ -391,6 +393,28 @@ impl SessionConfig {
     pub fn launch_only(mut self, on: bool) -> Self {
         self.launch_only = on;
         self
+    }
+    /// Pace background prefetch (FB2 blocks no read is waiting on) to at
+    /// most `bytes_per_second` on average; `None` (the default) or `0`:
+    /// as fast as the source goes. The prologue, FB1 and demands are never
+    /// held back. Pacing needs the time
+    /// ([`StreamSession::handle_timeout`], as every driver gives it):
+    /// while an FB2 request waits for its turn,
+    /// [`StreamSession::poll_fetch`] hands out nothing and
+    /// [`StreamSession::poll_timeout`] says until when.
+    ///
+    /// ```
+    /// use sft::stream::SessionConfig;
+    /// let c = SessionConfig::default().background_rate(Some(250_000));
+    /// assert_eq!(c.get_background_rate(), Some(250_000));
+    /// ```
+    pub fn background_rate(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.background_rate = bytes_per_second.filter(|&r| r > 0);
+        self
+    }
+    /// See [`SessionConfig::background_rate`].
+    pub fn get_background_rate(&self) -> Option<u64> {
+        self.background_rate
     }
     /// Size of the first request, which must hold the header and should
     /// hold the whole prologue (default 64 KiB; at least 128 is used).
@@ -546,6 +570,8 @@ pub struct StreamSession {
     /// The outage being retried, and when the next attempt may start.
     outage: Backoff,
     retry_at: Option<core::time::Duration>,
+    /// With a background rate: when the next FB2 request may start.
+    background_at: Option<core::time::Duration>,
     events: VecDeque<Event>,
     launch_ready: bool,
     complete: bool,
@@ -578,6 +604,7 @@ impl StreamSession {
             now: None,
             outage: Backoff::default(),
             retry_at: None,
+            background_at: None,
             scratch: Vec::new(),
             events: VecDeque::new(),
             launch_ready: false,
@@ -702,7 +729,20 @@ impl StreamSession {
             self.prologue_in_flight = true;
             return Some(self.issue(range, Priority::Prologue, ReqKind::Prologue, 0..0));
         }
+        if self.background_wait().is_some() {
+            return None;
+        }
         let batch = self.sched.poll()?;
+        if batch.priority == Priority::Fb2
+            && let (Some(rate), Some(now)) = (self.config.background_rate, self.now)
+        {
+            // The next FB2 request starts once this one's bytes have had
+            // their time at the rate; idle time earns no burst.
+            let len = batch.range.end - batch.range.start;
+            let start = self.background_at.map_or(now, |at| at.max(now));
+            let secs = len as f64 / rate as f64;
+            self.background_at = Some(start + core::time::Duration::from_secs_f64(secs));
+        }
         let n = batch.blocks.end - batch.blocks.start;
         let kind = ReqKind::Blocks {
             first: batch.blocks.start,
@@ -1172,7 +1212,20 @@ impl StreamSession {
         if self.failed || self.complete {
             return None;
         }
-        self.retry_at
+        match (self.retry_at, self.background_wait()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// With a [background rate](SessionConfig::background_rate): when the
+    /// next FB2 request may start, if FB2 is what is queued next and its
+    /// turn is still to come.
+    fn background_wait(&self) -> Option<core::time::Duration> {
+        let now = self.now?;
+        self.config.background_rate?;
+        let at = self.background_at.filter(|&at| at > now)?;
+        (self.sched.next_priority() == Some(Priority::Fb2)).then_some(at)
     }
 
     /// Give up on request `id` without counting a failure (the driver is

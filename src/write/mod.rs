@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use launch::{LaunchItem, parse_launch_list};
+pub(crate) use launch::take_uncovered;
+pub use launch::{LaunchItem, merge_launch_lists, parse_launch_list};
 pub use options::{BlockSize, Compression, WriteOptions};
 
 use crate::error::Error;
@@ -84,7 +85,8 @@ pub type ProgressFn = dyn Fn(u64) + Send + Sync;
 pub struct PackageBuilder {
     options: WriteOptions,
     entries: BTreeMap<String, InputEntry>,
-    launch: Vec<LaunchItem>,
+    /// One launch list, or several to merge ([`merge_launch_lists`]).
+    launch: Vec<Vec<LaunchItem>>,
     progress: Option<Box<ProgressFn>>,
 }
 
@@ -93,7 +95,7 @@ impl core::fmt::Debug for PackageBuilder {
         f.debug_struct("PackageBuilder")
             .field("options", &self.options)
             .field("entries", &self.entries.len())
-            .field("launch", &self.launch.len())
+            .field("launch", &self.launch.iter().map(Vec::len).sum::<usize>())
             .finish_non_exhaustive()
     }
 }
@@ -335,8 +337,29 @@ impl PackageBuilder {
     /// Set the launch list: the file ranges that go into FB1, in launch
     /// order. Ignored when the options ask for a full load.
     pub fn launch_list(&mut self, items: Vec<LaunchItem>) -> &mut Self {
-        self.launch = items;
+        self.launch = vec![items];
         self
+    }
+
+    /// Set several launch lists (launch profiles, or traces recorded on
+    /// several clients): FB1 holds all of them, in the order
+    /// [`merge_launch_lists`] gives. One list is as
+    /// [`PackageBuilder::launch_list`].
+    pub fn launch_lists(&mut self, lists: Vec<Vec<LaunchItem>>) -> &mut Self {
+        self.launch = lists;
+        self
+    }
+
+    /// The launch list the plan is built from: the one list, or the lists
+    /// merged.
+    fn launch(&self) -> std::borrow::Cow<'_, [LaunchItem]> {
+        match self.launch.as_slice() {
+            [] => std::borrow::Cow::Borrowed(&[]),
+            [one] => std::borrow::Cow::Borrowed(one),
+            lists => std::borrow::Cow::Owned(merge_launch_lists(lists, |p| {
+                self.entries.get(p).filter(|e| !e.dir).map(|e| e.size)
+            })),
+        }
     }
 
     /// Set a progress callback, called from worker threads with the
@@ -357,7 +380,7 @@ impl PackageBuilder {
     /// [`Error::InvalidInput`] for a bad launch list or a package beyond
     /// the format's limits; [`Error::Io`] if an input file cannot be read.
     pub fn write_to_vec(&self) -> Result<Vec<u8>, Error> {
-        let plan = plan::Plan::build(&self.options, &self.entries, &self.launch)?;
+        let plan = plan::Plan::build(&self.options, &self.entries, &self.launch())?;
         let mut cur = std::io::Cursor::new(Vec::new());
         encode::write(
             &plan,
@@ -379,7 +402,7 @@ impl PackageBuilder {
     /// output path.
     pub fn write_to_path(&self, path: impl AsRef<Path>) -> Result<WriteReport, Error> {
         let path = path.as_ref();
-        let plan = plan::Plan::build(&self.options, &self.entries, &self.launch)?;
+        let plan = plan::Plan::build(&self.options, &self.entries, &self.launch())?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

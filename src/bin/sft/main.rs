@@ -43,6 +43,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mount(a) => cmd::mount::run(&a),
         #[cfg(feature = "mount")]
         Command::Unmount(a) => cmd::mount::unmount(&a),
+        #[cfg(feature = "mount")]
+        Command::Trace(a) => cmd::mount::trace(&a),
     }
 }
 

@@ -172,16 +172,49 @@ pub(crate) enum ClientCommand {
         app_source_root: Option<String>,
     },
     /// Run CMD with the package in use (the SFTTRAY /LAUNCH analogue):
-    /// loads FB1 if needed; the package cannot be unloaded or evicted
-    /// while CMD runs.
+    /// loads FB1 if needed, mounts the package (built with `mount`) on its
+    /// mount point under the store and runs CMD there while the rest
+    /// streams as it is read (and in the background with the `launch`
+    /// autoload trigger); the package cannot be unloaded or evicted while
+    /// CMD runs.
     Run {
         /// The package (name or GUID).
         name: String,
         #[command(flatten)]
         load: LoadFlags,
+        /// Run CMD in this folder instead of the mount's root (the mount
+        /// is in `SFT_MOUNT` either way).
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Do not mount: CMD gets the package file's path in
+        /// `SFT_CLIENT_PACKAGE` only (what `run` does without the `mount`
+        /// feature).
+        #[arg(long)]
+        no_mount: bool,
         /// The command and its arguments (after `--`).
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Mount a package read-only for long-lived use (until SIGINT,
+    /// SIGTERM or `sft client unmount DIR`): in use, streamed into the
+    /// store as it is read.
+    #[cfg(feature = "mount")]
+    Mount {
+        /// The package (name or GUID).
+        name: String,
+        /// An empty directory to mount it on.
+        dir: PathBuf,
+        /// What streams besides the blocks read: `all` or `none`.
+        #[arg(long, value_enum, default_value = "all")]
+        background: crate::args::Background,
+        #[command(flatten)]
+        load: LoadFlags,
+    },
+    /// Unmount what `sft client mount` mounted.
+    #[cfg(feature = "mount")]
+    Unmount {
+        /// The mount point.
+        dir: PathBuf,
     },
     /// Add and publish the package a .sftb bundle carries in one step
     /// (the sequencer MSI's MODE, OVERRIDEURL, LOAD).

@@ -51,6 +51,19 @@ pub(crate) struct FetchArgs {
     #[arg(long)]
     pub crc_only: bool,
 
+    /// Where an OSD or manifest source's package is.
+    #[command(flatten)]
+    pub descriptor: DescriptorArgs,
+
+    /// Credentials of remote sources.
+    #[command(flatten)]
+    pub remote: SourceArgs,
+}
+
+/// How an OSD or manifest source's CODEBASE is resolved (`sft fetch`,
+/// `sft mount`).
+#[derive(Debug, Args, Default)]
+pub struct DescriptorArgs {
     /// With an OSD or manifest source: App-V's ApplicationSourceRoot,
     /// replacing the HREF's protocol://server:port (or \\computer\share,
     /// or drive) and prefixing its path.
@@ -66,8 +79,4 @@ pub(crate) struct FetchArgs {
     /// (App-V's /SFTPATH), overriding everything else.
     #[arg(long, value_name = "PATH")]
     pub sftpath: Option<String>,
-
-    /// Credentials of remote sources.
-    #[command(flatten)]
-    pub remote: SourceArgs,
 }

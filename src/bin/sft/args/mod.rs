@@ -66,6 +66,26 @@ pub enum Command {
     /// Unmount what `sft mount` mounted.
     #[cfg(feature = "mount")]
     Unmount(UnmountArgs),
+    /// Record a launch trace: pack DIR, mount it, run CMD from the mount,
+    /// write the reads in order of first touch (for `sft pack
+    /// --launch-trace`).
+    #[cfg(feature = "mount")]
+    Trace(TraceArgs),
+}
+
+/// `sft trace`.
+#[cfg(feature = "mount")]
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The application's tree (what `sft pack DIR` would pack).
+    pub dir: PathBuf,
+    /// Where to write the trace (a launch list).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The command to run from the mount: it runs in the mount's root
+    /// (its path is also in `SFT_MOUNT`), e.g. `-- ./bin/java -version`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `sft mount`.
@@ -87,6 +107,18 @@ pub struct MountArgs {
     /// in the background) or `none` (FB1, then only the blocks read).
     #[arg(long, value_enum, default_value = "all")]
     pub background: Background,
+    /// Pace the background (FB2 no read waits on) to this many bytes per
+    /// second (k, M, G suffixes: powers of 1024); reads are never held
+    /// back behind it.
+    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
+    pub background_rate: Option<u64>,
+    /// Record the reads, in order of first touch, and write them to FILE
+    /// as a launch list at unmount (for `sft pack --launch-trace FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub record_trace: Option<PathBuf>,
+    /// Where an OSD or manifest source's package is.
+    #[command(flatten)]
+    pub descriptor: DescriptorArgs,
     /// Options of remote sources.
     #[command(flatten)]
     pub remote: SourceArgs,
@@ -159,9 +191,19 @@ pub struct PackArgs {
     pub level: Option<u32>,
 
     /// Launch list: one `PATH` or `PATH:OFFSET:LENGTH` a line; those
-    /// ranges go into feature block 1, in this order.
-    #[arg(long, value_name = "FILE", conflicts_with = "full_load")]
-    pub launch_list: Option<PathBuf>,
+    /// ranges go into feature block 1, in this order. `--launch-trace` is
+    /// the same flag, for a trace recorded by `sft mount --record-trace`
+    /// or `sft trace`. Given several times (launch profiles, several
+    /// clients' traces), the lists are merged: they take turns by bytes,
+    /// the one that has contributed the fewest bytes so far going next
+    /// (docs/MOUNT.md).
+    #[arg(
+        long,
+        visible_alias = "launch-trace",
+        value_name = "FILE",
+        conflicts_with = "full_load"
+    )]
+    pub launch_list: Vec<PathBuf>,
 
     /// Put all data in feature block 1 (like the Sequencer's /FULLLOAD).
     #[arg(long)]

@@ -63,7 +63,7 @@ fn check_autoload(f: &PackageFlags) -> anyhow::Result<()> {
 
 /// Load options with a progress display: a bar on a terminal, else a
 /// line per 10 %.
-fn load_options(
+pub(crate) fn load_options(
     name: &str,
     flags: &LoadFlags,
     sft_path: Option<String>,
@@ -114,7 +114,7 @@ fn load_options(
     }
 }
 
-fn print_load(name: &str, r: &LoadReport) {
+pub(crate) fn print_load(name: &str, r: &LoadReport) {
     for e in &r.evicted {
         println!("unloaded {} to make room", Safe(e));
     }
@@ -258,8 +258,28 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Run {
             name,
             load,
+            cwd,
+            no_mount,
             command,
-        } => return run_command(&store, name, load, command),
+        } => {
+            #[cfg(feature = "mount")]
+            if !no_mount {
+                return super::client_mount::run(&store, name, load, cwd.as_deref(), command);
+            }
+            let _ = (cwd, no_mount);
+            return run_command(&store, name, load, command);
+        }
+        #[cfg(feature = "mount")]
+        ClientCommand::Mount {
+            name,
+            dir,
+            background,
+            load,
+        } => return super::client_mount::mount(&store, name, dir, *background, load),
+        #[cfg(feature = "mount")]
+        ClientCommand::Unmount { dir } => {
+            sft::mount::unmount(dir, false)?;
+        }
         ClientCommand::Install {
             bundle,
             override_url,
@@ -385,7 +405,7 @@ fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
 /// `sft client run NAME -- CMD…`: hold the package in use, make sure it
 /// can launch, run CMD (with `SFT_CLIENT_PACKAGE` naming the package
 /// file), and with the `launch` autoload trigger load the rest meanwhile.
-fn run_command(
+pub(crate) fn run_command(
     store: &Store,
     name: &str,
     flags: &LoadFlags,

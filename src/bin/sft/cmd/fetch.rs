@@ -84,8 +84,8 @@ fn rerun_may_fix(e: &sft::Error) -> bool {
 }
 
 /// The package source an OSD or manifest names, resolved.
-fn resolve_descriptor(args: &FetchArgs, kind: &str) -> anyhow::Result<String> {
-    let path = Path::new(&args.source);
+fn resolve_descriptor(source: &str, args: &DescriptorArgs, kind: &str) -> anyhow::Result<String> {
+    let path = Path::new(source);
     let dir = std::path::absolute(path)
         .with_context(|| format!("cannot resolve `{}`", path.display()))?
         .parent()
@@ -148,28 +148,35 @@ fn osd_href(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("OSD `{}` has no CODEBASE HREF", path.display()))
 }
 
+/// The package an OSD or manifest `source` names (`Some`), or `None` for
+/// a source that is a package itself (then the descriptor flags are a
+/// usage error).
+pub(crate) fn resolve_source(source: &str, d: &DescriptorArgs) -> anyhow::Result<Option<String>> {
+    match descriptor_kind(source) {
+        Some(kind) => resolve_descriptor(source, d, kind).map(Some),
+        None if d.application_source_root.is_some()
+            || d.override_url.is_some()
+            || d.sftpath.is_some() =>
+        {
+            Err(UsageError(
+                "--application-source-root, --override-url and --sftpath need an .osd or manifest (.xml) source".into(),
+            )
+            .into())
+        }
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if args.output.as_os_str().is_empty() {
         return Err(UsageError("-o OUT.sft must not be empty".into()).into());
     }
-    let source = match descriptor_kind(&args.source) {
-        Some(kind) => {
-            let s = resolve_descriptor(args, kind)?;
+    let source = match resolve_source(&args.source, &args.descriptor)? {
+        Some(s) => {
             println!("source: {}", Safe(&redact_url(&s)));
             s
         }
-        None => {
-            if args.application_source_root.is_some()
-                || args.override_url.is_some()
-                || args.sftpath.is_some()
-            {
-                return Err(UsageError(
-                    "--application-source-root, --override-url and --sftpath need an .osd or manifest (.xml) source".into(),
-                )
-                .into());
-            }
-            args.source.clone()
-        }
+        None => args.source.clone(),
     };
     let rtt = Duration::from_millis(args.simulate_rtt.unwrap_or(0));
     let sources = args.remote.options();

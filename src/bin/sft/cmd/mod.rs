@@ -3,6 +3,8 @@
 pub(crate) mod bundle;
 pub mod cat;
 pub(crate) mod client;
+#[cfg(feature = "mount")]
+pub(crate) mod client_mount;
 pub mod extract;
 pub(crate) mod fetch;
 pub mod info;

@@ -357,13 +357,17 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
     let tree = a.dir.display().to_string();
     b.add_tree(&a.dir)
         .map_err(|e| name_once(e, &tree, || format!("cannot pack `{tree}`")))?;
-    if let Some(list) = &a.launch_list {
-        let text = std::fs::read_to_string(list)
-            .with_context(|| format!("cannot read launch list `{}`", list.display()))?;
-        let items = parse_launch_list(&text)
-            .with_context(|| format!("bad launch list `{}`", list.display()))?;
-        b.launch_list(items);
-    }
+    let lists = a
+        .launch_list
+        .iter()
+        .map(|list| {
+            let text = std::fs::read_to_string(list)
+                .with_context(|| format!("cannot read launch list `{}`", list.display()))?;
+            parse_launch_list(&text)
+                .with_context(|| format!("bad launch list `{}`", list.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    b.launch_lists(lists);
     let bar = progress_bar(b.total_size(), "packing");
     if let Some(bar) = &bar {
         let bar = bar.clone();

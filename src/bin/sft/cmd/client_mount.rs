@@ -1,0 +1,196 @@
+//! `sft client run` on a mount and `sft client mount`: a store's package
+//! mounted on its mount point under the store (or a folder given), FB1
+//! resident before anything runs, the rest streamed into the store's
+//! cache as it is read (feature `mount`).
+//!
+//! One process serves a package's mount: the one holding the package's
+//! stream lease (`Store::lease_stream`: its load lock). A second `client
+//! run` of the package while it is mounted runs its command on the same
+//! mount; the serving process unmounts only once no command holds the
+//! package in use.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use sft::client::{AutoLoad, AutoLoadTarget, Store, StreamLease};
+
+use super::client::{load_options, print_load};
+use super::mount::{MountPlan, Mounted, moved, run_in};
+use crate::args::{Background, LoadFlags};
+use crate::escape::Safe;
+use crate::util::name_once;
+
+/// Load FB1 into the store unless it is there.
+fn ensure_fb1(store: &Store, name: &str, flags: &LoadFlags) -> anyhow::Result<()> {
+    if store.cache_state(name)?.launch_ready() {
+        return Ok(());
+    }
+    let r = store
+        .load_package(name, load_options(name, flags, None, true))
+        .map_err(|e| {
+            name_once(e, name, || {
+                format!("cannot load package `{name}` for launch")
+            })
+        })?;
+    print_load(name, &r);
+    Ok(())
+}
+
+/// Mount the leased package on `dir`.
+fn mount_lease(
+    lease: &StreamLease,
+    dir: &Path,
+    flags: &LoadFlags,
+    background: bool,
+) -> anyhow::Result<Mounted> {
+    let (cache_dir, cache_name) = match lease.cache() {
+        Some(c) => (
+            c.data.parent().map(Path::to_path_buf),
+            c.data
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".partial"))
+                .unwrap_or("package.sft")
+                .to_owned(),
+        ),
+        // Complete in the store: streamed from that file into a temporary
+        // cache as it is read.
+        None => (None, "package.sft".to_owned()),
+    };
+    MountPlan {
+        source: lease.source(),
+        mountpoint: dir,
+        cache_dir: cache_dir.as_deref(),
+        cache_name: &cache_name,
+        session: flags
+            .source
+            .session()
+            .launch_only(!background || lease.cache().is_none()),
+        sources: flags.source.options(),
+        trace: None,
+        announce: None,
+    }
+    .mount()
+}
+
+/// Whether the package's `launch` autoload trigger asks for the rest of it
+/// in the background.
+fn loads_on_launch(store: &Store, name: &str) -> anyhow::Result<bool> {
+    let rec = store
+        .records()?
+        .find(name)
+        .cloned()
+        .with_context(|| format!("package `{name}` was deleted"))?;
+    Ok(rec.autoload.contains(&AutoLoad::Launch) && rec.autoload_target != AutoLoadTarget::None)
+}
+
+/// `sft client run NAME -- CMD…` on a mount.
+pub(crate) fn run(
+    store: &Store,
+    name: &str,
+    flags: &LoadFlags,
+    cwd: Option<&Path>,
+    command: &[String],
+) -> anyhow::Result<()> {
+    let command: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+    ensure_fb1(store, name, flags)?;
+    let background = loads_on_launch(store, name)?;
+    let run_cmd = |mp: &Path| match cwd {
+        None => run_in(&command, mp),
+        Some(dir) => {
+            let (program, args) = command.split_first().context("no command after --")?;
+            std::process::Command::new(program)
+                .args(args)
+                .current_dir(dir)
+                .env("SFT_MOUNT", mp)
+                .status()
+                .with_context(|| format!("cannot run `{}`", Safe(&program.to_string_lossy())))
+        }
+    };
+    let mut waited = false;
+    let status = loop {
+        if let Some(mut lease) = store.lease_stream(name)? {
+            let mp = lease.mount_point().to_path_buf();
+            let mounted = mount_lease(&lease, &mp, flags, background)?;
+            let status = run_cmd(&mp);
+            // Other commands may run from this mount: serve until they end.
+            lease.wait_sole_user()?;
+            let report = mounted.finish(&mp)?;
+            eprintln!("sft client: {}", moved(&report));
+            drop(lease);
+            break status?;
+        }
+        // Another process serves the package's mount, or loads it.
+        let held = store.use_package(name)?;
+        let mp = store.mount_point(name)?;
+        if sft::mount::is_mount_point(&mp) && std::fs::metadata(&mp).is_ok() {
+            let status = run_cmd(&mp);
+            drop(held);
+            break status?;
+        }
+        drop(held);
+        if !waited {
+            eprintln!(
+                "sft client: waiting for another process's load of {}",
+                Safe(name)
+            );
+            waited = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if background && !store.cache_state(name)?.complete {
+        // The `launch` trigger loads the rest: what the mount did not
+        // stream, and the finished file.
+        let r = store
+            .load_package(name, load_options(name, flags, None, false))
+            .map_err(|e| name_once(e, name, || format!("cannot load package `{name}`")))?;
+        print_load(name, &r);
+    }
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+/// `sft client mount NAME DIR`: serve until SIGINT/SIGTERM or an outside
+/// unmount.
+pub(crate) fn mount(
+    store: &Store,
+    name: &str,
+    dir: &Path,
+    background: Background,
+    flags: &LoadFlags,
+) -> anyhow::Result<()> {
+    ensure_fb1(store, name, flags)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("registering the unmount signal handlers")?;
+    }
+    let mut lease = store.lease_stream(name)?.with_context(|| {
+        format!(
+            "package `{name}` is being loaded or mounted by another process; try again when it ends"
+        )
+    })?;
+    lease.mount_at(dir)?;
+    let mounted = mount_lease(&lease, dir, flags, background == Background::All)?;
+    eprintln!(
+        "sft client: {} mounted on {}",
+        Safe(name),
+        Safe(&dir.display().to_string())
+    );
+    while !stop.load(Ordering::Relaxed) && !mounted.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lease.wait_sole_user()?;
+    let report = mounted.finish(dir)?;
+    eprintln!(
+        "sft client: unmounted {}; {}",
+        Safe(&dir.display().to_string()),
+        moved(&report)
+    );
+    Ok(())
+}
