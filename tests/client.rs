@@ -745,6 +745,148 @@ fn in_use_by_another_process_blocks_eviction() {
         ],
     );
     assert_eq!(out.status.code(), Some(7));
+    // The killed `run` may have left its mount stale (built with `mount`):
+    // deleting the package clears it and removes the folder.
+    let mnt = pkg_dir(&store, "Alpha").join("mnt");
+    ok(client(&store, &["delete-package", "Alpha"]));
+    assert!(!mnt.exists() && !is_mounted(&mnt));
+}
+
+/// The folder of package `name` in the store.
+fn pkg_dir(store: &Path, name: &str) -> PathBuf {
+    let guid = pkg_json(store, name)["guid"].as_str().unwrap().to_owned();
+    store.join("packages").join(guid)
+}
+
+/// Whether `dir` is in the mount table.
+fn is_mounted(dir: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == dir.to_str())
+}
+
+/// Whether this process may mount FUSE file systems (skips loudly; a
+/// failure under `SFT_REQUIRE_SERVERS=1`).
+fn can_mount() -> bool {
+    let ok = cfg!(feature = "mount")
+        && Path::new("/dev/fuse").exists()
+        && std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        });
+    if !ok {
+        assert!(
+            std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1") || !cfg!(feature = "mount"),
+            "FUSE is required (SFT_REQUIRE_SERVERS=1): no /dev/fuse or not root"
+        );
+        eprintln!("SKIPPED: client mount tests need the mount feature, /dev/fuse and root");
+    }
+    ok
+}
+
+/// `client run` on a mount: FB1 loaded first, CMD runs in the package's
+/// mount under the store (`SFT_MOUNT`, the working directory) and reads
+/// its files as they stream; a second `run` while the first runs uses the
+/// same mount; the first unmounts only once the second has ended. `client
+/// mount`/`unmount` for long-lived use hold the package in use.
+#[test]
+fn run_and_mount_serve_the_package_from_a_mount() {
+    if !can_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let (server, url) = serve(&content);
+    let p = make_pkg(&content, "Gamma", 3 << 20, Some(&format!("{url}/")));
+    let store = dir.path().join("store");
+    ok(with_manifest(&store, "add-package", "Gamma", &p.manifest));
+    ok(client(
+        &store,
+        &["configure-package", "Gamma", "--autoload", "never"],
+    ));
+    let bytes = std::fs::read(&p.sft).unwrap();
+    let local = sft::Package::parse(&bytes).unwrap();
+    let big = local
+        .entries()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.is_dir())
+        .max_by_key(|e| e.size())
+        .unwrap();
+    let (big_path, big_size) = (big.path().to_owned(), big.size());
+    // The first `run` holds the mount (a FIFO keeps it running); a second
+    // runs on the same mount meanwhile.
+    let fifo = dir.path().join("go");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let first = client_cmd(&store)
+        .args(["run", "Gamma", "--", "sh", "-c"])
+        .arg(format!(
+            "pwd > {0}/pwd; echo \"$SFT_MOUNT\" > {0}/env; cat {1} > /dev/null",
+            dir.path().display(),
+            fifo.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mnt = pkg_dir(&store, "Gamma").join("mnt");
+    wait_until("the first run's mount", || {
+        is_mounted(&mnt) && dir.path().join("env").exists()
+    });
+    let out = ok(client(
+        &store,
+        &[
+            "run",
+            "Gamma",
+            "--",
+            "sh",
+            "-c",
+            &format!("cat '{big_path}' | wc -c"),
+        ],
+    ));
+    assert_eq!(out.trim(), big_size.to_string());
+    std::fs::write(&fifo, b"go\n").unwrap();
+    let done = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    let pwd = std::fs::read_to_string(dir.path().join("pwd")).unwrap();
+    let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
+    assert_eq!(pwd.trim(), mnt.to_str().unwrap());
+    assert_eq!(env.trim(), mnt.to_str().unwrap());
+    assert!(!is_mounted(&mnt), "still mounted after the last command");
+    // The blocks the commands read stayed in the store's cache.
+    let q = pkg_json(&store, "Gamma");
+    assert!(q["cached_size"].as_u64().unwrap() >= big_size / 2, "{q}");
+    // `client mount` for long-lived use: in use while mounted.
+    let long = dir.path().join("long");
+    std::fs::create_dir(&long).unwrap();
+    let mut child = client_cmd(&store)
+        .args(["mount", "Gamma"])
+        .arg(&long)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("client mount", || is_mounted(&long));
+    assert_eq!(pkg_json(&store, "Gamma")["in_use"], true);
+    assert_eq!(
+        std::fs::read(long.join(&big_path)).unwrap(),
+        local.read_file(&local.entry(&big_path).unwrap()).unwrap()
+    );
+    let e = fails(client(&store, &["unload-package", "Gamma"]));
+    assert!(e.contains("Gamma"), "{e}");
+    ok(client(&store, &["unmount", long.to_str().unwrap()]));
+    assert!(child.wait().unwrap().success());
+    assert!(!is_mounted(&long));
+    assert_eq!(pkg_json(&store, "Gamma")["in_use"], false);
+    drop(server);
 }
 
 #[test]

@@ -215,7 +215,7 @@ fn drive_with(src: &dyn RangeSource, config: SessionConfig) -> Result<Vec<u8>, E
 // ------------------------------------------------------------------ nginx
 
 /// An nginx started for one test, on a free loopback port, killed on drop.
-struct Nginx {
+pub(crate) struct Nginx {
     dir: tempfile::TempDir,
     port: u16,
     child: Child,
@@ -302,7 +302,7 @@ http {{
         })
     }
 
-    fn plain() -> Option<Nginx> {
+    pub(crate) fn plain() -> Option<Nginx> {
         Nginx::start(NginxSetup {
             tls: None,
             htpasswd: None,
@@ -310,14 +310,20 @@ http {{
     }
 
     /// Put `bytes` at `path` (under the web root), atomically.
-    fn put(&self, path: &str, bytes: &[u8]) {
+    pub(crate) fn put(&self, path: &str, bytes: &[u8]) {
         let dest = self.dir.path().join("www").join(path);
         let tmp = dest.with_extension("tmp");
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, &dest).unwrap();
     }
 
-    fn url(&self, path: &str) -> String {
+    /// Stop serving (kill the process), as a server that dies.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}://127.0.0.1:{}/{path}", self.scheme, self.port)
     }
 

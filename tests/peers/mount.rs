@@ -328,3 +328,525 @@ fn a_mount_without_background_fetches_what_is_read_and_a_fetch_resumes_it() {
     );
     assert_eq!(std::fs::read(copy.join("app.sft")).unwrap(), bytes);
 }
+
+/// A source that records the ranges asked of it, in order.
+struct Counting {
+    data: Vec<u8>,
+    asked: std::sync::Mutex<Vec<std::ops::Range<u64>>>,
+}
+
+impl RangeSource for Counting {
+    fn len(&self) -> Result<u64, sft::io::TransportError> {
+        Ok(self.data.len() as u64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, sft::io::TransportError> {
+        self.data.read_at(offset, buf)
+    }
+    fn read_ranges(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+        sink: &mut sft::io::ChunkSink<'_>,
+    ) -> Result<(), sft::io::TransportError> {
+        self.asked.lock().unwrap().extend(ranges.iter().cloned());
+        self.data.read_ranges(ranges, sink)
+    }
+}
+
+/// Demand reads pre-empt: with the background paced to 64 KiB/s, a read of
+/// the last block of a 12 MiB FB2 file (which the background would reach
+/// after about 3 minutes) is served by the next request: counted in
+/// requests and bytes asked of the source, not in wall time.
+#[test]
+fn a_read_of_the_last_block_preempts_a_throttled_background() {
+    if !can_mount() {
+        return;
+    }
+    let big = noise(9, 12 << 20);
+    let mut b = PackageBuilder::new(sft::WriteOptions::default().name("Preempt"));
+    b.add_bytes("app.exe", text(100_000)).unwrap();
+    b.add_bytes("data/big.bin", big.clone()).unwrap();
+    b.launch_list(sft::write::parse_launch_list("app.exe\n").unwrap());
+    let pkg = b.write_to_vec().unwrap();
+    let parsed = sft::Package::parse(&pkg).unwrap();
+    let last_block = parsed.index().len() - 1;
+    let last = parsed.index().get(sft::BlockId(last_block)).unwrap();
+    let prologue = u64::from(parsed.header().prologue_len);
+    let fb1 = parsed.metadata().launch_size();
+    let src = Arc::new(Counting {
+        data: pkg,
+        asked: Default::default(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let paths = CachePaths::for_output(&tmp.path().join("cache.sft"), None);
+    let rate = 64 * 1024;
+    let options = StreamingOptions::default().session(
+        sft::stream::SessionConfig::default()
+            .background_rate(Some(rate))
+            .max_request_bytes(256 * 1024),
+    );
+    let sp = Arc::new(
+        StreamingPackage::open(Arc::clone(&src) as Arc<dyn RangeSource>, paths, options).unwrap(),
+    );
+    sp.wait_launch_ready().unwrap();
+    let fs = PackageFs::new(Arc::clone(&sp), 0, 0).unwrap();
+    let m = sft::mount::spawn(fs, &dir, "preempt.sft").unwrap();
+    // The last 4 KiB of the big file, through the kernel.
+    let mut f = std::fs::File::open(dir.join("data/big.bin")).unwrap();
+    let mut tail = vec![0u8; 4096];
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(big.len() as u64 - 4096)).unwrap();
+    f.read_exact(&mut tail).unwrap();
+    assert_eq!(tail, big[big.len() - 4096..]);
+    let asked = src.asked.lock().unwrap().clone();
+    // The request that brought the last block, and everything before it.
+    let at = asked
+        .iter()
+        .position(|r| r.start <= last.stored_offset && last.stored_offset < r.end)
+        .unwrap_or_else(|| panic!("the last block was never asked for: {asked:?}"));
+    let before: u64 = asked[..at].iter().map(|r| r.end - r.start).sum();
+    let fb2_before = before.saturating_sub(prologue + fb1);
+    // Before the demand: the prologue, FB1 and at most a few paced FB2
+    // requests (one per 256 KiB / 64 KiB/s = 4 s), far from the 12 MiB
+    // the background would have had to move first.
+    assert!(
+        at <= 6 && fb2_before <= 1 << 20,
+        "{at} requests, {fb2_before} FB2 bytes before the demand: {asked:?}"
+    );
+    drop(f);
+    m.unmount().unwrap();
+    let report = Arc::try_unwrap(sp).unwrap().close().unwrap();
+    assert!(report.demand_requests >= 1, "{report:?}");
+    assert!(
+        report.bytes < (big.len() / 4) as u64,
+        "the background was not paced: {report:?}"
+    );
+}
+
+/// Wait for a line containing `what` on `err` (a child's stderr); the
+/// lines before it.
+#[cfg(feature = "cli")]
+fn wait_line(err: &mut impl std::io::BufRead, what: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = err.read_line(&mut line).unwrap();
+        assert!(n > 0, "no `{what}` before the end: {seen:?}");
+        if line.contains(what) {
+            return seen;
+        }
+        seen.push(line);
+    }
+}
+
+/// "moved N bytes (…) in R requests, D on demand (B bytes)" → (N, D).
+#[cfg(feature = "cli")]
+fn moved(text: &str) -> (u64, u64) {
+    let line = text
+        .lines()
+        .find(|l| l.contains(" moved "))
+        .unwrap_or_else(|| panic!("no `moved` line in {text}"));
+    let num = |after: &str| -> u64 {
+        let i = line.find(after).unwrap() + after.len();
+        line[i..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let demand = line.split(", ").nth(1).unwrap().split(' ').next().unwrap();
+    (num("moved "), demand.parse().unwrap())
+}
+
+/// Write `files` under `root`, with the executable bit where asked.
+#[cfg(feature = "cli")]
+fn write_tree(root: &Path, files: &[(&str, Vec<u8>, bool)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, data, exec) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        if *exec {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+}
+
+/// Mount `pkg` with `--background none`, wait for FB1, run `launch` from
+/// the mount, unmount: (bytes moved, demand requests) and the output.
+#[cfg(feature = "cli")]
+fn launch_from_mount(pkg: &Path, dir: &Path, launch: &str) -> ((u64, u64), String) {
+    let (mut child, mut err) = sft_mount(pkg, dir, &["--background".as_ref(), "none".as_ref()]);
+    wait_line(&mut err, "FB1 resident");
+    let out = Command::new("sh")
+        .args(["-c", launch])
+        .current_dir(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .arg("unmount")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    (
+        moved(&rest),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Launch recording end to end: `sft trace` records a launch, `sft pack
+/// --launch-trace` makes it FB1, and the same launch from a fresh mount
+/// (FB1 resident, nothing else streamed) makes zero demand fetches; the
+/// package packed without the trace makes some (the count can fail).
+#[cfg(feature = "cli")]
+#[test]
+fn a_recorded_trace_as_fb1_makes_the_launch_need_no_demand_fetch() {
+    if !can_mount() || !crate::common::have("python3", "--version") {
+        return;
+    }
+    let files = tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    write_tree(&app, &files);
+    let sft = env!("CARGO_BIN_EXE_sft");
+    let launch = "./bin/run.sh && head -c 5000 data/text.txt | wc -c && \
+                  python3 -c 'import sys; sys.path.insert(0, \"lib\"); import app.core; print(app.core.answer())'";
+    let trace = tmp.path().join("launch.trace");
+    let out = Command::new(sft)
+        .arg("trace")
+        .arg(&app)
+        .arg("-o")
+        .arg(&trace)
+        .args(["--", "sh", "-c", launch])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let items = sft::write::parse_launch_list(&text).unwrap();
+    let paths: Vec<&str> = items.iter().map(|i| i.path.as_str()).collect();
+    // In order of first touch; the big file, never read, is not there.
+    assert_eq!(paths.first(), Some(&"bin/run.sh"), "{text}");
+    assert!(
+        paths.contains(&"lib/app/core.py") && !paths.contains(&"data/big.bin"),
+        "{text}"
+    );
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let mut outputs = Vec::new();
+    for (name, with_trace) in [("traced.sft", true), ("plain.sft", false)] {
+        let pkg = tmp.path().join(name);
+        let mut cmd = Command::new(sft);
+        cmd.arg("pack").arg(&app).arg("-o").arg(&pkg);
+        if with_trace {
+            cmd.arg("--launch-trace").arg(&trace);
+        }
+        assert!(cmd.output().unwrap().status.success());
+        let ((bytes, demands), stdout) = launch_from_mount(&pkg, &dir, launch);
+        let len = std::fs::metadata(&pkg).unwrap().len();
+        if with_trace {
+            assert_eq!(demands, 0, "demand fetches beyond the traced FB1");
+            assert!(bytes < len / 2, "{bytes} of {len} moved");
+        } else {
+            assert!(demands > 0, "without FB1 the launch must demand blocks");
+        }
+        outputs.push(stdout);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert!(
+        outputs[0].contains("5000") && outputs[0].contains("42"),
+        "{}",
+        outputs[0]
+    );
+}
+
+/// kill -9 of `sft mount` leaves a stale mount ("transport endpoint is not
+/// connected"): the next `sft mount` on the folder clears it, resumes the
+/// cache (moves less than the package) and serves every file intact.
+#[cfg(feature = "cli")]
+#[test]
+fn a_killed_mount_is_cleared_and_the_next_mount_resumes() {
+    if !can_mount() {
+        return;
+    }
+    let files = tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("app.sft");
+    let bytes = pack(&files);
+    std::fs::write(&pkg, &bytes).unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let (mut child, _err) = sft_mount(
+        &pkg,
+        &dir,
+        &[
+            "--cache-dir".as_ref(),
+            cache.as_os_str(),
+            "--limit-rate".as_ref(),
+            "512k".as_ref(),
+        ],
+    );
+    // Wait until some blocks are durable (a bitmap checkpoint).
+    let bitmap = cache.join("app.sft.partial.blocks");
+    let t = std::time::Instant::now();
+    while !bitmap.exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let stale = std::fs::metadata(&dir).unwrap_err();
+    assert_eq!(stale.raw_os_error(), Some(107), "{stale}"); // ENOTCONN
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .arg("mount")
+        .arg(&pkg)
+        .arg(&dir)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let before = wait_line(&mut err, "mounted on");
+    assert!(
+        before.iter().any(|l| l.contains("cleared a stale mount")),
+        "{before:?}"
+    );
+    for (path, data, _) in &files {
+        assert_eq!(&std::fs::read(dir.join(path)).unwrap(), data, "{path}");
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .arg("unmount")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let (moved_bytes, _) = moved(&rest);
+    assert!(
+        moved_bytes < bytes.len() as u64,
+        "resumed: moved {moved_bytes} of {}",
+        bytes.len()
+    );
+}
+
+/// A source that dies: reads of blocks not yet fetched fail with EIO once
+/// the retry window has passed (never other bytes, never a hang), and
+/// `sft mount` then exits non-zero, saying the stream failed.
+#[cfg(feature = "cli")]
+#[test]
+fn a_killed_server_gives_eio_after_the_retry_window() {
+    if !can_mount() {
+        return;
+    }
+    let Some(mut nginx) = crate::http_client::Nginx::plain() else {
+        return;
+    };
+    let files = tree();
+    nginx.put("app.sft", &pack(&files));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let url = nginx.url("app.sft");
+    let (mut child, mut err) = sft_mount(
+        Path::new(&url),
+        &dir,
+        &[
+            "--background".as_ref(),
+            "none".as_ref(),
+            "--retry-for".as_ref(),
+            "2s".as_ref(),
+        ],
+    );
+    assert_eq!(std::fs::read(dir.join("bin/run.sh")).unwrap(), files[0].1);
+    nginx.kill();
+    let t = std::time::Instant::now();
+    let e = std::fs::read(dir.join("data/big.bin")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(5), "{e}"); // EIO
+    // Not before the window: the stream retried the dead server first.
+    assert!(t.elapsed() >= std::time::Duration::from_millis(1500));
+    // The stream has failed: another block never fetched is EIO at once.
+    assert_eq!(
+        std::fs::read(dir.join("lib/app/core.py"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(5)
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .arg("unmount")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(!status.success(), "exit 0 after the stream failed: {rest}");
+    assert!(rest.contains("stream under the mount failed"), "{rest}");
+    assert!(!mounted(&dir));
+}
+
+/// The machine's Python standard library as a package: every regular
+/// file under `lib/pythonX.Y` but the test suite, site packages and
+/// caches.
+#[cfg(feature = "cli")]
+fn python_package(out: &Path) -> Option<String> {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
+        .output()
+        .ok()?;
+    let stdlib = PathBuf::from(String::from_utf8(o.stdout).ok()?.trim());
+    let ver = stdlib.file_name()?.to_str()?.to_owned();
+    let mut b = PackageBuilder::new(sft::WriteOptions::default().name("Python"));
+    let skip = [
+        "test",
+        "site-packages",
+        "dist-packages",
+        "__pycache__",
+        "idlelib",
+        "tkinter",
+        "turtledemo",
+    ];
+    let mut stack = vec![stdlib.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if meta.is_dir() && !skip.contains(&name.as_str()) {
+                stack.push(p);
+            } else if meta.is_file() {
+                let rel = p
+                    .strip_prefix(&stdlib)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                // Names the package format refuses are not needed here.
+                let _ = b.add_file(&format!("lib/{ver}/{rel}"), &p);
+            }
+        }
+    }
+    b.write_to_path(out).unwrap();
+    Some(ver)
+}
+
+/// Run a script importing several standard modules with `PYTHONHOME=home`;
+/// its output, with `home` replaced by `HOME`.
+#[cfg(feature = "cli")]
+fn run_python(home: &Path) -> String {
+    let script = r#"
+import json, re, collections, decimal, fractions, textwrap, datetime, hashlib, statistics, pathlib, sys
+c = collections.Counter(re.findall(r"\w+", "the quick brown fox jumps over the lazy dog the end"))
+d = decimal.Decimal(1) / decimal.Decimal(7)
+print(json.dumps({"top": c.most_common(2), "seventh": str(d), "f": str(fractions.Fraction(3, 12))}))
+print(textwrap.fill("streamed " * 12, 30))
+print(datetime.date(2026, 12, 5).isoformat(), statistics.mean([1, 2, 3, 4]))
+print(hashlib.sha256(b"sft").hexdigest())
+print(pathlib.Path(json.__file__).relative_to(sys.prefix))
+"#;
+    let out = Command::new("python3")
+        .args(["-S", "-c", script])
+        .env("PYTHONHOME", home)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3 with PYTHONHOME={}: {}",
+        home.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&home.display().to_string(), "HOME")
+}
+
+/// A real interpreter from a mount: the machine's Python runs a script
+/// importing a dozen standard modules (pure Python and compiled
+/// extensions) with its standard library streamed from a mount, the
+/// package served by nginx and by our RTSP server; its output is exactly
+/// that of the same interpreter on the extracted tree.
+#[cfg(all(feature = "cli", feature = "rtsp-server"))]
+#[test]
+fn python_runs_its_standard_library_from_a_mount_over_http_and_rtsp() {
+    if !can_mount() || !crate::common::have("python3", "--version") {
+        return;
+    }
+    let Some(nginx) = crate::http_client::Nginx::plain() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let content = tmp.path().join("content");
+    std::fs::create_dir(&content).unwrap();
+    let pkg = content.join("python.sft");
+    let Some(ver) = python_package(&pkg) else {
+        panic!("python3 did not say where its standard library is");
+    };
+    // The reference: the same interpreter on the extracted tree.
+    let tree = tmp.path().join("tree");
+    let out = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .arg("extract")
+        .arg(&pkg)
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = run_python(&tree);
+    assert!(
+        expected.contains(&format!("lib/{ver}/json/__init__.py")),
+        "{expected}"
+    );
+    nginx.put("python.sft", &std::fs::read(&pkg).unwrap());
+    let rtsp = sft::serve::rtsp::Server::bind(
+        "127.0.0.1:0",
+        sft::serve::rtsp::ServerConfig::new(&content),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let urls = [
+        nginx.url("python.sft"),
+        format!("rtsp://{}/python.sft", rtsp.local_addr()),
+    ];
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    for url in &urls {
+        let (mut child, _err) = sft_mount(Path::new(url), &dir, &[]);
+        assert_eq!(run_python(&dir), expected, "{url}");
+        let status = Command::new(env!("CARGO_BIN_EXE_sft"))
+            .arg("unmount")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(child.wait().unwrap().success(), "{url}");
+    }
+    rtsp.shutdown().unwrap();
+}

@@ -18,7 +18,7 @@ use anyhow::Context;
 use sft::client::{AutoLoad, AutoLoadTarget, Store, StreamLease};
 
 use super::client::{load_options, print_load};
-use super::mount::{MountPlan, Mounted, moved, run_in};
+use super::mount::{MountPlan, Mounted, moved, run_with};
 use crate::args::{Background, LoadFlags};
 use crate::escape::Safe;
 use crate::util::name_once;
@@ -98,24 +98,20 @@ pub(crate) fn run(
     let command: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
     ensure_fb1(store, name, flags)?;
     let background = loads_on_launch(store, name)?;
-    let run_cmd = |mp: &Path| match cwd {
-        None => run_in(&command, mp),
-        Some(dir) => {
-            let (program, args) = command.split_first().context("no command after --")?;
-            std::process::Command::new(program)
-                .args(args)
-                .current_dir(dir)
-                .env("SFT_MOUNT", mp)
-                .status()
-                .with_context(|| format!("cannot run `{}`", Safe(&program.to_string_lossy())))
-        }
+    let run_cmd = |mp: &Path, sft_file: &Path| {
+        run_with(
+            &command,
+            cwd.unwrap_or(mp),
+            mp,
+            &[("SFT_CLIENT_PACKAGE", sft_file.as_os_str())],
+        )
     };
     let mut waited = false;
     let status = loop {
         if let Some(mut lease) = store.lease_stream(name)? {
             let mp = lease.mount_point().to_path_buf();
             let mounted = mount_lease(&lease, &mp, flags, background)?;
-            let status = run_cmd(&mp);
+            let status = run_cmd(&mp, lease.sft_path());
             // Other commands may run from this mount: serve until they end.
             lease.wait_sole_user()?;
             let report = mounted.finish(&mp)?;
@@ -127,7 +123,7 @@ pub(crate) fn run(
         let held = store.use_package(name)?;
         let mp = store.mount_point(name)?;
         if sft::mount::is_mount_point(&mp) && std::fs::metadata(&mp).is_ok() {
-            let status = run_cmd(&mp);
+            let status = run_cmd(&mp, held.sft_path());
             drop(held);
             break status?;
         }

@@ -158,14 +158,16 @@ impl Mounted {
     }
 }
 
-/// "moved 1.2 MB in 7 requests (2 on demand: 64 KB)".
+/// "moved 1234567 bytes (1.2 MiB) in 7 requests, 2 on demand (65536
+/// bytes)": exact figures for scripts, with the short form.
 pub(crate) fn moved(r: &sft::io::drive::DriveReport) -> String {
     format!(
-        "moved {} in {} requests ({} on demand: {})",
+        "moved {} bytes ({}) in {} requests, {} on demand ({} bytes)",
+        r.bytes,
         short(r.bytes),
         r.requests,
         r.demand_requests,
-        short(r.demand_bytes)
+        r.demand_bytes
     )
 }
 
@@ -254,13 +256,25 @@ pub(crate) fn run_in(
     cmd: &[std::ffi::OsString],
     dir: &Path,
 ) -> anyhow::Result<std::process::ExitStatus> {
+    run_with(cmd, dir, dir, &[])
+}
+
+/// Run `cmd` in `cwd` with `SFT_MOUNT=mount` and `env`; its exit status.
+pub(crate) fn run_with(
+    cmd: &[std::ffi::OsString],
+    cwd: &Path,
+    mount: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> anyhow::Result<std::process::ExitStatus> {
+    let dir = cwd;
     let (program, args) = cmd
         .split_first()
         .ok_or_else(|| crate::util::UsageError("a command to run is needed after --".into()))?;
     std::process::Command::new(program)
         .args(args)
         .current_dir(dir)
-        .env("SFT_MOUNT", dir)
+        .env("SFT_MOUNT", mount)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| {
             format!(
