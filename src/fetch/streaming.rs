@@ -70,6 +70,9 @@ use crate::stream::{
     VerifiedBlock,
 };
 
+/// Decoded blocks [`StreamingPackage::read_at`] keeps between calls.
+const POOL: usize = 8;
+
 /// Options of [`StreamingPackage::open`].
 pub struct StreamingOptions {
     session: SessionConfig,
@@ -196,6 +199,8 @@ pub struct StreamingPackage {
     file: File,
     timeout: Duration,
     endpoint: String,
+    /// Decoded blocks kept between reads ([`StreamingPackage::read_at`]).
+    pool: Mutex<Vec<BlockBuffer>>,
 }
 
 impl fmt::Debug for StreamingPackage {
@@ -319,6 +324,7 @@ impl StreamingPackage {
             file,
             timeout: options.timeout,
             endpoint,
+            pool: Mutex::new(Vec::new()),
         };
         let prologue = pkg.wait(|s| s.prologue.clone(), "waiting for the prologue")?;
         let (table, layout) = {
@@ -508,9 +514,40 @@ impl StreamingPackage {
     ///
     /// # Errors
     /// As [`StreamingPackage::read_file`].
+    ///
+    /// Decoded blocks are kept between calls (a few, shared by every
+    /// thread): a read that starts in the block an earlier read ended in
+    /// (a file read in pieces, as the kernel reads through a mount) does
+    /// not read and decode it again.
     pub fn read_at(&self, entry: &Entry<'_>, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
         entry.require_file()?;
-        self.read_at_with(entry, offset, buf, &mut BlockBuffer::default())
+        let first = self.block_at(entry, offset);
+        let mut rc = {
+            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+            match pool
+                .iter()
+                .position(|b| b.holds().is_some() && b.holds() == first)
+            {
+                Some(i) => pool.swap_remove(i),
+                None => pool.pop().unwrap_or_default(),
+            }
+        };
+        let result = self.read_at_with(entry, offset, buf, &mut rc);
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL {
+            // Most recent first out when nothing matches: the pool keeps
+            // the block the latest reads ended in.
+            pool.insert(0, rc);
+        }
+        result
+    }
+
+    /// The block holding byte `offset` of `entry`, if the index has it.
+    fn block_at(&self, entry: &Entry<'_>, offset: u64) -> Option<BlockId> {
+        let ext = entry.extent_for(offset)?;
+        let logical = ext.logical_offset + (offset - ext.file_offset);
+        let (id, _) = self.prologue().ok()?.index().locate(logical)?;
+        Some(id)
     }
 
     fn read_at_with(

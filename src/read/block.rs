@@ -221,6 +221,11 @@ pub(crate) struct BlockBuffer {
 
 #[cfg(feature = "std")]
 impl BlockBuffer {
+    /// The block held, decoded, if any.
+    pub(crate) fn holds(&self) -> Option<crate::format::BlockId> {
+        self.id
+    }
+
     /// Block `info` decoded (`info.raw_len` bytes): the one held, or read
     /// by `fill` (handed a buffer of exactly `info.stored_len` bytes),
     /// then CRC-checked as `crc` says and decoded through the one decode

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(feature = "mount")]
 pub(crate) use launch::take_uncovered;
 pub use launch::{LaunchItem, merge_launch_lists, parse_launch_list};
 pub use options::{BlockSize, Compression, WriteOptions};

@@ -370,7 +370,7 @@ fn a_read_of_the_last_block_preempts_a_throttled_background() {
     let parsed = sft::Package::parse(&pkg).unwrap();
     let last_block = parsed.index().len() - 1;
     let last = parsed.index().get(sft::BlockId(last_block)).unwrap();
-    let prologue = u64::from(parsed.header().prologue_len);
+    let prologue = parsed.header().prologue_len;
     let fb1 = parsed.metadata().launch_size();
     let src = Arc::new(Counting {
         data: pkg,

@@ -3,7 +3,7 @@
 //! (`--record-trace`).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -181,7 +181,7 @@ pub(crate) fn cache_name(source: &str) -> &str {
 }
 
 /// Write a recorded trace atomically.
-pub(crate) fn write_trace(trace: &Trace, path: &PathBuf) -> anyhow::Result<()> {
+pub(crate) fn write_trace(trace: &Trace, path: &Path) -> anyhow::Result<()> {
     sft::io::atomic::write(path, trace.to_launch_list().as_bytes())
         .with_context(|| format!("cannot write the trace `{}`", path.display()))?;
     eprintln!(
