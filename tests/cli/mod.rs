@@ -703,6 +703,34 @@ fn broken_pipe_exits_zero() {
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
 }
 
+/// Commands that print a report after their work (`fetch`, `client`)
+/// into a stdout whose reader is already gone: no panic, the work done,
+/// exit 0 (the reader's choice, as for `ls`).
+#[test]
+fn a_closed_stdout_after_the_work_is_a_quiet_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let pkg = tmp.path().join("sample.sft");
+    ok(&sft(&[&"pack", &root.join("sample-app"), &"-o", &pkg]));
+    let copy = tmp.path().join("copy.sft");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(SFT)
+        .arg("fetch")
+        .arg(&pkg)
+        .arg("-o")
+        .arg(&copy)
+        .stdout(writer)
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&copy).expect("the fetch's output"),
+        std::fs::read(&pkg).expect("pkg")
+    );
+}
+
 #[test]
 fn sample_app_fixture_packs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");

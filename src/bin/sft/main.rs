@@ -3,6 +3,19 @@
 //! Exit status: 0 on success (also when stdout is closed early, as in
 //! `sft ls big.sft | head`), 1 on failure, 2 on a usage error.
 
+#[macro_use]
+mod macros {
+    /// `println!` that returns the write's error instead of panicking: a
+    /// closed stdout (`sft fetch … | head`) is a `BrokenPipe` error, which
+    /// `main` treats as a quiet end.
+    macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+}
+
 mod args;
 mod cmd;
 mod escape;

@@ -114,18 +114,18 @@ pub(crate) fn load_options(
     }
 }
 
-pub(crate) fn print_load(name: &str, r: &LoadReport) {
+pub(crate) fn print_load(name: &str, r: &LoadReport) -> std::io::Result<()> {
     for e in &r.evicted {
-        println!("unloaded {} to make room", Safe(e));
+        out!("unloaded {} to make room", Safe(e))?;
     }
     match &r.fetch {
-        None => println!(
+        None => out!(
             "{}: already cached ({}%), source {}",
             Safe(name),
             r.state.percent(),
             Safe(&redact_url(&r.source))
         ),
-        Some(f) => println!(
+        Some(f) => out!(
             "loaded {}: fetched {} bytes ({} blocks), resumed {} blocks ({} bytes), {}% cached, from {}",
             Safe(name),
             f.bytes_transferred,
@@ -150,13 +150,13 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let o = store
                 .add_package(name, manifest, &package_options(flags))
                 .map_err(|e| name_once(e, name, || format!("cannot add package `{name}`")))?;
-            println!(
+            out!(
                 "{} package {name}",
                 match o {
                     sft::client::AddOutcome::Added => "added",
                     sft::client::AddOutcome::Updated => "updated",
                 }
-            );
+            )?;
         }
         ClientCommand::ConfigurePackage {
             name,
@@ -167,7 +167,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             store
                 .configure_package(name, manifest.as_deref(), &package_options(flags))
                 .map_err(|e| name_once(e, name, || format!("cannot configure package `{name}`")))?;
-            println!("configured package {name}");
+            out!("configured package {name}")?;
         }
         ClientCommand::PublishPackage {
             name,
@@ -177,14 +177,14 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             store
                 .publish_package(name, manifest, *global)
                 .map_err(|e| name_once(e, name, || format!("cannot publish package `{name}`")))?;
-            println!(
+            out!(
                 "published package {name} for {}",
                 if *global {
                     "all users".to_owned()
                 } else {
                     store.user().to_owned()
                 }
-            );
+            )?;
         }
         ClientCommand::UnpublishPackage { name, global } => {
             let was = store
@@ -196,9 +196,9 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
                 store.user().to_owned()
             };
             if was {
-                println!("unpublished package {name} for {whom}");
+                out!("unpublished package {name} for {whom}")?;
             } else {
-                println!("package {name} was not published for {whom}");
+                out!("package {name} was not published for {whom}")?;
             }
         }
         ClientCommand::LoadPackage {
@@ -211,7 +211,7 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let r = store
                 .load_package(name, load_options(name, load, sft_path, *launch_only))
                 .map_err(|e| name_once(e, name, || format!("cannot load package `{name}`")))?;
-            print_load(name, &r);
+            print_load(name, &r)?;
         }
         ClientCommand::UnloadPackage { name } => {
             report(name, "unload", "unloaded", store.unload_package(name))?;
@@ -243,17 +243,17 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let s = store
                 .configure_store(limit, asr)
                 .context("cannot configure the store")?;
-            println!(
+            out!(
                 "cache limit: {}",
                 s.cache_limit
                     .map_or("none".to_owned(), |l| format!("{} ({l} bytes)", short(l)))
-            );
-            println!(
+            )?;
+            out!(
                 "application source root: {}",
                 Safe(&redact_url(
                     s.application_source_root.as_deref().unwrap_or("none")
                 ))
-            );
+            )?;
         }
         ClientCommand::Run {
             name,
@@ -298,17 +298,17 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             let (name, report) = store
                 .install_bundle(bundle, &opts, lo)
                 .with_context(|| format!("cannot install `{}`", bundle.display()))?;
-            println!(
+            out!(
                 "installed package {} from {}",
                 Safe(&name),
                 Safe(&bundle.display().to_string())
-            );
+            )?;
             if let Some(r) = report {
-                print_load(&name, &r);
+                print_load(&name, &r)?;
             } else if let Ok(s) = store.cache_state(&name)
                 && s.complete
             {
-                println!("{}: 100% cached (stand-alone)", Safe(&name));
+                out!("{}: 100% cached (stand-alone)", Safe(&name))?;
             }
         }
     }
@@ -330,7 +330,7 @@ fn absolute_if_path(p: &str) -> String {
 /// the error in context (`cannot VERB package `NAME``).
 fn report(name: &str, verb: &str, done: &str, r: sft::Result<()>) -> anyhow::Result<()> {
     r.map_err(|e| name_once(e, name, || format!("cannot {verb} package `{name}`")))?;
-    println!("{done} package {name}");
+    out!("{done} package {name}")?;
     Ok(())
 }
 
@@ -423,7 +423,7 @@ pub(crate) fn run_command(
                     format!("cannot load package `{name}` for launch")
                 })
             })?;
-        print_load(name, &r);
+        print_load(name, &r)?;
     }
     let rec = store
         .records()?

@@ -35,7 +35,7 @@ fn ensure_fb1(store: &Store, name: &str, flags: &LoadFlags) -> anyhow::Result<()
                 format!("cannot load package `{name}` for launch")
             })
         })?;
-    print_load(name, &r);
+    print_load(name, &r)?;
     Ok(())
 }
 
@@ -143,7 +143,7 @@ pub(crate) fn run(
         let r = store
             .load_package(name, load_options(name, flags, None, false))
             .map_err(|e| name_once(e, name, || format!("cannot load package `{name}`")))?;
-        print_load(name, &r);
+        print_load(name, &r)?;
     }
     if !status.success() {
         std::process::exit(status.code().unwrap_or(1));

@@ -173,7 +173,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     }
     let source = match resolve_source(&args.source, &args.descriptor)? {
         Some(s) => {
-            println!("source: {}", Safe(&redact_url(&s)));
+            out!("source: {}", Safe(&redact_url(&s)))?;
             s
         }
         None => args.source.clone(),
@@ -246,31 +246,31 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let report = result.map_err(|e| fetch_error(e, &source, args, true))?;
     let secs = |d: Duration| format!("{:.3} s", d.as_secs_f64());
     if report.blocks_resumed > 0 {
-        println!(
+        out!(
             "resumed: {} of {} blocks ({}) were cached",
             report.blocks_resumed,
             report.total_blocks,
             short(report.bytes_resumed)
-        );
+        )?;
     }
-    println!(
+    out!(
         "transferred: {} ({} bytes), {} blocks",
         short(report.bytes_transferred),
         report.bytes_transferred,
         report.blocks_fetched
-    );
+    )?;
     match report.launch_ready {
-        Some(t) => println!("time to launch-ready: {}", secs(t)),
-        None => println!("time to launch-ready: not reached"),
-    }
-    println!("total time: {}", secs(report.total));
+        Some(t) => out!("time to launch-ready: {}", secs(t)),
+        None => out!("time to launch-ready: not reached"),
+    }?;
+    out!("total time: {}", secs(report.total))?;
     if report.complete {
-        println!("complete: {}", Safe(&args.output.display().to_string()));
+        out!("complete: {}", Safe(&args.output.display().to_string()))?;
     } else {
-        println!(
+        out!(
             "launch-ready only: cached in `{}`; run without --launch-only to finish",
             report.cache.data.display()
-        );
+        )?;
     }
     Ok(())
 }
