@@ -14,8 +14,15 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::write::{LaunchItem, take_uncovered};
 
-/// The reads of a mount in order of first touch; see the
-/// [module docs](self). Shared between the file system's threads.
+/// The reads of a mount in order of first touch, shared between the file
+/// system's threads ([`PackageFs::record`](super::PackageFs::record)).
+///
+/// The kernel keeps what it read in its page cache, so on a fresh mount
+/// each page reaches the file system once: the order of the reads is the
+/// order of first touch. It includes the kernel's readahead (the pages
+/// just after a read, and around a page fault of a mapped library), which
+/// a launch usually goes on to read anyway; the packer rounds every range
+/// out to whole blocks in any case.
 #[derive(Debug, Default)]
 pub struct Trace {
     state: Mutex<State>,
