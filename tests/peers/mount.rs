@@ -850,3 +850,76 @@ fn python_runs_its_standard_library_from_a_mount_over_http_and_rtsp() {
     }
     rtsp.shutdown().unwrap();
 }
+
+/// A source whose first delivery of one byte is damaged (on the wire),
+/// and that counts how often that byte was asked for.
+struct FlipOnce {
+    data: Vec<u8>,
+    at: u64,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl RangeSource for FlipOnce {
+    fn len(&self) -> Result<u64, sft::io::TransportError> {
+        Ok(self.data.len() as u64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, sft::io::TransportError> {
+        self.data.read_at(offset, buf)
+    }
+    fn read_ranges(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+        sink: &mut sft::io::ChunkSink<'_>,
+    ) -> Result<(), sft::io::TransportError> {
+        use std::sync::atomic::Ordering;
+        for r in ranges {
+            let mut bytes = self.data[r.start as usize..r.end as usize].to_vec();
+            if r.contains(&self.at) && self.asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                bytes[(self.at - r.start) as usize] ^= 0x40;
+            }
+            if sink(r.start, &bytes).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A block damaged on the wire once is fetched again, and the reader gets
+/// the right bytes: the damaged copy never reaches it.
+#[test]
+fn a_block_damaged_on_the_wire_is_fetched_again_never_returned() {
+    if !can_mount() {
+        return;
+    }
+    let files = tree();
+    let pkg = pack(&files);
+    let local = sft::Package::parse(&pkg).unwrap();
+    let e = local.entry("data/big.bin").unwrap();
+    let first = e.extents().get(0).unwrap();
+    let (id, _) = local.index().locate(first.logical_offset).unwrap();
+    let info = local.index().get(id).unwrap();
+    let src = Arc::new(FlipOnce {
+        data: pkg.clone(),
+        at: info.stored_offset + 7,
+        asked: Default::default(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let paths = CachePaths::for_output(&tmp.path().join("cache.sft"), None);
+    let sp = StreamingPackage::open(
+        Arc::clone(&src) as Arc<dyn RangeSource>,
+        paths,
+        StreamingOptions::default(),
+    )
+    .unwrap();
+    let fs = PackageFs::new(Arc::new(sp), 0, 0).unwrap();
+    let m = sft::mount::spawn(fs, &dir, "flip.sft").unwrap();
+    assert_eq!(std::fs::read(dir.join("data/big.bin")).unwrap(), files[3].1);
+    assert!(
+        src.asked.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the damaged block was not fetched again"
+    );
+    m.unmount().unwrap();
+}
