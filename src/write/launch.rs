@@ -183,4 +183,91 @@ mod tests {
             "dir/f.dll"
         );
     }
+
+    /// Files a.., sizes 0..3000; items whole or ranges (some past the end,
+    /// some empty).
+    fn lists() -> impl proptest::strategy::Strategy<Value = Vec<Vec<LaunchItem>>> {
+        use proptest::prelude::*;
+        let item =
+            (0u8..4, any::<bool>(), 0u64..3500, 0u64..1500).prop_map(|(f, whole, off, len)| {
+                LaunchItem {
+                    path: format!("f{f}"),
+                    range: (!whole).then_some((off, len)),
+                }
+            });
+        proptest::collection::vec(proptest::collection::vec(item, 0..8), 1..4)
+    }
+
+    fn size(p: &str) -> Option<u64> {
+        // f3 is not in the package: kept as it is, for the builder to report.
+        ["f0", "f1", "f2"]
+            .iter()
+            .position(|&f| f == p)
+            .map(|i| [3000u64, 1, 0][i])
+    }
+
+    /// Bytes of `p` an item names, clipped to the file.
+    fn bytes(i: &LaunchItem) -> Vec<u64> {
+        let Some(n) = size(&i.path) else {
+            return Vec::new();
+        };
+        let (s, e) = match i.range {
+            None => (0, n),
+            Some((o, l)) => (o, o + l),
+        };
+        (s..e.min(n)).collect()
+    }
+
+    proptest::proptest! {
+        /// The merge names every byte of every list once (the union,
+        /// nothing twice) and keeps unknown files' items; one list merges
+        /// to itself, less repeats, in its order.
+        #[test]
+        fn merge_is_the_union_once_in_each_lists_order(lists in lists()) {
+            let merged = merge_launch_lists(&lists, size);
+            let mut seen = std::collections::BTreeSet::new();
+            for i in &merged {
+                if size(&i.path).is_none() {
+                    continue;
+                }
+                for b in bytes(i) {
+                    proptest::prop_assert!(seen.insert((i.path.clone(), b)), "byte twice: {i:?}");
+                }
+            }
+            let mut want = std::collections::BTreeSet::new();
+            for l in &lists {
+                for i in l {
+                    for b in bytes(i) {
+                        want.insert((i.path.clone(), b));
+                    }
+                }
+            }
+            // Ranges past a file's end are kept (the builder reports them);
+            // within the file, the union exactly.
+            proptest::prop_assert_eq!(&seen, &want);
+            let unknown = |l: &[LaunchItem]| l.iter().filter(|i| size(&i.path).is_none()).count();
+            proptest::prop_assert_eq!(
+                unknown(&merged),
+                lists.iter().map(|l| unknown(l)).sum::<usize>()
+            );
+            // One list: itself, less repeats, in order.
+            if lists.len() == 1 {
+                let mut own = Vec::new();
+                let mut have = std::collections::BTreeSet::new();
+                for i in &lists[0] {
+                    for b in bytes(i) {
+                        if have.insert((i.path.clone(), b)) {
+                            own.push((i.path.clone(), b));
+                        }
+                    }
+                }
+                let got: Vec<_> = merged
+                    .iter()
+                    .filter(|i| size(&i.path).is_some())
+                    .flat_map(|i| bytes(i).into_iter().map(move |b| (i.path.clone(), b)))
+                    .collect();
+                proptest::prop_assert_eq!(got, own);
+            }
+        }
+    }
 }
