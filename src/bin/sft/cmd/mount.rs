@@ -103,7 +103,12 @@ impl MountPlan<'_> {
         if let Some(t) = self.trace {
             fs = fs.record(t);
         }
-        let mount = sft::mount::spawn(fs, dir, self.source)?;
+        let mount = sft::mount::spawn(fs, dir, self.source).with_context(|| {
+            format!(
+                "the kernel refused the FUSE mount on {} (it needs /dev/fuse, and root or fusermount3)",
+                Safe(&dir.display().to_string())
+            )
+        })?;
         if let Some(line) = &self.announce {
             let mut s = said
                 .lock()
