@@ -1164,7 +1164,37 @@ impl Store {
     /// partial data stays for a resume).
     pub fn load_package(&self, name: &str, options: LoadOptions) -> Result<LoadReport, Error> {
         let (_, dir) = self.record_and_dir(name)?;
-        let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
+        let held = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
+        self.load_held(name, options, held)
+    }
+
+    /// As [`Store::load_package`], without waiting: `Ok(None)` when
+    /// another process loads the package or serves its mount (a
+    /// background load after `client run` must not wait for, or block, a
+    /// mount that waits for the command's process to let go).
+    ///
+    /// # Errors
+    /// As [`Store::load_package`].
+    pub fn try_load_package(
+        &self,
+        name: &str,
+        options: LoadOptions,
+    ) -> Result<Option<LoadReport>, Error> {
+        let (_, dir) = self.record_and_dir(name)?;
+        let Some(held) = lock::try_exclusive(&dir.join(LOAD_LOCK))? else {
+            return Ok(None);
+        };
+        self.load_held(name, options, held).map(Some)
+    }
+
+    /// The load itself, with the package's load lock held.
+    fn load_held(
+        &self,
+        name: &str,
+        options: LoadOptions,
+        _load: Held,
+    ) -> Result<LoadReport, Error> {
+        let (_, dir) = self.record_and_dir(name)?;
         let (rec, source, evicted) = self.update(|r| {
             let rec = r.find(name).cloned().ok_or_else(|| not_added(name))?;
             let source = self.resolve_source(&rec, &r.settings, options.sft_path.as_deref())?;
@@ -1310,6 +1340,9 @@ impl Store {
         let Some(load) = lock::try_exclusive(&dir.join(LOAD_LOCK))? else {
             return Ok(None);
         };
+        // A record left by a `client mount` that was killed: its mount is
+        // gone with the lock it held.
+        let _ = fs::remove_file(dir.join(MOUNT_RECORD));
         let out = dir.join(rec.sft_file_name());
         let (source, cache) = if inspect(&out).complete && out.is_file() {
             (out.to_string_lossy().into_owned(), None)
@@ -1353,9 +1386,11 @@ impl Store {
         let r = self.records()?;
         let rec = r.find(name).ok_or_else(|| not_added(name))?;
         let dir = self.package_dir(&rec.guid()?);
-        // Where `sft client mount NAME DIR` mounted it, if it did.
+        // Where `sft client mount NAME DIR` mounted it, while it holds the
+        // package's load lock (a killed one left its record behind).
         if let Ok(p) = fs::read_to_string(dir.join(MOUNT_RECORD))
             && !p.is_empty()
+            && lock::is_held(&dir.join(LOAD_LOCK))
         {
             return Ok(PathBuf::from(p));
         }

@@ -37,6 +37,15 @@ pub fn prepare_mountpoint(dir: &Path) -> Result<bool, Error> {
             std::io::Error::from(std::io::ErrorKind::NotADirectory),
         ));
     }
+    // The kernel may answer `stat` of a dead mount from its attribute
+    // cache; opening the folder always reaches the server.
+    if is_mount_point(dir)
+        && !cleared
+        && std::fs::read_dir(dir).is_err_and(|e| e.raw_os_error() == Some(ENOTCONN))
+    {
+        unmount(dir, true)?;
+        cleared = true;
+    }
     if is_mount_point(dir) {
         return Err(Error::io(
             format!(

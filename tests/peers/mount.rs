@@ -609,9 +609,13 @@ fn a_killed_mount_is_cleared_and_the_next_mount_resumes() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Used before the kill: the kernel has the root's attributes cached,
+    // so `stat` of the dead mount may still answer.
+    assert!(std::fs::read_dir(&dir).unwrap().count() > 0);
+    assert!(std::fs::metadata(dir.join("bin/run.sh")).is_ok());
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let stale = std::fs::metadata(&dir).unwrap_err();
+    let stale = std::fs::read_dir(&dir).unwrap_err();
     assert_eq!(stale.raw_os_error(), Some(107), "{stale}"); // ENOTCONN
     let mut child = Command::new(env!("CARGO_BIN_EXE_sft"))
         .arg("mount")

@@ -63,10 +63,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Print an error (with its whole chain) and choose the exit status.
 fn report(e: &anyhow::Error) -> ExitCode {
-    let broken_pipe = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    });
+    // Only a write to our own stdout that failed (the commands that print
+    // as they go return it as it is); an EPIPE deeper in the chain (a
+    // source's socket) is a failure like any other.
+    let broken_pipe = e
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
     if broken_pipe {
         // The reader went away (`sft ls | head`): not our failure.
         return ExitCode::SUCCESS;

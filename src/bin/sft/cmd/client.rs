@@ -438,8 +438,11 @@ pub(crate) fn run_command(
             let name = name.to_owned();
             std::thread::spawn(move || {
                 let o = LoadOptions::default();
-                if let Err(e) = store.load_package(&name, o) {
-                    eprintln!("sft: warning: background load of `{name}`: {e}");
+                // Never wait for the load lock while holding the package
+                // in use: a mount's server may be waiting for us to let go.
+                match store.try_load_package(&name, o) {
+                    Ok(_) => {}
+                    Err(e) => eprintln!("sft: warning: background load of `{name}`: {e}"),
                 }
             })
         });

@@ -139,11 +139,18 @@ pub(crate) fn run(
     };
     if background && !store.cache_state(name)?.complete {
         // The `launch` trigger loads the rest: what the mount did not
-        // stream, and the finished file.
-        let r = store
-            .load_package(name, load_options(name, flags, None, false))
-            .map_err(|e| name_once(e, name, || format!("cannot load package `{name}`")))?;
-        print_load(name, &r)?;
+        // stream, and the finished file. A warning at worst: the exit
+        // status is CMD's. Not while another process loads the package
+        // or serves its mount (it may be a `client mount`).
+        match store.try_load_package(name, load_options(name, flags, None, false)) {
+            Ok(Some(r)) => print_load(name, &r)?,
+            Ok(None) => {}
+            Err(e) => eprintln!(
+                "sft: warning: background load of `{}`: {}",
+                Safe(name),
+                crate::escape::safe(&e.to_string())
+            ),
+        }
     }
     if !status.success() {
         std::process::exit(status.code().unwrap_or(1));
