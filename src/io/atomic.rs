@@ -1,7 +1,7 @@
 //! Atomic file writes: a temporary file in the same folder, `fsync`,
 //! `rename` over the name, `fsync` of the folder. A crash or a kill leaves
 //! the old file or the new one under the name, never a part of either;
-//! at worst a `.NAME.tmp-PID` file is left beside it.
+//! at worst a `.NAME.tmp-PID-N` file is left beside it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -33,7 +33,11 @@ pub(crate) fn write_with(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique within the process too: two threads writing one path each
+    // have their own temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let io = |what: &str, p: &Path| {
         let c = format!("{what} `{}`", p.display());
         move |e| Error::io(c, e)

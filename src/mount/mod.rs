@@ -169,12 +169,14 @@ impl PackageFs {
     fn read_bytes(&self, n: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Error> {
         let entry = self.pkg.prologue()?.entry_at(n.entry)?;
         let want = u64::from(size.min(MAX_READ)).min(n.size.saturating_sub(offset));
+        // Recorded as the request arrives: with several session threads,
+        // the order reads finish in is not the order of first touch.
+        if let Some(t) = &self.trace {
+            t.record(&n.path, n.size, offset, want);
+        }
         let mut buf = vec![0u8; want as usize];
         let got = self.pkg.read_at(&entry, offset, &mut buf)?;
         buf.truncate(got);
-        if let Some(t) = &self.trace {
-            t.record(&n.path, n.size, offset, got as u64);
-        }
         Ok(buf)
     }
 }

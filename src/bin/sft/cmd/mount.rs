@@ -187,7 +187,28 @@ pub(crate) fn cache_name(source: &str) -> &str {
 
 /// Write a recorded trace atomically.
 pub(crate) fn write_trace(trace: &Trace, path: &Path) -> anyhow::Result<()> {
-    sft::io::atomic::write(path, trace.to_launch_list().as_bytes())
+    let text = trace.to_launch_list();
+    // A name the launch-list grammar cannot carry (a leading `#` or
+    // space) would drop out of FB1 unseen: refuse instead.
+    let items = trace.items();
+    let read = sft::write::parse_launch_list(&text).ok();
+    if read.as_ref() != Some(&items) {
+        let bad = items
+            .iter()
+            .find(|i| {
+                sft::write::parse_launch_list(&i.path)
+                    .ok()
+                    .and_then(|v| v.first().map(|p| p.path != i.path))
+                    .unwrap_or(true)
+            })
+            .map_or("?", |i| i.path.as_str());
+        anyhow::bail!(
+            "cannot write the trace `{}`: `{}` cannot be written in a launch list",
+            Safe(&path.display().to_string()),
+            Safe(bad)
+        );
+    }
+    sft::io::atomic::write(path, text.as_bytes())
         .with_context(|| format!("cannot write the trace `{}`", path.display()))?;
     eprintln!(
         "sft: wrote the launch trace `{}`: {} items, {}",
