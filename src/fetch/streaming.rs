@@ -526,7 +526,7 @@ impl StreamingPackage {
             let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
             match pool
                 .iter()
-                .position(|b| b.holds().is_some() && b.holds() == first)
+                .position(|b| first.is_some() && b.holds() == first)
             {
                 Some(i) => pool.swap_remove(i),
                 None => pool.pop().unwrap_or_default(),
@@ -544,8 +544,7 @@ impl StreamingPackage {
 
     /// The block holding byte `offset` of `entry`, if the index has it.
     fn block_at(&self, entry: &Entry<'_>, offset: u64) -> Option<BlockId> {
-        let ext = entry.extent_for(offset)?;
-        let logical = ext.logical_offset + (offset - ext.file_offset);
+        let (logical, _) = entry.logical_at(offset)?;
         let (id, _) = self.prologue().ok()?.index().locate(logical)?;
         Some(id)
     }

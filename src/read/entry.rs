@@ -144,6 +144,14 @@ impl<'data> Entry<'data> {
         }
         None
     }
+
+    /// Where file offset `pos` is in the package's logical bytes, and how
+    /// many bytes of its extent follow it (from `pos`).
+    pub(crate) fn logical_at(&self, pos: u64) -> Option<(u64, u64)> {
+        let ext = self.extent_for(pos)?;
+        let within = pos - ext.file_offset;
+        Some((ext.logical_offset + within, ext.length - within))
+    }
 }
 
 /// Iterator over an entry's extents, yielding records parsed from the

@@ -615,12 +615,9 @@ pub(crate) fn read_file_at(
         if pos >= size {
             break;
         }
-        let Some(ext) = entry.extent_for(pos) else {
+        let Some((logical, ext_left)) = entry.logical_at(pos) else {
             break;
         };
-        let within_ext = pos - ext.file_offset;
-        let logical = ext.logical_offset + within_ext;
-        let ext_left = ext.length - within_ext;
         let (id, within) = index.locate(logical).ok_or_else(|| {
             Error::Format(FormatError::new(
                 Region::Entry(entry.number()),

@@ -67,23 +67,66 @@ fn pack(files: &[(&str, Vec<u8>, bool)]) -> Vec<u8> {
 
 struct Mounted {
     session: sft::mount::Mount,
+    pkg: Arc<StreamingPackage>,
     dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
 fn mount(pkg: Vec<u8>) -> Mounted {
+    mount_source(Arc::new(pkg), StreamingOptions::default())
+}
+
+/// `src` streamed with `options` into a temporary cache and mounted on a
+/// temporary folder.
+fn mount_source(src: Arc<dyn RangeSource>, options: StreamingOptions) -> Mounted {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mnt");
     std::fs::create_dir(&dir).unwrap();
-    let src: Arc<dyn RangeSource> = Arc::new(pkg);
     let paths = CachePaths::for_output(&tmp.path().join("cache.sft"), None);
-    let sp = StreamingPackage::open(src, paths, StreamingOptions::default()).unwrap();
-    let fs = PackageFs::new(Arc::new(sp), 0, 0).unwrap();
+    let pkg = Arc::new(StreamingPackage::open(src, paths, options).unwrap());
+    let fs = PackageFs::new(Arc::clone(&pkg), 0, 0).unwrap();
     let session = sft::mount::spawn(fs, &dir, "test.sft").unwrap();
     Mounted {
         session,
+        pkg,
         dir,
         _tmp: tmp,
+    }
+}
+
+/// The first block of file `path` in package `pkg`.
+fn first_block(pkg: &[u8], path: &str) -> sft::index::BlockInfo {
+    let local = sft::Package::parse(pkg).unwrap();
+    let e = local.entry(path).unwrap();
+    let first = e.extents().get(0).unwrap();
+    let (id, _) = local.index().locate(first.logical_offset).unwrap();
+    local.index().get(id).unwrap()
+}
+
+/// A package written to a temporary folder, with an empty cache folder
+/// and mount point beside it.
+#[cfg(feature = "cli")]
+struct OnDisk {
+    tmp: tempfile::TempDir,
+    pkg: PathBuf,
+    cache: PathBuf,
+    dir: PathBuf,
+}
+
+#[cfg(feature = "cli")]
+fn on_disk(bytes: &[u8]) -> OnDisk {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = tmp.path().join("app.sft");
+    std::fs::write(&pkg, bytes).unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    OnDisk {
+        tmp,
+        pkg,
+        cache,
+        dir,
     }
 }
 
@@ -160,11 +203,7 @@ fn a_damaged_block_is_an_io_error_never_data() {
     }
     let files = tree();
     let mut pkg = pack(&files);
-    let local = sft::Package::parse(&pkg).unwrap();
-    let e = local.entry("data/big.bin").unwrap();
-    let first = e.extents().get(0).unwrap();
-    let (id, _) = local.index().locate(first.logical_offset).unwrap();
-    let info = local.index().get(id).unwrap();
+    let info = first_block(&pkg, "data/big.bin");
     pkg[info.stored_offset as usize + 7] ^= 0x10;
     let m = mount(pkg);
     let err = std::fs::read(m.dir.join("data/big.bin")).unwrap_err();
@@ -209,11 +248,7 @@ fn sft_mount_serves_until_a_signal_or_sft_unmount() {
         return;
     }
     let files = tree();
-    let tmp = tempfile::tempdir().unwrap();
-    let pkg = tmp.path().join("app.sft");
-    std::fs::write(&pkg, pack(&files)).unwrap();
-    let dir = tmp.path().join("mnt");
-    std::fs::create_dir(&dir).unwrap();
+    let OnDisk { tmp, pkg, dir, .. } = on_disk(&pack(&files));
     let sft = env!("CARGO_BIN_EXE_sft");
     for how in ["signal", "sft unmount"] {
         let (mut child, mut err) = sft_mount(
@@ -261,14 +296,13 @@ fn a_mount_without_background_fetches_what_is_read_and_a_fetch_resumes_it() {
         return;
     }
     let files = tree();
-    let tmp = tempfile::tempdir().unwrap();
-    let pkg = tmp.path().join("app.sft");
     let bytes = pack(&files);
-    std::fs::write(&pkg, &bytes).unwrap();
-    let cache = tmp.path().join("cache");
-    std::fs::create_dir(&cache).unwrap();
-    let dir = tmp.path().join("mnt");
-    std::fs::create_dir(&dir).unwrap();
+    let OnDisk {
+        tmp,
+        pkg,
+        cache,
+        dir,
+    } = on_disk(&bytes);
     let sft = env!("CARGO_BIN_EXE_sft");
     let (mut child, _err) = sft_mount(
         &pkg,
@@ -376,22 +410,15 @@ fn a_read_of_the_last_block_preempts_a_throttled_background() {
         data: pkg,
         asked: Default::default(),
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mnt");
-    std::fs::create_dir(&dir).unwrap();
-    let paths = CachePaths::for_output(&tmp.path().join("cache.sft"), None);
     let rate = 64 * 1024;
     let options = StreamingOptions::default().session(
         sft::stream::SessionConfig::default()
             .background_rate(Some(rate))
             .max_request_bytes(256 * 1024),
     );
-    let sp = Arc::new(
-        StreamingPackage::open(Arc::clone(&src) as Arc<dyn RangeSource>, paths, options).unwrap(),
-    );
-    sp.wait_launch_ready().unwrap();
-    let fs = PackageFs::new(Arc::clone(&sp), 0, 0).unwrap();
-    let m = sft::mount::spawn(fs, &dir, "preempt.sft").unwrap();
+    let m = mount_source(Arc::clone(&src) as Arc<dyn RangeSource>, options);
+    m.pkg.wait_launch_ready().unwrap();
+    let dir = &m.dir;
     // The last 4 KiB of the big file, through the kernel.
     let mut f = std::fs::File::open(dir.join("data/big.bin")).unwrap();
     let mut tail = vec![0u8; 4096];
@@ -415,8 +442,9 @@ fn a_read_of_the_last_block_preempts_a_throttled_background() {
         "{at} requests, {fb2_before} FB2 bytes before the demand: {asked:?}"
     );
     drop(f);
-    m.unmount().unwrap();
-    let report = Arc::try_unwrap(sp).unwrap().close().unwrap();
+    let Mounted { session, pkg, .. } = m;
+    session.unmount().unwrap();
+    let report = Arc::try_unwrap(pkg).unwrap().close().unwrap();
     assert!(report.demand_requests >= 1, "{report:?}");
     assert!(
         report.bytes < (big.len() / 4) as u64,
@@ -581,14 +609,13 @@ fn a_killed_mount_is_cleared_and_the_next_mount_resumes() {
         return;
     }
     let files = tree();
-    let tmp = tempfile::tempdir().unwrap();
-    let pkg = tmp.path().join("app.sft");
     let bytes = pack(&files);
-    std::fs::write(&pkg, &bytes).unwrap();
-    let cache = tmp.path().join("cache");
-    std::fs::create_dir(&cache).unwrap();
-    let dir = tmp.path().join("mnt");
-    std::fs::create_dir(&dir).unwrap();
+    let OnDisk {
+        tmp: _tmp,
+        pkg,
+        cache,
+        dir,
+    } = on_disk(&bytes);
     let (mut child, _err) = sft_mount(
         &pkg,
         &dir,
@@ -898,32 +925,23 @@ fn a_block_damaged_on_the_wire_is_fetched_again_never_returned() {
     }
     let files = tree();
     let pkg = pack(&files);
-    let local = sft::Package::parse(&pkg).unwrap();
-    let e = local.entry("data/big.bin").unwrap();
-    let first = e.extents().get(0).unwrap();
-    let (id, _) = local.index().locate(first.logical_offset).unwrap();
-    let info = local.index().get(id).unwrap();
+    let info = first_block(&pkg, "data/big.bin");
     let src = Arc::new(FlipOnce {
         data: pkg.clone(),
         at: info.stored_offset + 7,
         asked: Default::default(),
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mnt");
-    std::fs::create_dir(&dir).unwrap();
-    let paths = CachePaths::for_output(&tmp.path().join("cache.sft"), None);
-    let sp = StreamingPackage::open(
+    let m = mount_source(
         Arc::clone(&src) as Arc<dyn RangeSource>,
-        paths,
         StreamingOptions::default(),
-    )
-    .unwrap();
-    let fs = PackageFs::new(Arc::new(sp), 0, 0).unwrap();
-    let m = sft::mount::spawn(fs, &dir, "flip.sft").unwrap();
-    assert_eq!(std::fs::read(dir.join("data/big.bin")).unwrap(), files[3].1);
+    );
+    assert_eq!(
+        std::fs::read(m.dir.join("data/big.bin")).unwrap(),
+        files[3].1
+    );
     assert!(
         src.asked.load(std::sync::atomic::Ordering::SeqCst) >= 2,
         "the damaged block was not fetched again"
     );
-    m.unmount().unwrap();
+    m.session.unmount().unwrap();
 }

@@ -402,6 +402,33 @@ fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Load FB1 into the store unless it is there (App-V: an application
+/// starts once FB1 is resident).
+pub(crate) fn ensure_fb1(store: &Store, name: &str, flags: &LoadFlags) -> anyhow::Result<()> {
+    if store.cache_state(name)?.launch_ready() {
+        return Ok(());
+    }
+    let r = store
+        .load_package(name, load_options(name, flags, None, true))
+        .map_err(|e| {
+            name_once(e, name, || {
+                format!("cannot load package `{name}` for launch")
+            })
+        })?;
+    print_load(name, &r).map_err(Into::into)
+}
+
+/// Whether the package's `launch` autoload trigger asks for the rest of it
+/// after a launch.
+pub(crate) fn loads_on_launch(store: &Store, name: &str) -> anyhow::Result<bool> {
+    let rec = store
+        .records()?
+        .find(name)
+        .cloned()
+        .with_context(|| format!("package `{name}` was deleted"))?;
+    Ok(rec.autoload.contains(&AutoLoad::Launch) && rec.autoload_target != AutoLoadTarget::None)
+}
+
 /// `sft client run NAME -- CMD…`: hold the package in use, make sure it
 /// can launch, run CMD (with `SFT_CLIENT_PACKAGE` naming the package
 /// file), and with the `launch` autoload trigger load the rest meanwhile.
@@ -414,26 +441,9 @@ pub(crate) fn run_command(
     let guard = store
         .use_package(name)
         .map_err(|e| name_once(e, name, || format!("cannot use package `{name}`")))?;
-    let state = store.cache_state(name)?;
-    if !state.launch_ready() {
-        let r = store
-            .load_package(name, load_options(name, flags, None, true))
-            .map_err(|e| {
-                name_once(e, name, || {
-                    format!("cannot load package `{name}` for launch")
-                })
-            })?;
-        print_load(name, &r)?;
-    }
-    let rec = store
-        .records()?
-        .find(name)
-        .cloned()
-        .with_context(|| format!("package `{name}` was deleted"))?;
-    let background = (rec.autoload.contains(&AutoLoad::Launch)
-        && rec.autoload_target != AutoLoadTarget::None
-        && !store.cache_state(name)?.complete)
-        .then(|| {
+    ensure_fb1(store, name, flags)?;
+    let background =
+        (loads_on_launch(store, name)? && !store.cache_state(name)?.complete).then(|| {
             let store = store.clone();
             let name = name.to_owned();
             std::thread::spawn(move || {

@@ -15,29 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use sft::client::{AutoLoad, AutoLoadTarget, Store, StreamLease};
+use sft::client::{Store, StreamLease};
 
-use super::client::{load_options, print_load};
+use super::client::{ensure_fb1, load_options, loads_on_launch, print_load};
 use super::mount::{MountPlan, Mounted, moved, run_with};
 use crate::args::{Background, LoadFlags};
 use crate::escape::Safe;
-use crate::util::name_once;
-
-/// Load FB1 into the store unless it is there.
-fn ensure_fb1(store: &Store, name: &str, flags: &LoadFlags) -> anyhow::Result<()> {
-    if store.cache_state(name)?.launch_ready() {
-        return Ok(());
-    }
-    let r = store
-        .load_package(name, load_options(name, flags, None, true))
-        .map_err(|e| {
-            name_once(e, name, || {
-                format!("cannot load package `{name}` for launch")
-            })
-        })?;
-    print_load(name, &r)?;
-    Ok(())
-}
 
 /// Mount the leased package on `dir`.
 fn mount_lease(
@@ -46,25 +29,12 @@ fn mount_lease(
     flags: &LoadFlags,
     background: bool,
 ) -> anyhow::Result<Mounted> {
-    let (cache_dir, cache_name) = match lease.cache() {
-        Some(c) => (
-            c.data.parent().map(Path::to_path_buf),
-            c.data
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".partial"))
-                .unwrap_or("package.sft")
-                .to_owned(),
-        ),
-        // Complete in the store: streamed from that file into a temporary
-        // cache as it is read.
-        None => (None, "package.sft".to_owned()),
-    };
     MountPlan {
         source: lease.source(),
         mountpoint: dir,
-        cache_dir: cache_dir.as_deref(),
-        cache_name: &cache_name,
+        // None when the store holds the package complete: streamed from
+        // that file into a temporary cache as it is read.
+        cache: lease.cache().cloned(),
         session: flags
             .source
             .session()
@@ -74,17 +44,6 @@ fn mount_lease(
         announce: None,
     }
     .mount()
-}
-
-/// Whether the package's `launch` autoload trigger asks for the rest of it
-/// in the background.
-fn loads_on_launch(store: &Store, name: &str) -> anyhow::Result<bool> {
-    let rec = store
-        .records()?
-        .find(name)
-        .cloned()
-        .with_context(|| format!("package `{name}` was deleted"))?;
-    Ok(rec.autoload.contains(&AutoLoad::Launch) && rec.autoload_target != AutoLoadTarget::None)
 }
 
 /// `sft client run NAME -- CMD…` on a mount.

@@ -24,9 +24,9 @@ pub(crate) struct MountPlan<'a> {
     /// The package (a path or URL, descriptors already resolved).
     pub source: &'a str,
     pub mountpoint: &'a Path,
-    pub cache_dir: Option<&'a Path>,
-    /// The file name the cache is kept under (`<name>.partial`).
-    pub cache_name: &'a str,
+    /// Where to keep the blocks; `None`: a temporary cache, removed with
+    /// the mount.
+    pub cache: Option<CachePaths>,
     pub session: SessionConfig,
     pub sources: sft::fetch::SourceOptions,
     pub trace: Option<Arc<Trace>>,
@@ -58,25 +58,18 @@ impl MountPlan<'_> {
             .with_context(|| format!("cannot mount on `{}`", dir.display()))?;
         let source = sft::fetch::open_source_with(self.source, &self.sources)
             .with_context(|| format!("cannot open `{shown}`"))?;
-        // The cache: kept in --cache-dir (resumable), else a temporary one.
-        let temp = match self.cache_dir {
-            Some(_) => None,
-            None => Some(
-                tempfile::Builder::new()
+        // The cache: the one asked for (resumable), else a temporary one.
+        let (paths, temp) = match self.cache {
+            Some(paths) => (paths, None),
+            None => {
+                let temp = tempfile::Builder::new()
                     .prefix(".sft-mount-")
                     .tempdir()
-                    .context("cannot create a temporary cache directory")?,
-            ),
+                    .context("cannot create a temporary cache directory")?;
+                let paths = CachePaths::for_output(Path::new("package.sft"), Some(temp.path()));
+                (paths, Some(temp))
+            }
         };
-        let cache_dir = match (&temp, self.cache_dir) {
-            (Some(t), _) => t.path(),
-            (None, Some(d)) => d,
-            (None, None) => unreachable!("one of the two is set"),
-        };
-        // `<name>.partial` in the cache directory: where `sft fetch SOURCE
-        // -o <name> --cache-dir DIR` keeps its cache, so either resumes
-        // the other.
-        let paths = CachePaths::for_output(Path::new(self.cache_name), Some(cache_dir));
         // (mounted, FB1 resident): the lines come in that order.
         let said = Arc::new(std::sync::Mutex::new((false, false)));
         let seen = Arc::clone(&said);
@@ -191,21 +184,12 @@ pub(crate) fn write_trace(trace: &Trace, path: &Path) -> anyhow::Result<()> {
     // A name the launch-list grammar cannot carry (a leading `#` or
     // space) would drop out of FB1 unseen: refuse instead.
     let items = trace.items();
-    let read = sft::write::parse_launch_list(&text).ok();
-    if read.as_ref() != Some(&items) {
-        let bad = items
-            .iter()
-            .find(|i| {
-                sft::write::parse_launch_list(&i.path)
-                    .ok()
-                    .and_then(|v| v.first().map(|p| p.path != i.path))
-                    .unwrap_or(true)
-            })
-            .map_or("?", |i| i.path.as_str());
+    let read = sft::write::parse_launch_list(&text).unwrap_or_default();
+    if let Some(i) = (0..items.len()).find(|&i| read.get(i) != items.get(i)) {
         anyhow::bail!(
             "cannot write the trace `{}`: `{}` cannot be written in a launch list",
             Safe(&path.display().to_string()),
-            Safe(bad)
+            Safe(&items[i].path)
         );
     }
     sft::io::atomic::write(path, text.as_bytes())
@@ -234,8 +218,13 @@ pub(crate) fn run(a: &MountArgs) -> anyhow::Result<()> {
     let mounted = MountPlan {
         source,
         mountpoint: dir,
-        cache_dir: a.cache_dir.as_deref(),
-        cache_name: cache_name(source),
+        // `<name>.partial` in --cache-dir: where `sft fetch SOURCE -o
+        // <name> --cache-dir DIR` keeps its cache, so either resumes the
+        // other.
+        cache: a
+            .cache_dir
+            .as_deref()
+            .map(|d| CachePaths::for_output(Path::new(cache_name(source)), Some(d))),
         session: a
             .remote
             .session()
@@ -335,8 +324,7 @@ pub(crate) fn trace(a: &crate::args::TraceArgs) -> anyhow::Result<()> {
     let mounted = MountPlan {
         source: &source,
         mountpoint: &mountpoint,
-        cache_dir: Some(work.path()),
-        cache_name: "cache.sft",
+        cache: Some(CachePaths::for_output(&work.path().join("cache.sft"), None)),
         session: SessionConfig::default().launch_only(true),
         sources: sft::fetch::SourceOptions::default(),
         trace: Some(Arc::clone(&trace)),
