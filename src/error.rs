@@ -204,6 +204,8 @@ pub enum ErrorKind {
     Store,
     /// A bundle (`.sftb`) is malformed or damaged.
     Bundle,
+    /// The Management Server refused; see [`Error::manage_problem`].
+    Manage,
 }
 
 /// Why the client store refused an operation.
@@ -234,6 +236,37 @@ impl core::fmt::Display for StoreProblem {
             StoreProblem::Full => "cache full",
             StoreProblem::Damaged => "records damaged",
             StoreProblem::State => "wrong state",
+        })
+    }
+}
+
+/// Why the Management Server refused (see [`Error::Manage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ManageProblem {
+    /// A user, group or package of that name already exists.
+    Exists,
+    /// No such user, group, package or grant.
+    Unknown,
+    /// The credentials are missing or wrong, or too many attempts failed.
+    Unauthenticated,
+    /// The user may not do this (not entitled, not an administrator).
+    Denied,
+    /// No licence is free for the package.
+    NoLicence,
+    /// The database failed or holds what this version cannot use.
+    Database,
+}
+
+impl core::fmt::Display for ManageProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ManageProblem::Exists => "already exists",
+            ManageProblem::Unknown => "unknown",
+            ManageProblem::Unauthenticated => "not authenticated",
+            ManageProblem::Denied => "denied",
+            ManageProblem::NoLicence => "no licence free",
+            ManageProblem::Database => "database",
         })
     }
 }
@@ -286,6 +319,15 @@ pub enum Error {
     /// A bundle (`.sftb`) is malformed or damaged.
     #[error("bad bundle: {0}")]
     Bundle(String),
+    /// The Management Server refused an operation, or its database
+    /// failed.
+    #[error("management server: {problem}: {message}")]
+    Manage {
+        /// The inspectable reason.
+        problem: ManageProblem,
+        /// What and where, for people (never a secret).
+        message: String,
+    },
     /// An I/O error, with what was being done and to which path.
     #[cfg(feature = "std")]
     #[error("{context}")]
@@ -311,6 +353,7 @@ impl Error {
             Error::Exhausted { .. } => ErrorKind::Integrity,
             Error::Store { .. } => ErrorKind::Store,
             Error::Bundle(_) => ErrorKind::Bundle,
+            Error::Manage { .. } => ErrorKind::Manage,
             #[cfg(feature = "std")]
             Error::Io { .. } => ErrorKind::Io,
         }
@@ -337,6 +380,22 @@ impl Error {
         match self {
             Error::Store { problem, .. } => Some(*problem),
             _ => None,
+        }
+    }
+
+    /// The Management Server's reason, if this is one of its refusals.
+    pub fn manage_problem(&self) -> Option<ManageProblem> {
+        match self {
+            Error::Manage { problem, .. } => Some(*problem),
+            _ => None,
+        }
+    }
+
+    /// A Management Server refusal.
+    pub fn manage(problem: ManageProblem, message: impl Into<String>) -> Self {
+        Error::Manage {
+            problem,
+            message: message.into(),
         }
     }
 
@@ -435,7 +494,7 @@ impl From<Error> for std::io::Error {
                 _ => K::Other,
             },
             ErrorKind::Unsupported => K::Unsupported,
-            ErrorKind::Store => K::Other,
+            ErrorKind::Store | ErrorKind::Manage => K::Other,
             ErrorKind::Bundle => K::InvalidData,
             ErrorKind::NotFound => K::NotFound,
             ErrorKind::InvalidInput => K::InvalidInput,

@@ -172,6 +172,8 @@ pub mod client;
 pub mod extract;
 #[cfg(feature = "std")]
 pub mod fetch;
+#[cfg(feature = "manage")]
+pub mod manage;
 #[cfg(feature = "mount")]
 pub mod mount;
 #[cfg(feature = "publish")]
@@ -181,7 +183,7 @@ pub mod publish;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use error::{Error, ErrorKind, Result, StoreProblem};
+pub use error::{Error, ErrorKind, ManageProblem, Result, StoreProblem};
 pub use format::guid::Guid;
 pub use format::{BlockId, Codec, FeatureBlock};
 pub use index::{BlockIndex, BlockInfo};

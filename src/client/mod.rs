@@ -53,6 +53,7 @@ mod inspect;
 mod install;
 mod lock;
 mod records;
+mod servers;
 mod store;
 
 pub use inspect::CacheState;
@@ -61,6 +62,9 @@ pub use records::{
     AppRecord, AutoLoad, AutoLoadTarget, FORMAT_VERSION, FileTypeRecord, MAX_RECORDS_BYTES,
     PackageRecord, Records, Settings, ShortcutRecord, TEST_PAUSE_ENV,
 };
+#[cfg(feature = "http")]
+pub use servers::{Launch, login};
+pub use servers::{MAX_ANSWER_BYTES, RefreshReport, ServerRecord};
 pub use store::{
     AddOutcome, AppStatus, InUse, LoadOptions, LoadReport, MAX_PERCENT_TO_LOCK, PackageOptions,
     PackageStatus, Store, StreamLease,

@@ -1222,7 +1222,7 @@ impl Store {
             let mut fo = FetchOptions::default()
                 .launch_only(options.launch_only)
                 .limit_rate(options.limit_rate)
-                .sources(options.sources);
+                .sources(self.source_options_for(&source, options.sources));
             if let Some(window) = options.retry_for {
                 fo = fo.retry_for(window);
             }

@@ -154,6 +154,12 @@ impl SourceOptions {
         self.http = options;
         self
     }
+
+    /// The options of `http://` and `https://` sources.
+    #[cfg(feature = "http")]
+    pub fn http_options(&self) -> &crate::net::http::HttpOptions {
+        &self.http
+    }
 }
 
 impl fmt::Debug for FetchOptions {

@@ -32,6 +32,7 @@ mod icon;
 mod manifest;
 mod model;
 mod osd;
+mod refresh;
 mod xml;
 
 pub use codebase::{SourceRoots, apply_source_root, expand_vars, resolve_codebase, to_source};
@@ -41,5 +42,9 @@ pub use model::{Extra, List, Text};
 pub use osd::{
     Codebase, Dependency, Environment, Implementation, Os, Osd, PackageRef, Policy, Script,
     ScriptBody, ScriptEvent, Shortcut, Timing, Value, VirtualEnv, Vm,
+};
+pub use refresh::{
+    AppRecord, PublishedPackage, PublishingAnswer, RefreshPolicy, ReportedPackage, UsageReport,
+    desktop_config, parse_rfc3339, rfc3339,
 };
 pub use xml::{Attribute, Element, Limits, Node, decode};

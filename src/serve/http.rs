@@ -69,6 +69,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
 use crate::proto::http_range::{self as range, ContentRangeValue, RangeLimits, Resolution};
+use crate::serve::handler::{Handler, Request, Response};
 use crate::serve::{self, Lifecycle};
 pub use crate::serve::{ServerHandle, ShutdownHandle};
 
@@ -187,6 +188,8 @@ pub struct ServerConfig {
     shutdown_grace: Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
     access_log: Option<AccessLog>,
+    handler: Option<Arc<dyn Handler>>,
+    max_body: usize,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -203,6 +206,8 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls.is_some())
             .field("access_log", &self.access_log.is_some())
+            .field("handler", &self.handler.is_some())
+            .field("max_body", &self.max_body)
             .finish()
     }
 }
@@ -231,6 +236,8 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             access_log: None,
+            handler: None,
+            max_body: 1024 * 1024,
         }
     }
 
@@ -361,6 +368,21 @@ impl ServerConfig {
     /// ```
     pub fn access_log(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
+        self
+    }
+
+    /// Put `handler` in front of the file server: it sees every request
+    /// first, with its body read (at most [`ServerConfig::max_body`]
+    /// bytes; larger bodies get 413), and answers it or leaves it to the
+    /// file server. See [`crate::serve::handler`].
+    pub fn handler(mut self, handler: Arc<dyn Handler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+
+    /// The largest request body read for a [`Handler`] (default 1 MiB).
+    pub fn max_body(mut self, n: usize) -> Self {
+        self.max_body = n;
         self
     }
 }
@@ -855,7 +877,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, peer: SocketAddr) {
         first = false;
         let started = Instant::now();
         io.sent = 0;
-        let (outcome, consumed) = handle_request(shared, &mut io, &inb, head_len);
+        let (outcome, consumed) = handle_request(shared, &mut io, &inb, head_len, peer);
         log_access(
             shared,
             &mut log_line,
@@ -980,7 +1002,13 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 
 /// Parse and answer the request whose head is `inb[..head_len]`. Returns
 /// the outcome and how many buffered bytes it used (head and body).
-fn handle_request(shared: &Shared, io: &mut Io, inb: &InBuf, head_len: usize) -> (Outcome, usize) {
+fn handle_request(
+    shared: &Shared,
+    io: &mut Io,
+    inb: &InBuf,
+    head_len: usize,
+    peer: SocketAddr,
+) -> (Outcome, usize) {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_LIMIT];
     let slots = shared.config.max_headers.min(MAX_HEADERS_LIMIT);
     let headers = storage.get_mut(..slots).unwrap_or_default();
@@ -1039,21 +1067,60 @@ fn handle_request(shared: &Shared, io: &mut Io, inb: &InBuf, head_len: usize) ->
         let _ = simple_response(io, 400, false, http10, "", is_head);
         return done(400, false, parsed_len);
     }
-    if !is_get && !is_head {
-        let keep = keep_alive && body_len == 0;
-        let _ = simple_response(io, 405, keep, http10, "Allow: GET, HEAD\r\n", false);
-        return done(405, keep, parsed_len);
-    }
-    if body_len > MAX_DISCARD_BODY {
-        let _ = simple_response(io, 413, false, http10, "", is_head);
-        return done(413, false, parsed_len);
-    }
-    // Drop the body: what is buffered, then the rest from the socket.
     let buffered = (inb.len - parsed_len) as u64;
     let from_buf = body_len.min(buffered);
     let consumed = parsed_len + from_buf as usize;
-    if body_len > from_buf && !discard(shared, io, body_len - from_buf) {
-        return done(400, false, consumed);
+    let mut body_read = false;
+    if let Some(handler) = &shared.config.handler {
+        if body_len > shared.config.max_body as u64 {
+            let _ = simple_response(io, 413, false, http10, "", is_head);
+            return done(413, false, parsed_len);
+        }
+        let mut body = inb
+            .filled()
+            .get(parsed_len..consumed)
+            .unwrap_or_default()
+            .to_vec();
+        if body_len > from_buf && !read_body(shared, io, &mut body, body_len) {
+            return done(400, false, consumed);
+        }
+        body_read = true;
+        let req = Request {
+            method,
+            target,
+            headers: req.headers,
+            body: &body,
+            peer,
+            tls: matches!(io.conn, Conn::Tls(_)),
+        };
+        if let Some(resp) = handler.handle(&req) {
+            if shared.stopping() {
+                keep_alive = false;
+            }
+            let status = match send_response(io, &resp, keep_alive, http10, is_head) {
+                Ok(()) => resp.status,
+                Err(_) => {
+                    keep_alive = false;
+                    resp.status
+                }
+            };
+            return done(status, keep_alive, consumed);
+        }
+    }
+    if !is_get && !is_head {
+        let keep = keep_alive && (body_len == 0 || body_read);
+        let _ = simple_response(io, 405, keep, http10, "Allow: GET, HEAD\r\n", false);
+        return done(405, keep, if body_read { consumed } else { parsed_len });
+    }
+    if !body_read {
+        if body_len > MAX_DISCARD_BODY {
+            let _ = simple_response(io, 413, false, http10, "", is_head);
+            return done(413, false, parsed_len);
+        }
+        // Drop the body: what is buffered, then the rest from the socket.
+        if body_len > from_buf && !discard(shared, io, body_len - from_buf) {
+            return done(400, false, consumed);
+        }
     }
     if shared.stopping() {
         keep_alive = false;
@@ -1067,6 +1134,61 @@ fn handle_request(shared: &Shared, io: &mut Io, inb: &InBuf, head_len: usize) ->
         }
     };
     done(status, keep_alive, consumed)
+}
+
+/// Read the rest of a body into `body` until it holds `len` bytes (within
+/// the head timeout).
+fn read_body(shared: &Shared, io: &mut Io, body: &mut Vec<u8>, len: u64) -> bool {
+    let deadline = Instant::now() + shared.config.header_timeout;
+    let Ok(len) = usize::try_from(len) else {
+        return false;
+    };
+    let mut chunk = [0u8; 8192];
+    while body.len() < len {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        io.set_read_timeout((deadline - now).min(POLL_SLICE));
+        let want = (len - body.len()).min(chunk.len());
+        match io.conn.read(chunk.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => return false,
+            Ok(k) => body.extend_from_slice(chunk.get(..k).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Send a [`Handler`]'s answer.
+fn send_response(
+    io: &mut Io,
+    resp: &Response,
+    keep_alive: bool,
+    http10: bool,
+    is_head: bool,
+) -> io::Result<()> {
+    start_head(&mut io.head, resp.status, keep_alive, http10);
+    for (name, value) in &resp.headers {
+        let _ = write!(io.head, "{name}: {value}\r\n");
+    }
+    let no_body = matches!(resp.status, 100..=199 | 204 | 304);
+    if !no_body {
+        let _ = write!(io.head, "Content-Length: {}\r\n", resp.body.len());
+    }
+    end_head(&mut io.head);
+    io.write_head()?;
+    if !no_body && !is_head {
+        io.send_bytes(&resp.body)?;
+    }
+    io.conn.flush()
 }
 
 /// Read and drop `n` body bytes (within the head timeout).
@@ -1515,17 +1637,27 @@ fn make_boundary(shared: &Shared) -> String {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        204 => "No Content",
         206 => "Partial Content",
+        302 => "Found",
+        303 => "See Other",
         304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        409 => "Conflict",
+        415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
     }

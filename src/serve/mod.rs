@@ -7,6 +7,8 @@
 //! and `proto` tiers only.
 
 #[cfg(feature = "http-server")]
+pub mod handler;
+#[cfg(feature = "http-server")]
 pub mod http;
 #[cfg(feature = "rtsp-server")]
 pub mod rtsp;

@@ -54,6 +54,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(a) => cmd::client::run(&a),
         #[cfg(feature = "mount")]
         Command::Mount(a) => cmd::mount::run(&a),
+        #[cfg(feature = "manage")]
+        Command::Manage(a) => cmd::manage::run(&a),
         #[cfg(feature = "mount")]
         Command::Unmount(a) => cmd::mount::unmount(&a),
         #[cfg(feature = "mount")]

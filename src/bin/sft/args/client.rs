@@ -47,6 +47,8 @@ pub(crate) enum QueryWhat {
     Packages,
     /// Applications (SFTMIME QUERY OBJ:APP).
     Apps,
+    /// Publishing servers (SFTMIME QUERY OBJ:SERVER).
+    Servers,
 }
 
 /// Package settings shared by add-package and configure-package.
@@ -235,5 +237,42 @@ pub(crate) enum ClientCommand {
         name: Option<String>,
         #[command(flatten)]
         flags: LoadFlags,
+    },
+    /// Add a publishing server (a Management Server), or change one
+    /// (SFTMIME ADD SERVER); with --user, log in now and keep its token.
+    AddServer {
+        /// The server's name in the store.
+        name: String,
+        /// Its URL: http(s)://HOST[:PORT][/PATH].
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// The user to log in as; the password is read from standard input.
+        #[arg(long, value_name = "USER", requires = "password_stdin")]
+        user: Option<String>,
+        /// Read the password from standard input (first line).
+        #[arg(long, requires = "user")]
+        password_stdin: bool,
+        /// Refresh at login (App-V's /REFRESH ON|OFF; default on).
+        #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+        refresh_on_login: String,
+        /// CA file for an https:// server.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Publishing refresh from a server: add, publish, upgrade and remove
+    /// packages exactly as its answer says; a bad answer or a server that
+    /// is down changes nothing (SFTMIME REFRESH SERVER).
+    RefreshServer {
+        /// The server.
+        name: String,
+        /// CA file for an https:// server.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Forget a publishing server and its login; its packages stay
+    /// (SFTMIME DELETE SERVER).
+    DeleteServer {
+        /// The server.
+        name: String,
     },
 }

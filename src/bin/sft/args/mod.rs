@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod bundle;
 mod client;
 mod fetch;
+#[cfg(feature = "manage")]
+mod manage;
 mod osd;
 mod serve;
 mod source;
@@ -15,6 +17,8 @@ mod source;
 pub(crate) use bundle::*;
 pub(crate) use client::*;
 pub(crate) use fetch::*;
+#[cfg(feature = "manage")]
+pub(crate) use manage::*;
 pub(crate) use osd::*;
 pub(crate) use serve::*;
 use sft::Guid;
@@ -63,6 +67,10 @@ pub enum Command {
     /// once, blocks fetched as they are read, FB1 then the rest behind.
     #[cfg(feature = "mount")]
     Mount(MountArgs),
+    /// The Management Server and its administration: users, groups,
+    /// packages, grants, licences, policy, reports (`--features manage`).
+    #[cfg(feature = "manage")]
+    Manage(ManageArgs),
     /// Unmount what `sft mount` mounted.
     #[cfg(feature = "mount")]
     Unmount(UnmountArgs),

@@ -280,6 +280,77 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Unmount { dir } => {
             sft::mount::unmount(dir, false)?;
         }
+        ClientCommand::AddServer {
+            name,
+            url,
+            user,
+            password_stdin,
+            refresh_on_login,
+            ca_file,
+        } => {
+            store.add_server(name, url, user.as_deref(), refresh_on_login == "on")?;
+            if let (Some(u), true) = (user, password_stdin) {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let pw = line.trim_end_matches(['\n', '\r']);
+                let token = sft::client::login(url, u, pw, &http_options(ca_file.as_deref()))
+                    .with_context(|| {
+                        format!("cannot log in to `{}` as `{}`", redact_url(url), Safe(u))
+                    })?;
+                store.set_server_token(name, &token)?;
+                out!(
+                    "added server {} ({}), logged in as {}",
+                    Safe(name),
+                    Safe(&redact_url(url)),
+                    Safe(u)
+                )?;
+            } else {
+                out!("added server {} ({})", Safe(name), Safe(&redact_url(url)))?;
+            }
+        }
+        ClientCommand::RefreshServer { name, ca_file } => {
+            let r = store
+                .refresh_server(name, &http_options(ca_file.as_deref()))
+                .with_context(|| {
+                    format!(
+                        "refresh from server `{}` failed; nothing changed",
+                        Safe(name)
+                    )
+                })?;
+            if r.unchanged {
+                out!("refreshed {}: unchanged", Safe(name))?;
+            } else {
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        v.iter()
+                            .map(|n| Safe(n).to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                };
+                out!(
+                    "refreshed {}: added {}; upgraded {}; removed {}",
+                    Safe(name),
+                    list(&r.added),
+                    list(&r.upgraded),
+                    list(&r.removed)
+                )?;
+                if !r.kept.is_empty() {
+                    eprintln!(
+                        "sft: warning: still in use, removed at a later refresh: {}",
+                        list(&r.kept)
+                    );
+                }
+            }
+        }
+        ClientCommand::DeleteServer { name } => {
+            store.delete_server(name)?;
+            out!("deleted server {}", Safe(name))?;
+        }
         ClientCommand::Install {
             bundle,
             override_url,
@@ -344,6 +415,15 @@ fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Re
     Ok(())
 }
 
+/// HTTP options for a publishing server's requests.
+fn http_options(ca_file: Option<&Path>) -> sft::net::http::HttpOptions {
+    let o = sft::net::http::HttpOptions::default();
+    match ca_file {
+        Some(c) => o.ca_file(c),
+        None => o,
+    }
+}
+
 fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match what {
@@ -373,6 +453,38 @@ fn query(store: &Store, what: QueryWhat, json: bool) -> anyhow::Result<()> {
                     u8::from(p.locked),
                     u8::from(p.in_use),
                     u8::from(p.published),
+                )?;
+            }
+        }
+        QueryWhat::Servers => {
+            let list = store.servers()?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "name": s.name, "url": redact_url(&s.url), "user": s.user,
+                            "refresh_on_login": s.refresh_on_login, "last_refresh_ms": s.last_refresh_ms,
+                            "logged_in": store.server_token(&s.name).is_some(),
+                            "reporting": s.reporting, "refresh_minutes": s.refresh_minutes,
+                            "require_authorization_if_cached": s.require_authorization_if_cached,
+                            "packages": s.packages.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                return write_json(&mut out, &v);
+            }
+            writeln!(out, "NAME\tURL\tUSER\tREFRESHONLOGIN\tLOGGEDIN\tPACKAGES")?;
+            for s in list {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    Safe(&s.name),
+                    Safe(&redact_url(&s.url)),
+                    Safe(s.user.as_deref().unwrap_or("-")),
+                    u8::from(s.refresh_on_login),
+                    u8::from(store.server_token(&s.name).is_some()),
+                    s.packages.len()
                 )?;
             }
         }
@@ -442,6 +554,7 @@ pub(crate) fn run_command(
         .use_package(name)
         .map_err(|e| name_once(e, name, || format!("cannot use package `{name}`")))?;
     ensure_fb1(store, name, flags)?;
+    let launch = begin_launch(store, name, flags)?;
     let background =
         (loads_on_launch(store, name)? && !store.cache_state(name)?.complete).then(|| {
             let store = store.clone();
@@ -464,6 +577,7 @@ pub(crate) fn run_command(
         .env("SFT_CLIENT_PACKAGE", guard.sft_path())
         .status()
         .with_context(|| format!("cannot run `{cmd}`"))?;
+    launch.end();
     if let Some(t) = background {
         let _ = t.join();
     }
@@ -472,4 +586,89 @@ pub(crate) fn run_command(
         std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
+}
+
+/// A launch a publishing server authorised: its lease is renewed while
+/// CMD runs, released (and the run reported) at [`LaunchGuard::end`].
+pub(crate) struct LaunchGuard {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<sft::client::Launch>>,
+    store: Store,
+    options: sft::net::http::HttpOptions,
+}
+
+/// Ask the package's publishing server, if a server published it, for a
+/// licence to launch it (App-V's launch authorisation). Refused: an error
+/// naming the server's reason.
+pub(crate) fn begin_launch(
+    store: &Store,
+    name: &str,
+    flags: &LoadFlags,
+) -> anyhow::Result<LaunchGuard> {
+    let options = flags.source.options().http_options().clone();
+    let launch = store
+        .begin_launch(name, &options)
+        .with_context(|| format!("cannot launch `{}`", Safe(name)))?;
+    if let Some(l) = &launch
+        && l.offline
+    {
+        eprintln!(
+            "sft client: server `{}` cannot be reached; launching the cached package (its policy allows it)",
+            Safe(&l.server)
+        );
+    }
+    let (stop, renewer) = match launch {
+        Some(mut l) => {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let s = store.clone();
+            let o = options.clone();
+            let t = std::thread::spawn(move || {
+                loop {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    let wait = ((l.expires_ms - now) / 2).clamp(1000, 3_600_000) as u64;
+                    match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) if l.lease.is_some() => {
+                            if let Err(e) = s.renew_launch(&mut l, &o) {
+                                eprintln!(
+                                    "sft: warning: renewing the licence lease: {}",
+                                    crate::escape::safe(&e.to_string())
+                                );
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => break,
+                    }
+                }
+                l
+            });
+            (Some(tx), Some(t))
+        }
+        None => (None, None),
+    };
+    Ok(LaunchGuard {
+        stop,
+        renewer,
+        store: store.clone(),
+        options,
+    })
+}
+
+impl LaunchGuard {
+    /// CMD ended: release the lease and report the run (a warning at
+    /// worst; the lease also ends by itself).
+    pub(crate) fn end(mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.renewer.take()
+            && let Ok(l) = t.join()
+            && let Err(e) = self.store.end_launch(&l, &self.options)
+        {
+            eprintln!(
+                "sft: warning: telling server `{}` the launch ended: {}",
+                Safe(&l.server),
+                crate::escape::safe(&e.to_string())
+            );
+        }
+    }
 }

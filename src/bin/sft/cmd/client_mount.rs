@@ -24,6 +24,7 @@ use crate::escape::Safe;
 
 /// Mount the leased package on `dir`.
 fn mount_lease(
+    store: &Store,
     lease: &StreamLease,
     dir: &Path,
     flags: &LoadFlags,
@@ -39,7 +40,7 @@ fn mount_lease(
             .source
             .session()
             .launch_only(!background || lease.cache().is_none()),
-        sources: flags.source.options(),
+        sources: store.source_options_for(lease.source(), flags.source.options()),
         trace: None,
         announce: None,
     }
@@ -56,6 +57,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<()> {
     let command: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
     ensure_fb1(store, name, flags)?;
+    let launch = super::client::begin_launch(store, name, flags)?;
     let background = loads_on_launch(store, name)?;
     let run_cmd = |mp: &Path, sft_file: &Path| {
         run_with(
@@ -69,7 +71,7 @@ pub(crate) fn run(
     let status = loop {
         if let Some(mut lease) = store.lease_stream(name)? {
             let mp = lease.mount_point().to_path_buf();
-            let mounted = mount_lease(&lease, &mp, flags, background)?;
+            let mounted = mount_lease(store, &lease, &mp, flags, background)?;
             let status = run_cmd(&mp, lease.sft_path());
             // Other commands may run from this mount: serve until they end.
             lease.wait_sole_user()?;
@@ -96,6 +98,7 @@ pub(crate) fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    launch.end();
     if background && !store.cache_state(name)?.complete {
         // The `launch` trigger loads the rest: what the mount did not
         // stream, and the finished file. A warning at worst: the exit
@@ -138,7 +141,7 @@ pub(crate) fn mount(
         )
     })?;
     lease.mount_at(dir)?;
-    let mounted = mount_lease(&lease, dir, flags, background == Background::All)?;
+    let mounted = mount_lease(store, &lease, dir, flags, background == Background::All)?;
     eprintln!(
         "sft client: {} mounted on {}",
         Safe(name),

@@ -9,6 +9,8 @@ pub mod extract;
 pub(crate) mod fetch;
 pub mod info;
 pub mod ls;
+#[cfg(feature = "manage")]
+pub(crate) mod manage;
 #[cfg(feature = "mount")]
 pub(crate) mod mount;
 pub(crate) mod osd;

@@ -1,0 +1,347 @@
+//! Passwords (Argon2id, PHC strings), bearer tokens (random, stored as
+//! SHA-256), failed-login throttling and the verified-login cache.
+//!
+//! Argon2id is slow on purpose (tens of milliseconds): a refresh with
+//! HTTP Basic would cost that on every request. A login once verified is
+//! remembered in memory under a keyed hash of the credentials (never the
+//! password itself) until the store's generation changes (a new password
+//! bumps it) or five minutes pass.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use super::admin::text;
+use super::db::Val;
+use super::policy::{Credentials, User};
+use super::{Manager, bump, now_ms};
+use crate::error::{Error, ManageProblem};
+
+/// Failed logins allowed per user name, and per client address, in
+/// [`FAIL_WINDOW`] before further attempts are refused for that long.
+const MAX_FAILURES: u32 = 10;
+const FAIL_WINDOW: Duration = Duration::from_secs(60);
+/// How long a verified Basic login is remembered.
+const LOGIN_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Most remembered logins (the cache is cleared when full).
+const LOGIN_CACHE_MAX: usize = 100_000;
+/// Longest password accepted (Argon2 takes any length; a bound keeps a
+/// hostile one from costing more than a normal one).
+const MAX_PASSWORD: usize = 1024;
+
+pub(crate) fn hash_password(password: &str) -> Result<String, Error> {
+    if password.is_empty() || password.len() > MAX_PASSWORD {
+        return Err(Error::invalid(format!(
+            "a password must be 1 to {MAX_PASSWORD} bytes"
+        )));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::invalid(format!("hashing a password: {e}")))
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    password.len() <= MAX_PASSWORD
+        && PasswordHash::new(hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+}
+
+/// A new random token (`sft_` and 43 base64url characters) and the
+/// SHA-256 it is stored as.
+fn new_token() -> (String, String) {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    let token = format!(
+        "sft_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    );
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+struct Window {
+    since: Instant,
+    failures: u32,
+}
+
+struct Cached {
+    user: User,
+    generation: i64,
+    at: Instant,
+}
+
+/// In-memory state of one server process.
+pub(crate) struct AuthState {
+    failures: Mutex<HashMap<String, Window>>,
+    logins: Mutex<HashMap<[u8; 32], Cached>>,
+    key: [u8; 32],
+}
+
+impl Default for AuthState {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        AuthState {
+            failures: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthState").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AuthState {
+    /// Seconds to wait if `key` (a user name or address) is throttled.
+    fn throttled(&self, key: &str) -> Option<u64> {
+        let mut f = lock(&self.failures);
+        let w = f.get(key)?;
+        let age = w.since.elapsed();
+        if age >= FAIL_WINDOW {
+            f.remove(key);
+            return None;
+        }
+        (w.failures >= MAX_FAILURES).then(|| (FAIL_WINDOW - age).as_secs().max(1))
+    }
+
+    fn failed(&self, key: &str) {
+        let mut f = lock(&self.failures);
+        if f.len() > LOGIN_CACHE_MAX {
+            f.retain(|_, w| w.since.elapsed() < FAIL_WINDOW);
+        }
+        let w = f.entry(key.to_owned()).or_insert(Window {
+            since: Instant::now(),
+            failures: 0,
+        });
+        if w.since.elapsed() >= FAIL_WINDOW {
+            *w = Window {
+                since: Instant::now(),
+                failures: 0,
+            };
+        }
+        w.failures += 1;
+    }
+
+    fn login_key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.key);
+        h.update((user.len() as u64).to_le_bytes());
+        h.update(user.as_bytes());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+}
+
+impl Manager {
+    /// Check `credentials` from the client at `peer` against the store's
+    /// users and tokens: the built-in authentication step of the
+    /// [`Pipeline`](super::Pipeline).
+    ///
+    /// # Errors
+    /// `Error::Manage` with [`ManageProblem::Unauthenticated`] for wrong
+    /// credentials, an unknown or expired token, or a user name or
+    /// address with too many failures in the last minute (the message
+    /// then says how long to wait).
+    pub fn authenticate(&self, credentials: &Credentials, peer: &str) -> Result<User, Error> {
+        let deny = |m: &str| Error::manage(ManageProblem::Unauthenticated, m.to_owned());
+        match credentials {
+            Credentials::Bearer(token) => {
+                if let Some(s) = self.auth.throttled(peer) {
+                    return Err(deny(&format!("too many failed logins; try again in {s} s")));
+                }
+                let hash = token_hash(token);
+                let row = self.db.read(|t| {
+                    t.query_opt(
+                        "SELECT u.id, u.name, u.admin FROM tokens k JOIN users u ON u.id = k.user_id WHERE k.hash = $1 AND k.expires_ms > $2",
+                        &[hash.into(), now_ms().into()],
+                    )
+                })?;
+                match row {
+                    Some(r) => Ok(user_of(&r)),
+                    None => {
+                        self.auth.failed(peer);
+                        Err(deny("unknown or expired token"))
+                    }
+                }
+            }
+            Credentials::Basic { user, password } => {
+                for k in [user.as_str(), peer] {
+                    if let Some(s) = self.auth.throttled(k) {
+                        return Err(deny(&format!("too many failed logins; try again in {s} s")));
+                    }
+                }
+                let generation = self.generation()?;
+                let key = self.auth.login_key(user, password);
+                if let Some(c) = lock(&self.auth.logins).get(&key)
+                    && c.generation == generation
+                    && c.at.elapsed() < LOGIN_CACHE_TTL
+                {
+                    return Ok(c.user.clone());
+                }
+                let row = self.db.read(|t| {
+                    t.query_opt(
+                        "SELECT id, name, admin, password_hash FROM users WHERE name = $1",
+                        &[user.as_str().into()],
+                    )
+                })?;
+                let ok = match &row {
+                    Some(r) => verify_password(&text(r, 3), password),
+                    None => {
+                        // As slow as a wrong password: no timing hint
+                        // that the name does not exist.
+                        let _ = verify_password(DUMMY_HASH, password);
+                        false
+                    }
+                };
+                match row {
+                    Some(r) if ok => {
+                        let u = user_of(&r);
+                        let mut cache = lock(&self.auth.logins);
+                        if cache.len() >= LOGIN_CACHE_MAX {
+                            cache.clear();
+                        }
+                        cache.insert(
+                            key,
+                            Cached {
+                                user: u.clone(),
+                                generation,
+                                at: Instant::now(),
+                            },
+                        );
+                        Ok(u)
+                    }
+                    _ => {
+                        self.auth.failed(user);
+                        self.auth.failed(peer);
+                        self.log_event("login-failed", user, &format!("from {peer}"));
+                        Err(deny("wrong user name or password"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new bearer token for `user`, valid for `ttl`. Only its SHA-256
+    /// is stored.
+    ///
+    /// # Errors
+    /// Unknown user.
+    pub fn issue_token(&self, user: &str, ttl: Duration) -> Result<String, Error> {
+        let (token, hash) = new_token();
+        let now = now_ms();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.db.tx(|t| {
+            let id = super::admin::user_id(t, user)?;
+            t.exec("DELETE FROM tokens WHERE expires_ms <= $1", &[now.into()])?;
+            t.exec(
+                "INSERT INTO tokens (hash, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)",
+                &[hash.into(), id.into(), now.into(), now.saturating_add(ttl_ms).into()],
+            )?;
+            Ok(())
+        })?;
+        Ok(token)
+    }
+
+    /// End every token of `user`.
+    ///
+    /// # Errors
+    /// Unknown user.
+    pub fn revoke_tokens(&self, user: &str) -> Result<(), Error> {
+        self.db.tx(|t| {
+            let id = super::admin::user_id(t, user)?;
+            t.exec("DELETE FROM tokens WHERE user_id = $1", &[id.into()])?;
+            bump(t)
+        })
+    }
+
+    /// Record an event for the errors report (never a secret).
+    pub(crate) fn log_event(&self, kind: &str, user: &str, detail: &str) {
+        let _ = self.db.tx(|t| {
+            t.exec(
+                "INSERT INTO events (at_ms, kind, user_name, detail) VALUES ($1, $2, $3, $4)",
+                &[now_ms().into(), kind.into(), user.into(), detail.into()],
+            )
+        });
+    }
+}
+
+fn user_of(r: &[Val]) -> User {
+    User {
+        id: r.first().and_then(Val::int).unwrap_or(0),
+        name: text(r, 1),
+        admin: r.get(2).and_then(Val::int) == Some(1),
+    }
+}
+
+/// A valid Argon2id hash of a random password, verified against when a
+/// user does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$V3m0LQ0uFzAeBHbZkWNYhmc9+gy0NDNVY6aNxQ6L0xA";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(!h.contains("s3cret"));
+        assert!(verify_password(&h, "s3cret"));
+        assert!(!verify_password(&h, "s3cre"));
+        assert!(hash_password("").is_err());
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let (a, ha) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 4 + 43);
+        assert_eq!(ha, token_hash(&a));
+        assert!(!ha.contains(&a));
+    }
+
+    #[test]
+    fn throttling_starts_after_the_limit() {
+        let s = AuthState::default();
+        for _ in 0..MAX_FAILURES - 1 {
+            s.failed("x");
+        }
+        assert_eq!(s.throttled("x"), None);
+        s.failed("x");
+        assert!(s.throttled("x").is_some());
+        assert_eq!(s.throttled("y"), None);
+    }
+}

@@ -1,0 +1,692 @@
+//! The Management Server's HTTP front: a [`Handler`] on the crate's HTTP
+//! server, which keeps its limits, TLS, keep-alive and access log. The
+//! protocol is in `docs/MANAGE.md`; in short:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /publishing` | the user's packages ([`PublishingAnswer`]), `ETag`, 304 |
+//! | `GET /desktopconfig` | App-V 4.x's `DESKTOPCONFIG`, `ETag`, 304 |
+//! | `POST /report` (or any path with `AppV-Op: Report`) | usage report, 204 |
+//! | `POST /token` | a bearer token for the user (JSON) |
+//! | `POST /licence/acquire?package=P&client=C`, `/licence/renew?lease=L`, `/licence/release?lease=L` | leases (JSON); 409 when no licence is free |
+//! | `GET /packages/NAME/publishing.sftb` | the package's manifest, OSDs and icons as a bundle |
+//! | `GET /packages/NAME/PATH` | one OSD or icon |
+//! | `GET /api/…`, `POST /api/…` | the admin API (administrators only) |
+//! | `GET /healthz` | `ok` (no login), for load balancers |
+//! | anything else | package content: `/FOLDER/VERSION.sft`, served by the file server once the user is entitled (404 otherwise) |
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::admin::text;
+use super::auth::hex;
+use super::db::Val;
+use super::policy::{Credentials, Pipeline, User};
+use super::{Manager, report::csv_field};
+use crate::error::{Error, ManageProblem};
+use crate::publish::{
+    Limits, Manifest, PublishedPackage, PublishingAnswer, UsageReport, desktop_config,
+};
+use crate::serve::handler::{Handler, Request, Response, percent_decode};
+
+/// How a [`ManageServer`] answers.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The URL clients reach this server at (`https://apps.example.com`),
+    /// used in answers; `None`: from each request's `Host` and scheme.
+    pub public_url: Option<String>,
+    /// Accept HTTP Basic over plain HTTP from any address (default: only
+    /// over TLS or from loopback, so passwords never cross a network in
+    /// the clear).
+    pub insecure_basic: bool,
+    /// Lifetime of tokens from `POST /token`.
+    pub token_ttl: Duration,
+    /// Largest usage report taken.
+    pub max_report: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            public_url: None,
+            insecure_basic: false,
+            token_ttl: Duration::from_secs(30 * 86_400),
+            max_report: 1 << 20,
+        }
+    }
+}
+
+/// A cached answer: the generation it was built at, its tag and body.
+struct Answer {
+    generation: i64,
+    etag: String,
+    body: Arc<Vec<u8>>,
+}
+
+/// Most cached answers and bundles (cleared when full).
+const CACHE_MAX: usize = 50_000;
+
+/// The Management Server's request handler. Put it in front of the
+/// content folder with
+/// [`ServerConfig::handler`](crate::serve::http::ServerConfig::handler).
+pub struct ManageServer {
+    manager: Arc<Manager>,
+    pipeline: Pipeline,
+    options: ServerOptions,
+    answers: Mutex<HashMap<(i64, u8, String), Answer>>,
+    bundles: Mutex<HashMap<(String, String), Arc<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for ManageServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManageServer")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An error as an HTTP answer. Its text names what and why, never a
+/// secret; database trouble is a bare 500 (the details go to the log).
+fn error_response(e: &Error) -> Response {
+    let status = match e.manage_problem() {
+        Some(ManageProblem::Unauthenticated) => {
+            if e.to_string().contains("too many") {
+                return Response::text(429, format!("{e}\n")).header("Retry-After", "60");
+            }
+            return Response::text(401, format!("{e}\n"))
+                .header("WWW-Authenticate", "Basic realm=\"sft\", charset=\"UTF-8\"");
+        }
+        Some(ManageProblem::Denied) => 403,
+        Some(ManageProblem::NoLicence) => 409,
+        Some(ManageProblem::Exists) => 409,
+        Some(ManageProblem::Unknown) => 404,
+        Some(ManageProblem::Database) => 500,
+        _ => match e.kind() {
+            crate::ErrorKind::InvalidInput => 400,
+            crate::ErrorKind::NotFound => 404,
+            _ => 500,
+        },
+    };
+    if status == 500 {
+        eprintln!("sft manage: {e}");
+        return Response::text(500, "internal error; see the server's log\n");
+    }
+    Response::text(status, format!("{e}\n"))
+}
+
+fn json(status: u16, v: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec_pretty(v) {
+        Ok(b) => Response::new(status).body("application/json", b),
+        Err(_) => Response::text(500, "internal error\n"),
+    }
+}
+
+/// Percent-encode a path (each segment; `/` kept).
+fn encode_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl ManageServer {
+    /// A handler for `manager` with the default [`Pipeline`].
+    pub fn new(manager: Arc<Manager>, options: ServerOptions) -> ManageServer {
+        ManageServer::with_pipeline(manager, Pipeline::default(), options)
+    }
+
+    /// A handler with its own provider policy.
+    pub fn with_pipeline(
+        manager: Arc<Manager>,
+        pipeline: Pipeline,
+        options: ServerOptions,
+    ) -> ManageServer {
+        ManageServer {
+            manager,
+            pipeline,
+            options,
+            answers: Mutex::new(HashMap::new()),
+            bundles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The base URL for answers to `req`.
+    fn base_url(&self, req: &Request<'_>) -> Result<String, Response> {
+        if let Some(u) = &self.options.public_url {
+            return Ok(u.trim_end_matches('/').to_owned());
+        }
+        let host = req.header_str("host").unwrap_or_default();
+        let ok = !host.is_empty()
+            && host.len() <= 255
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !ok {
+            return Err(Response::text(400, "bad Host header\n"));
+        }
+        let scheme = if req.is_tls() { "https" } else { "http" };
+        Ok(format!("{scheme}://{host}"))
+    }
+
+    fn user(&self, req: &Request<'_>) -> Result<User, Response> {
+        let peer = req.peer().ip().to_string();
+        let Some(value) = req.header("authorization") else {
+            return Err(
+                Response::text(401, "log in: HTTP Basic or a bearer token\n")
+                    .header("WWW-Authenticate", "Basic realm=\"sft\", charset=\"UTF-8\""),
+            );
+        };
+        let Some(c) = Credentials::from_header(value) else {
+            return Err(Response::text(401, "unreadable Authorization header\n")
+                .header("WWW-Authenticate", "Basic realm=\"sft\", charset=\"UTF-8\""));
+        };
+        if matches!(c, Credentials::Basic { .. })
+            && !req.is_tls()
+            && !req.peer().ip().is_loopback()
+            && !self.options.insecure_basic
+        {
+            return Err(Response::text(
+                403,
+                "HTTP Basic is accepted over HTTPS only; use https:// or a bearer token\n",
+            ));
+        }
+        self.pipeline
+            .authenticate(&self.manager, &c, &peer)
+            .map_err(|e| error_response(&e))
+    }
+
+    fn route(&self, req: &Request<'_>) -> Option<Response> {
+        let path = req.path();
+        let method = req.method();
+        if req
+            .header_str("appv-op")
+            .is_some_and(|op| op.eq_ignore_ascii_case("report"))
+            && method == "POST"
+        {
+            return Some(self.with_user(req, |u| self.report(req, u)));
+        }
+        match (method, path) {
+            ("GET" | "HEAD", "/healthz") => Some(Response::text(200, "ok\n")),
+            ("GET" | "HEAD", "/publishing") => {
+                Some(self.with_user(req, |u| self.refresh(req, u, 0)))
+            }
+            ("GET" | "HEAD", "/desktopconfig") => {
+                Some(self.with_user(req, |u| self.refresh(req, u, 1)))
+            }
+            ("POST", "/report") => Some(self.with_user(req, |u| self.report(req, u))),
+            ("POST", "/token") => Some(self.with_user(req, |u| self.token(u))),
+            ("POST", "/licence/acquire" | "/licence/renew" | "/licence/release") => {
+                Some(self.with_user(req, |u| self.licence(req, u, path)))
+            }
+            (_, p) if p.starts_with("/api/") => {
+                Some(self.with_user(req, |u| self.api(req, u, method, p)))
+            }
+            ("GET" | "HEAD", p) if p.starts_with("/packages/") => {
+                Some(self.with_user(req, |u| self.package_file(req, u, p)))
+            }
+            ("GET" | "HEAD", p) => self.content(req, p),
+            (_, "/publishing" | "/desktopconfig" | "/healthz") => {
+                Some(Response::text(405, "use GET\n").header("Allow", "GET, HEAD"))
+            }
+            _ => Some(Response::text(404, "not found\n")),
+        }
+    }
+
+    fn with_user(&self, req: &Request<'_>, f: impl FnOnce(&User) -> Response) -> Response {
+        match self.user(req) {
+            Ok(u) => f(&u),
+            Err(r) => r,
+        }
+    }
+
+    /// The user's packages, in one query (grants only) or through every
+    /// authorisation step.
+    fn entitled(&self, user: &User) -> Result<Vec<Vec<Val>>, Error> {
+        let cols = "p.name, p.guid, p.version_guid, p.version, p.sft_file, p.manifest";
+        let rows = if self.pipeline.grants_only() {
+            self.manager.db.read(|t| {
+                t.query(
+                    &format!("SELECT DISTINCT {cols} FROM packages p JOIN grants gr ON gr.package_id = p.id JOIN members m ON m.group_id = gr.group_id WHERE m.user_id = $1 AND p.enabled = 1 ORDER BY p.name"),
+                    &[user.id.into()],
+                )
+            })?
+        } else {
+            let all = self.manager.db.read(|t| {
+                t.query(
+                    &format!("SELECT {cols} FROM packages p WHERE p.enabled = 1 ORDER BY p.name"),
+                    &[],
+                )
+            })?;
+            let mut out = Vec::new();
+            for r in all {
+                if self
+                    .pipeline
+                    .authorise(&self.manager, user, &text(&r, 0))
+                    .is_ok()
+                {
+                    out.push(r);
+                }
+            }
+            out
+        };
+        Ok(rows)
+    }
+
+    fn refresh(&self, req: &Request<'_>, user: &User, form: u8) -> Response {
+        let base = match self.base_url(req) {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let generation = match self.manager.generation() {
+            Ok(g) => g,
+            Err(e) => return error_response(&e),
+        };
+        let key = (user.id, form, base.clone());
+        let cached = lock(&self.answers)
+            .get(&key)
+            .filter(|a| a.generation == generation)
+            .map(|a| (a.etag.clone(), Arc::clone(&a.body)));
+        let (etag, body) = match cached {
+            Some(x) => x,
+            None => match self.build_answer(user, form, &base) {
+                Ok(body) => {
+                    let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);
+                    let body = Arc::new(body);
+                    let mut cache = lock(&self.answers);
+                    if cache.len() >= CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(
+                        key,
+                        Answer {
+                            generation,
+                            etag: etag.clone(),
+                            body: Arc::clone(&body),
+                        },
+                    );
+                    (etag, body)
+                }
+                Err(e) => return error_response(&e),
+            },
+        };
+        let unchanged = req.header("if-none-match").is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*")
+        });
+        let r = if unchanged {
+            Response::new(304)
+        } else {
+            Response::new(200).body("text/xml; charset=utf-8", body.to_vec())
+        };
+        r.header("ETag", etag)
+            .header("Cache-Control", "private, no-cache")
+            .header("Vary", "Authorization")
+    }
+
+    fn build_answer(&self, user: &User, form: u8, base: &str) -> Result<Vec<u8>, Error> {
+        let policy = self.manager.policy()?;
+        let rows = self.entitled(user)?;
+        if form == 1 {
+            let manifests: Vec<(Manifest, String)> = rows
+                .iter()
+                .filter_map(|r| {
+                    let m = Manifest::parse(text(r, 5).as_bytes()).ok()?;
+                    Some((m, format!("{base}/packages/{}", encode_path(&text(r, 0)))))
+                })
+                .collect();
+            return Ok(desktop_config(&policy, &manifests).into_bytes());
+        }
+        let packages = rows
+            .iter()
+            .map(|r| {
+                let name = text(r, 0);
+                PublishedPackage {
+                    package_url: format!("{base}/{}", encode_path(&text(r, 4))),
+                    publishing_url: format!(
+                        "{base}/packages/{}/publishing.sftb",
+                        encode_path(&name)
+                    ),
+                    name,
+                    package_id: text(r, 1),
+                    version_id: text(r, 2),
+                    version: text(r, 3),
+                }
+            })
+            .collect();
+        Ok(PublishingAnswer { policy, packages }.to_xml().into_bytes())
+    }
+
+    fn report(&self, req: &Request<'_>, user: &User) -> Response {
+        if req.body().len() > self.options.max_report {
+            return Response::text(413, "report too large\n");
+        }
+        let limits = Limits {
+            max_input: self.options.max_report,
+            ..Limits::default()
+        };
+        match UsageReport::parse_with(req.body(), &limits) {
+            Ok(r) => match self.pipeline.report(&self.manager, user, &r) {
+                Ok(()) => Response::new(204),
+                Err(e) => error_response(&e),
+            },
+            Err(e) => {
+                self.manager
+                    .log_event("bad-report", &user.name, &e.to_string());
+                Response::text(400, format!("{e}\n"))
+            }
+        }
+    }
+
+    fn token(&self, user: &User) -> Response {
+        match self.manager.issue_token(&user.name, self.options.token_ttl) {
+            Ok(t) => json(
+                200,
+                &serde_json::json!({ "token": t, "expires_in": self.options.token_ttl.as_secs(), "user": user.name }),
+            )
+            .header("Cache-Control", "no-store"),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    fn licence(&self, req: &Request<'_>, user: &User, path: &str) -> Response {
+        let param = |n: &str| {
+            req.query_param(n).or_else(|| {
+                std::str::from_utf8(req.body())
+                    .ok()
+                    .and_then(|b| crate::serve::handler::form_param(b, n))
+            })
+        };
+        let lease_json = |l: super::Lease| {
+            json(
+                200,
+                &serde_json::json!({ "lease": l.id, "package": l.package, "expires_ms": l.expires_ms }),
+            )
+        };
+        let r = match path {
+            "/licence/acquire" => {
+                let Some(package) = param("package") else {
+                    return Response::text(400, "name the package: ?package=NAME\n");
+                };
+                let client = param("client").unwrap_or_default();
+                self.pipeline
+                    .authorise(&self.manager, user, &package)
+                    .and_then(|()| {
+                        self.pipeline
+                            .licensing
+                            .acquire(&self.manager, user, &package, &client)
+                    })
+                    .map(lease_json)
+            }
+            _ => {
+                let Some(lease) = param("lease") else {
+                    return Response::text(400, "name the lease: ?lease=ID\n");
+                };
+                if path == "/licence/renew" {
+                    self.pipeline
+                        .licensing
+                        .renew(&self.manager, user, &lease)
+                        .map(lease_json)
+                } else {
+                    self.pipeline
+                        .licensing
+                        .release(&self.manager, user, &lease)
+                        .map(|()| Response::new(204))
+                }
+            }
+        };
+        r.unwrap_or_else(|e| error_response(&e))
+    }
+
+    /// `/packages/NAME/publishing.sftb` or `/packages/NAME/PATH`.
+    fn package_file(&self, req: &Request<'_>, user: &User, path: &str) -> Response {
+        let rest = path.trim_start_matches("/packages/");
+        let (name, file) = rest.split_once('/').unwrap_or((rest, ""));
+        let (Some(name), Some(file)) = (percent_decode(name), percent_decode(file)) else {
+            return Response::text(400, "bad path\n");
+        };
+        // Not entitled and unknown look the same: no hint that it exists.
+        if self.pipeline.authorise(&self.manager, user, &name).is_err() {
+            return Response::text(404, "not found\n");
+        }
+        if file == "publishing.sftb" {
+            let base = match self.base_url(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            return match self.bundle(&name, &base) {
+                Ok((vguid, b)) => Response::new(200)
+                    .body("application/octet-stream", b.to_vec())
+                    .header("ETag", format!("\"{}\"", vguid.trim_matches(['{', '}']))),
+                Err(e) => error_response(&e),
+            };
+        }
+        let data = self.manager.db.read(|t| {
+            t.query_opt(
+                "SELECT f.data FROM package_files f JOIN packages p ON p.id = f.package_id WHERE p.name = $1 AND f.path = $2",
+                &[name.as_str().into(), file.as_str().into()],
+            )
+        });
+        match data {
+            Ok(Some(r)) => {
+                let ctype = if file.to_ascii_lowercase().ends_with(".ico") {
+                    "image/x-icon"
+                } else {
+                    "text/xml"
+                };
+                let bytes = r
+                    .into_iter()
+                    .next()
+                    .and_then(Val::into_bytes)
+                    .unwrap_or_default();
+                Response::new(200).body(ctype, bytes)
+            }
+            Ok(None) => Response::text(404, "not found\n"),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    /// The package's publishing bundle (manifest with its `HREF` set to
+    /// the content URL, OSDs, icons; no SFT), built once per version.
+    fn bundle(&self, name: &str, base: &str) -> Result<(String, Arc<Vec<u8>>), Error> {
+        let row = self
+            .manager
+            .db
+            .read(|t| {
+                t.query_opt(
+                    "SELECT id, version_guid, sft_file, manifest, size FROM packages WHERE name = $1",
+                    &[name.into()],
+                )
+            })?
+            .ok_or_else(|| super::unknown("package", name))?;
+        let vguid = text(&row, 1);
+        let key = (format!("{name}\0{vguid}"), base.to_owned());
+        if let Some(b) = lock(&self.bundles).get(&key) {
+            return Ok((vguid, Arc::clone(b)));
+        }
+        let id = row.first().and_then(Val::int).unwrap_or(0);
+        let files = self.manager.db.read(|t| {
+            t.query(
+                "SELECT path, data FROM package_files WHERE package_id = $1",
+                &[id.into()],
+            )
+        })?;
+        let mut m = Manifest::parse(text(&row, 3).as_bytes())?;
+        let pkg = m.package.get_or_insert_with(Default::default);
+        pkg.href = Some(format!("{base}/{}", encode_path(&text(&row, 2))));
+        pkg.size = row.get(4).and_then(Val::int).map(|s| s.max(0) as u64);
+        let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
+        for f in files {
+            let mut f = f.into_iter();
+            let (Some(p), Some(d)) = (
+                f.next().and_then(Val::into_text),
+                f.next().and_then(Val::into_bytes),
+            ) else {
+                continue;
+            };
+            let path = dir.path().join(&p);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("writing a bundle", e))?;
+            }
+            std::fs::write(&path, d).map_err(|e| Error::io("writing a bundle", e))?;
+        }
+        let manifest = dir.path().join("manifest.xml");
+        std::fs::write(&manifest, m.to_xml()).map_err(|e| Error::io("writing a bundle", e))?;
+        let out = dir.path().join("publishing.sftb");
+        crate::bundle::write_bundle(&manifest, &crate::bundle::BundleOptions::default(), &out)?;
+        let bytes = Arc::new(std::fs::read(&out).map_err(|e| Error::io("reading a bundle", e))?);
+        let mut cache = lock(&self.bundles);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&bytes));
+        Ok((vguid, bytes))
+    }
+
+    /// Package content: the first path segment is the package's folder.
+    fn content(&self, req: &Request<'_>, path: &str) -> Option<Response> {
+        let folder = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let folder = percent_decode(folder)?;
+        let user = match self.user(req) {
+            Ok(u) => u,
+            Err(r) => return Some(r),
+        };
+        let like = format!("{folder}/");
+        let name = self.manager.db.read(|t| {
+            Ok(t.query("SELECT name, sft_file FROM packages", &[])?
+                .into_iter()
+                .find(|r| text(r, 1).starts_with(&like))
+                .map(|r| text(&r, 0)))
+        });
+        match name {
+            Ok(Some(name)) if self.pipeline.authorise(&self.manager, &user, &name).is_ok() => None,
+            Ok(_) => Some(Response::text(404, "not found\n")),
+            Err(e) => Some(error_response(&e)),
+        }
+    }
+
+    fn api(&self, req: &Request<'_>, user: &User, method: &str, path: &str) -> Response {
+        if !user.admin {
+            return Response::text(403, "administrators only\n");
+        }
+        let m = &self.manager;
+        let param = |n: &str| {
+            req.query_param(n).or_else(|| {
+                std::str::from_utf8(req.body())
+                    .ok()
+                    .and_then(|b| crate::serve::handler::form_param(b, n))
+            })
+        };
+        let r: Result<Response, Error> = (|| {
+            Ok(match (method, path) {
+                ("GET", "/api/packages") => {
+                    let p: Vec<_> = m
+                        .packages()?
+                        .into_iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "name": p.name, "guid": p.guid, "version_guid": p.version_guid,
+                                "version": p.version, "size": p.size, "licence": p.licence.to_string(),
+                                "groups": p.groups, "apps": p.apps,
+                            })
+                        })
+                        .collect();
+                    json(200, &p)
+                }
+                ("GET", "/api/users") => {
+                    let u: Vec<_> = m
+                        .users()?
+                        .into_iter()
+                        .map(|u| serde_json::json!({ "name": u.name, "admin": u.admin, "groups": u.groups }))
+                        .collect();
+                    json(200, &u)
+                }
+                ("GET", "/api/groups") => {
+                    let g: Vec<_> = m
+                        .groups()?
+                        .into_iter()
+                        .map(|g| serde_json::json!({ "name": g.name, "members": g.members, "packages": g.packages }))
+                        .collect();
+                    json(200, &g)
+                }
+                ("GET", "/api/reports/usage") => {
+                    if req.query_param("format").as_deref() == Some("csv") {
+                        Response::new(200).body(
+                            "text/csv; charset=utf-8",
+                            usage_csv(&m.usage()?).into_bytes(),
+                        )
+                    } else {
+                        json(200, &m.usage()?)
+                    }
+                }
+                ("GET", "/api/reports/utilisation") => json(200, &m.utilisation()?),
+                ("GET", "/api/reports/errors") => json(200, &m.errors(1000)?),
+                ("GET", "/api/settings") => {
+                    let s: serde_json::Map<_, _> = m
+                        .settings()?
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect();
+                    json(200, &s)
+                }
+                ("POST", "/api/grant" | "/api/revoke") => {
+                    let (Some(g), Some(p)) = (param("group"), param("package")) else {
+                        return Ok(Response::text(400, "give group and package\n"));
+                    };
+                    if path == "/api/grant" {
+                        m.grant(&g, &p)?;
+                    } else {
+                        m.revoke(&g, &p)?;
+                    }
+                    Response::new(204)
+                }
+                _ => Response::text(404, "no such API\n"),
+            })
+        })();
+        r.unwrap_or_else(|e| error_response(&e))
+    }
+}
+
+/// The usage report as CSV, with a header line.
+pub fn usage_csv(rows: &[super::UsageRow]) -> String {
+    let mut out = String::from("received,host,user,app,app_version,server,launched,shutdown\n");
+    for r in rows {
+        let fields = [
+            crate::publish::rfc3339(r.received_ms),
+            r.host.clone(),
+            r.user.clone(),
+            r.app.clone(),
+            r.app_version.clone(),
+            r.server.clone(),
+            crate::publish::rfc3339(r.launched_ms),
+            r.shutdown_ms
+                .map(crate::publish::rfc3339)
+                .unwrap_or_default(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+impl Handler for ManageServer {
+    fn handle(&self, req: &Request<'_>) -> Option<Response> {
+        self.route(req)
+    }
+}
