@@ -876,7 +876,13 @@ impl Staged {
                             source.display()
                         ))
                     })?;
-                let file = href.rsplit(['/', '\\']).next().unwrap_or(href);
+                // The SFT beside the manifest, by the file name its HREF
+                // ends in (decoded, for a file:// URL).
+                let path = crate::fetch::local_path(href)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| href.to_owned());
+                let file = path.rsplit(['/', '\\']).next().unwrap_or(&path).to_owned();
                 dir.join(file)
             }
         };

@@ -22,9 +22,12 @@ use super::policy::{Credentials, User};
 use super::{Manager, bump, now_ms};
 use crate::error::{Error, ManageProblem};
 
-/// Failed logins allowed per user name, and per client address, in
-/// [`FAIL_WINDOW`] before further attempts are refused for that long.
+/// Failed logins allowed per user name in [`FAIL_WINDOW`] before
+/// further attempts for that name are refused for that long.
 const MAX_FAILURES: u32 = 10;
+/// The same per client address (higher: one address may be a whole
+/// site behind NAT).
+const MAX_ADDRESS_FAILURES: u32 = 100;
 const FAIL_WINDOW: Duration = Duration::from_secs(60);
 /// How long a verified Basic login is remembered.
 const LOGIN_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -124,7 +127,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl AuthState {
     /// Seconds to wait if `key` (a user name or address) is throttled.
-    fn throttled(&self, key: &str) -> Option<u64> {
+    fn throttled(&self, key: &str, max: u32) -> Option<u64> {
         let mut f = lock(&self.failures);
         let w = f.get(key)?;
         let age = w.since.elapsed();
@@ -132,7 +135,7 @@ impl AuthState {
             f.remove(key);
             return None;
         }
-        (w.failures >= MAX_FAILURES).then(|| (FAIL_WINDOW - age).as_secs().max(1))
+        (w.failures >= max).then(|| (FAIL_WINDOW - age).as_secs().max(1))
     }
 
     fn failed(&self, key: &str) {
@@ -177,7 +180,7 @@ impl Manager {
         let deny = |m: &str| Error::manage(ManageProblem::Unauthenticated, m.to_owned());
         match credentials {
             Credentials::Bearer(token) => {
-                if let Some(s) = self.auth.throttled(peer) {
+                if let Some(s) = self.auth.throttled(peer, MAX_ADDRESS_FAILURES) {
                     return Err(deny(&format!("too many failed logins; try again in {s} s")));
                 }
                 let hash = token_hash(token);
@@ -196,8 +199,9 @@ impl Manager {
                 }
             }
             Credentials::Basic { user, password } => {
-                for k in [user.as_str(), peer] {
-                    if let Some(s) = self.auth.throttled(k) {
+                let user_key = format!("user:{user}");
+                for (k, max) in [(user_key.as_str(), MAX_FAILURES), (peer, MAX_ADDRESS_FAILURES)] {
+                    if let Some(s) = self.auth.throttled(k, max) {
                         return Err(deny(&format!("too many failed logins; try again in {s} s")));
                     }
                 }
@@ -242,7 +246,7 @@ impl Manager {
                         Ok(u)
                     }
                     _ => {
-                        self.auth.failed(user);
+                        self.auth.failed(&format!("user:{user}"));
                         self.auth.failed(peer);
                         self.log_event("login-failed", user, &format!("from {peer}"));
                         Err(deny("wrong user name or password"))
@@ -339,9 +343,10 @@ mod tests {
         for _ in 0..MAX_FAILURES - 1 {
             s.failed("x");
         }
-        assert_eq!(s.throttled("x"), None);
+        assert_eq!(s.throttled("x", MAX_FAILURES), None);
         s.failed("x");
-        assert!(s.throttled("x").is_some());
-        assert_eq!(s.throttled("y"), None);
+        assert!(s.throttled("x", MAX_FAILURES).is_some());
+        assert_eq!(s.throttled("x", MAX_ADDRESS_FAILURES), None);
+        assert_eq!(s.throttled("y", MAX_FAILURES), None);
     }
 }

@@ -264,9 +264,11 @@ fn pg_row(r: &postgres::Row) -> Result<Row, Error> {
             r.try_get::<_, Option<Vec<u8>>>(i)
                 .map_err(db_err)?
                 .map(Val::Bytes)
+        } else if *t == Type::VOID {
+            None
         } else {
             r.try_get::<_, Option<String>>(i)
-                .map_err(db_err)?
+                .map_err(|e| db_err(format_args!("column {} ({t}): {e}", c.name())))?
                 .map(Val::Text)
         };
         row.push(v.unwrap_or(Val::Null));

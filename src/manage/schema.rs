@@ -118,10 +118,13 @@ pub(crate) fn migrate(db: &Db) -> Result<usize, Error> {
         )?;
         let mut have = current(t)?;
         if have > MIGRATIONS.len() {
-            return Err(Error::invalid(format!(
-                "the management database is at schema version {have}, newer than this sft knows ({}); upgrade sft",
-                MIGRATIONS.len()
-            )));
+            return Err(Error::manage(
+                crate::ManageProblem::Database,
+                format!(
+                    "the management database is at schema version {have}, newer than this sft knows ({}); upgrade sft",
+                    MIGRATIONS.len()
+                ),
+            ));
         }
         for (i, steps) in MIGRATIONS.iter().enumerate().skip(have) {
             for s in *steps {

@@ -1,0 +1,417 @@
+//! The Management Server (feature `manage`) on SQLite and on a real
+//! PostgreSQL (a private cluster started by the test through
+//! `scripts/pg.sh`, skipped loudly when PostgreSQL is not installed, a
+//! failure under `SFT_REQUIRE_SERVERS=1`): one suite, run on both.
+//!
+//! The suite drives the real HTTP server and the real client store:
+//! entitlement (user A never sees user B's packages, not even their
+//! content), ETag/304, concurrent licences, hostile input (SQL
+//! metacharacters in every name, oversized and malformed bodies,
+//! brute-force logins), secrets kept out of the log, and the client end
+//! to end: add-server, refresh, load with the server's token, launch
+//! authorisation and its report, upgrade to a new version, removal.
+#![cfg(all(feature = "manage", feature = "cli"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use sft::client::Store;
+use sft::manage::{ImportOptions, LicenceKind, ManageServer, Manager, ServerOptions};
+use sft::net::http::{Exchanged, HttpOptions, exchange};
+use sft::publish::PublishingAnswer;
+use sft::serve::http::{AccessLog, Server, ServerConfig, ServerHandle};
+
+/// A private PostgreSQL cluster, stopped on drop.
+struct Pg {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Pg {
+    /// Start one, or `None` (skipped loudly) without PostgreSQL.
+    fn start() -> Option<Pg> {
+        let have = std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|mut d| d.next().is_some());
+        if !have {
+            assert!(
+                std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "PostgreSQL is required (SFT_REQUIRE_SERVERS=1) but not installed"
+            );
+            eprintln!("SKIPPED: PostgreSQL not installed (/usr/lib/postgresql)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+            .args(["start", dir.path().to_str().unwrap(), &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg.sh start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Some(Pg { dir, url })
+    }
+
+    /// A new empty database on the cluster.
+    fn database(&self, name: &str) -> String {
+        let port = self.url.rsplit(':').next().unwrap().split('/').next().unwrap();
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", port, "-U", "sft", "-d", "postgres", "-c"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.url.replace("/postgres", &format!("/{name}"))
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+            .args(["stop", self.dir.path().to_str().unwrap()])
+            .status();
+    }
+}
+
+/// A running server on the store, with its access log in a file.
+struct Running {
+    url: String,
+    handle: Option<ServerHandle>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.shutdown();
+        }
+    }
+}
+
+fn serve(m: &Arc<Manager>, content: &Path, log: PathBuf) -> Running {
+    let handler = Arc::new(ManageServer::new(Arc::clone(m), ServerOptions::default()));
+    let config = ServerConfig::new(content)
+        .handler(handler)
+        .max_body(256 * 1024)
+        .access_log(AccessLog::file(&log).unwrap());
+    let server = Server::bind("127.0.0.1:0", config).unwrap();
+    let url = format!("http://{}", server.local_addr());
+    Running {
+        url,
+        handle: Some(server.spawn().unwrap()),
+    }
+}
+
+enum Auth<'a> {
+    None,
+    Basic(&'a str, &'a str),
+    Bearer(&'a str),
+}
+
+fn call(method: &str, url: &str, auth: Auth<'_>, headers: &[(&str, &str)], body: Option<&[u8]>) -> Exchanged {
+    let o = match auth {
+        Auth::None => HttpOptions::default(),
+        Auth::Basic(u, p) => HttpOptions::default().basic_auth(u, p),
+        Auth::Bearer(t) => HttpOptions::default().bearer_token(t),
+    };
+    exchange(method, url, &o, headers, body, 64 << 20).unwrap()
+}
+
+fn names(a: &Exchanged) -> Vec<String> {
+    PublishingAnswer::parse(&a.body)
+        .unwrap()
+        .packages
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+/// `sft pack` the sample as package `name` version `version` with its
+/// publishing files in `dir`; returns the manifest.
+fn pack(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let icon = dir.join("app.ico");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&icon, sft::publish::tiny_icon()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args(["pack", concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample-app"), "-o"])
+        .arg(dir.join(format!("{name}.sft")))
+        .args(["--name", name, "--version", version, "--publish"])
+        .arg(dir)
+        .arg("--app")
+        .arg(format!("{name} App=bin/app.exe,{}", icon.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.join(format!("{name}_manifest.xml"))
+}
+
+/// The whole suite on one database.
+fn suite(db_url: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let content = tmp.path().join("content");
+    let m = Arc::new(Manager::open(db_url, &content).unwrap());
+
+    // --- administration, with hostile names everywhere
+    let evil_user = "bob'); DROP TABLE users; --";
+    let evil_group = "g\"; DELETE FROM grants; --";
+    m.add_user("alice", "alice-pw", false).unwrap();
+    m.add_user(evil_user, "bob-pw", false).unwrap();
+    m.add_user("root", "root-pw", true).unwrap();
+    m.add_group("staff").unwrap();
+    m.add_group(evil_group).unwrap();
+    m.add_member("staff", "alice").unwrap();
+    m.add_member(evil_group, evil_user).unwrap();
+    assert_eq!(m.add_user("alice", "x", false).unwrap_err().manage_problem(), Some(sft::ManageProblem::Exists));
+    assert!(m.add_user("a\nb", "x", false).is_err(), "control characters in a name");
+    let editor = pack(&tmp.path().join("editor1"), "Editor", "1");
+    let viewer = pack(&tmp.path().join("viewer1"), "Viewer' OR 1;--", "1");
+    let e = m.import_package(&editor, &ImportOptions::default()).unwrap();
+    assert_eq!(e.name, "Editor");
+    let v = m.import_package(&viewer, &ImportOptions::default()).unwrap();
+    m.grant("staff", "Editor").unwrap();
+    m.grant(evil_group, &v.name).unwrap();
+    assert_eq!(m.users().unwrap().len(), 3, "the users table is intact");
+    assert_eq!(m.groups_of(evil_user).unwrap(), [evil_group]);
+    assert_eq!(m.package(&v.name).unwrap().groups, [evil_group]);
+
+    let srv = serve(&m, &content, tmp.path().join("access.log"));
+    let publishing = format!("{}/publishing", srv.url);
+
+    // --- user A never sees user B's applications, nor their content
+    let a = call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[], None);
+    assert_eq!(a.status, 200);
+    assert_eq!(names(&a), ["Editor"]);
+    let b = call("GET", &publishing, Auth::Basic(evil_user, "bob-pw"), &[], None);
+    assert_eq!(names(&b), [v.name.clone()]);
+    let b_pkg = PublishingAnswer::parse(&b.body).unwrap().packages[0].clone();
+    let a_pkg = PublishingAnswer::parse(&a.body).unwrap().packages[0].clone();
+    assert_eq!(call("GET", &b_pkg.package_url, Auth::Basic("alice", "alice-pw"), &[], None).status, 404);
+    assert_eq!(call("GET", &b_pkg.publishing_url, Auth::Basic("alice", "alice-pw"), &[], None).status, 404);
+    let got = call("GET", &a_pkg.package_url, Auth::Basic("alice", "alice-pw"), &[], None);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, std::fs::read(editor.with_file_name("Editor.sft")).unwrap(), "the SFT byte for byte");
+    assert_eq!(call("GET", &a_pkg.package_url, Auth::None, &[], None).status, 401);
+    assert_eq!(call("GET", &publishing, Auth::Basic("alice", "wrong"), &[], None).status, 401);
+    let dc = call("GET", &format!("{}/desktopconfig", srv.url), Auth::Basic("alice", "alice-pw"), &[], None);
+    let dc = String::from_utf8(dc.body).unwrap();
+    assert!(dc.contains("<DESKTOPCONFIG>") && dc.contains("Editor App") && !dc.contains("Viewer"), "{dc}");
+
+    // --- an unchanged refresh is a 304; a change is a new answer
+    let etag = a.etag.clone().unwrap();
+    let same = call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[("If-None-Match", &etag)], None);
+    assert_eq!((same.status, same.body.len()), (304, 0));
+    m.grant("staff", &v.name).unwrap();
+    let changed = call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[("If-None-Match", &etag)], None);
+    assert_eq!(changed.status, 200);
+    assert_eq!(names(&changed), ["Editor", v.name.as_str()]);
+    m.revoke("staff", &v.name).unwrap();
+    assert_eq!(names(&call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[], None)), ["Editor"]);
+
+    // --- tokens; admin API for administrators only
+    let t = call("POST", &format!("{}/token", srv.url), Auth::Basic("alice", "alice-pw"), &[], Some(b""));
+    let token: serde_json::Value = serde_json::from_slice(&t.body).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    assert_eq!(names(&call("GET", &publishing, Auth::Bearer(&token), &[], None)), ["Editor"]);
+    assert_eq!(call("GET", &publishing, Auth::Bearer("sft_forged"), &[], None).status, 401);
+    assert_eq!(call("GET", &format!("{}/api/users", srv.url), Auth::Bearer(&token), &[], None).status, 403);
+    let users = call("GET", &format!("{}/api/users", srv.url), Auth::Basic("root", "root-pw"), &[], None);
+    assert_eq!(users.status, 200);
+    assert!(!String::from_utf8_lossy(&users.body).contains("argon2"), "no password hashes in the API");
+
+    // --- concurrent licence of 2: the third launch fails, clearly
+    m.set_licence("Editor", LicenceKind::Concurrent(2)).unwrap();
+    let acquire = format!("{}/licence/acquire?package=Editor&client=h", srv.url);
+    let l1 = call("POST", &acquire, Auth::Bearer(&token), &[], Some(b""));
+    let l2 = call("POST", &acquire, Auth::Bearer(&token), &[], Some(b""));
+    assert_eq!((l1.status, l2.status), (200, 200));
+    let l3 = call("POST", &acquire, Auth::Bearer(&token), &[], Some(b""));
+    assert_eq!(l3.status, 409);
+    let why = String::from_utf8_lossy(&l3.body);
+    assert!(why.contains("all 2 concurrent licences of `Editor` are in use"), "{why}");
+    let lease: serde_json::Value = serde_json::from_slice(&l1.body).unwrap();
+    let release = format!("{}/licence/release?lease={}", srv.url, lease["lease"].as_str().unwrap());
+    assert_eq!(call("POST", &release, Auth::Bearer(&token), &[], Some(b"")).status, 204);
+    assert_eq!(call("POST", &acquire, Auth::Bearer(&token), &[], Some(b"")).status, 200, "a released licence is free again");
+    let not_entitled = format!("{}/licence/acquire?package=Editor", srv.url);
+    assert_eq!(call("POST", &not_entitled, Auth::Basic(evil_user, "bob-pw"), &[], Some(b"")).status, 403);
+    m.set_licence("Editor", LicenceKind::Unlimited).unwrap();
+
+    // --- hostile bodies change nothing
+    let report_url = format!("{}/report", srv.url);
+    let before = m.usage().unwrap().len();
+    let big = vec![b'<'; 300 * 1024];
+    // 413, or the connection closed while the body was still going out.
+    let o = HttpOptions::default().bearer_token(&token);
+    if let Ok(r) = exchange("POST", &report_url, &o, &[], Some(&big), 1 << 20) {
+        assert_eq!(r.status, 413);
+    }
+    for bad in [&b"<CLIENT_DATA"[..], b"<NOT_A_REPORT/>", b"<!DOCTYPE x [<!ENTITY a \"b\">]><CLIENT_DATA/>",
+        b"<CLIENT_DATA><APP_RECORDS><APP_RECORD Name=\"x\" Launched=\"yesterday\"/></APP_RECORDS></CLIENT_DATA>"] {
+        assert_eq!(call("POST", &report_url, Auth::Bearer(&token), &[("AppV-Op", "Report")], Some(bad)).status, 400);
+    }
+    assert_eq!(m.usage().unwrap().len(), before, "bad reports store nothing");
+    assert!(m.errors(100).unwrap().iter().any(|e| e.kind == "bad-report"));
+
+    // --- brute force: throttled, and the right password does not help then
+    for _ in 0..10 {
+        assert_eq!(call("GET", &publishing, Auth::Basic("root", "guess"), &[], None).status, 401);
+    }
+    let throttled = call("GET", &publishing, Auth::Basic("root", "root-pw"), &[], None);
+    assert_eq!(throttled.status, 429, "{}", String::from_utf8_lossy(&throttled.body));
+
+    // --- the client end to end
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    store.add_server("hq", &srv.url, Some("alice"), true).unwrap();
+    let tok = sft::client::login(&srv.url, "alice", "alice-pw", &HttpOptions::default()).unwrap();
+    store.set_server_token("hq", &tok).unwrap();
+    let http = HttpOptions::default();
+    let r = store.refresh_server("hq", &http).unwrap();
+    assert_eq!(r.added, ["Editor"]);
+    assert!(store.refresh_server("hq", &http).unwrap().unchanged);
+    store.load_package("Editor", sft::client::LoadOptions::default()).unwrap();
+    assert!(store.cache_state("Editor").unwrap().complete, "loaded with the server's token");
+    let launch = store.begin_launch("Editor", &http).unwrap().unwrap();
+    assert!(launch.lease.is_some() && !launch.offline);
+    store.end_launch(&launch, &http).unwrap();
+    let usage = m.usage().unwrap();
+    let last = usage.last().unwrap();
+    assert_eq!((last.user.as_str(), last.app.as_str()), ("alice", "Editor App"), "the report is stored under the authenticated user");
+    assert!(m.software_audit().unwrap().iter().any(|(_, p, _, pct)| p == "Editor" && *pct == 100));
+
+    // A bad answer or a dead server changes nothing.
+    let records = std::fs::read(tmp.path().join("store/records.json")).unwrap();
+    store.add_server("dead", "http://127.0.0.1:9", None, true).unwrap();
+    store.set_server_token("dead", "sft_x").unwrap();
+    assert!(store.refresh_server("dead", &http).is_err());
+    assert_eq!(std::fs::read(tmp.path().join("store/records.json")).unwrap(), records);
+
+    // A new version: upgraded at the next refresh, streamed at the next load.
+    let editor2 = pack(&tmp.path().join("editor2"), "Editor", "2");
+    let e2 = m.import_package(&editor2, &ImportOptions::default()).unwrap();
+    assert_ne!(e2.version_guid, e.version_guid);
+    let r = store.refresh_server("hq", &http).unwrap();
+    assert_eq!(r.upgraded, ["Editor"]);
+    let rec = store.records().unwrap().find("Editor").cloned().unwrap();
+    assert_eq!(rec.version_guid.as_deref(), Some(e2.version_guid.as_str()));
+    assert!(!store.cache_state("Editor").unwrap().complete, "the new version is not cached yet");
+    store.load_package("Editor", sft::client::LoadOptions::default()).unwrap();
+    assert!(store.cache_state("Editor").unwrap().complete);
+
+    // A removed entitlement removes the package at the next refresh.
+    m.revoke("staff", "Editor").unwrap();
+    let r = store.refresh_server("hq", &http).unwrap();
+    assert_eq!(r.removed, ["Editor"]);
+    assert!(store.records().unwrap().find("Editor").is_none());
+
+    // --- a second server on the same database answers the same
+    let m2 = Arc::new(Manager::open(db_url, &content).unwrap());
+    let srv2 = serve(&m2, &content, tmp.path().join("access2.log"));
+    m.grant("staff", "Editor").unwrap();
+    let one = call("GET", &publishing, Auth::Bearer(&token), &[], None);
+    let two = call("GET", &format!("{}/publishing", srv2.url), Auth::Bearer(&token), &[], None);
+    assert_eq!(names(&one), names(&two));
+    assert_eq!(names(&two), ["Editor"]);
+    m2.revoke("staff", "Editor").unwrap();
+    assert!(names(&call("GET", &publishing, Auth::Bearer(&token), &[], None)).is_empty(), "a change on one server shows on the other");
+
+    // --- secrets never in the log
+    drop(srv);
+    drop(srv2);
+    let log = std::fs::read_to_string(tmp.path().join("access.log")).unwrap();
+    assert!(log.contains("GET /publishing"), "{log}");
+    for secret in ["alice-pw", "root-pw", "bob-pw", token.as_str(), tok.as_str(), "lease="] {
+        assert!(!log.contains(secret), "`{secret}` in the access log");
+    }
+}
+
+#[test]
+fn sqlite_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&format!("sqlite:{}", dir.path().join("manage.db").display()));
+}
+
+#[test]
+fn postgres_suite() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.database("suite");
+    suite(&url);
+}
+
+#[test]
+fn migrations_run_once_and_newer_schemas_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("m.db").display());
+    let m = Manager::open_db(&url).unwrap();
+    m.add_user("u", "p", false).unwrap();
+    drop(m);
+    // Reopening keeps the data (the migrations do not run again).
+    let m = Manager::open_db(&url).unwrap();
+    assert_eq!(m.users().unwrap().len(), 1);
+    drop(m);
+    rusqlite::Connection::open(dir.path().join("m.db"))
+        .unwrap()
+        .execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    let e = Manager::open_db(&url).unwrap_err();
+    assert!(e.to_string().contains("newer than this sft knows"), "{e}");
+    assert_eq!(e.manage_problem(), Some(sft::ManageProblem::Database), "{e:?}");
+}
+
+#[test]
+fn the_cli_administers_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", tmp.path().join("m.db").display());
+    let content = tmp.path().join("content");
+    let sft = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
+            .arg("manage")
+            .args(["--db", &db, "--content", content.to_str().unwrap()])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut i = c.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            i.write_all(s.as_bytes()).unwrap();
+        }
+        drop(i);
+        c.wait_with_output().unwrap()
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    ok(sft(&["user", "add", "alice", "--password-stdin"], Some("s3cret\n")));
+    ok(sft(&["group", "add", "staff"], None));
+    ok(sft(&["group", "add-member", "staff", "alice"], None));
+    let manifest = pack(&tmp.path().join("pub"), "Editor", "1");
+    ok(sft(&["package", "import", manifest.to_str().unwrap()], None));
+    let list: serde_json::Value = serde_json::from_str(&ok(sft(&["package", "list", "--json"], None))).unwrap();
+    assert_eq!(list[0]["name"], "Editor");
+    ok(sft(&["grant", "staff", "Editor"], None));
+    ok(sft(&["licence", "set", "Editor", "concurrent", "3"], None));
+    assert!(ok(sft(&["package", "list"], None)).contains("licence concurrent 3"));
+    // Wrong input: a clear error and exit 1, never 0.
+    let bad = sft(&["grant", "nogroup", "Editor"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no group `nogroup`"));
+    let bad = sft(&["user", "add", "bob", "--password-stdin"], Some(""));
+    assert_eq!(bad.status.code(), Some(1), "an empty password is refused");
+    assert_eq!(sft(&["licence", "set", "Editor", "sometimes"], None).status.code(), Some(2));
+    let csv = ok(sft(&["report", "usage", "--csv"], None));
+    assert_eq!(csv.lines().next(), Some("received,host,user,app,app_version,server,launched,shutdown"));
+    // The user database is never in output.
+    let users = ok(sft(&["user", "list", "--json"], None));
+    assert!(!users.contains("s3cret") && !users.contains("argon2"), "{users}");
+}
