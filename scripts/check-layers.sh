@@ -48,6 +48,12 @@ forbid extract "src/extract.rs" "crate::(fetch|publish|bundle|client|mount|manag
 forbid publish "-r src/publish" "crate::(fetch|extract|bundle|client|mount|manage)\b"
 forbid bundle "-r src/bundle" "crate::(fetch|extract|client|mount|manage)\b"
 forbid mount "-r src/mount" "crate::(extract|publish|bundle|client|manage)\b"
+# The Management Server is a top of its own: it uses publish, bundle,
+# fetch (paths of file:// HREFs) and serve, never the client store; and
+# nothing below it, nor the client, uses it (they share the refresh
+# protocol's documents through publish).
+forbid manage "-r src/manage" "crate::(client|mount|extract)\b"
+forbid client "-r src/client" "crate::manage\b"
 
 # No files, sockets, threads or clocks in the core's readers and the
 # sans-IO session (read/io.rs is the std::io::Read adapter over memory).

@@ -63,13 +63,34 @@ impl Pg {
 
     /// A new empty database on the cluster.
     fn database(&self, name: &str) -> String {
-        let port = self.url.rsplit(':').next().unwrap().split('/').next().unwrap();
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", port, "-U", "sft", "-d", "postgres", "-c"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-U",
+                "sft",
+                "-d",
+                "postgres",
+                "-c",
+            ])
             .arg(format!("CREATE DATABASE {name}"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.url.replace("/postgres", &format!("/{name}"))
     }
 }
@@ -116,7 +137,13 @@ enum Auth<'a> {
     Bearer(&'a str),
 }
 
-fn call(method: &str, url: &str, auth: Auth<'_>, headers: &[(&str, &str)], body: Option<&[u8]>) -> Exchanged {
+fn call(
+    method: &str,
+    url: &str,
+    auth: Auth<'_>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Exchanged {
     let o = match auth {
         Auth::None => HttpOptions::default(),
         Auth::Basic(u, p) => HttpOptions::default().basic_auth(u, p),
@@ -141,7 +168,11 @@ fn pack(dir: &Path, name: &str, version: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(&icon, sft::publish::tiny_icon()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sft"))
-        .args(["pack", concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample-app"), "-o"])
+        .args([
+            "pack",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample-app"),
+            "-o",
+        ])
         .arg(dir.join(format!("{name}.sft")))
         .args(["--name", name, "--version", version, "--publish"])
         .arg(dir)
@@ -149,7 +180,11 @@ fn pack(dir: &Path, name: &str, version: &str) -> PathBuf {
         .arg(format!("{name} App=bin/app.exe,{}", icon.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir.join(format!("{name}_manifest.xml"))
 }
 
@@ -169,13 +204,25 @@ fn suite(db_url: &str) {
     m.add_group(evil_group).unwrap();
     m.add_member("staff", "alice").unwrap();
     m.add_member(evil_group, evil_user).unwrap();
-    assert_eq!(m.add_user("alice", "x", false).unwrap_err().manage_problem(), Some(sft::ManageProblem::Exists));
-    assert!(m.add_user("a\nb", "x", false).is_err(), "control characters in a name");
+    assert_eq!(
+        m.add_user("alice", "x", false)
+            .unwrap_err()
+            .manage_problem(),
+        Some(sft::ManageProblem::Exists)
+    );
+    assert!(
+        m.add_user("a\nb", "x", false).is_err(),
+        "control characters in a name"
+    );
     let editor = pack(&tmp.path().join("editor1"), "Editor", "1");
     let viewer = pack(&tmp.path().join("viewer1"), "Viewer' OR 1;--", "1");
-    let e = m.import_package(&editor, &ImportOptions::default()).unwrap();
+    let e = m
+        .import_package(&editor, &ImportOptions::default())
+        .unwrap();
     assert_eq!(e.name, "Editor");
-    let v = m.import_package(&viewer, &ImportOptions::default()).unwrap();
+    let v = m
+        .import_package(&viewer, &ImportOptions::default())
+        .unwrap();
     m.grant("staff", "Editor").unwrap();
     m.grant(evil_group, &v.name).unwrap();
     assert_eq!(m.users().unwrap().len(), 3, "the users table is intact");
@@ -186,45 +233,154 @@ fn suite(db_url: &str) {
     let publishing = format!("{}/publishing", srv.url);
 
     // --- user A never sees user B's applications, nor their content
-    let a = call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[], None);
+    let a = call(
+        "GET",
+        &publishing,
+        Auth::Basic("alice", "alice-pw"),
+        &[],
+        None,
+    );
     assert_eq!(a.status, 200);
     assert_eq!(names(&a), ["Editor"]);
-    let b = call("GET", &publishing, Auth::Basic(evil_user, "bob-pw"), &[], None);
-    assert_eq!(names(&b), [v.name.clone()]);
+    let b = call(
+        "GET",
+        &publishing,
+        Auth::Basic(evil_user, "bob-pw"),
+        &[],
+        None,
+    );
+    assert_eq!(names(&b), [v.name.as_str()]);
     let b_pkg = PublishingAnswer::parse(&b.body).unwrap().packages[0].clone();
     let a_pkg = PublishingAnswer::parse(&a.body).unwrap().packages[0].clone();
-    assert_eq!(call("GET", &b_pkg.package_url, Auth::Basic("alice", "alice-pw"), &[], None).status, 404);
-    assert_eq!(call("GET", &b_pkg.publishing_url, Auth::Basic("alice", "alice-pw"), &[], None).status, 404);
-    let got = call("GET", &a_pkg.package_url, Auth::Basic("alice", "alice-pw"), &[], None);
+    assert_eq!(
+        call(
+            "GET",
+            &b_pkg.package_url,
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        call(
+            "GET",
+            &b_pkg.publishing_url,
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None
+        )
+        .status,
+        404
+    );
+    let got = call(
+        "GET",
+        &a_pkg.package_url,
+        Auth::Basic("alice", "alice-pw"),
+        &[],
+        None,
+    );
     assert_eq!(got.status, 200);
-    assert_eq!(got.body, std::fs::read(editor.with_file_name("Editor.sft")).unwrap(), "the SFT byte for byte");
-    assert_eq!(call("GET", &a_pkg.package_url, Auth::None, &[], None).status, 401);
-    assert_eq!(call("GET", &publishing, Auth::Basic("alice", "wrong"), &[], None).status, 401);
-    let dc = call("GET", &format!("{}/desktopconfig", srv.url), Auth::Basic("alice", "alice-pw"), &[], None);
+    assert_eq!(
+        got.body,
+        std::fs::read(editor.with_file_name("Editor.sft")).unwrap(),
+        "the SFT byte for byte"
+    );
+    assert_eq!(
+        call("GET", &a_pkg.package_url, Auth::None, &[], None).status,
+        401
+    );
+    assert_eq!(
+        call("GET", &publishing, Auth::Basic("alice", "wrong"), &[], None).status,
+        401
+    );
+    let dc = call(
+        "GET",
+        &format!("{}/desktopconfig", srv.url),
+        Auth::Basic("alice", "alice-pw"),
+        &[],
+        None,
+    );
     let dc = String::from_utf8(dc.body).unwrap();
-    assert!(dc.contains("<DESKTOPCONFIG>") && dc.contains("Editor App") && !dc.contains("Viewer"), "{dc}");
+    assert!(
+        dc.contains("<DESKTOPCONFIG>") && dc.contains("Editor App") && !dc.contains("Viewer"),
+        "{dc}"
+    );
 
     // --- an unchanged refresh is a 304; a change is a new answer
     let etag = a.etag.clone().unwrap();
-    let same = call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[("If-None-Match", &etag)], None);
+    let same = call(
+        "GET",
+        &publishing,
+        Auth::Basic("alice", "alice-pw"),
+        &[("If-None-Match", &etag)],
+        None,
+    );
     assert_eq!((same.status, same.body.len()), (304, 0));
     m.grant("staff", &v.name).unwrap();
-    let changed = call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[("If-None-Match", &etag)], None);
+    let changed = call(
+        "GET",
+        &publishing,
+        Auth::Basic("alice", "alice-pw"),
+        &[("If-None-Match", &etag)],
+        None,
+    );
     assert_eq!(changed.status, 200);
     assert_eq!(names(&changed), ["Editor", v.name.as_str()]);
     m.revoke("staff", &v.name).unwrap();
-    assert_eq!(names(&call("GET", &publishing, Auth::Basic("alice", "alice-pw"), &[], None)), ["Editor"]);
+    assert_eq!(
+        names(&call(
+            "GET",
+            &publishing,
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None
+        )),
+        ["Editor"]
+    );
 
     // --- tokens; admin API for administrators only
-    let t = call("POST", &format!("{}/token", srv.url), Auth::Basic("alice", "alice-pw"), &[], Some(b""));
+    let t = call(
+        "POST",
+        &format!("{}/token", srv.url),
+        Auth::Basic("alice", "alice-pw"),
+        &[],
+        Some(b""),
+    );
     let token: serde_json::Value = serde_json::from_slice(&t.body).unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
-    assert_eq!(names(&call("GET", &publishing, Auth::Bearer(&token), &[], None)), ["Editor"]);
-    assert_eq!(call("GET", &publishing, Auth::Bearer("sft_forged"), &[], None).status, 401);
-    assert_eq!(call("GET", &format!("{}/api/users", srv.url), Auth::Bearer(&token), &[], None).status, 403);
-    let users = call("GET", &format!("{}/api/users", srv.url), Auth::Basic("root", "root-pw"), &[], None);
+    assert_eq!(
+        names(&call("GET", &publishing, Auth::Bearer(&token), &[], None)),
+        ["Editor"]
+    );
+    assert_eq!(
+        call("GET", &publishing, Auth::Bearer("sft_forged"), &[], None).status,
+        401
+    );
+    assert_eq!(
+        call(
+            "GET",
+            &format!("{}/api/users", srv.url),
+            Auth::Bearer(&token),
+            &[],
+            None
+        )
+        .status,
+        403
+    );
+    let users = call(
+        "GET",
+        &format!("{}/api/users", srv.url),
+        Auth::Basic("root", "root-pw"),
+        &[],
+        None,
+    );
     assert_eq!(users.status, 200);
-    assert!(!String::from_utf8_lossy(&users.body).contains("argon2"), "no password hashes in the API");
+    assert!(
+        !String::from_utf8_lossy(&users.body).contains("argon2"),
+        "no password hashes in the API"
+    );
 
     // --- concurrent licence of 2: the third launch fails, clearly
     m.set_licence("Editor", LicenceKind::Concurrent(2)).unwrap();
@@ -235,13 +391,37 @@ fn suite(db_url: &str) {
     let l3 = call("POST", &acquire, Auth::Bearer(&token), &[], Some(b""));
     assert_eq!(l3.status, 409);
     let why = String::from_utf8_lossy(&l3.body);
-    assert!(why.contains("all 2 concurrent licences of `Editor` are in use"), "{why}");
+    assert!(
+        why.contains("all 2 concurrent licences of `Editor` are in use"),
+        "{why}"
+    );
     let lease: serde_json::Value = serde_json::from_slice(&l1.body).unwrap();
-    let release = format!("{}/licence/release?lease={}", srv.url, lease["lease"].as_str().unwrap());
-    assert_eq!(call("POST", &release, Auth::Bearer(&token), &[], Some(b"")).status, 204);
-    assert_eq!(call("POST", &acquire, Auth::Bearer(&token), &[], Some(b"")).status, 200, "a released licence is free again");
+    let release = format!(
+        "{}/licence/release?lease={}",
+        srv.url,
+        lease["lease"].as_str().unwrap()
+    );
+    assert_eq!(
+        call("POST", &release, Auth::Bearer(&token), &[], Some(b"")).status,
+        204
+    );
+    assert_eq!(
+        call("POST", &acquire, Auth::Bearer(&token), &[], Some(b"")).status,
+        200,
+        "a released licence is free again"
+    );
     let not_entitled = format!("{}/licence/acquire?package=Editor", srv.url);
-    assert_eq!(call("POST", &not_entitled, Auth::Basic(evil_user, "bob-pw"), &[], Some(b"")).status, 403);
+    assert_eq!(
+        call(
+            "POST",
+            &not_entitled,
+            Auth::Basic(evil_user, "bob-pw"),
+            &[],
+            Some(b"")
+        )
+        .status,
+        403
+    );
     m.set_licence("Editor", LicenceKind::Unlimited).unwrap();
 
     // --- hostile bodies change nothing
@@ -257,52 +437,103 @@ fn suite(db_url: &str) {
         b"<CLIENT_DATA><APP_RECORDS><APP_RECORD Name=\"x\" Launched=\"yesterday\"/></APP_RECORDS></CLIENT_DATA>"] {
         assert_eq!(call("POST", &report_url, Auth::Bearer(&token), &[("AppV-Op", "Report")], Some(bad)).status, 400);
     }
-    assert_eq!(m.usage().unwrap().len(), before, "bad reports store nothing");
-    assert!(m.errors(100).unwrap().iter().any(|e| e.kind == "bad-report"));
+    assert_eq!(
+        m.usage().unwrap().len(),
+        before,
+        "bad reports store nothing"
+    );
+    assert!(
+        m.errors(100)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "bad-report")
+    );
 
     // --- brute force: throttled, and the right password does not help then
     for _ in 0..10 {
-        assert_eq!(call("GET", &publishing, Auth::Basic("root", "guess"), &[], None).status, 401);
+        assert_eq!(
+            call("GET", &publishing, Auth::Basic("root", "guess"), &[], None).status,
+            401
+        );
     }
-    let throttled = call("GET", &publishing, Auth::Basic("root", "root-pw"), &[], None);
-    assert_eq!(throttled.status, 429, "{}", String::from_utf8_lossy(&throttled.body));
+    let throttled = call(
+        "GET",
+        &publishing,
+        Auth::Basic("root", "root-pw"),
+        &[],
+        None,
+    );
+    assert_eq!(
+        throttled.status,
+        429,
+        "{}",
+        String::from_utf8_lossy(&throttled.body)
+    );
 
     // --- the client end to end
     let store = Store::open(tmp.path().join("store")).unwrap();
-    store.add_server("hq", &srv.url, Some("alice"), true).unwrap();
+    store
+        .add_server("hq", &srv.url, Some("alice"), true)
+        .unwrap();
     let tok = sft::client::login(&srv.url, "alice", "alice-pw", &HttpOptions::default()).unwrap();
     store.set_server_token("hq", &tok).unwrap();
     let http = HttpOptions::default();
     let r = store.refresh_server("hq", &http).unwrap();
     assert_eq!(r.added, ["Editor"]);
     assert!(store.refresh_server("hq", &http).unwrap().unchanged);
-    store.load_package("Editor", sft::client::LoadOptions::default()).unwrap();
-    assert!(store.cache_state("Editor").unwrap().complete, "loaded with the server's token");
+    store
+        .load_package("Editor", sft::client::LoadOptions::default())
+        .unwrap();
+    assert!(
+        store.cache_state("Editor").unwrap().complete,
+        "loaded with the server's token"
+    );
     let launch = store.begin_launch("Editor", &http).unwrap().unwrap();
     assert!(launch.lease.is_some() && !launch.offline);
     store.end_launch(&launch, &http).unwrap();
     let usage = m.usage().unwrap();
     let last = usage.last().unwrap();
-    assert_eq!((last.user.as_str(), last.app.as_str()), ("alice", "Editor App"), "the report is stored under the authenticated user");
-    assert!(m.software_audit().unwrap().iter().any(|(_, p, _, pct)| p == "Editor" && *pct == 100));
+    assert_eq!(
+        (last.user.as_str(), last.app.as_str()),
+        ("alice", "Editor App"),
+        "the report is stored under the authenticated user"
+    );
+    assert!(
+        m.software_audit()
+            .unwrap()
+            .iter()
+            .any(|(_, p, _, pct)| p == "Editor" && *pct == 100)
+    );
 
     // A bad answer or a dead server changes nothing.
     let records = std::fs::read(tmp.path().join("store/records.json")).unwrap();
-    store.add_server("dead", "http://127.0.0.1:9", None, true).unwrap();
+    store
+        .add_server("dead", "http://127.0.0.1:9", None, true)
+        .unwrap();
     store.set_server_token("dead", "sft_x").unwrap();
     assert!(store.refresh_server("dead", &http).is_err());
-    assert_eq!(std::fs::read(tmp.path().join("store/records.json")).unwrap(), records);
+    assert_eq!(
+        std::fs::read(tmp.path().join("store/records.json")).unwrap(),
+        records
+    );
 
     // A new version: upgraded at the next refresh, streamed at the next load.
     let editor2 = pack(&tmp.path().join("editor2"), "Editor", "2");
-    let e2 = m.import_package(&editor2, &ImportOptions::default()).unwrap();
+    let e2 = m
+        .import_package(&editor2, &ImportOptions::default())
+        .unwrap();
     assert_ne!(e2.version_guid, e.version_guid);
     let r = store.refresh_server("hq", &http).unwrap();
     assert_eq!(r.upgraded, ["Editor"]);
     let rec = store.records().unwrap().find("Editor").cloned().unwrap();
     assert_eq!(rec.version_guid.as_deref(), Some(e2.version_guid.as_str()));
-    assert!(!store.cache_state("Editor").unwrap().complete, "the new version is not cached yet");
-    store.load_package("Editor", sft::client::LoadOptions::default()).unwrap();
+    assert!(
+        !store.cache_state("Editor").unwrap().complete,
+        "the new version is not cached yet"
+    );
+    store
+        .load_package("Editor", sft::client::LoadOptions::default())
+        .unwrap();
     assert!(store.cache_state("Editor").unwrap().complete);
 
     // A removed entitlement removes the package at the next refresh.
@@ -316,18 +547,34 @@ fn suite(db_url: &str) {
     let srv2 = serve(&m2, &content, tmp.path().join("access2.log"));
     m.grant("staff", "Editor").unwrap();
     let one = call("GET", &publishing, Auth::Bearer(&token), &[], None);
-    let two = call("GET", &format!("{}/publishing", srv2.url), Auth::Bearer(&token), &[], None);
+    let two = call(
+        "GET",
+        &format!("{}/publishing", srv2.url),
+        Auth::Bearer(&token),
+        &[],
+        None,
+    );
     assert_eq!(names(&one), names(&two));
     assert_eq!(names(&two), ["Editor"]);
     m2.revoke("staff", "Editor").unwrap();
-    assert!(names(&call("GET", &publishing, Auth::Bearer(&token), &[], None)).is_empty(), "a change on one server shows on the other");
+    assert!(
+        names(&call("GET", &publishing, Auth::Bearer(&token), &[], None)).is_empty(),
+        "a change on one server shows on the other"
+    );
 
     // --- secrets never in the log
     drop(srv);
     drop(srv2);
     let log = std::fs::read_to_string(tmp.path().join("access.log")).unwrap();
     assert!(log.contains("GET /publishing"), "{log}");
-    for secret in ["alice-pw", "root-pw", "bob-pw", token.as_str(), tok.as_str(), "lease="] {
+    for secret in [
+        "alice-pw",
+        "root-pw",
+        "bob-pw",
+        token.as_str(),
+        tok.as_str(),
+        "lease=",
+    ] {
         assert!(!log.contains(secret), "`{secret}` in the access log");
     }
 }
@@ -335,7 +582,10 @@ fn suite(db_url: &str) {
 #[test]
 fn sqlite_suite() {
     let dir = tempfile::tempdir().unwrap();
-    suite(&format!("sqlite:{}", dir.path().join("manage.db").display()));
+    suite(&format!(
+        "sqlite:{}",
+        dir.path().join("manage.db").display()
+    ));
 }
 
 #[test]
@@ -362,7 +612,11 @@ fn migrations_run_once_and_newer_schemas_are_refused() {
         .unwrap();
     let e = Manager::open_db(&url).unwrap_err();
     assert!(e.to_string().contains("newer than this sft knows"), "{e}");
-    assert_eq!(e.manage_problem(), Some(sft::ManageProblem::Database), "{e:?}");
+    assert_eq!(
+        e.manage_problem(),
+        Some(sft::ManageProblem::Database),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -392,12 +646,19 @@ fn the_cli_administers_and_serves() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
-    ok(sft(&["user", "add", "alice", "--password-stdin"], Some("s3cret\n")));
+    ok(sft(
+        &["user", "add", "alice", "--password-stdin"],
+        Some("s3cret\n"),
+    ));
     ok(sft(&["group", "add", "staff"], None));
     ok(sft(&["group", "add-member", "staff", "alice"], None));
     let manifest = pack(&tmp.path().join("pub"), "Editor", "1");
-    ok(sft(&["package", "import", manifest.to_str().unwrap()], None));
-    let list: serde_json::Value = serde_json::from_str(&ok(sft(&["package", "list", "--json"], None))).unwrap();
+    ok(sft(
+        &["package", "import", manifest.to_str().unwrap()],
+        None,
+    ));
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(sft(&["package", "list", "--json"], None))).unwrap();
     assert_eq!(list[0]["name"], "Editor");
     ok(sft(&["grant", "staff", "Editor"], None));
     ok(sft(&["licence", "set", "Editor", "concurrent", "3"], None));
@@ -408,10 +669,21 @@ fn the_cli_administers_and_serves() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no group `nogroup`"));
     let bad = sft(&["user", "add", "bob", "--password-stdin"], Some(""));
     assert_eq!(bad.status.code(), Some(1), "an empty password is refused");
-    assert_eq!(sft(&["licence", "set", "Editor", "sometimes"], None).status.code(), Some(2));
+    assert_eq!(
+        sft(&["licence", "set", "Editor", "sometimes"], None)
+            .status
+            .code(),
+        Some(2)
+    );
     let csv = ok(sft(&["report", "usage", "--csv"], None));
-    assert_eq!(csv.lines().next(), Some("received,host,user,app,app_version,server,launched,shutdown"));
+    assert_eq!(
+        csv.lines().next(),
+        Some("received,host,user,app,app_version,server,launched,shutdown")
+    );
     // The user database is never in output.
     let users = ok(sft(&["user", "list", "--json"], None));
-    assert!(!users.contains("s3cret") && !users.contains("argon2"), "{users}");
+    assert!(
+        !users.contains("s3cret") && !users.contains("argon2"),
+        "{users}"
+    );
 }

@@ -367,7 +367,7 @@ impl Store {
                 r.reporting = policy.reporting;
                 r.require_authorization_if_cached = policy.require_authorization_if_cached;
                 r.refresh_minutes = policy.period_minutes;
-                r.last_refresh_ms = u64::try_from(super::store::now_ms()).unwrap_or(0);
+                r.last_refresh_ms = super::store::now_ms();
             }
             Ok(())
         })?;
@@ -612,7 +612,7 @@ mod net {
                 query_encode(package),
                 query_encode(&host_name())
             );
-            let now = super::super::store::now_ms() as i64;
+            let now = i64::try_from(super::super::store::now_ms()).unwrap_or(i64::MAX);
             match exchange("POST", &url, &o, &[], Some(b""), 64 << 10) {
                 Ok(r) if r.status == 200 => {
                     let (lease, expires_ms) = lease_of(&r.body).ok_or_else(|| {
@@ -747,7 +747,9 @@ mod net {
                         server: server.name.clone(),
                         user: self.user().to_owned(),
                         launched_ms: launch.launched_ms,
-                        shutdown_ms: Some(super::super::store::now_ms() as i64),
+                        shutdown_ms: Some(
+                            i64::try_from(super::super::store::now_ms()).unwrap_or(i64::MAX),
+                        ),
                     }],
                 };
                 let url = format!("{}/report", server.url);
@@ -780,6 +782,32 @@ mod net {
 
 #[cfg(feature = "http")]
 pub use net::{Launch, login};
+
+impl Store {
+    /// `base` with the bearer token of the publishing server `source` is
+    /// on (same scheme, host and port), if the store has one; `base`
+    /// otherwise. Loads use it, so a package a Management Server
+    /// published streams with that server's login.
+    pub fn source_options_for(
+        &self,
+        source: &str,
+        base: crate::fetch::SourceOptions,
+    ) -> crate::fetch::SourceOptions {
+        #[cfg(feature = "http")]
+        {
+            let server = self
+                .servers()
+                .ok()
+                .and_then(|s| s.into_iter().find(|r| net::same_origin(&r.url, source)));
+            if let Some(token) = server.and_then(|r| self.server_token(&r.name)) {
+                let http = base.http_options().clone().bearer_token(token);
+                return base.http(http);
+            }
+        }
+        let _ = source;
+        base
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -819,31 +847,5 @@ mod tests {
         s.delete_server("hq").unwrap();
         assert_eq!(s.server_token("hq"), None);
         assert!(s.servers().unwrap().is_empty());
-    }
-}
-
-impl Store {
-    /// `base` with the bearer token of the publishing server `source` is
-    /// on (same scheme, host and port), if the store has one; `base`
-    /// otherwise. Loads use it, so a package a Management Server
-    /// published streams with that server's login.
-    pub fn source_options_for(
-        &self,
-        source: &str,
-        base: crate::fetch::SourceOptions,
-    ) -> crate::fetch::SourceOptions {
-        #[cfg(feature = "http")]
-        {
-            let server = self
-                .servers()
-                .ok()
-                .and_then(|s| s.into_iter().find(|r| net::same_origin(&r.url, source)));
-            if let Some(token) = server.and_then(|r| self.server_token(&r.name)) {
-                let http = base.http_options().clone().bearer_token(token);
-                return base.http(http);
-            }
-        }
-        let _ = source;
-        base
     }
 }

@@ -33,6 +33,24 @@ pub fn osd(data: &[u8]) {
     }
 }
 
+#[cfg(feature = "publish")]
+/// Fuzzing entry point (not a stable API): parse `data` as a publishing
+/// refresh answer and as a usage report (what a Management Server and
+/// its clients take from each other); whatever parses must write out and
+/// parse back equal. Panics exactly when it finds a bug.
+pub fn refresh(data: &[u8]) {
+    use crate::publish::{Limits, PublishingAnswer, UsageReport};
+    if let Ok(a) = PublishingAnswer::parse(data) {
+        let back = PublishingAnswer::parse(a.to_xml().as_bytes()).expect("a written answer parses");
+        assert_eq!(back, a, "answer round trip");
+    }
+    if let Ok(r) = UsageReport::parse_with(data, &Limits::default()) {
+        let back = UsageReport::parse_with(r.to_xml().as_bytes(), &Limits::default())
+            .expect("a written report parses");
+        assert_eq!(back, r, "report round trip");
+    }
+}
+
 #[cfg(feature = "bundle")]
 /// Fuzzing entry point (not a stable API): open `data` as a bundle through
 /// the same code as [`crate::bundle::Bundle::open`]; never panics on bad input. If it

@@ -16,7 +16,7 @@ pub use app::bundle;
 #[cfg(feature = "client")]
 pub use app::client_records;
 #[cfg(feature = "publish")]
-pub use app::osd;
+pub use app::{osd, refresh};
 #[cfg(feature = "http")]
 pub use proto::http_head;
 #[cfg(any(feature = "rtsp", feature = "rtsp-server"))]

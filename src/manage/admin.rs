@@ -116,6 +116,37 @@ impl Manager {
         })
     }
 
+    /// Add users with existing Argon2 password hashes (PHC strings, as
+    /// `user add` stores them): moving users from another system, or
+    /// many at once, without their passwords. One transaction: all or
+    /// none. Returns how many were added.
+    ///
+    /// # Errors
+    /// A bad name, a hash that is not an Argon2 PHC string, a name
+    /// listed twice or already taken: nothing is added.
+    pub fn import_users(&self, users: &[(String, String)]) -> Result<usize, Error> {
+        for (name, hash) in users {
+            check_name("user", name)?;
+            auth::check_hash(name, hash)?;
+        }
+        let now = now_ms();
+        self.db.tx(|t| {
+            for (name, hash) in users {
+                if t.query_opt("SELECT id FROM users WHERE name = $1", &[name.into()])?
+                    .is_some()
+                {
+                    return Err(exists("user", name));
+                }
+                t.exec(
+                    "INSERT INTO users (name, password_hash, admin, created_ms) VALUES ($1, $2, 0, $3)",
+                    &[name.into(), hash.into(), now.into()],
+                )?;
+            }
+            bump(t)?;
+            Ok(users.len())
+        })
+    }
+
     /// Set a user's password; the user's tokens and cached logins end.
     ///
     /// # Errors

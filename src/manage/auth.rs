@@ -50,6 +50,25 @@ pub(crate) fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::invalid(format!("hashing a password: {e}")))
 }
 
+/// Check that `hash` is an Argon2 PHC string (`$argon2id$…`).
+pub(crate) fn check_hash(user: &str, hash: &str) -> Result<(), Error> {
+    match PasswordHash::new(hash) {
+        Ok(h) if h.algorithm.as_str().starts_with("argon2") && h.hash.is_some() => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "user `{}`: the password hash is not an Argon2 PHC string ($argon2id$v=19$…)",
+            user.escape_debug()
+        ))),
+    }
+}
+
+/// An Argon2id PHC hash of `password` (what `user import` takes).
+///
+/// # Errors
+/// An empty or over-long password.
+pub fn password_hash(password: &str) -> Result<String, Error> {
+    hash_password(password)
+}
+
 fn verify_password(hash: &str, password: &str) -> bool {
     password.len() <= MAX_PASSWORD
         && PasswordHash::new(hash).is_ok_and(|h| {
@@ -200,7 +219,10 @@ impl Manager {
             }
             Credentials::Basic { user, password } => {
                 let user_key = format!("user:{user}");
-                for (k, max) in [(user_key.as_str(), MAX_FAILURES), (peer, MAX_ADDRESS_FAILURES)] {
+                for (k, max) in [
+                    (user_key.as_str(), MAX_FAILURES),
+                    (peer, MAX_ADDRESS_FAILURES),
+                ] {
                     if let Some(s) = self.auth.throttled(k, max) {
                         return Err(deny(&format!("too many failed logins; try again in {s} s")));
                     }

@@ -7,6 +7,7 @@
 //! parameters bound, never formatted into the SQL, so no field (a user,
 //! a group, a package name) can change a statement.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -276,36 +277,62 @@ fn pg_row(r: &postgres::Row) -> Result<Row, Error> {
     Ok(row)
 }
 
-fn pg_exec<C: postgres::GenericClient>(c: &mut C, sql: &str, params: &[Val]) -> Result<u64, Error> {
-    let sql = Dialect::Postgres.rewrite(sql);
+/// Prepared statements of one PostgreSQL connection, by SQL text: each
+/// statement is parsed and planned once per connection, not per call.
+type Statements = HashMap<String, postgres::Statement>;
+
+fn pg_statement<C: postgres::GenericClient>(
+    c: &mut C,
+    stmts: &mut Statements,
+    sql: &str,
+) -> Result<postgres::Statement, Error> {
+    if let Some(s) = stmts.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = c.prepare(&Dialect::Postgres.rewrite(sql)).map_err(db_err)?;
+    if stmts.len() >= 512 {
+        stmts.clear();
+    }
+    stmts.insert(sql.to_owned(), s.clone());
+    Ok(s)
+}
+
+fn pg_exec<C: postgres::GenericClient>(
+    c: &mut C,
+    stmts: &mut Statements,
+    sql: &str,
+    params: &[Val],
+) -> Result<u64, Error> {
+    let st = pg_statement(c, stmts, sql)?;
     let p = pg_params(params);
     let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| &**b).collect();
-    c.execute(sql.as_str(), &refs).map_err(db_err)
+    c.execute(&st, &refs).map_err(db_err)
 }
 
 fn pg_query<C: postgres::GenericClient>(
     c: &mut C,
+    stmts: &mut Statements,
     sql: &str,
     params: &[Val],
 ) -> Result<Vec<Row>, Error> {
-    let sql = Dialect::Postgres.rewrite(sql);
+    let st = pg_statement(c, stmts, sql)?;
     let p = pg_params(params);
     let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| &**b).collect();
-    c.query(sql.as_str(), &refs)
+    c.query(&st, &refs)
         .map_err(db_err)?
         .iter()
         .map(pg_row)
         .collect()
 }
 
-struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>, &'a mut Statements);
 
 impl Sql for PgTx<'_, '_> {
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, Error> {
-        pg_exec(self.0, sql, params)
+        pg_exec(self.0, self.1, sql, params)
     }
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, Error> {
-        pg_query(self.0, sql, params)
+        pg_query(self.0, self.1, sql, params)
     }
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
@@ -316,7 +343,7 @@ impl Sql for PgTx<'_, '_> {
 
 enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(Box<postgres::Client>),
+    Postgres(Box<postgres::Client>, Statements),
 }
 
 /// A small pool of connections to one store: SQLite in WAL mode (readers
@@ -396,7 +423,7 @@ impl Db {
                         crate::redact_url(&self.url)
                     ))
                 })?;
-                Ok(Conn::Postgres(Box::new(c)))
+                Ok(Conn::Postgres(Box::new(c), Statements::new()))
             }
         }
     }
@@ -453,10 +480,10 @@ impl Db {
                 })();
                 (r, false)
             }
-            Conn::Postgres(client) => {
+            Conn::Postgres(client, stmts) => {
                 let r = (|| {
                     let mut t = client.transaction().map_err(db_err)?;
-                    let v = f(&mut PgTx(&mut t))?;
+                    let v = f(&mut PgTx(&mut t, stmts))?;
                     t.commit().map_err(db_err)?;
                     Ok(v)
                 })();
@@ -477,8 +504,8 @@ impl Db {
         let mut c = self.take()?;
         let (r, broken) = match &mut c {
             Conn::Sqlite(conn) => (f(&mut SqliteTx(conn)), false),
-            Conn::Postgres(client) => {
-                let r = f(&mut PgClient(client));
+            Conn::Postgres(client, stmts) => {
+                let r = f(&mut PgClient(client, stmts));
                 let broken = client.is_closed();
                 (r, broken)
             }
@@ -488,14 +515,14 @@ impl Db {
     }
 }
 
-struct PgClient<'a>(&'a mut postgres::Client);
+struct PgClient<'a>(&'a mut postgres::Client, &'a mut Statements);
 
 impl Sql for PgClient<'_> {
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, Error> {
-        pg_exec(self.0, sql, params)
+        pg_exec(self.0, self.1, sql, params)
     }
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, Error> {
-        pg_query(self.0, sql, params)
+        pg_query(self.0, self.1, sql, params)
     }
     fn dialect(&self) -> Dialect {
         Dialect::Postgres

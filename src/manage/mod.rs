@@ -35,6 +35,7 @@ mod schema;
 mod server;
 
 pub use admin::{GroupInfo, ImportOptions, LicenceKind, PackageInfo, UserInfo};
+pub use auth::password_hash;
 pub use licence::Lease;
 pub use policy::{
     Authenticate, Authorise, Credentials, Decision, License, Meter, Pipeline, StoreAuthenticator,

@@ -66,6 +66,9 @@ struct Answer {
     body: Arc<Vec<u8>>,
 }
 
+/// A cached bundle's key: (package name and version GUID, base URL).
+type BundleKey = (String, String);
+
 /// Most cached answers and bundles (cleared when full).
 const CACHE_MAX: usize = 50_000;
 
@@ -77,8 +80,17 @@ pub struct ManageServer {
     pipeline: Pipeline,
     options: ServerOptions,
     answers: Mutex<HashMap<(i64, u8, String), Answer>>,
-    bundles: Mutex<HashMap<(String, String), Arc<Vec<u8>>>>,
+    bundles: Mutex<HashMap<BundleKey, Arc<Vec<u8>>>>,
+    /// Verified `Authorization` values (by a keyed hash, never the value),
+    /// with the user, the generation and when.
+    logins: Mutex<HashMap<[u8; 32], (User, i64, std::time::Instant)>>,
+    login_key: [u8; 32],
 }
+
+/// How long a verified `Authorization` value is trusted without asking
+/// the pipeline again (while the store's generation is unchanged: a
+/// password change, a revoked token or a deleted user end it at once).
+const LOGIN_TTL: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for ManageServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +171,15 @@ impl ManageServer {
             options,
             answers: Mutex::new(HashMap::new()),
             bundles: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
+            login_key: {
+                let mut k = [0u8; 32];
+                argon2::password_hash::rand_core::RngCore::fill_bytes(
+                    &mut argon2::password_hash::rand_core::OsRng,
+                    &mut k,
+                );
+                k
+            },
         }
     }
 
@@ -181,6 +202,12 @@ impl ManageServer {
     }
 
     fn user(&self, req: &Request<'_>) -> Result<User, Response> {
+        let generation = self.manager.generation().map_err(|e| error_response(&e))?;
+        self.user_at(req, generation)
+    }
+
+    /// The request's user, with the store at `generation`.
+    fn user_at(&self, req: &Request<'_>, generation: i64) -> Result<User, Response> {
         let peer = req.peer().ip().to_string();
         let Some(value) = req.header("authorization") else {
             return Err(
@@ -202,9 +229,28 @@ impl ManageServer {
                 "HTTP Basic is accepted over HTTPS only; use https:// or a bearer token\n",
             ));
         }
-        self.pipeline
+        let key: [u8; 32] = {
+            let mut h = Sha256::new();
+            h.update(self.login_key);
+            h.update(value);
+            h.finalize().into()
+        };
+        if let Some((u, g, at)) = lock(&self.logins).get(&key)
+            && *g == generation
+            && at.elapsed() < LOGIN_TTL
+        {
+            return Ok(u.clone());
+        }
+        let u = self
+            .pipeline
             .authenticate(&self.manager, &c, &peer)
-            .map_err(|e| error_response(&e))
+            .map_err(|e| error_response(&e))?;
+        let mut cache = lock(&self.logins);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (u.clone(), generation, std::time::Instant::now()));
+        Ok(u)
     }
 
     fn route(&self, req: &Request<'_>) -> Option<Response> {
@@ -219,12 +265,8 @@ impl ManageServer {
         }
         match (method, path) {
             ("GET" | "HEAD", "/healthz") => Some(Response::text(200, "ok\n")),
-            ("GET" | "HEAD", "/publishing") => {
-                Some(self.with_user(req, |u| self.refresh(req, u, 0)))
-            }
-            ("GET" | "HEAD", "/desktopconfig") => {
-                Some(self.with_user(req, |u| self.refresh(req, u, 1)))
-            }
+            ("GET" | "HEAD", "/publishing") => Some(self.refresh(req, 0)),
+            ("GET" | "HEAD", "/desktopconfig") => Some(self.refresh(req, 1)),
             ("POST", "/report") => Some(self.with_user(req, |u| self.report(req, u))),
             ("POST", "/token") => Some(self.with_user(req, |u| self.token(u))),
             ("POST", "/licence/acquire" | "/licence/renew" | "/licence/release") => {
@@ -258,7 +300,7 @@ impl ManageServer {
         let rows = if self.pipeline.grants_only() {
             self.manager.db.read(|t| {
                 t.query(
-                    &format!("SELECT DISTINCT {cols} FROM packages p JOIN grants gr ON gr.package_id = p.id JOIN members m ON m.group_id = gr.group_id WHERE m.user_id = $1 AND p.enabled = 1 ORDER BY p.name"),
+                    &format!("SELECT {cols} FROM packages p WHERE p.enabled = 1 AND p.id IN (SELECT gr.package_id FROM grants gr JOIN members m ON m.group_id = gr.group_id WHERE m.user_id = $1) ORDER BY p.name"),
                     &[user.id.into()],
                 )
             })?
@@ -284,14 +326,20 @@ impl ManageServer {
         Ok(rows)
     }
 
-    fn refresh(&self, req: &Request<'_>, user: &User, form: u8) -> Response {
-        let base = match self.base_url(req) {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
+    fn refresh(&self, req: &Request<'_>, form: u8) -> Response {
+        // One read of the generation serves the login and the answer.
         let generation = match self.manager.generation() {
             Ok(g) => g,
             Err(e) => return error_response(&e),
+        };
+        let user = match self.user_at(req, generation) {
+            Ok(u) => u,
+            Err(r) => return r,
+        };
+        let user = &user;
+        let base = match self.base_url(req) {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let key = (user.id, form, base.clone());
         let cached = lock(&self.answers)

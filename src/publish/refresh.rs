@@ -483,7 +483,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let h: i64 = t.next()?.parse().ok()?;
     let mi: i64 = t.next()?.parse().ok()?;
     let se: i64 = t.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 59 {
         return None;
     }
     if !(0..=9999).contains(&y) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 9 {

@@ -26,6 +26,8 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
         "launch_list" | "round_trip" | "stream_chunks" => return false,
         #[cfg(feature = "publish")]
         "osd" => sft::fuzzing::osd(data),
+        #[cfg(feature = "publish")]
+        "refresh" => sft::fuzzing::refresh(data),
         #[cfg(feature = "bundle")]
         "bundle" => sft::fuzzing::bundle(data),
         #[cfg(feature = "client")]
@@ -43,7 +45,7 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
         #[cfg(not(any(feature = "rtsp", feature = "rtsp-server")))]
         "rtsp_frame" => return false,
         #[cfg(not(feature = "publish"))]
-        "osd" => return false,
+        "osd" | "refresh" => return false,
         #[cfg(not(feature = "bundle"))]
         "bundle" => return false,
         #[cfg(not(feature = "client"))]
@@ -55,7 +57,7 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
     true
 }
 
-pub const TARGETS: [&str; 15] = [
+pub const TARGETS: [&str; 16] = [
     "parse",
     "prologue",
     "block",
@@ -65,6 +67,7 @@ pub const TARGETS: [&str; 15] = [
     "stream_chunks",
     "session_bytes",
     "osd",
+    "refresh",
     "bundle",
     "client_records",
     "http_head",

@@ -115,6 +115,20 @@ pub(crate) enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Add many users with existing Argon2 hashes: FILE (or - for
+    /// standard input) has one `NAME:HASH` line per user (HASH a PHC
+    /// string, as `user hash` prints); all or none.
+    Import {
+        /// The file, or `-`.
+        file: PathBuf,
+    },
+    /// Print the Argon2id hash of the password on standard input (for
+    /// `user import`).
+    Hash {
+        /// Read the password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
     /// Delete a user.
     Delete {
         /// The user.

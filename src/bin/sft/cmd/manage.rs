@@ -100,6 +100,30 @@ fn user(m: &Manager, c: &UserCommand) -> anyhow::Result<()> {
             m.set_password(name, &read_password()?)?;
             out!("password of {} set; its tokens ended", safe(name))?;
         }
+        UserCommand::Import { file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("reading `{}`", file.display()))?
+            };
+            let mut users = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim_end_matches('\r');
+                if line.trim().is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (name, hash) = line.rsplit_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("`{}` line {}: expected NAME:HASH", file.display(), i + 1)
+                })?;
+                users.push((name.to_owned(), hash.to_owned()));
+            }
+            let n = m.import_users(&users)?;
+            out!("imported {n} users")?;
+        }
+        UserCommand::Hash { .. } => {
+            out!("{}", sft::manage::password_hash(&read_password()?)?)?;
+        }
         UserCommand::Delete { name } => {
             m.delete_user(name)?;
             out!("deleted user {}", safe(name))?;
