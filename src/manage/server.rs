@@ -69,8 +69,12 @@ struct Answer {
 /// A cached bundle's key: (package name and version GUID, base URL).
 type BundleKey = (String, String);
 
-/// Most cached answers and bundles (cleared when full).
+/// Most cached answers and logins (each cache is cleared when full).
 const CACHE_MAX: usize = 50_000;
+/// Most bytes of cached answers, and of cached bundles (each cache is
+/// cleared when full): a flood of distinct `Host` headers cannot grow
+/// the server's memory without bound.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// The Management Server's request handler. Put it in front of the
 /// content folder with
@@ -79,8 +83,11 @@ pub struct ManageServer {
     manager: Arc<Manager>,
     pipeline: Pipeline,
     options: ServerOptions,
-    answers: Mutex<HashMap<(i64, u8, String), Answer>>,
-    bundles: Mutex<HashMap<BundleKey, Arc<Vec<u8>>>>,
+    answers: Mutex<Sized<(i64, u8, String), Answer>>,
+    bundles: Mutex<Sized<BundleKey, Arc<Vec<u8>>>>,
+    /// Entitlement to a content folder: (user, folder) → (generation,
+    /// the package's name if entitled).
+    folders: Mutex<HashMap<(i64, String), (i64, Option<String>)>>,
     /// Verified `Authorization` values (by a keyed hash, never the value),
     /// with the user, the generation and when.
     logins: Mutex<HashMap<[u8; 32], (User, i64, std::time::Instant)>>,
@@ -97,6 +104,38 @@ impl std::fmt::Debug for ManageServer {
         f.debug_struct("ManageServer")
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+/// A map with a bound on its entries' bytes.
+struct Sized<K, V> {
+    map: HashMap<K, V>,
+    bytes: usize,
+}
+
+impl<K, V> Default for Sized<K, V> {
+    fn default() -> Self {
+        Sized {
+            map: HashMap::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Sized<K, V> {
+    fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
+
+    /// Insert `v` of `len` bytes, first clearing the map if the bounds
+    /// would be passed.
+    fn insert(&mut self, k: K, v: V, len: usize) {
+        if self.map.len() >= CACHE_MAX || self.bytes + len > CACHE_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.bytes += len;
+        self.map.insert(k, v);
     }
 }
 
@@ -169,8 +208,9 @@ impl ManageServer {
             manager,
             pipeline,
             options,
-            answers: Mutex::new(HashMap::new()),
-            bundles: Mutex::new(HashMap::new()),
+            answers: Mutex::new(Sized::default()),
+            bundles: Mutex::new(Sized::default()),
+            folders: Mutex::new(HashMap::new()),
             logins: Mutex::new(HashMap::new()),
             login_key: {
                 let mut k = [0u8; 32];
@@ -352,17 +392,15 @@ impl ManageServer {
                 Ok(body) => {
                     let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);
                     let body = Arc::new(body);
-                    let mut cache = lock(&self.answers);
-                    if cache.len() >= CACHE_MAX {
-                        cache.clear();
-                    }
-                    cache.insert(
+                    let len = body.len() + key.2.len() + 64;
+                    lock(&self.answers).insert(
                         key,
                         Answer {
                             generation,
                             etag: etag.clone(),
                             body: Arc::clone(&body),
                         },
+                        len,
                     );
                     (etag, body)
                 }
@@ -594,11 +632,8 @@ impl ManageServer {
         let out = dir.path().join("publishing.sftb");
         crate::bundle::write_bundle(&manifest, &crate::bundle::BundleOptions::default(), &out)?;
         let bytes = Arc::new(std::fs::read(&out).map_err(|e| Error::io("reading a bundle", e))?);
-        let mut cache = lock(&self.bundles);
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&bytes));
+        let len = bytes.len() + key.0.len() + key.1.len();
+        lock(&self.bundles).insert(key, Arc::clone(&bytes), len);
         Ok((vguid, bytes))
     }
 
@@ -610,21 +645,53 @@ impl ManageServer {
             .next()
             .unwrap_or_default();
         let folder = percent_decode(folder)?;
-        let user = match self.user(req) {
+        let generation = match self.manager.generation() {
+            Ok(g) => g,
+            Err(e) => return Some(error_response(&e)),
+        };
+        let user = match self.user_at(req, generation) {
             Ok(u) => u,
             Err(r) => return Some(r),
         };
-        let like = format!("{folder}/");
+        // A stream is many range requests: the decision is kept per user
+        // and folder while the store is unchanged.
+        let key = (user.id, folder);
+        if let Some((g, d)) = lock(&self.folders).get(&key)
+            && *g == generation
+        {
+            return if d.is_some() {
+                None
+            } else {
+                Some(Response::text(404, "not found\n"))
+            };
+        }
+        let prefix = format!("{}/", key.1);
         let name = self.manager.db.read(|t| {
-            Ok(t.query("SELECT name, sft_file FROM packages", &[])?
-                .into_iter()
-                .find(|r| text(r, 1).starts_with(&like))
-                .map(|r| text(&r, 0)))
+            Ok(t.query_opt(
+                "SELECT name FROM packages WHERE substr(sft_file, 1, length($1)) = $1",
+                &[prefix.as_str().into()],
+            )?
+            .map(|r| text(&r, 0)))
         });
-        match name {
-            Ok(Some(name)) if self.pipeline.authorise(&self.manager, &user, &name).is_ok() => None,
-            Ok(_) => Some(Response::text(404, "not found\n")),
-            Err(e) => Some(error_response(&e)),
+        let decision = match name {
+            Ok(Some(name)) => self
+                .pipeline
+                .authorise(&self.manager, &user, &name)
+                .is_ok()
+                .then_some(name),
+            Ok(None) => None,
+            Err(e) => return Some(error_response(&e)),
+        };
+        let allowed = decision.is_some();
+        let mut cache = lock(&self.folders);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (generation, decision));
+        if allowed {
+            None
+        } else {
+            Some(Response::text(404, "not found\n"))
         }
     }
 
