@@ -66,6 +66,10 @@ struct Answer {
     body: Arc<Vec<u8>>,
 }
 
+/// The generation a content decision was made at, and the package's
+/// name if the user is entitled to it.
+type FolderDecision = (i64, Option<String>);
+
 /// A cached bundle's key: (package name and version GUID, base URL).
 type BundleKey = (String, String);
 
@@ -87,7 +91,7 @@ pub struct ManageServer {
     bundles: Mutex<Sized<BundleKey, Arc<Vec<u8>>>>,
     /// Entitlement to a content folder: (user, folder) → (generation,
     /// the package's name if entitled).
-    folders: Mutex<HashMap<(i64, String), (i64, Option<String>)>>,
+    folders: Mutex<HashMap<(i64, String), FolderDecision>>,
     /// Verified `Authorization` values (by a keyed hash, never the value),
     /// with the user, the generation and when.
     logins: Mutex<HashMap<[u8; 32], (User, i64, std::time::Instant)>>,
