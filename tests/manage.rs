@@ -687,3 +687,509 @@ fn the_cli_administers_and_serves() {
         "{users}"
     );
 }
+
+/// A minimal WebDriver client (W3C protocol, JSON over HTTP) for
+/// Debian's chromedriver driving headless Chromium.
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Option<Browser> {
+        let have =
+            Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists();
+        if !have {
+            assert!(
+                std::env::var("SFT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "chromium and chromedriver are required (SFT_REQUIRE_SERVERS=1) but not installed"
+            );
+            eprintln!("SKIPPED: chromium/chromedriver not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // chromedriver prints a line once it listens.
+        {
+            use std::io::BufRead as _;
+            let out = driver.stdout.take().unwrap();
+            let mut lines = std::io::BufReader::new(out).lines();
+            while let Some(Ok(l)) = lines.next() {
+                if l.contains("started successfully") {
+                    break;
+                }
+            }
+            std::thread::spawn(move || for _ in lines {});
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let profile = tempfile::tempdir().unwrap().keep();
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]}
+        }}});
+        let r = wd("POST", &format!("{base}/session"), Some(&caps));
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_owned();
+        Some(Browser {
+            driver,
+            base,
+            session,
+        })
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!("{}/session/{}{tail}", self.base, self.session)
+    }
+
+    fn go(&self, url: &str) {
+        wd(
+            "POST",
+            &self.url("/url"),
+            Some(&serde_json::json!({ "url": url })),
+        );
+    }
+
+    fn find(&self, css: &str) -> String {
+        let query = serde_json::json!({"using": "css selector", "value": css}).to_string();
+        let got = exchange(
+            "POST",
+            &self.url("/element"),
+            &HttpOptions::default(),
+            &[("Content-Type", "application/json")],
+            Some(query.as_bytes()),
+            64 << 20,
+        )
+        .unwrap();
+        if got.status != 200 {
+            let at = wd("GET", &self.url("/url"), None);
+            let src = wd("GET", &self.url("/source"), None);
+            panic!("no element `{css}` at {}: {}", at["value"], src["value"]);
+        }
+        let r: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        r["value"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element `{css}`: {r}"))
+            .to_owned()
+    }
+
+    fn type_in(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        wd(
+            "POST",
+            &self.url(&format!("/element/{e}/value")),
+            Some(&serde_json::json!({ "text": text })),
+        );
+    }
+
+    /// Click `css`, a button that submits a form, and wait until the
+    /// browser has left the page (its root element has gone stale;
+    /// chromedriver then waits for the new page's load before the next
+    /// command). Bounded: 20 s.
+    fn submit(&self, css: &str) {
+        let root = self.find("html");
+        self.click(css);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = exchange("GET", &self.url(&format!("/element/{root}/name")), &HttpOptions::default(), &[], None, 1 << 20)
+                .unwrap();
+            if r.status != 200 {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                assert_eq!(v["value"]["error"], "stale element reference", "{v}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the form at `{css}` never left the page");
+            std::thread::yield_now();
+        }
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        wd(
+            "POST",
+            &self.url(&format!("/element/{e}/click")),
+            Some(&serde_json::json!({})),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        wd("GET", &self.url(&format!("/element/{e}/text")), None)["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A PNG of the page; kept in docs/ when `SFT_BLESS_SCREENSHOTS=1`.
+    fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let r = wd("GET", &self.url("/screenshot"), None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["value"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 5000,
+            "a rendered page"
+        );
+        if std::env::var("SFT_BLESS_SCREENSHOTS").as_deref() == Ok("1") {
+            std::fs::write(
+                format!("{}/docs/console-{name}.png", env!("CARGO_MANIFEST_DIR")),
+                png,
+            )
+            .unwrap();
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = exchange(
+            "DELETE",
+            &self.url(""),
+            &HttpOptions::default(),
+            &[],
+            None,
+            1 << 20,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn wd(method: &str, url: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
+    let b = body.map(|v| v.to_string().into_bytes());
+    let r = exchange(
+        method,
+        url,
+        &HttpOptions::default().read_timeout(std::time::Duration::from_secs(60)),
+        &[("Content-Type", "application/json")],
+        b.as_deref(),
+        64 << 20,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    assert!(
+        r.status == 200,
+        "WebDriver {method} {url}: {} {v}",
+        r.status
+    );
+    v
+}
+
+/// The web console in a real headless Chromium: log in, import a
+/// package, entitle a group, see the user's refresh change, see a usage
+/// report; and what it refuses (a user who is not an administrator, a
+/// form without its token).
+#[test]
+fn console_in_chromium() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let content = tmp.path().join("content");
+    let m = Arc::new(
+        Manager::open(
+            &format!("sqlite:{}", tmp.path().join("m.db").display()),
+            &content,
+        )
+        .unwrap(),
+    );
+    m.add_user("root", "root-pw", true).unwrap();
+    m.add_user("alice", "alice-pw", false).unwrap();
+    m.add_group("staff").unwrap();
+    m.add_member("staff", "alice").unwrap();
+    let manifest = pack(&tmp.path().join("pub"), "Editor", "1");
+    let srv = serve(&m, &content, tmp.path().join("access.log"));
+    let publishing = format!("{}/publishing", srv.url);
+
+    // Not an administrator: refused.
+    browser.go(&format!("{}/console", srv.url));
+    browser.type_in("#user", "alice");
+    browser.type_in("#password", "alice-pw");
+    browser.submit("#submit");
+    assert!(browser.text("#flash").contains("Administrators only"));
+    browser.screenshot("login");
+
+    browser.type_in("#user", "root");
+    browser.type_in("#password", "root-pw");
+    browser.submit("#submit");
+    assert!(browser.text("h1").contains("Packages"));
+
+    // Import a package.
+    browser.type_in("#source", manifest.to_str().unwrap());
+    browser.submit("#import-submit");
+    assert!(
+        browser.text("#flash").contains("Imported Editor version 1"),
+        "{}",
+        browser.text("#flash")
+    );
+    assert!(browser.text("#packages").contains("Editor App"));
+    browser.screenshot("packages");
+    assert!(
+        names(&call(
+            "GET",
+            &publishing,
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None
+        ))
+        .is_empty()
+    );
+
+    // Entitle a group: the user's refresh changes.
+    browser.go(&format!("{}/console/groups", srv.url));
+    browser.type_in("#grant-group", "staff");
+    browser.type_in("#grant-package", "Editor");
+    browser.submit("#grant-submit");
+    assert!(browser.text("#flash").contains("Granted Editor to staff"));
+    assert!(browser.text("#groups").contains("Editor"));
+    browser.screenshot("groups");
+    assert_eq!(
+        names(&call(
+            "GET",
+            &publishing,
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None
+        )),
+        ["Editor"]
+    );
+
+    // A usage report shows.
+    let report = sft::publish::UsageReport {
+        client_version: "1".into(),
+        host: "pc-<script>".into(),
+        apps: vec![sft::publish::AppRecord {
+            name: "Editor App".into(),
+            version: "1".into(),
+            server: "hq".into(),
+            user: "alice".into(),
+            launched_ms: 1_796_000_000_000,
+            shutdown_ms: Some(1_796_000_060_000),
+        }],
+        ..Default::default()
+    };
+    let r = call(
+        "POST",
+        &format!("{}/report", srv.url),
+        Auth::Basic("alice", "alice-pw"),
+        &[("AppV-Op", "Report")],
+        Some(report.to_xml().as_bytes()),
+    );
+    assert_eq!(r.status, 204);
+    browser.go(&format!("{}/console/reports", srv.url));
+    let usage = browser.text("#usage");
+    assert!(
+        usage.contains("Editor App") && usage.contains("pc-<script>"),
+        "{usage}"
+    );
+    assert!(
+        browser.text("#utilisation").contains("60"),
+        "60 seconds run"
+    );
+    browser.screenshot("reports");
+    for view in ["applications", "licences", "policies", "administrators"] {
+        browser.go(&format!("{}/console/{view}", srv.url));
+        assert!(!browser.text("h1").is_empty());
+    }
+
+    // A form without the session's token is refused, even with the cookie.
+    let cookie_less = call(
+        "POST",
+        &format!("{}/console/grant", srv.url),
+        Auth::None,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(b"group=staff&package=Editor&revoke=1"),
+    );
+    assert_eq!(cookie_less.status, 303, "no session: back to the login");
+    let addr = srv.url.trim_start_matches("http://").to_owned();
+    let login = raw(
+        &addr,
+        "POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 30\r\nConnection: close\r\n\r\nuser=root&password=root-pw&x=1",
+    );
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("{login}"))
+        .to_owned();
+    assert!(
+        login.contains("HttpOnly") && login.contains("SameSite=Strict"),
+        "{login}"
+    );
+    let forged = raw(
+        &addr,
+        &format!(
+            "POST /console/grant HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 46\r\nConnection: close\r\n\r\ngroup=staff&package=Editor&revoke=1&csrf=00000"
+        ),
+    );
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    let page = raw(
+        &addr,
+        &format!(
+            "GET /console/groups HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(
+        page.contains("Content-Security-Policy: default-src 'none'") && !page.contains("<script"),
+        "no inline code"
+    );
+    assert_eq!(
+        names(&call(
+            "GET",
+            &publishing,
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None
+        )),
+        ["Editor"]
+    );
+}
+
+/// One raw HTTP exchange (the answer's head and body as text).
+fn raw(addr: &str, request: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Content over RTSP has the same entitlement check as over HTTP: the
+/// answer sends clients to the streaming listener, a token opens the
+/// package there, and other users get nothing of it.
+#[test]
+fn rtsp_content_is_gated() {
+    use sft::io::RangeSource as _;
+    use sft::net::rtsp::{RtspOptions, RtspSource};
+    let tmp = tempfile::tempdir().unwrap();
+    let content = tmp.path().join("content");
+    let m = Arc::new(
+        Manager::open(
+            &format!("sqlite:{}", tmp.path().join("m.db").display()),
+            &content,
+        )
+        .unwrap(),
+    );
+    m.add_user("alice", "alice-pw", false).unwrap();
+    m.add_user("bob", "bob-pw", false).unwrap();
+    m.add_group("staff").unwrap();
+    m.add_member("staff", "alice").unwrap();
+    let manifest = pack(&tmp.path().join("pub"), "Editor", "1");
+    m.import_package(&manifest, &ImportOptions::default())
+        .unwrap();
+    m.grant("staff", "Editor").unwrap();
+
+    // The streaming listener first (answers name its port), gated by the
+    // handler.
+    let rtsp_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rtsp_port = rtsp_listener.local_addr().unwrap().port();
+    drop(rtsp_listener);
+    let handler = Arc::new(ManageServer::new(
+        Arc::clone(&m),
+        ServerOptions {
+            rtsp: Some(("rtsp".into(), rtsp_port)),
+            ..ServerOptions::default()
+        },
+    ));
+    let rtsp = sft::serve::rtsp::Server::bind(
+        ("127.0.0.1", rtsp_port),
+        sft::serve::rtsp::ServerConfig::new(&content)
+            .gate(Arc::clone(&handler) as Arc<dyn sft::serve::Gate>),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let http = Server::bind("127.0.0.1:0", ServerConfig::new(&content).handler(handler)).unwrap();
+    let url = format!("http://{}", http.local_addr());
+    let http = http.spawn().unwrap();
+
+    let a = call(
+        "GET",
+        &format!("{url}/publishing"),
+        Auth::Basic("alice", "alice-pw"),
+        &[],
+        None,
+    );
+    let pkg = PublishingAnswer::parse(&a.body).unwrap().packages.remove(0);
+    assert!(
+        pkg.package_url
+            .starts_with(&format!("rtsp://127.0.0.1:{rtsp_port}/")),
+        "{}",
+        pkg.package_url
+    );
+    let token = |u: &str, p: &str| {
+        let t = call(
+            "POST",
+            &format!("{url}/token"),
+            Auth::Basic(u, p),
+            &[],
+            Some(b""),
+        );
+        serde_json::from_slice::<serde_json::Value>(&t.body).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let alice = token("alice", "alice-pw");
+    let bob = token("bob", "bob-pw");
+
+    let src = RtspSource::open(
+        &pkg.package_url,
+        &RtspOptions::default().bearer_token(&alice),
+    )
+    .unwrap();
+    let len = src.len().unwrap();
+    let mut got = vec![0u8; usize::try_from(len).unwrap()];
+    src.read_exact_at(0, &mut got).unwrap();
+    assert_eq!(
+        got,
+        std::fs::read(manifest.with_file_name("Editor.sft")).unwrap(),
+        "the SFT over RTSP, byte for byte"
+    );
+
+    let e =
+        RtspSource::open(&pkg.package_url, &RtspOptions::default().bearer_token(&bob)).unwrap_err();
+    assert_eq!(e.kind(), sft::stream::TransportErrorKind::NotFound, "{e}");
+    let e = RtspSource::open(&pkg.package_url, &RtspOptions::default()).unwrap_err();
+    assert_eq!(
+        e.kind(),
+        sft::stream::TransportErrorKind::Authentication,
+        "{e}"
+    );
+
+    // The client store streams it over RTSP with the server's token.
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    store.add_server("hq", &url, Some("alice"), true).unwrap();
+    store.set_server_token("hq", &alice).unwrap();
+    assert_eq!(
+        store
+            .refresh_server("hq", &HttpOptions::default())
+            .unwrap()
+            .added,
+        ["Editor"]
+    );
+    store
+        .load_package("Editor", sft::client::LoadOptions::default())
+        .unwrap();
+    assert!(store.cache_state("Editor").unwrap().complete);
+    http.shutdown().unwrap();
+    rtsp.shutdown().unwrap();
+}

@@ -513,7 +513,7 @@ mod net {
                 if current {
                     continue;
                 }
-                if !same_origin(&server.url, &p.publishing_url) {
+                if !super::same_origin(&server.url, &p.publishing_url) {
                     return Err(Error::invalid(format!(
                         "the answer of {} sends package `{}`'s descriptors to another server; refused",
                         crate::redact_url(&url),
@@ -768,15 +768,36 @@ mod net {
             Ok(())
         }
     }
+}
 
-    /// Whether `url` is on the same scheme, host and port as `base`.
-    pub(super) fn same_origin(base: &str, url: &str) -> bool {
-        let origin = |u: &str| {
-            let (scheme, rest) = u.split_once("://")?;
-            let host = rest.split(['/', '?', '#']).next()?;
-            Some((scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+/// Whether `url` is on the same scheme, host and port as `base`.
+pub(crate) fn same_origin(base: &str, url: &str) -> bool {
+    let origin = |u: &str| {
+        let (scheme, rest) = u.split_once("://")?;
+        let host = rest.split(['/', '?', '#']).next()?;
+        Some((scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+    };
+    origin(base).is_some() && origin(base) == origin(url)
+}
+
+/// Whether `url` is an `rtsp://` or `rtsps://` URL on `base`'s host (a
+/// Management Server's streaming listener, on its own port).
+pub(crate) fn same_host_rtsp(base: &str, url: &str) -> bool {
+    let host = |u: &str| {
+        let (scheme, rest) = u.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        if authority.contains('@') {
+            return None;
+        }
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => authority.split(':').next()?,
         };
-        origin(base).is_some() && origin(base) == origin(url)
+        Some((scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+    };
+    match (host(base), host(url)) {
+        (Some((_, a)), Some((s, b))) => (s == "rtsp" || s == "rtsps") && a == b,
+        _ => false,
     }
 }
 
@@ -785,36 +806,45 @@ pub use net::{Launch, login};
 
 impl Store {
     /// `base` with the bearer token of the publishing server `source` is
-    /// on (same scheme, host and port), if the store has one; `base`
-    /// otherwise. Loads use it, so a package a Management Server
-    /// published streams with that server's login.
+    /// on (the same scheme, host and port; or an `rtsp(s)://` URL on its
+    /// host), if the store has one; `base` otherwise. Loads and mounts use
+    /// it, so a package a Management Server published streams with that
+    /// server's login.
     pub fn source_options_for(
         &self,
         source: &str,
         base: crate::fetch::SourceOptions,
     ) -> crate::fetch::SourceOptions {
+        let server = self.servers().ok().and_then(|s| {
+            s.into_iter()
+                .find(|r| same_origin(&r.url, source) || same_host_rtsp(&r.url, source))
+        });
+        let Some(token) = server.and_then(|r| self.server_token(&r.name)) else {
+            return base;
+        };
         #[cfg(feature = "http")]
-        {
-            let server = self
-                .servers()
-                .ok()
-                .and_then(|s| s.into_iter().find(|r| net::same_origin(&r.url, source)));
-            if let Some(token) = server.and_then(|r| self.server_token(&r.name)) {
-                let http = base.http_options().clone().bearer_token(token);
-                return base.http(http);
-            }
-        }
-        let _ = source;
+        let base = {
+            let http = base.http_options().clone().bearer_token(&token);
+            base.http(http)
+        };
+        #[cfg(feature = "rtsp")]
+        let base = {
+            let rtsp = base.rtsp_options().clone().bearer_token(&token);
+            base.rtsp(rtsp)
+        };
+        let _ = token;
         base
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #[cfg(feature = "http")]
     #[test]
     fn origins() {
-        use super::net::same_origin;
+        use super::{same_host_rtsp, same_origin};
+        assert!(same_host_rtsp("http://a:8080", "rtsp://A:554/x.sft"));
+        assert!(!same_host_rtsp("http://a:8080", "http://a:81/x.sft"));
+        assert!(!same_host_rtsp("http://a", "rtsp://b/x.sft"));
         assert!(same_origin("http://a:1/x", "http://A:1/packages/p"));
         assert!(!same_origin("http://a:1", "http://a:2/p"));
         assert!(!same_origin("http://a", "https://a/p"));

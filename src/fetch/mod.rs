@@ -160,6 +160,12 @@ impl SourceOptions {
     pub fn http_options(&self) -> &crate::net::http::HttpOptions {
         &self.http
     }
+
+    /// The options of `rtsp://` and `rtsps://` sources.
+    #[cfg(feature = "rtsp")]
+    pub fn rtsp_options(&self) -> &crate::net::rtsp::RtspOptions {
+        &self.rtsp
+    }
 }
 
 impl fmt::Debug for FetchOptions {

@@ -147,7 +147,8 @@ impl Manager {
         })
     }
 
-    /// Set a user's password; the user's tokens and cached logins end.
+    /// Set a user's password; the user's tokens, console sessions and
+    /// cached logins end.
     ///
     /// # Errors
     /// As [`Manager::add_user`]; unknown user.
@@ -160,6 +161,7 @@ impl Manager {
                 &[hash.into(), id.into()],
             )?;
             t.exec("DELETE FROM tokens WHERE user_id = $1", &[id.into()])?;
+            t.exec("DELETE FROM sessions WHERE user_id = $1", &[id.into()])?;
             bump(t)
         })
     }
@@ -187,7 +189,7 @@ impl Manager {
     pub fn delete_user(&self, name: &str) -> Result<(), Error> {
         self.db.tx(|t| {
             let id = user_id(t, name)?;
-            for table in ["members", "tokens", "named_licences", "leases"] {
+            for table in ["members", "tokens", "named_licences", "leases", "sessions"] {
                 t.exec(
                     &format!("DELETE FROM {table} WHERE user_id = $1"),
                     &[id.into()],

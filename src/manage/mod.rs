@@ -10,7 +10,7 @@
 //! - [`Pipeline`] and its steps ([`Authenticate`], [`Authorise`],
 //!   [`Meter`], [`License`]): App-V's provider policy, as traits;
 //! - [`ManageServer`]: the HTTP/HTTPS front (publishing, reports,
-//!   licences, admin API, content), a
+//!   licences, admin API, the web console under `/console`, content), a
 //!   [`Handler`](crate::serve::handler::Handler) on the crate's HTTP
 //!   server.
 //!
@@ -27,6 +27,7 @@
 
 mod admin;
 mod auth;
+mod console;
 mod db;
 mod licence;
 mod policy;

@@ -46,6 +46,11 @@ pub struct ServerOptions {
     pub token_ttl: Duration,
     /// Largest usage report taken.
     pub max_report: usize,
+    /// Send clients to this streaming listener for content: the scheme
+    /// (`rtsp` or `rtsps`) and port of `sft manage serve --rtsp`/`--rtsps`,
+    /// on the host they reached this server at. `None`: content over
+    /// HTTP(S) from this server.
+    pub rtsp: Option<(String, u16)>,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +60,7 @@ impl Default for ServerOptions {
             insecure_basic: false,
             token_ttl: Duration::from_secs(30 * 86_400),
             max_report: 1 << 20,
+            rtsp: None,
         }
     }
 }
@@ -227,6 +233,30 @@ impl ManageServer {
         }
     }
 
+    /// The store this server answers from.
+    pub fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// Its provider policy.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Where answers send clients for package content: the streaming
+    /// listener ([`ServerOptions::rtsp`]) on the answer's host, or `base`.
+    fn content_base(&self, base: &str) -> String {
+        let Some((scheme, port)) = &self.options.rtsp else {
+            return base.to_owned();
+        };
+        let authority = base.split_once("://").map_or(base, |(_, a)| a);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
+            None => authority.split(':').next().unwrap_or_default().to_owned(),
+        };
+        format!("{scheme}://{host}:{port}")
+    }
+
     /// The base URL for answers to `req`.
     fn base_url(&self, req: &Request<'_>) -> Result<String, Response> {
         if let Some(u) = &self.options.public_url {
@@ -252,8 +282,25 @@ impl ManageServer {
 
     /// The request's user, with the store at `generation`.
     fn user_at(&self, req: &Request<'_>, generation: i64) -> Result<User, Response> {
-        let peer = req.peer().ip().to_string();
-        let Some(value) = req.header("authorization") else {
+        self.login(
+            req.header("authorization"),
+            req.peer(),
+            req.is_tls(),
+            generation,
+        )
+    }
+
+    /// The user an `Authorization` value proves, with the store at
+    /// `generation` (a cached verdict, or the pipeline's).
+    fn login(
+        &self,
+        value: Option<&[u8]>,
+        peer_addr: std::net::SocketAddr,
+        tls: bool,
+        generation: i64,
+    ) -> Result<User, Response> {
+        let peer = peer_addr.ip().to_string();
+        let Some(value) = value else {
             return Err(
                 Response::text(401, "log in: HTTP Basic or a bearer token\n")
                     .header("WWW-Authenticate", "Basic realm=\"sft\", charset=\"UTF-8\""),
@@ -264,8 +311,8 @@ impl ManageServer {
                 .header("WWW-Authenticate", "Basic realm=\"sft\", charset=\"UTF-8\""));
         };
         if matches!(c, Credentials::Basic { .. })
-            && !req.is_tls()
-            && !req.peer().ip().is_loopback()
+            && !tls
+            && !peer_addr.ip().is_loopback()
             && !self.options.insecure_basic
         {
             return Err(Response::text(
@@ -316,6 +363,9 @@ impl ManageServer {
             ("POST", "/licence/acquire" | "/licence/renew" | "/licence/release") => {
                 Some(self.with_user(req, |u| self.licence(req, u, path)))
             }
+            (_, p) if p == "/console" || p.starts_with("/console/") => Some(
+                super::console::handle(self, req, self.options.insecure_basic),
+            ),
             (_, p) if p.starts_with("/api/") => {
                 Some(self.with_user(req, |u| self.api(req, u, method, p)))
             }
@@ -443,7 +493,11 @@ impl ManageServer {
             .map(|r| {
                 let name = text(r, 0);
                 PublishedPackage {
-                    package_url: format!("{base}/{}", encode_path(&text(r, 4))),
+                    package_url: format!(
+                        "{}/{}",
+                        self.content_base(base),
+                        encode_path(&text(r, 4))
+                    ),
                     publishing_url: format!(
                         "{base}/packages/{}/publishing.sftb",
                         encode_path(&name)
@@ -643,20 +697,27 @@ impl ManageServer {
 
     /// Package content: the first path segment is the package's folder.
     fn content(&self, req: &Request<'_>, path: &str) -> Option<Response> {
+        self.content_decision(path, req.header("authorization"), req.peer(), req.is_tls())
+            .err()
+    }
+
+    /// May the client presenting `authorization` have content `path`?
+    fn content_decision(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) -> Result<(), Response> {
+        let not_found = || Response::text(404, "not found\n");
         let folder = path
             .trim_start_matches('/')
             .split('/')
             .next()
             .unwrap_or_default();
-        let folder = percent_decode(folder)?;
-        let generation = match self.manager.generation() {
-            Ok(g) => g,
-            Err(e) => return Some(error_response(&e)),
-        };
-        let user = match self.user_at(req, generation) {
-            Ok(u) => u,
-            Err(r) => return Some(r),
-        };
+        let folder = percent_decode(folder).ok_or_else(not_found)?;
+        let generation = self.manager.generation().map_err(|e| error_response(&e))?;
+        let user = self.login(authorization, peer, tls, generation)?;
         // A stream is many range requests: the decision is kept per user
         // and folder while the store is unchanged.
         let key = (user.id, folder);
@@ -664,39 +725,31 @@ impl ManageServer {
             && *g == generation
         {
             return if d.is_some() {
-                None
+                Ok(())
             } else {
-                Some(Response::text(404, "not found\n"))
+                Err(not_found())
             };
         }
         let prefix = format!("{}/", key.1);
-        let name = self.manager.db.read(|t| {
-            Ok(t.query_opt(
-                "SELECT name FROM packages WHERE substr(sft_file, 1, length($1)) = $1",
-                &[prefix.as_str().into()],
-            )?
-            .map(|r| text(&r, 0)))
-        });
-        let decision = match name {
-            Ok(Some(name)) => self
-                .pipeline
-                .authorise(&self.manager, &user, &name)
-                .is_ok()
-                .then_some(name),
-            Ok(None) => None,
-            Err(e) => return Some(error_response(&e)),
-        };
+        let name = self
+            .manager
+            .db
+            .read(|t| {
+                Ok(t.query_opt(
+                    "SELECT name FROM packages WHERE substr(sft_file, 1, length($1)) = $1",
+                    &[prefix.as_str().into()],
+                )?
+                .map(|r| text(&r, 0)))
+            })
+            .map_err(|e| error_response(&e))?;
+        let decision = name.filter(|n| self.pipeline.authorise(&self.manager, &user, n).is_ok());
         let allowed = decision.is_some();
         let mut cache = lock(&self.folders);
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
         cache.insert(key, (generation, decision));
-        if allowed {
-            None
-        } else {
-            Some(Response::text(404, "not found\n"))
-        }
+        if allowed { Ok(()) } else { Err(not_found()) }
     }
 
     fn api(&self, req: &Request<'_>, user: &User, method: &str, path: &str) -> Response {
@@ -802,6 +855,23 @@ pub fn usage_csv(rows: &[super::UsageRow]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The RTSP/RTSPS streaming server's entitlement check
+/// ([`rtsp::ServerConfig::gate`](crate::serve::rtsp::ServerConfig::gate)):
+/// the same logins and decisions as HTTP content.
+#[cfg(feature = "rtsp-server")]
+impl crate::serve::Gate for ManageServer {
+    fn check(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) -> Result<(), u16> {
+        self.content_decision(path, authorization, peer, tls)
+            .map_err(|r| r.status())
+    }
 }
 
 impl Handler for ManageServer {

@@ -79,8 +79,10 @@ pub fn is_rtsp_url(s: &str) -> bool {
 /// let o = RtspOptions::default().timeout(Duration::from_secs(5)).pipeline_depth(8);
 /// assert_eq!(o.get_pipeline_depth(), 8);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RtspOptions {
+    /// The `Authorization` header value sent with every request.
+    authorization: Option<String>,
     ca_file: Option<PathBuf>,
     timeout: Duration,
     max_attempts: u32,
@@ -88,9 +90,26 @@ pub struct RtspOptions {
     ranges_per_request: usize,
 }
 
+impl fmt::Debug for RtspOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtspOptions")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("pipeline_depth", &self.pipeline_depth)
+            .field("ranges_per_request", &self.ranges_per_request)
+            .finish()
+    }
+}
+
 impl Default for RtspOptions {
     fn default() -> Self {
         RtspOptions {
+            authorization: None,
             ca_file: None,
             timeout: Duration::from_secs(30),
             max_attempts: 1,
@@ -101,6 +120,15 @@ impl Default for RtspOptions {
 }
 
 impl RtspOptions {
+    /// Send `Authorization: Bearer TOKEN` with every request (a
+    /// Management Server's token: `sft manage serve --rtsp`). Use it over
+    /// RTSPS: over plain RTSP the token crosses the network in the clear.
+    /// It is never shown.
+    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
+        self.authorization = Some(format!("Bearer {}", token.as_ref()));
+        self
+    }
+
     /// Trust only the certificates in this PEM file for RTSPS (instead of
     /// the system roots). A self-signed server certificate given here
     /// exactly is accepted even when it is marked as a CA (pinning,
@@ -175,6 +203,8 @@ struct Live {
     end: usize,
     cseq: u32,
     session: String,
+    /// The `Authorization` value sent with every request.
+    authorization: Option<String>,
     /// The payload length of the packets streamed so far (the largest
     /// seen): what [`Live::packets_into`] expects the next ones to carry.
     hint: usize,
@@ -273,6 +303,7 @@ impl Live {
             end: 0,
             cseq: 0,
             session: String::new(),
+            authorization: None,
             hint: 0,
         }
     }
@@ -612,6 +643,9 @@ impl Live {
         if !self.session.is_empty() {
             b = b.header(headers::SESSION, self.session.clone());
         }
+        if let Some(a) = &self.authorization {
+            b = b.header(headers::AUTHORIZATION, a.clone());
+        }
         for (n, v) in extra {
             b = b.header(n.clone(), v.clone());
         }
@@ -694,9 +728,10 @@ fn parse_target(s: &str) -> Result<Target, TransportError> {
         return Err(bad("not an rtsp:// or rtsps:// URL"));
     }
     let mut url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
-    // This client does no RTSP authentication: credentials in the URL
-    // would only travel in every request line (and into the server's
-    // logs), so they are dropped here, before anything is sent.
+    // Credentials in the URL would only travel in every request line
+    // (and into the server's logs), so they are dropped here, before
+    // anything is sent; a token goes in a header
+    // ([`RtspOptions::bearer_token`]).
     let _ = url.set_password(None);
     let _ = url.set_username("");
     let tls = url.scheme().eq_ignore_ascii_case("rtsps");
@@ -1022,6 +1057,7 @@ impl RtspSource {
     fn establish(&self, version: Option<Guid>) -> Result<(Live, Pinned), TransportError> {
         let ep = &self.endpoint;
         let mut live = Live::new(self.connect()?);
+        live.authorization.clone_from(&self.options.authorization);
         let base = self.target.url.as_str().trim_end_matches('/').to_owned();
         let setup_url = match version {
             Some(v) => format!("{base}/version={}", v.to_hex()),

@@ -438,6 +438,8 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         408 => "Request Timeout",
         413 => "Request Entity Too Large",
@@ -447,6 +449,7 @@ pub fn reason(status: u16) -> &'static str {
         457 => "Invalid Range",
         459 => "Aggregate Operation Not Allowed",
         461 => "Unsupported Transport",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",

@@ -24,6 +24,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Decides whether a client may have a content path: the Management
+/// Server's entitlement check, put in front of a server's content with
+/// [`rtsp::ServerConfig::gate`].
+pub trait Gate: Send + Sync + 'static {
+    /// `Ok(())` to serve `path` (the URL's path, still percent-encoded) to
+    /// the client at `peer` that presented `authorization` (the
+    /// `Authorization` header's value, if any) over TLS or not; else the
+    /// status to answer: 401 (a challenge is added), 403, 404, 429, 500.
+    fn check(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Result<(), u16>;
+}
+
 /// A server's run state: the shutdown flag, the address that wakes its
 /// accept loop, and its connection and session counters.
 pub(crate) struct Lifecycle {

@@ -119,6 +119,7 @@ pub struct ServerConfig {
     settle_time: Duration,
     background_nice: i32,
     tls: Option<Arc<rustls::ServerConfig>>,
+    gate: Option<Arc<dyn serve::Gate>>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -136,6 +137,7 @@ impl fmt::Debug for ServerConfig {
             .field("settle_time", &self.settle_time)
             .field("background_nice", &self.background_nice)
             .field("tls", &self.tls.is_some())
+            .field("gate", &self.gate.is_some())
             .finish()
     }
 }
@@ -166,6 +168,7 @@ impl ServerConfig {
             settle_time: Duration::from_secs(2),
             background_nice: DEFAULT_BACKGROUND_NICE,
             tls: None,
+            gate: None,
         }
     }
 
@@ -329,6 +332,16 @@ impl ServerConfig {
         let mut config = (*tls).clone();
         config.alpn_protocols.clear();
         self.tls = Some(Arc::new(config));
+        self
+    }
+
+    /// Ask `gate` before a package is described or set up: a client it
+    /// refuses gets its status (401 with `WWW-Authenticate: Basic`), and
+    /// never a byte of the package. Clients authenticate with an
+    /// `Authorization` header on each request (HTTP Basic or a bearer
+    /// token, as over HTTP).
+    pub fn gate(mut self, gate: Arc<dyn serve::Gate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 }
@@ -973,6 +986,8 @@ struct ConnState<'a> {
     niced: bool,
     /// Requests handled on this connection.
     requests: u64,
+    /// The client's address (for the gate).
+    peer: std::net::SocketAddr,
 }
 
 fn response(status: u16, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
@@ -995,6 +1010,9 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(shared.config.write_timeout));
     let _ = tcp.set_read_timeout(Some(POLL_SLICE));
+    let Ok(peer) = tcp.peer_addr() else {
+        return;
+    };
     let conn = match &shared.config.tls {
         None => Conn::Plain(tcp),
         Some(tls) => match rustls::ServerConnection::new(Arc::clone(tls)) {
@@ -1022,6 +1040,7 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         close_after_flush: false,
         niced: false,
         requests: 0,
+        peer,
     };
     let cap = limits.max_head + limits.max_body + 8;
     let mut chunk = vec![0u8; 16 * 1024];
@@ -1241,11 +1260,37 @@ impl<'a> ConnState<'a> {
         req.request_uri().map(|u| u.path().to_owned())
     }
 
+    /// The gate's verdict on `path` for this request; an answer was sent
+    /// if it refused.
+    fn gated(&mut self, req: &Request<Vec<u8>>, path: &str, cseq: &str) -> bool {
+        let Some(gate) = &self.shared.config.gate else {
+            return true;
+        };
+        let auth = req
+            .header(&headers::AUTHORIZATION)
+            .map(|v| v.as_str().as_bytes().to_vec());
+        let tls = matches!(self.conn, Conn::Tls(_));
+        match gate.check(path, auth.as_deref(), self.peer, tls) {
+            Ok(()) => true,
+            Err(status) => {
+                let mut r = response(status, Some(cseq));
+                if status == 401 {
+                    r = r.header(headers::WWW_AUTHENTICATE, "Basic realm=\"sft\"");
+                }
+                self.send(r.empty());
+                false
+            }
+        }
+    }
+
     fn describe(&mut self, req: &Request<Vec<u8>>, cseq: &str) {
         let c = Some(cseq);
         let Some(path) = Self::url_path(req) else {
             return self.send(response(400, c).empty());
         };
+        if !self.gated(req, &path, cseq) {
+            return;
+        }
         let catalog = &self.shared.catalog;
         let found = resolve_url(&catalog.root, &path)
             .ok()
@@ -1276,6 +1321,9 @@ impl<'a> ConnState<'a> {
         let Some(path) = Self::url_path(req) else {
             return self.send(response(400, c).empty());
         };
+        if !self.gated(req, &path, cseq) {
+            return;
+        }
         // Transport: RTP/AVP/TCP with interleaved channels only.
         let channel = match req.typed_header::<Transports>() {
             Ok(Some(ts)) => ts.iter().find_map(|t| match t {

@@ -67,10 +67,19 @@ pub(crate) struct ManageServeArgs {
     /// Serve HTTPS on this address; needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR", requires = "tls_cert")]
     pub https: Option<String>,
-    /// PEM certificate chain for HTTPS (leaf first).
+    /// Stream package content over RTSP on this address (App-V's port
+    /// is 554), with the same entitlement check; answers then send
+    /// clients here for content.
+    #[arg(long, value_name = "ADDR")]
+    pub rtsp: Option<String>,
+    /// Stream over RTSPS (RTSP over TLS; App-V's port is 322); needs
+    /// --tls-cert and --tls-key. Preferred over --rtsp in answers.
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    pub rtsps: Option<String>,
+    /// PEM certificate chain for HTTPS and RTSPS (leaf first).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for HTTPS.
+    /// PEM private key for HTTPS and RTSPS.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// The URL clients reach this server at, used in answers (behind a

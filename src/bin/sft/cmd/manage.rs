@@ -443,14 +443,44 @@ fn serve(m: Arc<Manager>, a: &ManageServeArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("registering the shutdown signal handlers")?;
     }
+    // The streaming listeners first: answers name their port. Their gate
+    // is the handler, made once the ports are known.
+    let gate: Arc<LateGate> = Arc::new(LateGate(std::sync::OnceLock::new()));
+    let mut rtsp_handles = Vec::new();
+    let mut lines = Vec::new();
+    let mut content_at = None;
+    for (addr, secure) in [(&a.rtsp, false), (&a.rtsps, true)] {
+        let Some(addr) = addr else { continue };
+        let mut config = sft::serve::rtsp::ServerConfig::new(&content)
+            .max_connections(a.max_connections)
+            .gate(Arc::clone(&gate) as Arc<dyn sft::serve::Gate>);
+        if secure && let Some(t) = &tls {
+            config = config.tls(Arc::clone(t));
+        }
+        let server = sft::serve::rtsp::Server::bind(addr.as_str(), config)
+            .with_context(|| format!("sft manage serve on {addr}"))?;
+        let scheme = if secure { "rtsps" } else { "rtsp" };
+        lines.push(format!("listening on {scheme}://{}", server.local_addr()));
+        if secure || content_at.is_none() {
+            content_at = Some((scheme.to_owned(), server.local_addr().port()));
+        }
+        rtsp_handles.push(server.spawn()?);
+    }
+    if a.rtsps.is_some() && tls.is_none() {
+        return Err(
+            UsageError("sft manage serve: --rtsps needs --tls-cert and --tls-key".into()).into(),
+        );
+    }
     let handler = Arc::new(ManageServer::new(
         Arc::clone(&m),
         ServerOptions {
             public_url: a.public_url.clone(),
             insecure_basic: a.insecure_basic,
+            rtsp: content_at,
             ..ServerOptions::default()
         },
     ));
+    let _ = gate.0.set(Arc::clone(&handler));
     let log = if a.no_access_log {
         None
     } else {
@@ -460,7 +490,7 @@ fn serve(m: Arc<Manager>, a: &ManageServeArgs) -> anyhow::Result<()> {
         })
     };
     let mut handles = Vec::new();
-    let mut lines = Vec::new();
+    let mut http_lines = Vec::new();
     for (addr, secure) in [(&a.http, false), (&a.https, true)] {
         let Some(addr) = addr else { continue };
         let mut config = ServerConfig::new(&content)
@@ -474,13 +504,15 @@ fn serve(m: Arc<Manager>, a: &ManageServeArgs) -> anyhow::Result<()> {
         }
         let server = Server::bind(addr.as_str(), config)
             .with_context(|| format!("sft manage serve on {addr}"))?;
-        lines.push(format!(
+        http_lines.push(format!(
             "listening on {}://{}",
             if secure { "https" } else { "http" },
             server.local_addr()
         ));
         handles.push(server.spawn()?);
     }
+    http_lines.extend(lines);
+    let lines = http_lines;
     {
         let mut out = std::io::stdout().lock();
         for l in &lines {
@@ -488,14 +520,42 @@ fn serve(m: Arc<Manager>, a: &ManageServeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
+    while !stop.load(Ordering::Relaxed)
+        && !handles.iter().any(|h| h.is_finished())
+        && !rtsp_handles.iter().any(|h| h.is_finished())
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     if stop.load(Ordering::Relaxed) {
         eprintln!("sft manage serve: shutting down");
     }
+    for h in &rtsp_handles {
+        h.shutdown_handle().shutdown();
+    }
     for h in handles {
         h.shutdown()?;
     }
+    for h in rtsp_handles {
+        h.shutdown()?;
+    }
     Ok(())
+}
+
+/// The streaming listeners' gate: the handler, once it exists (it needs
+/// their ports); until then every request is refused (503).
+struct LateGate(std::sync::OnceLock<Arc<ManageServer>>);
+
+impl sft::serve::Gate for LateGate {
+    fn check(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) -> Result<(), u16> {
+        match self.0.get() {
+            Some(h) => h.check(path, authorization, peer, tls),
+            None => Err(503),
+        }
+    }
 }
