@@ -422,6 +422,21 @@ fn suite(db_url: &str) {
         .status,
         403
     );
+    // Named: only users holding one.
+    m.set_licence("Editor", LicenceKind::Named).unwrap();
+    let named = call("POST", &acquire, Auth::Bearer(&token), &[], Some(b""));
+    assert_eq!(
+        named.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&named.body)
+    );
+    assert!(String::from_utf8_lossy(&named.body).contains("holds no named licence"));
+    m.assign_licence("Editor", "alice").unwrap();
+    assert_eq!(
+        call("POST", &acquire, Auth::Bearer(&token), &[], Some(b"")).status,
+        200
+    );
     m.set_licence("Editor", LicenceKind::Unlimited).unwrap();
 
     // --- hostile bodies change nothing
@@ -562,9 +577,33 @@ fn suite(db_url: &str) {
         "a change on one server shows on the other"
     );
 
-    // --- secrets never in the log
-    drop(srv);
+    // --- offline launches follow the server's last policy
+    m2.grant("staff", "Editor").unwrap();
+    assert_eq!(store.refresh_server("hq", &http).unwrap().added, ["Editor"]);
+    store
+        .load_package("Editor", sft::client::LoadOptions::default())
+        .unwrap();
     drop(srv2);
+    drop(srv);
+    let refused = store.begin_launch("Editor", &http).unwrap_err();
+    assert!(
+        refused.to_string().contains("requires authorisation"),
+        "{refused}"
+    );
+    m.set_setting("require_authorization_if_cached", "false")
+        .unwrap();
+    let srv = serve(&m, &content, tmp.path().join("access3.log"));
+    store
+        .add_server("hq", &srv.url, Some("alice"), true)
+        .unwrap();
+    let r = store.refresh_server("hq", &http).unwrap();
+    assert!(!r.unchanged && r.removed.is_empty(), "{r:?}");
+    assert!(!store.server("hq").unwrap().require_authorization_if_cached);
+    drop(srv);
+    let offline = store.begin_launch("Editor", &http).unwrap().unwrap();
+    assert!(offline.offline && offline.lease.is_none());
+
+    // --- secrets never in the log
     let log = std::fs::read_to_string(tmp.path().join("access.log")).unwrap();
     assert!(log.contains("GET /publishing"), "{log}");
     for secret in [
@@ -807,14 +846,24 @@ impl Browser {
         self.click(css);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let r = exchange("GET", &self.url(&format!("/element/{root}/name")), &HttpOptions::default(), &[], None, 1 << 20)
-                .unwrap();
+            let r = exchange(
+                "GET",
+                &self.url(&format!("/element/{root}/name")),
+                &HttpOptions::default(),
+                &[],
+                None,
+                1 << 20,
+            )
+            .unwrap();
             if r.status != 200 {
                 let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
                 assert_eq!(v["value"]["error"], "stale element reference", "{v}");
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "the form at `{css}` never left the page");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the form at `{css}` never left the page"
+            );
             std::thread::yield_now();
         }
     }
@@ -1192,4 +1241,159 @@ fn rtsp_content_is_gated() {
     assert!(store.cache_state("Editor").unwrap().complete);
     http.shutdown().unwrap();
     rtsp.shutdown().unwrap();
+}
+
+/// The whole round trip through the command line: `sft manage serve` as
+/// a process, a `.sftb` imported, `sft client add-server`,
+/// `refresh-server`, `query servers`, `run` (a licence, then a report),
+/// and the report in `sft manage report usage --json`.
+#[test]
+fn cli_round_trip() {
+    use std::io::{BufRead as _, Write as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", tmp.path().join("m.db").display());
+    let content = tmp.path().join("content");
+    let manage = |args: &[&str], stdin: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
+            .args([
+                "manage",
+                "--db",
+                &db,
+                "--content",
+                content.to_str().unwrap(),
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    manage(&["user", "add", "alice", "--password-stdin"], "pw\n");
+    manage(&["group", "add", "staff"], "");
+    manage(&["group", "add-member", "staff", "alice"], "");
+    // A stand-alone bundle: the manifest, OSD, icon and SFT in one file.
+    let manifest = pack(&tmp.path().join("pub"), "Editor", "1");
+    let sftb = tmp.path().join("Editor.sftb");
+    let out = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args([
+            "bundle",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--with-sft",
+            "-o",
+            sftb.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(manage(&["package", "import", sftb.to_str().unwrap()], "").contains("imported Editor"));
+    manage(&["grant", "staff", "Editor"], "");
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args([
+            "manage",
+            "--db",
+            &db,
+            "--content",
+            content.to_str().unwrap(),
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--no-access-log",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+
+    let store = tmp.path().join("store");
+    let client = |args: &[&str], stdin: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
+            .args(["client", "--store", store.to_str().unwrap()])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let wrong = client(
+        &[
+            "add-server",
+            "hq",
+            "--url",
+            &url,
+            "--user",
+            "alice",
+            "--password-stdin",
+        ],
+        "nope\n",
+    );
+    assert_eq!(wrong.status.code(), Some(1), "a wrong password is an error");
+    assert!(!String::from_utf8_lossy(&wrong.stderr).contains("nope"));
+    ok(client(
+        &[
+            "add-server",
+            "hq",
+            "--url",
+            &url,
+            "--user",
+            "alice",
+            "--password-stdin",
+        ],
+        "pw\n",
+    ));
+    assert!(ok(client(&["refresh-server", "hq"], "")).contains("added Editor"));
+    let servers: serde_json::Value =
+        serde_json::from_str(&ok(client(&["query", "servers", "--json"], ""))).unwrap();
+    assert_eq!(servers[0]["name"], "hq");
+    assert_eq!(servers[0]["logged_in"], true);
+    assert_eq!(servers[0]["packages"][0], "Editor");
+    assert!(
+        !serde_json::to_string(&servers).unwrap().contains("sft_"),
+        "no token in output"
+    );
+    ok(client(&["run", "Editor", "--no-mount", "--", "true"], ""));
+    let usage: serde_json::Value =
+        serde_json::from_str(&manage(&["report", "usage", "--json"], "")).unwrap();
+    assert_eq!(usage[0]["user"], "alice");
+    assert_eq!(usage[0]["app"], "Editor App");
+    assert!(usage[0]["shutdown_ms"].as_i64().unwrap() >= usage[0]["launched_ms"].as_i64().unwrap());
+    // A revoked grant: the next refresh removes the package.
+    manage(&["revoke", "staff", "Editor"], "");
+    assert!(ok(client(&["refresh-server", "hq"], "")).contains("removed Editor"));
+    let _ = server.kill();
+    let _ = server.wait();
+    // The server is gone: a refresh fails and changes nothing.
+    let down = client(&["refresh-server", "hq"], "");
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("nothing changed"));
 }
