@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// Decides whether a client may have a content path: the Management
 /// Server's entitlement check, put in front of a server's content with
-/// [`rtsp::ServerConfig::gate`].
+/// `serve::rtsp::ServerConfig::gate` (feature `rtsp-server`).
 pub trait Gate: Send + Sync + 'static {
     /// `Ok(())` to serve `path` (the URL's path, still percent-encoded) to
     /// the client at `peer` that presented `authorization` (the
