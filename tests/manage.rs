@@ -422,6 +422,74 @@ fn suite(db_url: &str) {
         .status,
         403
     );
+    // A lease ends at its renewal once the grant is gone.
+    let lease: serde_json::Value = serde_json::from_slice(&l2.body).unwrap();
+    let renew = format!(
+        "{}/licence/renew?lease={}",
+        srv.url,
+        lease["lease"].as_str().unwrap()
+    );
+    assert_eq!(
+        call("POST", &renew, Auth::Bearer(&token), &[], Some(b"")).status,
+        200
+    );
+    m.revoke("staff", "Editor").unwrap();
+    assert_eq!(
+        call("POST", &renew, Auth::Bearer(&token), &[], Some(b"")).status,
+        403
+    );
+    m.grant("staff", "Editor").unwrap();
+
+    // A browser's cross-site request never changes anything, even with a
+    // cached Basic login.
+    let grant_url = format!(
+        "{}/api/grant?group=staff&package={}",
+        srv.url,
+        enc_query(&v.name)
+    );
+    for h in [
+        ("Origin", "https://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let r = call(
+            "POST",
+            &grant_url,
+            Auth::Basic("root", "root-pw"),
+            &[h],
+            Some(b""),
+        );
+        assert_eq!(r.status, 403, "{h:?}");
+    }
+    assert!(
+        !m.package(&v.name)
+            .unwrap()
+            .groups
+            .contains(&"staff".to_owned())
+    );
+    // Descriptors are served as attachments in a sandbox.
+    let addr = srv.url.trim_start_matches("http://");
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("alice:alice-pw")
+    };
+    let osd = raw(
+        addr,
+        &format!(
+            "GET /packages/Editor/Editor%20App.osd HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(osd.starts_with("HTTP/1.1 200"), "{osd}");
+    assert!(
+        osd.contains("Content-Security-Policy: sandbox") && osd.contains("nosniff"),
+        "{osd}"
+    );
+    // A long path segment is not a folder: 404, nothing kept.
+    let long = format!("{}/{}/x.sft", srv.url, "a".repeat(5000));
+    assert_eq!(
+        call("GET", &long, Auth::Bearer(&token), &[], None).status,
+        404
+    );
+
     // Named: only users holding one.
     m.set_licence("Editor", LicenceKind::Named).unwrap();
     let named = call("POST", &acquire, Auth::Bearer(&token), &[], Some(b""));
@@ -632,6 +700,58 @@ fn postgres_suite() {
     let Some(pg) = Pg::start() else { return };
     let url = pg.database("suite");
     suite(&url);
+    // App-V's server group: two `sft manage serve` processes on the one
+    // database answer the same, and a change shows on both at once.
+    use std::io::BufRead as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let serve_process = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
+            .args([
+                "manage",
+                "--db",
+                &url,
+                "--content",
+                tmp.path().to_str().unwrap(),
+            ])
+            .args(["serve", "--http", "127.0.0.1:0", "--no-access-log"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(c.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let at = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_owned();
+        (c, at)
+    };
+    let (mut one, a) = serve_process();
+    let (mut two, b) = serve_process();
+    let ask = |base: &str| {
+        names(&call(
+            "GET",
+            &format!("{base}/publishing"),
+            Auth::Basic("alice", "alice-pw"),
+            &[],
+            None,
+        ))
+    };
+    assert_eq!(ask(&a), ["Editor"]);
+    assert_eq!(ask(&a), ask(&b));
+    let m = Manager::open_db(&url).unwrap();
+    m.revoke("staff", "Editor").unwrap();
+    assert!(
+        ask(&a).is_empty() && ask(&b).is_empty(),
+        "both see the change"
+    );
+    for c in [&mut one, &mut two] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 #[test]
@@ -1109,6 +1229,19 @@ fn console_in_chromium() {
         )),
         ["Editor"]
     );
+}
+
+/// Percent-encode a query value.
+fn enc_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// One raw HTTP exchange (the answer's head and body as text).

@@ -298,6 +298,41 @@ impl Store {
         let server = self.server(name)?;
         let mut report = RefreshReport::default();
         let mut now_published = Vec::new();
+        // Conflicts with the store are found before anything changes.
+        let records = self.records()?;
+        for p in &answer.packages {
+            let had = server
+                .packages
+                .iter()
+                .find(|(_, g, _)| g.eq_ignore_ascii_case(&p.package_id));
+            let local = had.map_or(p.name.as_str(), |(n, _, _)| n.as_str());
+            super::store::check_name(local)?;
+            if let Some(rec) = records.find(local)
+                && !rec
+                    .guid
+                    .eq_ignore_ascii_case(p.package_id.trim_matches(['{', '}']))
+            {
+                return Err(Error::store(
+                    StoreProblem::Exists,
+                    format!(
+                        "server `{name}` publishes `{local}`, but the store has another package of that name ({}); nothing changed",
+                        rec.guid
+                    ),
+                ));
+            }
+            if had.is_none()
+                && let Some(rec) = records.find(p.package_id.trim_matches(['{', '}']))
+                && rec.name != local
+            {
+                return Err(Error::store(
+                    StoreProblem::Exists,
+                    format!(
+                        "server `{name}` publishes package {} as `{local}`, but the store has it as `{}`; nothing changed",
+                        p.package_id, rec.name
+                    ),
+                ));
+            }
+        }
         for p in &answer.packages {
             let had = server
                 .packages
@@ -334,7 +369,18 @@ impl Store {
             } else {
                 report.added.push(installed.clone());
             }
-            now_published.push((installed, p.package_id.clone(), p.version_id.clone()));
+            let entry = (installed, p.package_id.clone(), p.version_id.clone());
+            // Recorded at once: a later failure leaves this one known as
+            // the server's (removed when the server stops listing it).
+            self.update_servers(|s| {
+                if let Some(r) = s.iter_mut().find(|r| r.name == name) {
+                    r.packages
+                        .retain(|(_, g, _)| !g.eq_ignore_ascii_case(&entry.1));
+                    r.packages.push(entry.clone());
+                }
+                Ok(())
+            })?;
+            now_published.push(entry);
         }
         for (n, g, v) in &server.packages {
             if answer
@@ -418,6 +464,12 @@ mod net {
         password: &str,
         options: &HttpOptions,
     ) -> Result<String, Error> {
+        if url.trim().to_ascii_lowercase().starts_with("http://") && !is_loopback_url(url) {
+            return Err(Error::invalid(format!(
+                "refusing to send a password to {} over plain HTTP: use https://",
+                crate::redact_url(url)
+            )));
+        }
         let o = options.clone().basic_auth(user, password);
         let target = format!("{}/token", url.trim_end_matches('/'));
         let r = exchange("POST", &target, &o, &[], Some(b""), 64 << 10)?;
@@ -780,6 +832,25 @@ pub(crate) fn same_origin(base: &str, url: &str) -> bool {
     origin(base).is_some() && origin(base) == origin(url)
 }
 
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, ::1).
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether `url` is an `rtsp://` or `rtsps://` URL on `base`'s host (a
 /// Management Server's streaming listener, on its own port).
 pub(crate) fn same_host_rtsp(base: &str, url: &str) -> bool {
@@ -845,10 +916,28 @@ mod tests {
         assert!(same_host_rtsp("http://a:8080", "rtsp://A:554/x.sft"));
         assert!(!same_host_rtsp("http://a:8080", "http://a:81/x.sft"));
         assert!(!same_host_rtsp("http://a", "rtsp://b/x.sft"));
+        assert!(super::is_loopback_url("http://127.0.0.1:8080/x"));
+        assert!(super::is_loopback_url("http://[::1]/"));
+        assert!(!super::is_loopback_url("http://apps.example.com/"));
+        assert!(!super::is_loopback_url("http://127.0.0.1@evil/"));
         assert!(same_origin("http://a:1/x", "http://A:1/packages/p"));
         assert!(!same_origin("http://a:1", "http://a:2/p"));
         assert!(!same_origin("http://a", "https://a/p"));
         assert!(!same_origin("http://a", "http://a@evil/p"));
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn passwords_never_go_over_plain_http_to_another_machine() {
+        let e = super::login(
+            "http://apps.example.com",
+            "u",
+            "secret-pw",
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("over plain HTTP"), "{e}");
+        assert!(!e.to_string().contains("secret-pw"));
     }
 
     #[test]

@@ -438,8 +438,17 @@ impl Manager {
         let manifest_xml = staged.manifest.to_xml();
         let now = now_ms();
         // The SFT is in place before the database names it.
-        if !dest.exists() {
-            copy_atomic(&staged.sft, &dest)?;
+        match std::fs::metadata(&dest) {
+            Ok(m) if m.len() == size => {}
+            Ok(_) => {
+                return Err(Error::manage(
+                    ManageProblem::Exists,
+                    format!(
+                        "version {version_guid} of `{name}` is already on this server with other content; pack the new content as a new version"
+                    ),
+                ));
+            }
+            Err(_) => copy_atomic(&staged.sft, &dest)?,
         }
         let info = self.db.tx(|t| {
             let existing = t.query_opt(

@@ -118,6 +118,8 @@ struct Cached {
 /// In-memory state of one server process.
 pub(crate) struct AuthState {
     failures: Mutex<HashMap<String, Window>>,
+    /// Argon2 checks running.
+    hashing: std::sync::atomic::AtomicUsize,
     logins: Mutex<HashMap<[u8; 32], Cached>>,
     key: [u8; 32],
 }
@@ -128,6 +130,7 @@ impl Default for AuthState {
         OsRng.fill_bytes(&mut key);
         AuthState {
             failures: Mutex::new(HashMap::new()),
+            hashing: std::sync::atomic::AtomicUsize::new(0),
             logins: Mutex::new(HashMap::new()),
             key,
         }
@@ -137,6 +140,15 @@ impl Default for AuthState {
 impl std::fmt::Debug for AuthState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthState").finish_non_exhaustive()
+    }
+}
+
+/// A running Argon2 check's slot.
+struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -173,6 +185,28 @@ impl AuthState {
             };
         }
         w.failures += 1;
+    }
+
+    /// Take back one failure of `key` (a login that succeeded).
+    fn forgive(&self, key: &str) {
+        if let Some(w) = lock(&self.failures).get_mut(key) {
+            w.failures = w.failures.saturating_sub(1);
+        }
+    }
+
+    /// A slot to run one Argon2 check in, if fewer than the machine's
+    /// cores (at least 2) are running.
+    fn hashing_slot(&self) -> Option<Slot<'_>> {
+        let max = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let n = self
+            .hashing
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if n >= max {
+            self.hashing
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(&self.hashing))
     }
 
     fn login_key(&self, user: &str, password: &str) -> [u8; 32] {
@@ -218,6 +252,11 @@ impl Manager {
                 }
             }
             Credentials::Basic { user, password } => {
+                // A name no user can have: refused before any hashing.
+                if super::check_name("user", user).is_err() || password.len() > MAX_PASSWORD {
+                    self.auth.failed(peer);
+                    return Err(deny("wrong user name or password"));
+                }
                 let user_key = format!("user:{user}");
                 for (k, max) in [
                     (user_key.as_str(), MAX_FAILURES),
@@ -241,6 +280,15 @@ impl Manager {
                         &[user.as_str().into()],
                     )
                 })?;
+                // Argon2 takes 19 MiB a check: at most a few at once, so a
+                // flood of attempts cannot take the server's memory.
+                let Some(_slot) = self.auth.hashing_slot() else {
+                    return Err(deny("too many logins in progress; try again"));
+                };
+                // Counted before the check, so concurrent guesses all
+                // count; forgiven on success.
+                self.auth.failed(&user_key);
+                self.auth.failed(peer);
                 let ok = match &row {
                     Some(r) => verify_password(&text(r, 3), password),
                     None => {
@@ -252,6 +300,8 @@ impl Manager {
                 };
                 match row {
                     Some(r) if ok => {
+                        self.auth.forgive(&user_key);
+                        self.auth.forgive(peer);
                         let u = user_of(&r);
                         let mut cache = lock(&self.auth.logins);
                         if cache.len() >= LOGIN_CACHE_MAX {
@@ -267,10 +317,18 @@ impl Manager {
                         );
                         Ok(u)
                     }
-                    _ => {
-                        self.auth.failed(&format!("user:{user}"));
-                        self.auth.failed(peer);
+                    Some(_) => {
                         self.log_event("login-failed", user, &format!("from {peer}"));
+                        Err(deny("wrong user name or password"))
+                    }
+                    None => {
+                        // Not the name typed: it may be a password typed
+                        // in the wrong field.
+                        self.log_event(
+                            "login-failed",
+                            "",
+                            &format!("an unknown user name, from {peer}"),
+                        );
                         Err(deny("wrong user name or password"))
                     }
                 }

@@ -257,16 +257,8 @@ pub(crate) fn handle(
             .header("Cache-Control", "public, max-age=3600");
     }
     // Forms come from our own pages only.
-    if method == "POST"
-        && let Some(origin) = req.header_str("origin")
-    {
-        let host = req.header_str("host").unwrap_or_default();
-        let same = origin
-            .split_once("://")
-            .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host));
-        if !same {
-            return secure_headers(Response::text(403, "cross-site form refused\n"));
-        }
+    if method == "POST" && super::server::cross_site(req) {
+        return secure_headers(Response::text(403, "cross-site form refused\n"));
     }
     let body = std::str::from_utf8(req.body()).unwrap_or_default();
     let field = |n: &str| form_param(body, n).unwrap_or_default();

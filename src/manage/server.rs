@@ -76,6 +76,9 @@ struct Answer {
 /// name if the user is entitled to it.
 type FolderDecision = (i64, Option<String>);
 
+/// A cached answer's key: user id and name, form, base URL.
+type AnswerKey = (i64, String, u8, String);
+
 /// A cached bundle's key: (package name and version GUID, base URL).
 type BundleKey = (String, String);
 
@@ -93,7 +96,7 @@ pub struct ManageServer {
     manager: Arc<Manager>,
     pipeline: Pipeline,
     options: ServerOptions,
-    answers: Mutex<Sized<(i64, u8, String), Answer>>,
+    answers: Mutex<Sized<AnswerKey, Answer>>,
     bundles: Mutex<Sized<BundleKey, Arc<Vec<u8>>>>,
     /// Entitlement to a content folder: (user, folder) → (generation,
     /// the package's name if entitled).
@@ -151,6 +154,27 @@ impl<K: std::hash::Hash + Eq, V> Sized<K, V> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether a browser says `req` comes from another site: `Sec-Fetch-Site`
+/// other than `same-origin` or `none`, or an `Origin` whose host is not
+/// the request's `Host`. Clients that are not browsers send neither.
+pub(crate) fn cross_site(req: &Request<'_>) -> bool {
+    if let Some(site) = req.header_str("sec-fetch-site")
+        && !site.eq_ignore_ascii_case("same-origin")
+        && !site.eq_ignore_ascii_case("none")
+    {
+        return true;
+    }
+    match req.header_str("origin") {
+        None => false,
+        Some(origin) => {
+            let host = req.header_str("host").unwrap_or_default();
+            !origin
+                .split_once("://")
+                .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
+        }
+    }
 }
 
 /// An error as an HTTP answer. Its text names what and why, never a
@@ -347,6 +371,13 @@ impl ManageServer {
     fn route(&self, req: &Request<'_>) -> Option<Response> {
         let path = req.path();
         let method = req.method();
+        // A browser that holds an administrator's Basic login would send
+        // it with a cross-site form too: a change requested from another
+        // site is refused (the console checks its own forms the same way,
+        // and its CSRF token besides).
+        if !matches!(method, "GET" | "HEAD") && cross_site(req) {
+            return Some(Response::text(403, "cross-site request refused\n"));
+        }
         if req
             .header_str("appv-op")
             .is_some_and(|op| op.eq_ignore_ascii_case("report"))
@@ -435,27 +466,34 @@ impl ManageServer {
             Ok(b) => b,
             Err(r) => return r,
         };
-        let key = (user.id, form, base.clone());
-        let cached = lock(&self.answers)
-            .get(&key)
-            .filter(|a| a.generation == generation)
-            .map(|a| (a.etag.clone(), Arc::clone(&a.body)));
+        let key = (user.id, user.name.clone(), form, base.clone());
+        let cacheable = self.pipeline.grants_only();
+        let cached = cacheable
+            .then(|| {
+                lock(&self.answers)
+                    .get(&key)
+                    .filter(|a| a.generation == generation)
+                    .map(|a| (a.etag.clone(), Arc::clone(&a.body)))
+            })
+            .flatten();
         let (etag, body) = match cached {
             Some(x) => x,
             None => match self.build_answer(user, form, &base) {
                 Ok(body) => {
                     let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);
                     let body = Arc::new(body);
-                    let len = body.len() + key.2.len() + 64;
-                    lock(&self.answers).insert(
-                        key,
-                        Answer {
-                            generation,
-                            etag: etag.clone(),
-                            body: Arc::clone(&body),
-                        },
-                        len,
-                    );
+                    let len = body.len() + key.1.len() + key.3.len() + 64;
+                    if cacheable {
+                        lock(&self.answers).insert(
+                            key,
+                            Answer {
+                                generation,
+                                etag: etag.clone(),
+                                body: Arc::clone(&body),
+                            },
+                            len,
+                        );
+                    }
                     (etag, body)
                 }
                 Err(e) => return error_response(&e),
@@ -578,9 +616,21 @@ impl ManageServer {
                     return Response::text(400, "name the lease: ?lease=ID\n");
                 };
                 if path == "/licence/renew" {
+                    // Still entitled? A revoked grant ends the lease at its
+                    // next renewal.
                     self.pipeline
                         .licensing
                         .renew(&self.manager, user, &lease)
+                        .and_then(|l| {
+                            match self.pipeline.authorise(&self.manager, user, &l.package) {
+                                Ok(()) => Ok(l),
+                                Err(e) => {
+                                    let _ =
+                                        self.pipeline.licensing.release(&self.manager, user, &l.id);
+                                    Err(e)
+                                }
+                            }
+                        })
                         .map(lease_json)
                 } else {
                     self.pipeline
@@ -612,6 +662,8 @@ impl ManageServer {
             return match self.bundle(&name, &base) {
                 Ok((vguid, b)) => Response::new(200)
                     .body("application/octet-stream", b.to_vec())
+                    .header("X-Content-Type-Options", "nosniff")
+                    .header("Content-Disposition", "attachment")
                     .header("ETag", format!("\"{}\"", vguid.trim_matches(['{', '}']))),
                 Err(e) => error_response(&e),
             };
@@ -634,7 +686,12 @@ impl ManageServer {
                     .next()
                     .and_then(Val::into_bytes)
                     .unwrap_or_default();
-                Response::new(200).body(ctype, bytes)
+                // Imported from a vendor: never a document of this origin.
+                Response::new(200)
+                    .body(ctype, bytes)
+                    .header("Content-Security-Policy", "sandbox; default-src 'none'")
+                    .header("X-Content-Type-Options", "nosniff")
+                    .header("Content-Disposition", "attachment")
             }
             Ok(None) => Response::text(404, "not found\n"),
             Err(e) => error_response(&e),
@@ -655,7 +712,10 @@ impl ManageServer {
             })?
             .ok_or_else(|| super::unknown("package", name))?;
         let vguid = text(&row, 1);
-        let key = (format!("{name}\0{vguid}"), base.to_owned());
+        // The generation too: a package imported again under the same
+        // version GUID (a fixed OSD) gets a new bundle.
+        let generation = self.manager.generation()?;
+        let key = (format!("{name}\0{vguid}\0{generation}"), base.to_owned());
         if let Some(b) = lock(&self.bundles).get(&key) {
             return Ok((vguid, Arc::clone(b)));
         }
@@ -668,7 +728,11 @@ impl ManageServer {
         })?;
         let mut m = Manifest::parse(text(&row, 3).as_bytes())?;
         let pkg = m.package.get_or_insert_with(Default::default);
-        pkg.href = Some(format!("{base}/{}", encode_path(&text(&row, 2))));
+        pkg.href = Some(format!(
+            "{}/{}",
+            self.content_base(base),
+            encode_path(&text(&row, 2))
+        ));
         pkg.size = row.get(4).and_then(Val::int).map(|s| s.max(0) as u64);
         let dir = tempfile::tempdir().map_err(|e| Error::io("creating a temporary folder", e))?;
         for f in files {
@@ -715,6 +779,10 @@ impl ManageServer {
             .split('/')
             .next()
             .unwrap_or_default();
+        // Real folders are a package name's safe form and 8 hex digits.
+        if folder.len() > 200 {
+            return Err(not_found());
+        }
         let folder = percent_decode(folder).ok_or_else(not_found)?;
         let generation = self.manager.generation().map_err(|e| error_response(&e))?;
         let user = self.login(authorization, peer, tls, generation)?;
@@ -742,13 +810,25 @@ impl ManageServer {
                 .map(|r| text(&r, 0)))
             })
             .map_err(|e| error_response(&e))?;
-        let decision = name.filter(|n| self.pipeline.authorise(&self.manager, &user, n).is_ok());
+        let Some(name) = name else {
+            // No package has this folder: nothing to remember.
+            return Err(not_found());
+        };
+        let decision = self
+            .pipeline
+            .authorise(&self.manager, &user, &name)
+            .is_ok()
+            .then_some(name);
         let allowed = decision.is_some();
-        let mut cache = lock(&self.folders);
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
+        // Decisions of steps other than the store's own may change without
+        // the store changing: those are never kept.
+        if self.pipeline.grants_only() {
+            let mut cache = lock(&self.folders);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (generation, decision));
         }
-        cache.insert(key, (generation, decision));
         if allowed { Ok(()) } else { Err(not_found()) }
     }
 

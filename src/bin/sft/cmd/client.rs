@@ -635,6 +635,13 @@ pub(crate) fn begin_launch(
                                     "sft: warning: renewing the licence lease: {}",
                                     crate::escape::safe(&e.to_string())
                                 );
+                                let now = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_millis() as i64);
+                                if now >= l.expires_ms {
+                                    // It has expired: nothing left to keep.
+                                    l.lease = None;
+                                }
                             }
                         }
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -653,6 +660,14 @@ pub(crate) fn begin_launch(
         store: store.clone(),
         options,
     })
+}
+
+impl Drop for LaunchGuard {
+    /// Dropped without `end` (an early error): stop renewing; the lease
+    /// then ends by itself at its expiry.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+    }
 }
 
 impl LaunchGuard {
