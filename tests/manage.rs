@@ -307,6 +307,14 @@ fn suite(db_url: &str) {
         dc.contains("<DESKTOPCONFIG>") && dc.contains("Editor App") && !dc.contains("Viewer"),
         "{dc}"
     );
+    // Its OSD and icon URLs work (a name with a space, percent-encoded).
+    for attr in ["OSD=\"", "ICON=\""] {
+        let at = dc.find(attr).unwrap_or_else(|| panic!("no {attr} in {dc}")) + attr.len();
+        let url = &dc[at..at + dc[at..].find('"').unwrap()];
+        let got = call("GET", url, Auth::Basic("alice", "alice-pw"), &[], None);
+        assert_eq!(got.status, 200, "{url}");
+        assert!(!got.body.is_empty());
+    }
 
     // --- an unchanged refresh is a 304; a change is a new answer
     let etag = a.etag.clone().unwrap();

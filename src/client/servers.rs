@@ -611,15 +611,7 @@ mod net {
     }
 
     fn query_encode(s: &str) -> String {
-        let mut out = String::new();
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
+        crate::publish::percent_encode(s, b"-._~")
     }
 
     fn host_name() -> String {
@@ -833,6 +825,7 @@ pub(crate) fn same_origin(base: &str, url: &str) -> bool {
 }
 
 /// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, ::1).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn is_loopback_url(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
         return false;

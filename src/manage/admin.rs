@@ -100,7 +100,7 @@ impl Manager {
     /// `Error::Manage` [`ManageProblem::Exists`] for a taken name;
     /// [`Error::InvalidInput`] for a bad name or an empty password.
     pub fn add_user(&self, name: &str, password: &str, admin: bool) -> Result<(), Error> {
-        check_name("user", name)?;
+        check_user_name(name)?;
         let hash = auth::hash_password(password)?;
         self.db.tx(|t| {
             if t.query_opt("SELECT id FROM users WHERE name = $1", &[name.into()])?
@@ -126,7 +126,7 @@ impl Manager {
     /// listed twice or already taken: nothing is added.
     pub fn import_users(&self, users: &[(String, String)]) -> Result<usize, Error> {
         for (name, hash) in users {
-            check_name("user", name)?;
+            check_user_name(name)?;
             auth::check_hash(name, hash)?;
         }
         let now = now_ms();
@@ -790,6 +790,19 @@ impl Manager {
             bump(t)
         })
     }
+}
+
+/// A user name: as [`check_name`], and no `:` (HTTP Basic ends the name
+/// at the first one).
+fn check_user_name(name: &str) -> Result<(), Error> {
+    check_name("user", name)?;
+    if name.contains(':') {
+        return Err(Error::invalid(format!(
+            "user name `{}`: no `:` (HTTP Basic could not log in as it)",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 fn exists(kind: &str, name: &str) -> Error {

@@ -67,15 +67,7 @@ pub(crate) fn esc(s: &str) -> String {
 
 /// Percent-encode for a query value.
 fn enc(s: &str) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            o.push(char::from(b));
-        } else {
-            let _ = write!(o, "%{b:02X}");
-        }
-    }
-    o
+    crate::publish::percent_encode(s, b"-._~")
 }
 
 fn random_hex() -> String {

@@ -30,7 +30,7 @@ use crate::error::{Error, ManageProblem};
 use crate::publish::{
     Limits, Manifest, PublishedPackage, PublishingAnswer, UsageReport, desktop_config,
 };
-use crate::serve::handler::{Handler, Request, Response, percent_decode};
+use crate::serve::handler::{Handler, Request, Response, percent_decode_path};
 
 /// How a [`ManageServer`] answers.
 #[derive(Debug, Clone)]
@@ -215,15 +215,7 @@ fn json(status: u16, v: &impl serde::Serialize) -> Response {
 
 /// Percent-encode a path (each segment; `/` kept).
 fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for b in p.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::publish::percent_encode(p, b"-._~/")
 }
 
 impl ManageServer {
@@ -647,7 +639,8 @@ impl ManageServer {
     fn package_file(&self, req: &Request<'_>, user: &User, path: &str) -> Response {
         let rest = path.trim_start_matches("/packages/");
         let (name, file) = rest.split_once('/').unwrap_or((rest, ""));
-        let (Some(name), Some(file)) = (percent_decode(name), percent_decode(file)) else {
+        let (Some(name), Some(file)) = (percent_decode_path(name), percent_decode_path(file))
+        else {
             return Response::text(400, "bad path\n");
         };
         // Not entitled and unknown look the same: no hint that it exists.
@@ -783,7 +776,7 @@ impl ManageServer {
         if folder.len() > 200 {
             return Err(not_found());
         }
-        let folder = percent_decode(folder).ok_or_else(not_found)?;
+        let folder = percent_decode_path(folder).ok_or_else(not_found)?;
         let generation = self.manager.generation().map_err(|e| error_response(&e))?;
         let user = self.login(authorization, peer, tls, generation)?;
         // A stream is many range requests: the decision is kept per user

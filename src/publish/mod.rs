@@ -45,6 +45,6 @@ pub use osd::{
 };
 pub use refresh::{
     AppRecord, PublishedPackage, PublishingAnswer, RefreshPolicy, ReportedPackage, UsageReport,
-    desktop_config, parse_rfc3339, rfc3339,
+    desktop_config, parse_rfc3339, percent_encode, rfc3339,
 };
 pub use xml::{Attribute, Element, Limits, Node, decode};

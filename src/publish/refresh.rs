@@ -259,8 +259,14 @@ pub fn desktop_config(policy: &RefreshPolicy, packages: &[(Manifest, String)]) -
 
 fn rewrite_source(e: &mut Element, source: &str) {
     for a in &mut e.attributes {
-        if a.value.contains("%SFT_MIME_SOURCE%") {
-            a.value = a.value.replace("%SFT_MIME_SOURCE%", source);
+        if let Some(rest) = a.value.strip_prefix("%SFT_MIME_SOURCE%") {
+            // A URL now: `/` separators, each segment percent-encoded.
+            let path: Vec<String> = rest
+                .split(['/', '\\'])
+                .filter(|s| !s.is_empty())
+                .map(url_segment)
+                .collect();
+            a.value = format!("{source}/{}", path.join("/"));
         }
     }
     for c in &mut e.children {
@@ -268,6 +274,29 @@ fn rewrite_source(e: &mut Element, source: &str) {
             rewrite_source(c, source);
         }
     }
+}
+
+fn url_segment(s: &str) -> String {
+    percent_encode(s, b"-._~")
+}
+
+/// `s` with every byte but ASCII letters, digits and `keep`
+/// percent-encoded (`b"-._~"` for a query value or a path segment,
+/// `b"-._~/"` for a path).
+///
+/// ```
+/// assert_eq!(sft::publish::percent_encode("a b/c+d", b"-._~/"), "a%20b/c%2Bd");
+/// ```
+pub fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// One package in a [`UsageReport`] (`PKG_DATA`).

@@ -124,9 +124,20 @@ pub fn form_param(form: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Decode a URL path segment's `%XX` (a `+` stays a `+`); `None` for a
+/// bad escape or bytes that are not UTF-8.
+#[cfg_attr(not(feature = "manage"), allow(dead_code))]
+pub(crate) fn percent_decode_path(s: &str) -> Option<String> {
+    percent_decode_with(s, false)
+}
+
 /// Decode `%XX` and `+` (as a space); `None` for a bad escape or bytes
 /// that are not UTF-8.
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    percent_decode_with(s, true)
+}
+
+fn percent_decode_with(s: &str, plus_is_space: bool) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -138,7 +149,7 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
                 out.push(hi << 4 | lo);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -257,5 +268,6 @@ mod tests {
         assert_eq!(form_param("a%20b=c", "a b").as_deref(), Some("c"));
         assert_eq!(form_param("flag&x=1", "flag").as_deref(), Some(""));
         assert_eq!(form_param("x=%ff", "x"), None);
+        assert_eq!(percent_decode_path("a+b%20c").as_deref(), Some("a+b c"));
     }
 }

@@ -1481,6 +1481,13 @@ impl<'a> ConnState<'a> {
         let pinned = match &self.session {
             Some(s) => Some(Arc::clone(&s.info)),
             None => {
+                // Without a session the answer names a package's versions:
+                // the gate decides, as for DESCRIBE.
+                if let Some(path) = Self::url_path(req)
+                    && !self.gated(req, &path, cseq)
+                {
+                    return;
+                }
                 let catalog = &self.shared.catalog;
                 Self::url_path(req)
                     .and_then(|p| resolve_url(&catalog.root, &p).ok())
