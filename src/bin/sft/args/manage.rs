@@ -7,8 +7,16 @@ use super::*;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ManageArgs {
     /// The store: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`
-    /// (default: `sqlite:` a file `manage.db` beside --content).
-    #[arg(long, value_name = "URL", global = true)]
+    /// (default: `sqlite:` a file `manage.db` beside --content). From
+    /// `$SFT_MANAGE_DB` when not given: a URL with a password is then not
+    /// in the process list.
+    #[arg(
+        long,
+        value_name = "URL",
+        global = true,
+        env = "SFT_MANAGE_DB",
+        hide_env_values = true
+    )]
     pub db: Option<String>,
     /// The content folder: where imported SFTs go and what is streamed.
     #[arg(long, value_name = "DIR", global = true)]
