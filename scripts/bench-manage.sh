@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Management Server under load (issue 16's benchmark): USERS users in
-# GROUPS groups, PACKAGES real packages, each group granted PER_GROUP of
+# GROUP_COUNT groups, PACKAGES small packages (real SFTs of two-file trees,
+# with manifests and OSDs), each group granted PER_GROUP of
 # them; `sft manage serve` (release build) on SQLite and on a private
 # PostgreSQL (scripts/pg.sh), driven by examples/manage_load.rs with
 # THREADS keep-alive connections, RUNS times each:

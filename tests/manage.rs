@@ -710,33 +710,8 @@ fn postgres_suite() {
     suite(&url);
     // App-V's server group: two `sft manage serve` processes on the one
     // database answer the same, and a change shows on both at once.
-    use std::io::BufRead as _;
     let tmp = tempfile::tempdir().unwrap();
-    let serve_process = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
-            .args([
-                "manage",
-                "--db",
-                &url,
-                "--content",
-                tmp.path().to_str().unwrap(),
-            ])
-            .args(["serve", "--http", "127.0.0.1:0", "--no-access-log"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(c.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let at = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{line}"))
-            .to_owned();
-        (c, at)
-    };
+    let serve_process = || start_manage(&url, tmp.path());
     let (mut one, a) = serve_process();
     let (mut two, b) = serve_process();
     let ask = |base: &str| {
@@ -791,24 +766,14 @@ fn the_cli_administers_and_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", tmp.path().join("m.db").display());
     let content = tmp.path().join("content");
-    let sft = |args: &[&str], stdin: Option<&str>| {
-        use std::io::Write as _;
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
-            .arg("manage")
-            .args(["--db", &db, "--content", content.to_str().unwrap()])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut i = c.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            i.write_all(s.as_bytes()).unwrap();
-        }
-        drop(i);
-        c.wait_with_output().unwrap()
-    };
+    let prefix = [
+        "manage",
+        "--db",
+        &db,
+        "--content",
+        content.to_str().unwrap(),
+    ];
+    let sft = |args: &[&str], stdin: Option<&str>| sft_with(&prefix, args, stdin.unwrap_or(""));
     let ok = |o: std::process::Output| {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
@@ -1265,6 +1230,44 @@ fn enc_query(s: &str) -> String {
         .collect()
 }
 
+/// Run `sft PREFIX… ARGS…` with `stdin` on its standard input; its output.
+fn sft_with(prefix: &[&str], args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args(prefix)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+/// Start `sft manage --db DB --content DIR serve --http 127.0.0.1:0` and
+/// read the address it prints first.
+fn start_manage(db: &str, content: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
+        .args(["manage", "--db", db, "--content", content.to_str().unwrap()])
+        .args(["serve", "--http", "127.0.0.1:0", "--no-access-log"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(c.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let at = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (c, at)
+}
+
 /// One raw HTTP exchange (the answer's head and body as text).
 fn raw(addr: &str, request: &str) -> String {
     use std::io::{Read as _, Write as _};
@@ -1403,27 +1406,18 @@ fn rtsp_content_is_gated() {
 /// and the report in `sft manage report usage --json`.
 #[test]
 fn cli_round_trip() {
-    use std::io::{BufRead as _, Write as _};
     let tmp = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", tmp.path().join("m.db").display());
     let content = tmp.path().join("content");
+    let prefix = [
+        "manage",
+        "--db",
+        &db,
+        "--content",
+        content.to_str().unwrap(),
+    ];
     let manage = |args: &[&str], stdin: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
-            .args([
-                "manage",
-                "--db",
-                &db,
-                "--content",
-                content.to_str().unwrap(),
-            ])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let o = c.wait_with_output().unwrap();
+        let o = sft_with(&prefix, args, stdin);
         assert!(
             o.status.success(),
             "{args:?}: {}",
@@ -1456,45 +1450,11 @@ fn cli_round_trip() {
     assert!(manage(&["package", "import", sftb.to_str().unwrap()], "").contains("imported Editor"));
     manage(&["grant", "staff", "Editor"], "");
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_sft"))
-        .args([
-            "manage",
-            "--db",
-            &db,
-            "--content",
-            content.to_str().unwrap(),
-            "serve",
-            "--http",
-            "127.0.0.1:0",
-            "--no-access-log",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
+    let (mut server, url) = start_manage(&db, &content);
 
     let store = tmp.path().join("store");
-    let client = |args: &[&str], stdin: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sft"))
-            .args(["client", "--store", store.to_str().unwrap()])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        c.wait_with_output().unwrap()
-    };
+    let store_prefix = ["client", "--store", store.to_str().unwrap()];
+    let client = |args: &[&str], stdin: &str| sft_with(&store_prefix, args, stdin);
     let ok = |o: std::process::Output| {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()

@@ -288,17 +288,7 @@ impl Manager {
         self.db.tx(|t| {
             let g = group_id(t, group)?;
             let u = user_id(t, user)?;
-            if t.query_opt(
-                "SELECT 1 FROM members WHERE group_id = $1 AND user_id = $2",
-                &[g.into(), u.into()],
-            )?
-            .is_none()
-            {
-                t.exec(
-                    "INSERT INTO members (group_id, user_id) VALUES ($1, $2)",
-                    &[g.into(), u.into()],
-                )?;
-            }
+            link(t, Link::Members, g, u)?;
             bump(t)
         })
     }
@@ -311,11 +301,7 @@ impl Manager {
         self.db.tx(|t| {
             let g = group_id(t, group)?;
             let u = user_id(t, user)?;
-            let n = t.exec(
-                "DELETE FROM members WHERE group_id = $1 AND user_id = $2",
-                &[g.into(), u.into()],
-            )?;
-            if n == 0 {
+            if !unlink(t, Link::Members, g, u)? {
                 return Err(Error::manage(
                     ManageProblem::Unknown,
                     format!("`{user}` is not in group `{group}`"),
@@ -611,17 +597,7 @@ impl Manager {
         self.db.tx(|t| {
             let g = group_id(t, group)?;
             let p = package_id(t, package)?;
-            if t.query_opt(
-                "SELECT 1 FROM grants WHERE group_id = $1 AND package_id = $2",
-                &[g.into(), p.into()],
-            )?
-            .is_none()
-            {
-                t.exec(
-                    "INSERT INTO grants (group_id, package_id) VALUES ($1, $2)",
-                    &[g.into(), p.into()],
-                )?;
-            }
+            link(t, Link::Grants, g, p)?;
             bump(t)
         })
     }
@@ -634,11 +610,7 @@ impl Manager {
         self.db.tx(|t| {
             let g = group_id(t, group)?;
             let p = package_id(t, package)?;
-            let n = t.exec(
-                "DELETE FROM grants WHERE group_id = $1 AND package_id = $2",
-                &[g.into(), p.into()],
-            )?;
-            if n == 0 {
+            if !unlink(t, Link::Grants, g, p)? {
                 return Err(Error::manage(
                     ManageProblem::Unknown,
                     format!("group `{group}` is not granted `{package}`"),
@@ -683,17 +655,7 @@ impl Manager {
         self.db.tx(|t| {
             let p = package_id(t, package)?;
             let u = user_id(t, user)?;
-            if t.query_opt(
-                "SELECT 1 FROM named_licences WHERE package_id = $1 AND user_id = $2",
-                &[p.into(), u.into()],
-            )?
-            .is_none()
-            {
-                t.exec(
-                    "INSERT INTO named_licences (package_id, user_id) VALUES ($1, $2)",
-                    &[p.into(), u.into()],
-                )?;
-            }
+            link(t, Link::NamedLicences, p, u)?;
             bump(t)
         })
     }
@@ -706,10 +668,7 @@ impl Manager {
         self.db.tx(|t| {
             let p = package_id(t, package)?;
             let u = user_id(t, user)?;
-            t.exec(
-                "DELETE FROM named_licences WHERE package_id = $1 AND user_id = $2",
-                &[p.into(), u.into()],
-            )?;
+            unlink(t, Link::NamedLicences, p, u)?;
             bump(t)
         })
     }
@@ -822,6 +781,55 @@ pub(crate) fn licence_kind(k: &str, n: i64) -> LicenceKind {
         "named" => LicenceKind::Named,
         _ => LicenceKind::Unlimited,
     }
+}
+
+/// The tables that link two ids.
+#[derive(Clone, Copy)]
+enum Link {
+    /// group → user.
+    Members,
+    /// group → package.
+    Grants,
+    /// package → user.
+    NamedLicences,
+}
+
+impl Link {
+    /// (select, insert, delete), each on the pair `$1`, `$2`.
+    fn sql(self) -> [&'static str; 3] {
+        match self {
+            Link::Members => [
+                "SELECT 1 FROM members WHERE group_id = $1 AND user_id = $2",
+                "INSERT INTO members (group_id, user_id) VALUES ($1, $2)",
+                "DELETE FROM members WHERE group_id = $1 AND user_id = $2",
+            ],
+            Link::Grants => [
+                "SELECT 1 FROM grants WHERE group_id = $1 AND package_id = $2",
+                "INSERT INTO grants (group_id, package_id) VALUES ($1, $2)",
+                "DELETE FROM grants WHERE group_id = $1 AND package_id = $2",
+            ],
+            Link::NamedLicences => [
+                "SELECT 1 FROM named_licences WHERE package_id = $1 AND user_id = $2",
+                "INSERT INTO named_licences (package_id, user_id) VALUES ($1, $2)",
+                "DELETE FROM named_licences WHERE package_id = $1 AND user_id = $2",
+            ],
+        }
+    }
+}
+
+/// Link `a` to `b` (no change if linked).
+fn link(t: &mut dyn Sql, table: Link, a: i64, b: i64) -> Result<(), Error> {
+    let [select, insert, _] = table.sql();
+    if t.query_opt(select, &[a.into(), b.into()])?.is_none() {
+        t.exec(insert, &[a.into(), b.into()])?;
+    }
+    Ok(())
+}
+
+/// Unlink `a` from `b`; whether they were linked.
+fn unlink(t: &mut dyn Sql, table: Link, a: i64, b: i64) -> Result<bool, Error> {
+    let [_, _, delete] = table.sql();
+    Ok(t.exec(delete, &[a.into(), b.into()])? > 0)
 }
 
 fn id_of(t: &mut dyn Sql, sql: &str, kind: &str, name: &str) -> Result<i64, Error> {

@@ -325,9 +325,10 @@ fn pg_query<C: postgres::GenericClient>(
         .collect()
 }
 
-struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>, &'a mut Statements);
+/// A PostgreSQL client or transaction with its connection's statements.
+struct Pg<'a, C>(&'a mut C, &'a mut Statements);
 
-impl Sql for PgTx<'_, '_> {
+impl<C: postgres::GenericClient> Sql for Pg<'_, C> {
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, Error> {
         pg_exec(self.0, self.1, sql, params)
     }
@@ -483,7 +484,7 @@ impl Db {
             Conn::Postgres(client, stmts) => {
                 let r = (|| {
                     let mut t = client.transaction().map_err(db_err)?;
-                    let v = f(&mut PgTx(&mut t, stmts))?;
+                    let v = f(&mut Pg(&mut t, stmts))?;
                     t.commit().map_err(db_err)?;
                     Ok(v)
                 })();
@@ -505,27 +506,13 @@ impl Db {
         let (r, broken) = match &mut c {
             Conn::Sqlite(conn) => (f(&mut SqliteTx(conn)), false),
             Conn::Postgres(client, stmts) => {
-                let r = f(&mut PgClient(client, stmts));
+                let r = f(&mut Pg(&mut **client, stmts));
                 let broken = client.is_closed();
                 (r, broken)
             }
         };
         self.give(c, broken);
         r
-    }
-}
-
-struct PgClient<'a>(&'a mut postgres::Client, &'a mut Statements);
-
-impl Sql for PgClient<'_> {
-    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, Error> {
-        pg_exec(self.0, self.1, sql, params)
-    }
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, Error> {
-        pg_query(self.0, self.1, sql, params)
-    }
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
     }
 }
 

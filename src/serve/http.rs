@@ -1139,32 +1139,10 @@ fn handle_request(
 /// Read the rest of a body into `body` until it holds `len` bytes (within
 /// the head timeout).
 fn read_body(shared: &Shared, io: &mut Io, body: &mut Vec<u8>, len: u64) -> bool {
-    let deadline = Instant::now() + shared.config.header_timeout;
-    let Ok(len) = usize::try_from(len) else {
-        return false;
-    };
-    let mut chunk = [0u8; 8192];
-    while body.len() < len {
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        io.set_read_timeout((deadline - now).min(POLL_SLICE));
-        let want = (len - body.len()).min(chunk.len());
-        match io.conn.read(chunk.get_mut(..want).unwrap_or_default()) {
-            Ok(0) => return false,
-            Ok(k) => body.extend_from_slice(chunk.get(..k).unwrap_or_default()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    let have = body.len() as u64;
+    receive(shared, io, len.saturating_sub(have), |chunk| {
+        body.extend_from_slice(chunk);
+    })
 }
 
 /// Send a [`Handler`]'s answer.
@@ -1192,19 +1170,28 @@ fn send_response(
 }
 
 /// Read and drop `n` body bytes (within the head timeout).
-fn discard(shared: &Shared, io: &mut Io, mut n: u64) -> bool {
+fn discard(shared: &Shared, io: &mut Io, n: u64) -> bool {
+    receive(shared, io, n, |_| {})
+}
+
+/// Receive `n` more body bytes (within the head timeout), handing each
+/// chunk to `take`; false if the peer closed, failed or ran out of time.
+fn receive(shared: &Shared, io: &mut Io, mut n: u64, mut take: impl FnMut(&[u8])) -> bool {
     let deadline = Instant::now() + shared.config.header_timeout;
-    let mut sink = [0u8; 8192];
+    let mut chunk = [0u8; 8192];
     while n > 0 {
         let now = Instant::now();
         if now >= deadline {
             return false;
         }
         io.set_read_timeout((deadline - now).min(POLL_SLICE));
-        let want = usize::try_from(n).unwrap_or(usize::MAX).min(sink.len());
-        match io.conn.read(sink.get_mut(..want).unwrap_or_default()) {
+        let want = usize::try_from(n).unwrap_or(usize::MAX).min(chunk.len());
+        match io.conn.read(chunk.get_mut(..want).unwrap_or_default()) {
             Ok(0) => return false,
-            Ok(k) => n -= k as u64,
+            Ok(k) => {
+                take(chunk.get(..k).unwrap_or_default());
+                n -= k as u64;
+            }
             Err(e)
                 if matches!(
                     e.kind(),

@@ -9,8 +9,8 @@ use std::io::Read;
 use ::ureq::Agent;
 use ::ureq::tls::{TlsConfig, TlsProvider};
 
-use super::options::{Credentials, env_credentials, new_agent, roots};
-use super::{HttpOptions, parse_url};
+use super::options::{new_agent, roots};
+use super::{HttpOptions, authorization, parse_url};
 use crate::error::Error;
 use crate::stream::{TransportError, TransportErrorKind};
 
@@ -44,16 +44,7 @@ pub fn exchange(
     max_body: u64,
 ) -> Result<Exchanged, Error> {
     let parsed = parse_url(url)?;
-    let credentials = match (&options.credentials, &parsed.user) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(user)) => Some(Credentials::Basic {
-            user: user.clone(),
-            password: parsed.password.clone().unwrap_or_default(),
-        }),
-        (None, None) if options.env_credentials => env_credentials(),
-        (None, None) => None,
-    };
-    let auth = credentials.map(|c| c.header()).transpose()?;
+    let auth = authorization(options, &parsed)?;
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
         .root_certs(roots(options, parsed.https)?)

@@ -186,6 +186,25 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The `Authorization` value for a request to `parsed`: the options'
+/// credentials, else the URL's `user:password@`, else (if enabled) the
+/// environment's.
+fn authorization(
+    options: &HttpOptions,
+    parsed: &ParsedUrl,
+) -> Result<Option<::ureq::http::HeaderValue>, Error> {
+    let credentials = match (&options.credentials, &parsed.user) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(user)) => Some(Credentials::Basic {
+            user: user.clone(),
+            password: parsed.password.clone().unwrap_or_default(),
+        }),
+        (None, None) if options.env_credentials => env_credentials(),
+        (None, None) => None,
+    };
+    credentials.map(|c| c.header()).transpose()
+}
+
 fn parse_url(url: &str) -> Result<ParsedUrl, Error> {
     let skip = scheme_len(url)
         .ok_or_else(|| Error::InvalidInput(String::from("not an http:// or https:// URL")))?;
@@ -500,16 +519,7 @@ impl HttpSource {
     /// mapping of statuses to kinds).
     pub fn open(url: &str, options: &HttpOptions) -> Result<HttpSource, Error> {
         let parsed = parse_url(url)?;
-        let credentials = match (&options.credentials, &parsed.user) {
-            (Some(c), _) => Some(c.clone()),
-            (None, Some(user)) => Some(Credentials::Basic {
-                user: user.clone(),
-                password: parsed.password.clone().unwrap_or_default(),
-            }),
-            (None, None) if options.env_credentials => env_credentials(),
-            (None, None) => None,
-        };
-        let auth = credentials.map(|c| c.header()).transpose()?;
+        let auth = authorization(options, &parsed)?;
         let roots = roots(options, parsed.https)?;
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
