@@ -206,6 +206,40 @@ pub enum ErrorKind {
     Bundle,
     /// The Management Server refused; see [`Error::manage_problem`].
     Manage,
+    /// A trust policy refused a package (unsigned, wrongly signed, or not
+    /// the content publishing named); see [`Error::Trust`].
+    Trust,
+}
+
+/// Why a trust policy refused a package (see [`Error::Trust`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TrustProblem {
+    /// The policy requires a signature and the package has none.
+    Unsigned,
+    /// A signature is there but does not verify under any trusted key
+    /// (wrong key, or the prologue changed since it was signed).
+    BadSignature,
+    /// The package has no block hash section (a v1.0 package): a
+    /// signature over its prologue would not bind its blocks.
+    NoHashes,
+    /// The package is not the content that publishing (an OSD, the
+    /// manifest, the Management Server) or the caller named.
+    WrongContent,
+    /// A key or signature file is malformed.
+    Malformed,
+}
+
+impl core::fmt::Display for TrustProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            TrustProblem::Unsigned => "unsigned",
+            TrustProblem::BadSignature => "bad signature",
+            TrustProblem::NoHashes => "no block hashes",
+            TrustProblem::WrongContent => "wrong content",
+            TrustProblem::Malformed => "malformed key or signature",
+        })
+    }
 }
 
 /// Why the client store refused an operation.
@@ -328,6 +362,15 @@ pub enum Error {
         /// What and where, for people (never a secret).
         message: String,
     },
+    /// A trust policy refused the package, or a key or signature is
+    /// unusable.
+    #[error("trust: {problem}: {message}")]
+    Trust {
+        /// The inspectable reason.
+        problem: TrustProblem,
+        /// What and where, for people.
+        message: String,
+    },
     /// An I/O error, with what was being done and to which path.
     #[cfg(feature = "std")]
     #[error("{context}")]
@@ -354,8 +397,17 @@ impl Error {
             Error::Store { .. } => ErrorKind::Store,
             Error::Bundle(_) => ErrorKind::Bundle,
             Error::Manage { .. } => ErrorKind::Manage,
+            Error::Trust { .. } => ErrorKind::Trust,
             #[cfg(feature = "std")]
             Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+
+    /// A trust policy's refusal.
+    pub fn trust(problem: TrustProblem, message: impl Into<String>) -> Self {
+        Error::Trust {
+            problem,
+            message: message.into(),
         }
     }
 
@@ -495,6 +547,7 @@ impl From<Error> for std::io::Error {
             },
             ErrorKind::Unsupported => K::Unsupported,
             ErrorKind::Store | ErrorKind::Manage => K::Other,
+            ErrorKind::Trust => K::PermissionDenied,
             ErrorKind::Bundle => K::InvalidData,
             ErrorKind::NotFound => K::NotFound,
             ErrorKind::InvalidInput => K::InvalidInput,

@@ -36,6 +36,11 @@ pub struct BlockInfo {
     pub feature_block: FeatureBlock,
     /// Logical offset of the block's first byte.
     pub logical_offset: u64,
+    /// BLAKE3 hash of the stored bytes, from the block hash section of a
+    /// v1.1 package (`docs/FORMAT.md` §8a); `None` without one. When
+    /// present, `Block::verify` (in `read`) checks it
+    /// after the CRC.
+    pub hash: Option<[u8; crate::format::HASH_LEN]>,
 }
 
 impl BlockInfo {
@@ -194,7 +199,7 @@ impl<'data> BlockIndex<'data> {
         }
         let len_ok = match codec {
             Codec::Stored => r.stored_len == r.raw_len,
-            Codec::Zlib => r.stored_len > 0 && r.stored_len < r.raw_len,
+            Codec::Zlib | Codec::Zstd => r.stored_len > 0 && r.stored_len < r.raw_len,
         };
         if !len_ok {
             return Err(bad("stored_len", r.stored_len.into()));
@@ -223,7 +228,14 @@ impl<'data> BlockIndex<'data> {
             codec,
             feature_block,
             logical_offset: logical.start,
+            hash: self.layout.block_hash(self.data, id.0),
         })
+    }
+
+    /// Whether the package records a BLAKE3 hash of every block (a v1.1
+    /// block hash section, `docs/FORMAT.md` §8a).
+    pub fn has_hashes(&self) -> bool {
+        self.layout.has_hashes()
     }
 
     /// Check every block record (rules 46–51 of `docs/FORMAT.md` §12.6)
@@ -255,6 +267,7 @@ impl<'data> BlockIndex<'data> {
         for id in self.ids() {
             check.push(&self.get(id)?)?;
         }
+        self.layout.check_hash_section(self.data)?;
         check.finish()
     }
 
@@ -271,6 +284,7 @@ impl<'data> BlockIndex<'data> {
             check.push(&info)?;
             out.push(info);
         }
+        self.layout.check_hash_section(self.data)?;
         check.finish()?;
         Ok(out)
     }

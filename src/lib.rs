@@ -178,14 +178,16 @@ pub mod manage;
 pub mod mount;
 #[cfg(feature = "publish")]
 pub mod publish;
+#[cfg(feature = "sign")]
+pub mod sign;
 
 #[cfg(any(test, feature = "__fuzz"))]
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use error::{Error, ErrorKind, ManageProblem, Result, StoreProblem};
+pub use error::{Error, ErrorKind, ManageProblem, Result, StoreProblem, TrustProblem};
 pub use format::guid::Guid;
-pub use format::{BlockId, Codec, FeatureBlock};
+pub use format::{BlockId, Codec, ContentId, FeatureBlock};
 pub use index::{BlockIndex, BlockInfo};
 #[cfg(feature = "std")]
 pub use io::RangeSource;

@@ -225,6 +225,14 @@ pub enum IntegrityProblem {
         /// The most bytes the record allows.
         limit: u64,
     },
+    /// A block's stored bytes do not have the BLAKE3 hash the block hash
+    /// section records (format v1.1, `docs/FORMAT.md` §8a).
+    HashMismatch {
+        /// The first 8 bytes of the recorded hash.
+        expected: [u8; 8],
+        /// The first 8 bytes of the hash of the bytes as read.
+        actual: [u8; 8],
+    },
 }
 
 impl fmt::Display for IntegrityProblem {
@@ -237,9 +245,20 @@ impl fmt::Display for IntegrityProblem {
             IntegrityProblem::SizeMismatch { expected, actual } => {
                 write!(f, "size mismatch: expected {expected} bytes, got {actual}")
             }
-            IntegrityProblem::Inflate => f.write_str("corrupt zlib stream"),
+            IntegrityProblem::Inflate => f.write_str("corrupt compressed stream"),
             IntegrityProblem::Overlong { limit } => {
                 write!(f, "decodes to more than the recorded {limit} bytes")
+            }
+            IntegrityProblem::HashMismatch { expected, actual } => {
+                f.write_str("blake3 mismatch: expected ")?;
+                for b in expected {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str("…, got ")?;
+                for b in actual {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str("…")
             }
         }
     }

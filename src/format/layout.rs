@@ -13,9 +13,10 @@ use super::errors::{
 };
 
 use crate::format::{
-    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, Header, MAX_METADATA_LEN,
-    MAX_RECORD_LEN, MAX_SECTIONS, METADATA_FIXED_LEN, MetadataRecord, SECTION_ENTRY_LEN,
-    SECTION_FLAG_REQUIRED, SectionEntry, SectionKind, blocks_for, crc32_parts, slice_at,
+    BLOCK_RECORD_LEN, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, HASH_ALGORITHM_BLAKE3, HASH_LEN,
+    HASH_RECORD_LEN, HashSectionHeader, Header, MAX_METADATA_LEN, MAX_RECORD_LEN, MAX_SECTIONS,
+    METADATA_FIXED_LEN, MetadataRecord, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED, SectionEntry,
+    SectionKind, blocks_for, crc32_parts, slice_at,
 };
 
 /// A section's place: absolute offset, length and record stride.
@@ -44,6 +45,10 @@ pub(crate) struct Layout {
     pub(crate) extents: Span,
     pub(crate) names: Span,
     pub(crate) index: Span,
+    /// The block hash section (v1.1, §8a) if the package has one whose
+    /// algorithm this reader knows; `len == 0` otherwise. Its records
+    /// `1..=block_count` are the hashes (record 0 is its header).
+    pub(crate) hashes: Span,
 }
 
 fn fmt_err(region: Region, offset: u64, problem: FormatProblem) -> Fault {
@@ -88,7 +93,7 @@ impl Layout {
             .into());
         }
 
-        let mut spans: [Option<Span>; 5] = [None; 5];
+        let mut spans: [Option<Span>; 6] = [None; 6];
         // (offset, len) of every section, for the tiling check.
         let mut all = [(0u64, 0u64); MAX_SECTIONS as usize];
         let n = header.section_count as usize;
@@ -202,6 +207,10 @@ impl Layout {
         let extents = need(SectionKind::Extents)?;
         let names = need(SectionKind::Names)?;
         let index = need(SectionKind::BlockIndex)?;
+        let hashes = match spans[SectionKind::BlockHashes as usize - 1] {
+            Some(span) => Self::parse_hashes(data, span, &header)?,
+            None => Span::default(),
+        };
         debug_assert!(entries.stride >= ENTRY_RECORD_LEN as u64);
         debug_assert!(extents.stride >= EXTENT_RECORD_LEN as u64);
         debug_assert!(index.stride >= BLOCK_RECORD_LEN as u64);
@@ -215,10 +224,103 @@ impl Layout {
             extents,
             names,
             index,
+            hashes,
         };
         layout.check_counts()?;
         layout.check_boundaries(data)?;
         Ok(layout)
+    }
+
+    /// The block hash section's header record (§8a, rules 20a–20c): its
+    /// hash count must be the block count and its length one header
+    /// record plus one record per block. O(1): the hashes themselves are
+    /// under the section CRC, checked once before any block is used
+    /// ([`Layout::check_hash_section`]). A known section with an unknown
+    /// algorithm is ignored (a later minor may add one), so the package
+    /// reads as if it had no hashes.
+    fn parse_hashes(data: &[u8], span: Span, header: &Header) -> Result<Span, Fault> {
+        let region = Region::Section(SectionKind::BlockHashes as u32);
+        if span.len < span.stride {
+            return Err(fmt_err(
+                region,
+                span.offset,
+                FormatProblem::Truncated {
+                    needed: span.stride,
+                    available: span.len,
+                },
+            ));
+        }
+        let rec = slice_at(data, span.offset, HASH_RECORD_LEN as u64, region, 0)?;
+        let h = HashSectionHeader::parse(Fields(rec));
+        if h.algorithm != HASH_ALGORITHM_BLAKE3 {
+            return Ok(Span::default());
+        }
+        if h.hash_len as usize != HASH_LEN {
+            return Err(fmt_err(
+                region,
+                span.offset + 4,
+                FormatProblem::BadValue {
+                    field: "hash_len",
+                    value: h.hash_len.into(),
+                },
+            ));
+        }
+        if h.block_count != header.block_count {
+            return Err(fmt_err(
+                region,
+                span.offset + 8,
+                FormatProblem::Inconsistent {
+                    field: "hash block_count",
+                    expected: header.block_count.into(),
+                    found: h.block_count.into(),
+                },
+            ));
+        }
+        if span.count() != u64::from(header.block_count) + 1 {
+            return Err(fmt_err(
+                region,
+                span.offset,
+                FormatProblem::Inconsistent {
+                    field: "hash section length",
+                    expected: (u64::from(header.block_count) + 1) * span.stride,
+                    found: span.len,
+                },
+            ));
+        }
+        Ok(span)
+    }
+
+    /// Whether the package has a block hash section this reader knows.
+    pub(crate) fn has_hashes(&self) -> bool {
+        self.hashes.len != 0
+    }
+
+    /// The recorded hash of block `i` (`i < block_count`), unchecked by
+    /// any CRC here: [`Layout::check_hash_section`] checks the section
+    /// once before any block is used.
+    pub(crate) fn block_hash(&self, data: &[u8], i: u32) -> Option<[u8; HASH_LEN]> {
+        if !self.has_hashes() || i >= self.header.block_count {
+            return None;
+        }
+        let at = self.hashes.offset + (u64::from(i) + 1) * self.hashes.stride;
+        let b = data.get(usize::try_from(at).ok()?..)?.get(..HASH_LEN)?;
+        let mut h = [0u8; HASH_LEN];
+        h.copy_from_slice(b);
+        Some(h)
+    }
+
+    /// Check the block hash section's CRC, if there is one.
+    pub(crate) fn check_hash_section(&self, data: &[u8]) -> Result<(), Fault> {
+        if self.has_hashes() {
+            checked_section(
+                data,
+                self.hashes.offset,
+                self.hashes.len,
+                self.hashes.crc,
+                Region::Section(SectionKind::BlockHashes as u32),
+            )?;
+        }
+        Ok(())
     }
 
     fn parse_metadata(data: &[u8], span: Span) -> Result<MetadataRecord, Fault> {

@@ -23,8 +23,8 @@ mod records;
 
 pub(crate) use bytes::{Fields, crc32_parts, put_i64, put_u16, put_u32, put_u64, slice_at};
 pub use records::{
-    BlockRecord, EntryKind, EntryRecord, ExtentRecord, Header, MetadataRecord, SectionEntry,
-    SectionKind,
+    BlockRecord, EntryKind, EntryRecord, ExtentRecord, HashSectionHeader, Header, MetadataRecord,
+    SectionEntry, SectionKind,
 };
 
 use core::fmt;
@@ -36,8 +36,18 @@ use core::fmt;
 pub const MAGIC: [u8; 8] = *b"\x89SFT\r\n\x1a\n";
 /// The major version this crate reads and writes. Readers reject others.
 pub const VERSION_MAJOR: u16 = 1;
-/// The minor version this crate writes. Readers accept any minor.
-pub const VERSION_MINOR: u16 = 0;
+/// The minor version this crate writes when a package has a block hash
+/// section (v1.1, `docs/FORMAT.md` §8a); packages without one are written
+/// as v1.0. Readers accept any minor.
+pub const VERSION_MINOR: u16 = 1;
+/// The minor version of a package with only the v1.0 sections.
+pub const VERSION_MINOR_1_0: u16 = 0;
+/// Length of one block hash (BLAKE3-256) in the block hash section.
+pub const HASH_LEN: usize = 32;
+/// The hash algorithm id of BLAKE3-256 in the block hash section (§8a).
+pub const HASH_ALGORITHM_BLAKE3: u32 = 1;
+/// Record size of the block hash section: its header record and each hash.
+pub const HASH_RECORD_LEN: usize = 32;
 /// Size of the v1 header in bytes; `header_len` may be larger in later minors.
 pub const HEADER_LEN: usize = 128;
 /// Size of one section table entry.
@@ -87,6 +97,67 @@ impl fmt::Display for BlockId {
     }
 }
 
+/// A package's content identity (format v1.1, `docs/FORMAT.md` §8a): the
+/// BLAKE3 hash of its whole prologue. The prologue holds every block's
+/// record and, in a v1.1 package, every block's BLAKE3 hash, so equal
+/// identities mean equal packages byte for byte (for packages with a
+/// block hash section; a v1.0 package's blocks are bound only by CRC-32).
+/// Written `blake3:` and 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentId(pub [u8; HASH_LEN]);
+
+impl ContentId {
+    /// The identity of the prologue bytes `prologue` (exactly
+    /// `prologue_len` bytes).
+    pub fn of_prologue(prologue: &[u8]) -> Self {
+        ContentId(*blake3::hash(prologue).as_bytes())
+    }
+}
+
+impl fmt::Display for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("blake3:")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl core::str::FromStr for ContentId {
+    type Err = ContentIdError;
+    /// Parse `blake3:` and 64 hex digits (either case).
+    fn from_str(s: &str) -> Result<Self, ContentIdError> {
+        let hex = s.trim().strip_prefix("blake3:").ok_or(ContentIdError)?;
+        if hex.len() != 2 * HASH_LEN || !hex.is_ascii() {
+            return Err(ContentIdError);
+        }
+        let mut out = [0u8; HASH_LEN];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| ContentIdError)?;
+        }
+        Ok(ContentId(out))
+    }
+}
+
+/// A string that is not `blake3:` followed by 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentIdError;
+
+impl fmt::Display for ContentIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a content identity is `blake3:` and 64 hex digits")
+    }
+}
+
+impl core::error::Error for ContentIdError {}
+
 /// Which feature block a block belongs to.
 ///
 /// FB1 (primary) is what an application needs to launch and is stored as
@@ -128,6 +199,9 @@ pub enum Codec {
     Stored,
     /// Codec 1: an RFC 1950 zlib stream that inflates to the data.
     Zlib,
+    /// Codec 2: one Zstandard frame (RFC 8878) that decodes to the data
+    /// (format v1.1; feature `zstd` to read or write it).
+    Zstd,
 }
 
 impl Codec {
@@ -136,6 +210,7 @@ impl Codec {
         match v {
             0 => Some(Codec::Stored),
             1 => Some(Codec::Zlib),
+            2 => Some(Codec::Zstd),
             _ => None,
         }
     }
@@ -144,6 +219,7 @@ impl Codec {
         match self {
             Codec::Stored => 0,
             Codec::Zlib => 1,
+            Codec::Zstd => 2,
         }
     }
 }
@@ -153,6 +229,7 @@ impl fmt::Display for Codec {
         match self {
             Codec::Stored => f.write_str("stored"),
             Codec::Zlib => f.write_str("zlib"),
+            Codec::Zstd => f.write_str("zstd"),
         }
     }
 }

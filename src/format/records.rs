@@ -8,9 +8,9 @@ use super::errors::{
     Fault, FormatError, FormatProblem, IntegrityError, IntegrityProblem, Region, Unsupported,
 };
 use super::{
-    BLOCK_RECORD_LEN, BLOCK_SIZES, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, HEADER_LEN, MAGIC,
-    MAX_SECTIONS, METADATA_FIXED_LEN, SECTION_ENTRY_LEN, VERSION_MAJOR, crc32_parts, put_i64,
-    put_u16, put_u32, put_u64,
+    BLOCK_RECORD_LEN, BLOCK_SIZES, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, Fields, HASH_RECORD_LEN,
+    HEADER_LEN, MAGIC, MAX_SECTIONS, METADATA_FIXED_LEN, SECTION_ENTRY_LEN, VERSION_MAJOR,
+    crc32_parts, put_i64, put_u16, put_u32, put_u64,
 };
 
 /// The fixed-size header at offset 0 (`docs/FORMAT.md` §3).
@@ -197,10 +197,15 @@ pub enum SectionKind {
     Names = 4,
     /// 5: the block index.
     BlockIndex = 5,
+    /// 6: block hashes (format v1.1, `docs/FORMAT.md` §8a): a BLAKE3 hash
+    /// of every block's stored bytes. Optional: written without the
+    /// REQUIRED flag, so a v1.0 reader skips it.
+    BlockHashes = 6,
 }
 
 impl SectionKind {
-    /// All v1 kinds, in the order a v1 writer lays them out.
+    /// The five kinds every package has, in the order a writer lays them
+    /// out (a v1.1 writer adds [`SectionKind::BlockHashes`] after them).
     pub const ALL: [SectionKind; 5] = [
         SectionKind::Metadata,
         SectionKind::Entries,
@@ -211,6 +216,9 @@ impl SectionKind {
 
     /// Decode a kind number; unknown kinds give `None`.
     pub fn from_u32(v: u32) -> Option<Self> {
+        if v == SectionKind::BlockHashes as u32 {
+            return Some(SectionKind::BlockHashes);
+        }
         Self::ALL.into_iter().find(|k| *k as u32 == v)
     }
 
@@ -221,7 +229,40 @@ impl SectionKind {
             SectionKind::Entries => ENTRY_RECORD_LEN as u32,
             SectionKind::Extents => EXTENT_RECORD_LEN as u32,
             SectionKind::BlockIndex => BLOCK_RECORD_LEN as u32,
+            SectionKind::BlockHashes => HASH_RECORD_LEN as u32,
         }
+    }
+}
+
+/// The header record (record 0) of the block hash section
+/// (`docs/FORMAT.md` §8a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashSectionHeader {
+    /// Hash algorithm: [`HASH_ALGORITHM_BLAKE3`] is the only one defined.
+    pub algorithm: u32,
+    /// Bytes per hash: 32 for BLAKE3.
+    pub hash_len: u32,
+    /// Number of hashes: MUST equal the header's `block_count`.
+    pub block_count: u32,
+}
+
+impl HashSectionHeader {
+    /// Parse from the first bytes of record 0 (at least 12 bytes).
+    pub(crate) fn parse(f: Fields<'_>) -> Self {
+        HashSectionHeader {
+            algorithm: f.u32(0),
+            hash_len: f.u32(4),
+            block_count: f.u32(8),
+        }
+    }
+
+    /// Encode as one 32-byte record (bytes 12..32 reserved, zero).
+    pub fn encode(&self) -> [u8; HASH_RECORD_LEN] {
+        let mut b = [0u8; HASH_RECORD_LEN];
+        put_u32(&mut b, 0, self.algorithm);
+        put_u32(&mut b, 4, self.hash_len);
+        put_u32(&mut b, 8, self.block_count);
+        b
     }
 }
 

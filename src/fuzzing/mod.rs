@@ -241,10 +241,10 @@ pub fn block(data: &[u8]) {
     if data.len() < 10 {
         return;
     }
-    let codec = if data[0] & 1 == 0 {
-        Codec::Stored
-    } else {
-        Codec::Zlib
+    let codec = match data[0] % 3 {
+        0 => Codec::Stored,
+        1 => Codec::Zlib,
+        _ => Codec::Zstd,
     };
     let raw_len = u32::from_le_bytes([data[1], data[2], data[3], data[4]]) % (65536 + 1);
     let stored = &data[10..];
@@ -262,6 +262,7 @@ pub fn block(data: &[u8]) {
         codec,
         feature_block: FeatureBlock::Fb2,
         logical_offset: 0,
+        hash: (data[0] & 0x80 != 0).then(|| *blake3::hash(stored).as_bytes()),
     };
     let Ok(block) = Block::new(info, stored) else {
         panic!("Block::new rejected matching lengths");
@@ -296,8 +297,14 @@ pub fn block(data: &[u8]) {
             if let Ok(d) = &decoded {
                 assert_eq!(d.len(), raw_len as usize);
                 assert_eq!(&d[..], &out[..]);
+                #[cfg(feature = "zstd")]
+                if codec == Codec::Zstd {
+                    // The frame really decodes to these bytes.
+                    let check = zstd::bulk::decompress(stored, raw_len as usize + 1);
+                    assert_eq!(check.ok().as_deref(), Some(&d[..]));
+                }
                 #[cfg(feature = "deflate")]
-                {
+                if codec == Codec::Zlib {
                     // The stream really inflates to these bytes.
                     use std::io::Read;
                     let mut check = Vec::new();
@@ -314,6 +321,36 @@ pub fn block(data: &[u8]) {
     // A reused decoder gives the same answer on a second block.
     let r2 = dec.decode_into(&block, &mut out);
     assert_eq!(r2.is_ok(), decoded.is_ok());
+}
+
+/// Fuzz target `dsft`: a differential package's header. Must never
+/// panic; a header that parses encodes back to the same 128 bytes.
+#[cfg(feature = "file")]
+pub fn dsft(data: &[u8]) {
+    use crate::fetch::delta::{DSFT_HEADER_LEN, DsftHeader};
+    if let Ok(h) = DsftHeader::parse(data) {
+        assert_eq!(h.encode()[..], data[..DSFT_HEADER_LEN]);
+        assert!(h.prologue_len <= h.package_len);
+        assert!(h.carried_blocks <= h.block_count);
+    }
+}
+
+/// Fuzz target `sign_text`: key and signature files (minisign's text
+/// formats, read by `sft::sign`). Must never panic.
+#[cfg(feature = "sign")]
+pub fn sign_text(data: &[u8]) {
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(sig) = crate::sign::Signature::from_text(text) {
+        assert!(sig.as_text().len() as u64 <= crate::sign::MAX_KEY_FILE_LEN);
+        let _ = sig.trusted_comment();
+        let _ = sig.key_id();
+    }
+    if let Ok(k) = crate::sign::TrustedKey::from_text(text) {
+        assert_eq!(k.id().len(), 16);
+    }
+    let _ = crate::sign::SigningKey::from_text(text, None);
 }
 
 /// Parse a launch list from arbitrary text. Accepted items must have valid

@@ -55,10 +55,13 @@ impl<'data> Block<'data> {
         self.stored
     }
 
-    /// Check the stored bytes against the record's CRC-32.
+    /// Check the stored bytes against the record's CRC-32 and, in a v1.1
+    /// package with block hashes ([`BlockInfo::hash`]), against their
+    /// BLAKE3 hash: the check that binds a block to a signed prologue.
     ///
     /// # Errors
-    /// [`Error::Integrity`] with both CRCs on mismatch.
+    /// [`Error::Integrity`] with both CRCs, or both hashes' first bytes,
+    /// on mismatch.
     pub fn verify(&self) -> Result<(), Error> {
         let actual = crc32fast::hash(self.stored);
         if actual != self.info.crc {
@@ -71,6 +74,9 @@ impl<'data> Block<'data> {
                 },
             )
             .into());
+        }
+        if let Some(expected) = &self.info.hash {
+            check_hash(&self.info, self.stored, expected)?;
         }
         Ok(())
     }
@@ -95,12 +101,55 @@ impl<'data> Block<'data> {
     }
 }
 
+/// Check `stored` (block `info`'s stored bytes) against the BLAKE3 hash
+/// `expected`.
+///
+/// # Errors
+/// [`Error::Integrity`] ([`IntegrityProblem::HashMismatch`]) on mismatch.
+pub(crate) fn check_hash(
+    info: &BlockInfo,
+    stored: &[u8],
+    expected: &[u8; crate::format::HASH_LEN],
+) -> Result<(), Error> {
+    let actual = blake3::hash(stored);
+    if actual.as_bytes() != expected {
+        let prefix = |h: &[u8]| {
+            let mut p = [0u8; 8];
+            p.copy_from_slice(&h[..8]);
+            p
+        };
+        return Err(IntegrityError::new(
+            Region::Block(info.id.0),
+            info.stored_offset,
+            IntegrityProblem::HashMismatch {
+                expected: prefix(expected),
+                actual: prefix(actual.as_bytes()),
+            },
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// A reusable block decoder: keeps its inflate state between blocks so
 /// hot loops allocate nothing per block.
 #[derive(Debug, Default)]
 pub struct Decoder {
     #[cfg(feature = "deflate")]
     z: Option<flate2::Decompress>,
+    #[cfg(feature = "zstd")]
+    zs: Option<ZstdDecoder>,
+}
+
+/// A reused zstd decompression context (the C library's own state).
+#[cfg(feature = "zstd")]
+struct ZstdDecoder(zstd::zstd_safe::DCtx<'static>);
+
+#[cfg(feature = "zstd")]
+impl core::fmt::Debug for ZstdDecoder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ZstdDecoder")
+    }
 }
 
 impl Decoder {
@@ -183,6 +232,58 @@ impl Decoder {
                     }));
                 }
                 Ok(())
+            }
+            #[cfg(feature = "zstd")]
+            Codec::Zstd => {
+                use zstd::zstd_safe;
+                let region = Region::Block(info.id.0);
+                let corrupt =
+                    |problem| Error::from(IntegrityError::new(region, info.stored_offset, problem));
+                let raw = info.raw_len as usize;
+                // Exactly one frame, which must declare its content size:
+                // the decoder then writes straight into `out` (no window
+                // buffer of the frame's choosing), capped by its length.
+                match zstd_safe::find_frame_compressed_size(stored) {
+                    Ok(n) if n == stored.len() => {}
+                    Ok(n) => {
+                        return Err(corrupt(IntegrityProblem::SizeMismatch {
+                            expected: stored.len() as u64,
+                            actual: n as u64,
+                        }));
+                    }
+                    Err(_) => return Err(corrupt(IntegrityProblem::Inflate)),
+                }
+                match zstd_safe::get_frame_content_size(stored) {
+                    Ok(Some(n)) if n == raw as u64 => {}
+                    Ok(Some(n)) if n > raw as u64 => {
+                        return Err(corrupt(IntegrityProblem::Overlong { limit: raw as u64 }));
+                    }
+                    Ok(Some(n)) => {
+                        return Err(corrupt(IntegrityProblem::SizeMismatch {
+                            expected: raw as u64,
+                            actual: n,
+                        }));
+                    }
+                    _ => return Err(corrupt(IntegrityProblem::Inflate)),
+                }
+                out.resize(raw, 0);
+                let z = self
+                    .zs
+                    .get_or_insert_with(|| ZstdDecoder(zstd_safe::DCtx::create()));
+                match z.0.decompress(&mut out[..], stored) {
+                    Ok(n) if n == raw => Ok(()),
+                    Ok(n) => {
+                        out.clear();
+                        Err(corrupt(IntegrityProblem::SizeMismatch {
+                            expected: raw as u64,
+                            actual: n as u64,
+                        }))
+                    }
+                    Err(_) => {
+                        out.clear();
+                        Err(corrupt(IntegrityProblem::Inflate))
+                    }
+                }
             }
             #[allow(unreachable_patterns)]
             other => Err(crate::error::Unsupported::Codec {

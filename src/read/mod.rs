@@ -120,6 +120,19 @@ impl<'data> Prologue<'data> {
         self.data
     }
 
+    /// The package's content identity: the BLAKE3 hash of the prologue
+    /// (`docs/FORMAT.md` §8a). O(prologue length).
+    pub fn content_id(&self) -> crate::format::ContentId {
+        let len = self.layout.header.prologue_len as usize;
+        crate::format::ContentId::of_prologue(&self.data[..len])
+    }
+
+    /// Whether the package records a BLAKE3 hash of every block (v1.1),
+    /// so that its content identity binds its blocks too.
+    pub fn has_block_hashes(&self) -> bool {
+        self.layout.has_hashes()
+    }
+
     /// The header.
     pub fn header(&self) -> &Header {
         &self.layout.header
@@ -338,6 +351,19 @@ impl<'data> Package<'data> {
     /// The package's bytes.
     pub fn as_bytes(&self) -> &'data [u8] {
         self.data
+    }
+
+    /// The package's content identity: the BLAKE3 hash of the prologue
+    /// (`docs/FORMAT.md` §8a). O(prologue length).
+    pub fn content_id(&self) -> crate::format::ContentId {
+        let len = self.layout.header.prologue_len as usize;
+        crate::format::ContentId::of_prologue(&self.data[..len])
+    }
+
+    /// Whether the package records a BLAKE3 hash of every block (v1.1),
+    /// so that its content identity binds its blocks too.
+    pub fn has_block_hashes(&self) -> bool {
+        self.layout.has_hashes()
     }
 
     /// The parsed header.

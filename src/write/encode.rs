@@ -18,9 +18,10 @@ use crate::error::Error;
 use crate::format::guid::Guid;
 use crate::format::{
     BLOCK_RECORD_LEN, BlockRecord, Codec, ENTRY_RECORD_LEN, EXTENT_RECORD_LEN, EntryKind,
-    EntryRecord, FeatureBlock, HEADER_LEN, Header, MAX_METADATA_LEN, METADATA_FIXED_LEN,
-    MetadataRecord, SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED, SectionEntry, SectionKind,
-    VERSION_MAJOR, VERSION_MINOR, crc32_parts, is_valid_path,
+    EntryRecord, FeatureBlock, HASH_ALGORITHM_BLAKE3, HASH_LEN, HASH_RECORD_LEN, HEADER_LEN,
+    HashSectionHeader, Header, MAX_METADATA_LEN, METADATA_FIXED_LEN, MetadataRecord,
+    SECTION_ENTRY_LEN, SECTION_FLAG_REQUIRED, SectionEntry, SectionKind, VERSION_MAJOR,
+    VERSION_MINOR, VERSION_MINOR_1_0, crc32_parts, is_valid_path,
 };
 
 /// Namespace for the default package GUID (UUIDv5 of the package name).
@@ -33,6 +34,8 @@ struct Encoded {
     stored: Vec<u8>,
     codec: Codec,
     crc: u32,
+    /// BLAKE3 of `stored` (when the package gets a block hash section).
+    hash: [u8; HASH_LEN],
     zero: bool,
 }
 
@@ -44,8 +47,11 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
 struct Worker<'p> {
     plan: &'p Plan<'p>,
     compression: Compression,
+    hashes: bool,
     sparse: bool,
     z: Option<flate2::Compress>,
+    #[cfg(feature = "zstd")]
+    zs: Option<zstd::zstd_safe::CCtx<'static>>,
     open: Option<(usize, std::fs::File)>,
 }
 
@@ -95,42 +101,86 @@ impl Worker<'_> {
             pi += 1;
         }
 
-        if let Compression::Zlib(level) = self.compression
-            && level > 0
-            && raw_len > 1
-        {
-            let z = self.z.get_or_insert_with(|| {
-                flate2::Compress::new(flate2::Compression::new(level.min(9)), true)
-            });
-            z.reset();
-            // Compress into raw_len - 1 bytes at most: a stream that
-            // does not fit does not shrink the block, which is stored.
-            let mut out = vec![0u8; raw_len - 1];
-            let status = z
-                .compress(&buf, &mut out, flate2::FlushCompress::Finish)
-                .map_err(|e| Error::invalid(format!("zlib compression failed: {e}")))?;
-            let produced = z.total_out() as usize;
-            if status == flate2::Status::StreamEnd && produced < raw_len {
-                out.truncate(produced);
-                let crc = crc32fast::hash(&out);
-                return Ok(Encoded {
-                    raw_len: raw_len as u32,
-                    stored: out,
-                    codec: Codec::Zlib,
-                    crc,
-                    zero: false,
-                });
-            }
-        }
-        let crc = crc32fast::hash(&buf);
-        let zero = self.sparse && buf.iter().all(|&b| b == 0);
+        let (stored, codec) = match self.compress(&buf)? {
+            Some((out, codec)) => (out, codec),
+            None => (buf, Codec::Stored),
+        };
+        let crc = crc32fast::hash(&stored);
+        let hash = if self.hashes {
+            *blake3::hash(&stored).as_bytes()
+        } else {
+            [0; HASH_LEN]
+        };
+        let zero = codec == Codec::Stored && self.sparse && stored.iter().all(|&b| b == 0);
         Ok(Encoded {
             raw_len: raw_len as u32,
-            stored: buf,
-            codec: Codec::Stored,
+            stored,
+            codec,
             crc,
+            hash,
             zero,
         })
+    }
+
+    /// `buf` compressed as the options say, if that makes it strictly
+    /// shorter (the writer rule of `docs/FORMAT.md` §9); `None`: store it.
+    fn compress(&mut self, buf: &[u8]) -> Result<Option<(Vec<u8>, Codec)>, Error> {
+        let raw_len = buf.len();
+        if raw_len <= 1 {
+            return Ok(None);
+        }
+        match self.compression {
+            Compression::Zlib(level) if level > 0 => {
+                let z = self.z.get_or_insert_with(|| {
+                    flate2::Compress::new(flate2::Compression::new(level.min(9)), true)
+                });
+                z.reset();
+                // Compress into raw_len - 1 bytes at most: a stream that
+                // does not fit does not shrink the block, which is stored.
+                let mut out = vec![0u8; raw_len - 1];
+                let status = z
+                    .compress(buf, &mut out, flate2::FlushCompress::Finish)
+                    .map_err(|e| Error::invalid(format!("zlib compression failed: {e}")))?;
+                let produced = z.total_out() as usize;
+                if status == flate2::Status::StreamEnd && produced < raw_len {
+                    out.truncate(produced);
+                    return Ok(Some((out, Codec::Zlib)));
+                }
+                Ok(None)
+            }
+            #[cfg(feature = "zstd")]
+            Compression::Zstd(level) => {
+                use zstd::zstd_safe::{CCtx, CParameter, ResetDirective};
+                let zerr =
+                    |c| Error::invalid(format!("zstd: {}", zstd::zstd_safe::get_error_name(c)));
+                if self.zs.is_none() {
+                    let mut z = CCtx::create();
+                    let level = level.clamp(1, zstd::zstd_safe::max_c_level());
+                    z.set_parameter(CParameter::CompressionLevel(level))
+                        .and_then(|_| z.set_parameter(CParameter::ContentSizeFlag(true)))
+                        .and_then(|_| z.set_parameter(CParameter::ChecksumFlag(false)))
+                        .map_err(zerr)?;
+                    self.zs = Some(z);
+                }
+                let Some(z) = self.zs.as_mut() else {
+                    return Ok(None);
+                };
+                // A frame that did not fit last time leaves the context
+                // mid-stream: start a new frame, keeping the parameters.
+                z.reset(ResetDirective::SessionOnly).map_err(zerr)?;
+                let mut out = Vec::with_capacity(raw_len - 1);
+                // An error here is "destination too small": no gain, stored.
+                match z.compress2(&mut out, buf) {
+                    Ok(n) if n < raw_len => Ok(Some((out, Codec::Zstd))),
+                    _ => Ok(None),
+                }
+            }
+            #[cfg(not(feature = "zstd"))]
+            Compression::Zstd(_) => Err(Error::invalid(
+                "zstd compression needs this crate's `zstd` feature",
+            )),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -166,8 +216,11 @@ fn encode_blocks(
                 let mut w = Worker {
                     plan,
                     compression: options.compression,
+                    hashes: options.has_block_hashes(),
                     sparse,
                     z: None,
+                    #[cfg(feature = "zstd")]
+                    zs: None,
                     open: None,
                 };
                 loop {
@@ -305,15 +358,23 @@ pub(crate) fn write<W: Write + Seek>(
 
     let meta_len = METADATA_FIXED_LEN + name.len() + root.len() + options.comment.len();
     let index_len = plan.blocks as usize * BLOCK_RECORD_LEN;
+    let with_hashes = options.has_block_hashes();
+    let hashes_len = if with_hashes {
+        (plan.blocks as usize + 1) * HASH_RECORD_LEN
+    } else {
+        0
+    };
+    let section_count = SectionKind::ALL.len() + usize::from(with_hashes);
     let section_lens = [
         meta_len as u64,
         entry_bytes.len() as u64,
         extent_bytes.len() as u64,
         names.len() as u64,
         index_len as u64,
+        hashes_len as u64,
     ];
     let table_off = HEADER_LEN as u64;
-    let sections_start = table_off + (SectionKind::ALL.len() * SECTION_ENTRY_LEN) as u64;
+    let sections_start = table_off + (section_count * SECTION_ENTRY_LEN) as u64;
     let prologue_len = sections_start + section_lens.iter().sum::<u64>();
 
     // Data region.
@@ -324,6 +385,17 @@ pub(crate) fn write<W: Write + Seek>(
     let mut pos = prologue_len;
     let mut written_to = prologue_len; // end of the last bytes actually written
     let mut fb1_stored = 0u64;
+    let mut hashes = Vec::with_capacity(hashes_len);
+    if with_hashes {
+        hashes.extend_from_slice(
+            &HashSectionHeader {
+                algorithm: HASH_ALGORITHM_BLAKE3,
+                hash_len: HASH_LEN as u32,
+                block_count: plan.blocks,
+            }
+            .encode(),
+        );
+    }
     encode_blocks(plan, options, sparse, progress, |id, e| {
         let fb = if id < plan.fb1_blocks {
             FeatureBlock::Fb1
@@ -336,6 +408,9 @@ pub(crate) fn write<W: Write + Seek>(
         } else {
             out.write_all(&e.stored).map_err(io("data"))?;
             written_to = pos + e.stored.len() as u64;
+        }
+        if with_hashes {
+            hashes.extend_from_slice(&e.hash);
         }
         records.push(BlockRecord {
             stored_offset: pos,
@@ -398,14 +473,31 @@ pub(crate) fn write<W: Write + Seek>(
     meta.extend_from_slice(root.as_bytes());
     meta.extend_from_slice(options.comment.as_bytes());
 
-    let bodies: [&[u8]; 5] = [&meta, &entry_bytes, &extent_bytes, &names, &index_bytes];
-    let mut table = Vec::with_capacity(SectionKind::ALL.len() * SECTION_ENTRY_LEN);
+    debug_assert_eq!(hashes.len(), hashes_len);
+    let bodies: [&[u8]; 6] = [
+        &meta,
+        &entry_bytes,
+        &extent_bytes,
+        &names,
+        &index_bytes,
+        &hashes,
+    ];
+    let kinds = SectionKind::ALL
+        .iter()
+        .copied()
+        .chain(with_hashes.then_some(SectionKind::BlockHashes));
+    let mut table = Vec::with_capacity(section_count * SECTION_ENTRY_LEN);
     let mut off = sections_start;
-    for (kind, body) in SectionKind::ALL.iter().zip(bodies) {
+    for (kind, body) in kinds.zip(bodies) {
         table.extend_from_slice(
             &SectionEntry {
-                kind: *kind as u32,
-                flags: SECTION_FLAG_REQUIRED,
+                kind: kind as u32,
+                // v1.0 readers skip the optional hash section (§2.4).
+                flags: if kind == SectionKind::BlockHashes {
+                    0
+                } else {
+                    SECTION_FLAG_REQUIRED
+                },
                 offset: off,
                 length: body.len() as u64,
                 record_size: kind.record_len(),
@@ -418,14 +510,18 @@ pub(crate) fn write<W: Write + Seek>(
     debug_assert_eq!(off, prologue_len);
     let header = Header {
         major: VERSION_MAJOR,
-        minor: VERSION_MINOR,
+        minor: if with_hashes {
+            VERSION_MINOR
+        } else {
+            VERSION_MINOR_1_0
+        },
         header_len: HEADER_LEN as u32,
         prologue_len,
         data_len,
         block_size: plan.block_size,
         block_count: plan.blocks,
         fb1_block_count: plan.fb1_blocks,
-        section_count: SectionKind::ALL.len() as u32,
+        section_count: section_count as u32,
         section_table_offset: table_off,
         fb1_stored_len: fb1_stored,
         section_table_crc: crc32_parts(&[&table]),

@@ -20,6 +20,10 @@ pub struct Valid {
     pub launch: &'static str,
     /// Derived from another fixture by adding an unknown optional section.
     pub unknown_section_of: Option<&'static str>,
+    /// Format v1.1: the block hash section (the v1.0 fixtures have none).
+    pub hashes: bool,
+    /// zstd (codec 2) at `level` instead of zlib.
+    pub zstd: bool,
 }
 
 /// Body of the unknown optional section (kind 100, flags 0).
@@ -36,6 +40,8 @@ pub fn valid() -> Vec<Valid> {
         full_load: false,
         launch: "",
         unknown_section_of: None,
+        hashes: false,
+        zstd: false,
     };
     vec![
         Valid {
@@ -91,6 +97,34 @@ pub fn valid() -> Vec<Valid> {
             full_load: true,
             ..base.clone()
         },
+        // Format v1.1: block hashes (kind 6), FB1 and FB2, zlib and
+        // stored blocks.
+        Valid {
+            file: "hashed.sft",
+            files: vec![
+                ("bin/app.exe", text(20_000)),
+                ("bin/lib.dll", noise(11, 9_000)),
+                ("readme.txt", text(1_000)),
+            ],
+            block_size: 4096,
+            launch: "bin/app.exe\n",
+            hashes: true,
+            ..base.clone()
+        },
+        // Format v1.1: zstd blocks (codec 2) with block hashes.
+        Valid {
+            file: "zstd.sft",
+            files: vec![
+                ("app/main.exe", text(40_000)),
+                ("app/res.bin", noise(13, 5_000)),
+            ],
+            block_size: 16384,
+            level: Some(19),
+            launch: "app/main.exe:0:10000\n",
+            hashes: true,
+            zstd: true,
+            ..base.clone()
+        },
         Valid {
             file: "unknown-optional-section.sft",
             files: vec![("hello.txt", b"hello, world\n".to_vec())],
@@ -133,7 +167,12 @@ impl Valid {
             .comment("sft test fixture")
             .version(3)
             .block_size(BlockSize::from_bytes(self.block_size.into()).unwrap())
-            .compression(self.level.map_or(Compression::None, Compression::Zlib))
+            .compression(match self.level {
+                None => Compression::None,
+                Some(l) if self.zstd => Compression::Zstd(l as i32),
+                Some(l) => Compression::Zlib(l),
+            })
+            .block_hashes(self.hashes)
             .full_load(self.full_load)
             .created(1_700_000_000, 123)
             .threads(1);

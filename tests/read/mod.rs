@@ -8,8 +8,10 @@ use sft::{BlockId, ErrorKind, FeatureBlock, Package};
 use crate::common::read_fixture;
 use crate::common::recipes;
 
-const ALL: [&str; 6] = [
+const ALL: [&str; 8] = [
     "minimal.sft",
+    "hashed.sft",
+    "zstd.sft",
     "empty.sft",
     "multi-block.sft",
     "stored-only.sft",
