@@ -307,6 +307,40 @@ impl Cache {
         Ok(cache)
     }
 
+    /// The blocks recorded present by the cache files at `paths`, if they
+    /// hold the package whose prologue is `prologue`; `None` if there is
+    /// no such cache. Reads only: nothing is created, changed or
+    /// re-verified (a block that fails its re-check when the fetch resumes
+    /// is fetched again).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the files exist but cannot be read.
+    pub fn peek(paths: &CachePaths, prologue: &[u8]) -> Result<Option<Vec<bool>>, Error> {
+        let Ok(bitmap) = fs::read(&paths.bitmap) else {
+            return Ok(None);
+        };
+        let Some((identity, bits)) = parse_bitmap(&bitmap) else {
+            return Ok(None);
+        };
+        let Ok(p) = Prologue::parse(prologue) else {
+            return Ok(None);
+        };
+        if Identity::of(&p) != identity {
+            return Ok(None);
+        }
+        let Ok(file) = File::open(&paths.data) else {
+            return Ok(None);
+        };
+        let mut cached = vec![0u8; prologue.len()];
+        if pread_exact(&file, 0, &mut cached).is_err() || cached != prologue {
+            return Ok(None);
+        }
+        let n = identity.block_count as usize;
+        Ok(Some(
+            (0..n).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect(),
+        ))
+    }
+
     /// Try to pick up where an earlier run stopped; false if there is
     /// nothing (valid) to resume.
     fn try_resume(&mut self) -> Result<bool, Error> {

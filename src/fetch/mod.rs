@@ -53,6 +53,8 @@
 //! ```
 
 pub mod cache;
+#[cfg(feature = "file")]
+pub mod delta;
 #[cfg(feature = "std")]
 pub mod probe;
 pub mod streaming;
@@ -83,6 +85,10 @@ pub struct FetchOptions {
     cache: CacheOptions,
     sources: SourceOptions,
     on_event: Option<EventCallback>,
+    #[cfg(feature = "file")]
+    base: Option<PathBuf>,
+    #[cfg(feature = "sign")]
+    trust: Option<(crate::sign::TrustPolicy, Option<crate::sign::Signature>)>,
 }
 
 /// How [`open_source_with`] (and [`fetch_spec`]) open URL sources: the
@@ -227,6 +233,28 @@ impl FetchOptions {
         self.sources = options;
         self
     }
+    /// An earlier version of the package (a local package file, or the
+    /// output of an earlier fetch): every block whose BLAKE3 hash it holds
+    /// is copied from it, checked against the new version's record, and
+    /// not fetched ([`delta`]).
+    #[cfg(feature = "file")]
+    pub fn base(mut self, path: impl Into<PathBuf>) -> Self {
+        self.base = Some(path.into());
+        self
+    }
+    /// Check the package against `policy` (with `signature`, the detached
+    /// signature found for it) once its prologue arrives and before any
+    /// block is used or stored; refused packages leave nothing behind.
+    /// From then on every block is checked against its signed hash.
+    #[cfg(feature = "sign")]
+    pub fn trust(
+        mut self,
+        policy: crate::sign::TrustPolicy,
+        signature: Option<crate::sign::Signature>,
+    ) -> Self {
+        self.trust = Some((policy, signature));
+        self
+    }
     /// Call `f` with every event: [`Event::Progress`] (bytes and blocks),
     /// [`Event::LaunchReady`], [`Event::Complete`], [`Event::Failed`], and
     /// the rest. After a resume, a first `Progress` reports what the cache
@@ -248,6 +276,10 @@ pub struct FetchReport {
     pub blocks_fetched: u32,
     /// Blocks the cache already held (re-verified).
     pub blocks_resumed: u32,
+    /// Blocks copied from the base ([`FetchOptions::base`]), not fetched.
+    pub blocks_reused: u32,
+    /// Stored bytes of those blocks.
+    pub bytes_reused: u64,
     /// Stored bytes of those blocks.
     pub bytes_resumed: u64,
     /// Blocks in the package.
@@ -643,6 +675,47 @@ fn fetch_run(
     }
     let (blocks_resumed, bytes_resumed) = cache.resumed();
     let resumed = session.is_some();
+    if session.is_some()
+        && let Some(bytes) = cache.prologue()
+    {
+        check_trust(options, bytes)?;
+    } else if options.has_base() || options.has_trust() {
+        // The prologue first, on its own: checked against the trust
+        // policy before anything is stored, and planned against the base.
+        let checked = probe::probe_source(source).and_then(|probe| {
+            check_trust(options, probe.as_bytes())?;
+            Ok(probe)
+        });
+        let probe = match checked {
+            Ok(p) => p,
+            Err(e) => {
+                // Refused or unreadable before anything was stored: leave
+                // no cache files behind.
+                if cache.prologue().is_none() {
+                    drop(cache);
+                    let _ = std::fs::remove_file(&paths.data);
+                    let _ = std::fs::remove_file(&paths.bitmap);
+                }
+                return Err(e);
+            }
+        };
+        transferred += probe.bytes_read();
+        crate::stream::BlockSink::prologue(&mut cache, probe.as_bytes())?;
+        session = Some(StreamSession::with_prologue(
+            config,
+            probe.as_bytes().to_vec(),
+        )?);
+    }
+    // Blocks an earlier version holds: copied, not fetched.
+    #[cfg(feature = "file")]
+    let (blocks_reused, bytes_reused) = match (&options.base, session.as_mut()) {
+        (Some(path), Some(s)) => {
+            delta::Base::open(path)?.copy_missing(&mut cache, s, config.is_decoding_blocks())?
+        }
+        _ => (0, 0),
+    };
+    #[cfg(not(feature = "file"))]
+    let (blocks_reused, bytes_reused) = (0u32, 0u64);
     let mut session = session.unwrap_or_else(|| StreamSession::new(config));
     let mut launch_ready = None;
     let mut fetched = 0u32;
@@ -699,6 +772,8 @@ fn fetch_run(
         bytes_transferred: transferred,
         blocks_fetched: fetched,
         blocks_resumed,
+        blocks_reused,
+        bytes_reused,
         bytes_resumed,
         total_blocks: progress.total_blocks,
         total_bytes: progress.total_bytes,
@@ -707,6 +782,128 @@ fn fetch_run(
         complete,
         cache: paths,
     })
+}
+
+impl FetchOptions {
+    fn has_base(&self) -> bool {
+        #[cfg(feature = "file")]
+        {
+            self.base.is_some()
+        }
+        #[cfg(not(feature = "file"))]
+        {
+            false
+        }
+    }
+
+    fn has_trust(&self) -> bool {
+        #[cfg(feature = "sign")]
+        {
+            self.trust.is_some()
+        }
+        #[cfg(not(feature = "sign"))]
+        {
+            false
+        }
+    }
+}
+
+/// The trust policy's verdict on `prologue` (bytes already parsed by the
+/// session or the probe), if the options carry one.
+fn check_trust(options: &FetchOptions, prologue: &[u8]) -> Result<(), Error> {
+    #[cfg(feature = "sign")]
+    if let Some((policy, sig)) = &options.trust {
+        let p = crate::read::Prologue::parse(prologue)?;
+        policy.check(&p, sig.as_ref())?;
+    }
+    let _ = (options, prologue);
+    Ok(())
+}
+
+/// Where the detached signature of the package at `spec` is by
+/// convention: `spec` with `.minisig` appended (before a URL's query
+/// string).
+pub fn signature_location(spec: &str) -> String {
+    match spec.split_once('?') {
+        Some((path, query)) if spec.contains("://") => format!("{path}.minisig?{query}"),
+        _ => format!("{spec}.minisig"),
+    }
+}
+
+/// Read the detached signature at `spec` (a path or URL, read through the
+/// same transports as packages, at most
+/// [`MAX_KEY_FILE_LEN`](crate::sign::MAX_KEY_FILE_LEN) bytes); `None` if
+/// there is none there.
+///
+/// # Errors
+/// A transport or I/O error other than "not found"; a malformed signature.
+#[cfg(feature = "sign")]
+pub fn read_signature(
+    spec: &str,
+    sources: &SourceOptions,
+) -> Result<Option<crate::sign::Signature>, Error> {
+    let source = match open_source_with(spec, sources) {
+        Ok(s) => s,
+        Err(e) if not_a_package(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = source.len().map_err(Error::Transport)?;
+    if len > crate::sign::MAX_KEY_FILE_LEN {
+        return Err(Error::trust(
+            crate::error::TrustProblem::Malformed,
+            format!(
+                "{}: {len} bytes is too long for a signature",
+                crate::redact_url(spec)
+            ),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    source
+        .read_exact_at(0, &mut buf)
+        .map_err(Error::Transport)?;
+    let text = String::from_utf8(buf).map_err(|_| {
+        Error::trust(
+            crate::error::TrustProblem::Malformed,
+            format!("{}: not a text file", crate::redact_url(spec)),
+        )
+    })?;
+    crate::sign::Signature::from_text(&text).map(Some)
+}
+
+/// What fetching `spec` into `out` with `options` would move, without
+/// fetching anything but the prologue: blocks the cache of an interrupted
+/// fetch already holds, blocks the base ([`FetchOptions::base`]) holds,
+/// and the exact bytes left to fetch (`sft fetch --dry-run`). The trust
+/// policy, if any, is checked as a fetch would.
+///
+/// # Errors
+/// As [`open_source_with`], [`probe::probe_source`] and
+/// [`delta::Base::open`]; the trust policy's refusal.
+#[cfg(feature = "file")]
+pub fn plan_spec(
+    spec: &str,
+    out: &Path,
+    options: &FetchOptions,
+) -> Result<delta::DeltaPlan, Error> {
+    let source = open_source_with(spec, &options.sources)?;
+    let probe = probe::probe_source(&*source)?;
+    check_trust(options, probe.as_bytes())?;
+    let prologue = probe.prologue()?;
+    let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
+    // The cache of an interrupted fetch of this same package, if any
+    // (read only: a plan changes nothing).
+    let cached = cache::Cache::peek(&paths, probe.as_bytes())?;
+    let base = options.base.as_ref().map(delta::Base::open).transpose()?;
+    delta::DeltaPlan::new(
+        &prologue,
+        base.as_ref(),
+        &|i| {
+            cached
+                .as_ref()
+                .is_some_and(|c| c.get(i as usize).copied().unwrap_or(false))
+        },
+        cached.is_some(),
+    )
 }
 
 /// Why a stream that did not fail stopped before it had what was asked:

@@ -52,12 +52,20 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
         "client_records" => return false,
         #[cfg(not(feature = "http"))]
         "http_head" => return false,
+        #[cfg(feature = "file")]
+        "dsft" => sft::fuzzing::dsft(data),
+        #[cfg(not(feature = "file"))]
+        "dsft" => return false,
+        #[cfg(feature = "sign")]
+        "sign_text" => sft::fuzzing::sign_text(data),
+        #[cfg(not(feature = "sign"))]
+        "sign_text" => return false,
         other => panic!("unknown fuzz target `{other}`"),
     }
     true
 }
 
-pub const TARGETS: [&str; 16] = [
+pub const TARGETS: [&str; 18] = [
     "parse",
     "prologue",
     "block",
@@ -74,6 +82,8 @@ pub const TARGETS: [&str; 16] = [
     "http_range",
     "http_multipart",
     "rtsp_frame",
+    "dsft",
+    "sign_text",
 ];
 
 /// Every fuzz target (`fuzz/fuzz_targets/*.rs`) is in [`TARGETS`], has a

@@ -172,6 +172,14 @@ pub(crate) enum ClientCommand {
         /// ApplicationSourceRoot for every package's HREF, or `none`.
         #[arg(long, value_name = "ROOT")]
         app_source_root: Option<String>,
+        /// Trust policy: only packages signed by these minisign public
+        /// keys load (repeatable; replaces the list). Each load reads the
+        /// signature at SOURCE.minisig and checks it before any block.
+        #[arg(long, value_name = "KEY.pub")]
+        trusted_key: Vec<PathBuf>,
+        /// Trust policy off: forget every trusted key.
+        #[arg(long, conflicts_with = "trusted_key")]
+        no_trusted_keys: bool,
     },
     /// Run CMD with the package in use (the SFTTRAY /LAUNCH analogue):
     /// loads FB1 if needed, mounts the package (built with `mount`) on its

@@ -51,6 +51,38 @@ pub(crate) struct FetchArgs {
     #[arg(long)]
     pub crc_only: bool,
 
+    /// An earlier version of the package (a local package, or the output
+    /// of an earlier fetch): blocks whose BLAKE3 hash it holds are copied
+    /// from it, checked, and not fetched (docs/DELTA.md).
+    #[arg(long, value_name = "OLD.sft")]
+    pub base: Option<PathBuf>,
+
+    /// Fetch nothing but the prologue: print what the fetch would move
+    /// (blocks cached, copied from --base, and the exact bytes to fetch).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: print the plan as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+
+    /// Trust policy: accept only a package signed by this minisign public
+    /// key (repeatable); an unsigned or wrongly signed package is refused
+    /// before any block is used. The signature is SOURCE.minisig unless
+    /// --signature says otherwise.
+    #[arg(long, value_name = "KEY.pub")]
+    pub trusted_key: Vec<PathBuf>,
+
+    /// The package's detached signature: a file or URL (default:
+    /// SOURCE.minisig, beside the package).
+    #[arg(long, value_name = "SIG", requires = "trusted_key")]
+    pub signature: Option<String>,
+
+    /// Accept only the package with this content identity (`blake3:…`,
+    /// as `sft info` prints it), whatever its signature.
+    #[arg(long, value_name = "ID")]
+    pub content_id: Option<String>,
+
     /// Where an OSD or manifest source's package is.
     #[command(flatten)]
     pub descriptor: DescriptorArgs,

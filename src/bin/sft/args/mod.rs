@@ -55,6 +55,16 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Fetch a package from a source into a local file, resumably.
     Fetch(FetchArgs),
+    /// Make a minisign key pair for `sft sign` (KEY and KEY.pub).
+    Keygen(KeygenArgs),
+    /// Sign a package: a minisign signature over its prologue, which
+    /// holds every block's BLAKE3 hash (PKG.minisig).
+    Sign(SignArgs),
+    /// Write a differential package (DSFT): NEW's prologue and the
+    /// blocks OLD does not have.
+    Diff(DiffArgs),
+    /// Rebuild NEW from OLD and a DSFT, byte-identical, verified.
+    Patch(PatchArgs),
     /// Serve package content to streaming clients (HTTP/HTTPS).
     Serve(ServeArgs),
     /// Read OSD descriptors (`sft osd show FILE [--json]`).
@@ -157,6 +167,9 @@ pub enum CompressionArg {
     Zlib,
     /// Store every block as is.
     None,
+    /// Zstandard (codec 2, format v1.1): smaller than zlib and several
+    /// times faster to unpack; App-V clients cannot read it.
+    Zstd,
 }
 
 fn parse_block_size(s: &str) -> Result<BlockSize, String> {
@@ -186,17 +199,31 @@ pub struct PackArgs {
     #[arg(short, long, value_name = "OUT.sft")]
     pub output: PathBuf,
 
-    /// Block size: 4k, 16k, 32k or 64k.
-    #[arg(long, value_name = "SIZE", default_value = "64k", value_parser = parse_block_size)]
-    pub block_size: BlockSize,
+    /// Block size: 4k, 16k, 32k or 64k (default 64k, or OLD's with
+    /// --like).
+    #[arg(long, value_name = "SIZE", value_parser = parse_block_size)]
+    pub block_size: Option<BlockSize>,
 
-    /// Block compression.
-    #[arg(long, value_enum, default_value_t = CompressionArg::Zlib)]
-    pub compression: CompressionArg,
+    /// Block compression (default zlib, or OLD's with --like).
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
 
-    /// zlib level, 0-9 (default 6); only with zlib compression.
-    #[arg(long, value_name = "0-9", value_parser = clap::value_parser!(u32).range(0..=9))]
+    /// Compression level: zlib 0-9 (default 6), zstd 1-22 (default 19).
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u32).range(0..=22))]
     pub level: Option<u32>,
+
+    /// Leave out the block hash section: write a v1.0 package (no BLAKE3
+    /// block hashes, so no content identity, signatures or delta fetch).
+    #[arg(long)]
+    pub no_hashes: bool,
+
+    /// An earlier version of this package: files and runs of bytes that
+    /// are unchanged are laid out so that they fill whole blocks of the
+    /// same content as in OLD, which a delta fetch (`sft fetch --base`,
+    /// `sft diff`) then does not move again. Also takes OLD's package
+    /// GUID, block size and compression unless given.
+    #[arg(long, value_name = "OLD.sft")]
+    pub like: Option<PathBuf>,
 
     /// Launch list: one `PATH` or `PATH:OFFSET:LENGTH` a line; those
     /// ranges go into feature block 1, in this order. `--launch-trace` is
@@ -326,12 +353,66 @@ pub struct ExtractArgs {
     pub remote: SourceArgs,
 }
 
+/// `sft keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The secret key file to write (KEY.pub gets the public key).
+    /// Neither is overwritten.
+    #[arg(short, long, value_name = "KEY")]
+    pub output: PathBuf,
+}
+
+/// `sft sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The package to sign.
+    pub package: PathBuf,
+    /// The minisign secret key (an encrypted one takes its password from
+    /// $SFT_KEY_PASSWORD).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Where to write the signature (default: PKG.minisig).
+    #[arg(short, long, value_name = "SIG")]
+    pub output: Option<PathBuf>,
+}
+
+/// `sft diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The version a client has.
+    pub old: PathBuf,
+    /// The new version.
+    pub new: PathBuf,
+    /// The differential package to write.
+    #[arg(short, long, value_name = "NEW.dsft")]
+    pub output: PathBuf,
+}
+
+/// `sft patch`.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The version the DSFT was made against.
+    pub old: PathBuf,
+    /// The differential package.
+    pub dsft: PathBuf,
+    /// The new version to write (atomically, verified).
+    #[arg(short, long, value_name = "NEW.sft")]
+    pub output: PathBuf,
+}
+
 /// `sft verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Package file, or the URL of one (http(s)://, rtsp(s)://, smb://,
     /// \\host\share\...): streamed and checked without being stored.
     pub package: PathBuf,
+    /// Also require a signature by this minisign public key (repeatable)
+    /// over the package's prologue, checked before any block.
+    #[arg(long, visible_alias = "trusted-key", value_name = "KEY.pub")]
+    pub key: Vec<PathBuf>,
+    /// The signature file (default: PKG.minisig).
+    #[arg(long, value_name = "SIG", requires = "key")]
+    pub signature: Option<String>,
     /// Credentials of remote sources.
     #[command(flatten)]
     pub remote: SourceArgs,

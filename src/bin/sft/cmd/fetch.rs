@@ -148,6 +148,94 @@ fn osd_href(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("OSD `{}` has no CODEBASE HREF", path.display()))
 }
 
+/// `options` with the trust policy the flags ask for: `--trusted-key`
+/// (signature required, from `--signature` or SOURCE.minisig) and
+/// `--content-id`.
+fn with_trust(
+    options: FetchOptions,
+    args: &FetchArgs,
+    source: &str,
+) -> anyhow::Result<FetchOptions> {
+    use sft::sign::{TrustPolicy, TrustedKey};
+    if args.trusted_key.is_empty() && args.content_id.is_none() {
+        return Ok(options);
+    }
+    let want = args
+        .content_id
+        .as_deref()
+        .map(|s| {
+            s.parse::<sft::ContentId>()
+                .map_err(|e| UsageError(format!("--content-id `{s}`: {e}")))
+        })
+        .transpose()?;
+    if args.trusted_key.is_empty() {
+        return Ok(options.trust(TrustPolicy::permissive().expect_content(want), None));
+    }
+    let keys = args
+        .trusted_key
+        .iter()
+        .map(TrustedKey::from_file)
+        .collect::<Result<Vec<_>, _>>()?;
+    let at = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| sft::fetch::signature_location(source));
+    let sig = sft::fetch::read_signature(&at, &args.remote.options())
+        .with_context(|| format!("cannot read the signature `{}`", redact_url(&at)))?;
+    Ok(options.trust(TrustPolicy::require(keys).expect_content(want), sig))
+}
+
+/// Print a dry run's plan.
+fn print_plan(p: &sft::fetch::delta::DeltaPlan, args: &FetchArgs) -> anyhow::Result<()> {
+    if args.json {
+        let v = serde_json::json!({
+            "content_id": p.content_id.map(|c| c.to_string()),
+            "total_blocks": p.total_blocks,
+            "package_bytes": p.package_bytes,
+            "prologue_bytes": p.prologue_bytes,
+            "resumed_blocks": p.resumed_blocks,
+            "resumed_bytes": p.resumed_bytes,
+            "reused_blocks": p.reused_blocks,
+            "reused_bytes": p.reused_bytes,
+            "fetch_blocks": p.fetch_blocks,
+            "fetch_bytes": p.fetch_bytes,
+            "transfer_bytes": p.transfer_bytes,
+        });
+        out!("{v}")?;
+        return Ok(());
+    }
+    if let Some(id) = p.content_id {
+        out!("content id: {id}")?;
+    }
+    out!(
+        "package: {} blocks, {} ({} bytes)",
+        p.total_blocks,
+        short(p.package_bytes),
+        p.package_bytes
+    )?;
+    if p.resumed_blocks > 0 {
+        out!(
+            "cached: {} blocks ({}) from an interrupted fetch",
+            p.resumed_blocks,
+            short(p.resumed_bytes)
+        )?;
+    }
+    if args.base.is_some() {
+        out!(
+            "from the base: {} blocks ({})",
+            p.reused_blocks,
+            short(p.reused_bytes)
+        )?;
+    }
+    out!(
+        "to fetch: {} blocks ({}) and the prologue: {} bytes in all",
+        p.fetch_blocks,
+        short(p.fetch_bytes),
+        p.transfer_bytes
+    )?;
+    Ok(())
+}
+
 /// The package an OSD or manifest `source` names (`Some`), or `None` for
 /// a source that is a package itself (then the descriptor flags are a
 /// usage error).
@@ -234,6 +322,15 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.cache_dir {
         options = options.cache_dir(dir);
     }
+    if let Some(base) = &args.base {
+        options = options.base(base);
+    }
+    options = with_trust(options, args, &source)?;
+    if args.dry_run {
+        let plan = sft::fetch::plan_spec(&source, &args.output, &options)
+            .map_err(|e| fetch_error(e, &source, args, false))?;
+        return print_plan(&plan, args);
+    }
     let result = match &simulated {
         None => fetch_spec(&source, &args.output, options),
         Some(source) => fetch(source, &args.output, options),
@@ -245,6 +342,14 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
     }
     let report = result.map_err(|e| fetch_error(e, &source, args, true))?;
     let secs = |d: Duration| format!("{:.3} s", d.as_secs_f64());
+    if report.blocks_reused > 0 {
+        out!(
+            "reused: {} of {} blocks ({}) copied from the base",
+            report.blocks_reused,
+            report.total_blocks,
+            short(report.bytes_reused)
+        )?;
+    }
     if report.blocks_resumed > 0 {
         out!(
             "resumed: {} of {} blocks ({}) were cached",

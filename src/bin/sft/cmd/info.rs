@@ -13,18 +13,22 @@ use crate::args::InfoArgs;
 use crate::escape::safe;
 use crate::util::{human, ratio, rfc3339};
 
-/// `zlib`, `none` or `mixed`, from the blocks' codecs.
+/// `zlib`, `zstd`, `none` or `mixed`, from the blocks' codecs (stored
+/// blocks beside compressed ones of one codec do not make it mixed:
+/// blocks that do not shrink are always stored).
 fn compression(index: &BlockIndex<'_>) -> anyhow::Result<&'static str> {
-    let (mut zlib, mut stored) = (0u32, 0u32);
+    let (mut zlib, mut zstd) = (0u32, 0u32);
     for id in index.ids() {
         match index.get(id)?.codec {
-            Codec::Stored => stored += 1,
+            Codec::Stored => {}
+            Codec::Zstd => zstd += 1,
             _ => zlib += 1,
         }
     }
-    Ok(match (zlib, stored) {
-        (0, _) => "none",
+    Ok(match (zlib, zstd) {
+        (0, 0) => "none",
         (_, 0) => "zlib",
+        (0, _) => "zstd",
         _ => "mixed",
     })
 }
@@ -45,10 +49,17 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
     let (secs, nanos) = m.created();
     let created = rfc3339(secs, nanos);
     let r = ratio(stored, m.package_size());
+    let h = pkg.header();
+    let format = format!("{}.{}", h.major, h.minor);
+    let content_id = pkg.has_block_hashes().then(|| pkg.content_id().to_string());
     let mut out = std::io::stdout().lock();
     if a.json {
         let v = serde_json::json!({
             "name": m.name(),
+            "format": format,
+            "content_id": content_id,
+            "block_hashes": pkg.has_block_hashes(),
+            "prologue_len": h.prologue_len,
             "package_guid": m.package_guid().to_string(),
             "version_guid": m.version_guid().to_string(),
             "version": m.version(),
@@ -69,8 +80,13 @@ pub fn run(a: &InfoArgs, no_mmap: bool) -> anyhow::Result<()> {
         });
         writeln!(out, "{}", crate::escape::json(&v)?)?;
     } else {
-        let rows: [(&str, String); 17] = [
+        let rows: [(&str, String); 19] = [
             ("Name", safe(m.name())),
+            ("Format", format),
+            (
+                "Content ID",
+                content_id.unwrap_or_else(|| "none (v1.0: no block hashes)".to_owned()),
+            ),
             ("Package GUID", m.package_guid().to_string()),
             ("Version GUID", m.version_guid().to_string()),
             ("Version", m.version().to_string()),

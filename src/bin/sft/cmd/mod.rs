@@ -16,5 +16,6 @@ pub(crate) mod mount;
 pub(crate) mod osd;
 pub mod pack;
 pub(crate) mod serve;
+pub(crate) mod sign;
 pub(crate) mod source_args;
 pub mod verify;

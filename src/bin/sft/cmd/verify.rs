@@ -12,12 +12,40 @@ use crate::util::{Loaded, progress_bar};
 /// Run `sft verify`.
 pub fn run(a: &VerifyArgs, no_mmap: bool) -> anyhow::Result<()> {
     let path = match super::source_args::classify(&a.package)? {
-        super::source_args::Spec::Remote(spec) => return verify_remote(spec, &a.remote),
+        super::source_args::Spec::Remote(spec) => {
+            anyhow::ensure!(
+                a.key.is_empty(),
+                "--key checks a local package; for a URL, `sft fetch --trusted-key` checks the signature before any block"
+            );
+            return verify_remote(spec, &a.remote);
+        }
         super::source_args::Spec::Local(path) => path,
     };
     let loaded = Loaded::open(&path, no_mmap)?;
     loaded.advise_sequential();
     let pkg = loaded.package()?;
+    if !a.key.is_empty() {
+        let keys = a
+            .key
+            .iter()
+            .map(sft::sign::TrustedKey::from_file)
+            .collect::<Result<Vec<_>, _>>()?;
+        let at = a
+            .signature
+            .clone()
+            .unwrap_or_else(|| format!("{}.minisig", path.display()));
+        let sig = sft::sign::Signature::from_file(&at)
+            .with_context(|| format!("`{}` has no usable signature", path.display()))?;
+        let trust = sft::sign::TrustPolicy::require(keys)
+            .check(&pkg.prologue(), Some(&sig))
+            .with_context(|| format!("`{}` failed verification", path.display()))?;
+        if let sft::sign::Trust::Signed { key_id, content_id } = trust {
+            writeln!(
+                std::io::stdout().lock(),
+                "signature: good, key {key_id}, {content_id}"
+            )?;
+        }
+    }
     let bar = progress_bar(pkg.header().data_len, "verifying");
     let inc = |n: u64| {
         if let Some(bar) = &bar {
