@@ -8,6 +8,7 @@
 
 mod encode;
 mod launch;
+mod like;
 mod options;
 mod plan;
 
@@ -89,6 +90,7 @@ pub struct PackageBuilder {
     /// One launch list, or several to merge ([`merge_launch_lists`]).
     launch: Vec<Vec<LaunchItem>>,
     progress: Option<Box<ProgressFn>>,
+    like: Option<like::Like>,
 }
 
 impl core::fmt::Debug for PackageBuilder {
@@ -119,7 +121,23 @@ impl PackageBuilder {
             entries: BTreeMap::new(),
             launch: Vec::new(),
             progress: None,
+            like: None,
         }
+    }
+
+    /// Lay the package out like `old` (an earlier version's package
+    /// bytes): every run of block-size bytes equal to a whole block of
+    /// `old` fills one block of the new package, so a delta fetch or a
+    /// DSFT does not move it again (`sft pack --like`, docs/DELTA.md).
+    /// The new package must use `old`'s block size, and the same codec
+    /// and level for the blocks' stored bytes to be equal.
+    ///
+    /// # Errors
+    /// `old`'s own errors if it is not a valid package or a block fails
+    /// its check (every block is read and decoded).
+    pub fn like(&mut self, old: &[u8]) -> Result<&mut Self, Error> {
+        self.like = Some(std::sync::Arc::new(like::LikeIndex::from_package(old)?));
+        Ok(self)
     }
 
     /// The options.
@@ -381,7 +399,12 @@ impl PackageBuilder {
     /// [`Error::InvalidInput`] for a bad launch list or a package beyond
     /// the format's limits; [`Error::Io`] if an input file cannot be read.
     pub fn write_to_vec(&self) -> Result<Vec<u8>, Error> {
-        let plan = plan::Plan::build(&self.options, &self.entries, &self.launch())?;
+        let plan = plan::Plan::build(
+            &self.options,
+            &self.entries,
+            &self.launch(),
+            self.like.as_deref(),
+        )?;
         let mut cur = std::io::Cursor::new(Vec::new());
         encode::write(
             &plan,
@@ -403,7 +426,12 @@ impl PackageBuilder {
     /// output path.
     pub fn write_to_path(&self, path: impl AsRef<Path>) -> Result<WriteReport, Error> {
         let path = path.as_ref();
-        let plan = plan::Plan::build(&self.options, &self.entries, &self.launch())?;
+        let plan = plan::Plan::build(
+            &self.options,
+            &self.entries,
+            &self.launch(),
+            self.like.as_deref(),
+        )?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

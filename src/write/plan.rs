@@ -37,6 +37,7 @@ impl<'a> Plan<'a> {
         options: &WriteOptions,
         inputs: &'a BTreeMap<String, InputEntry>,
         launch: &[LaunchItem],
+        like: Option<&super::like::LikeIndex>,
     ) -> Result<Plan<'a>, Error> {
         let entries: Vec<(&str, &InputEntry)> =
             inputs.iter().map(|(p, e)| (p.as_str(), e)).collect();
@@ -106,6 +107,25 @@ impl<'a> Plan<'a> {
             }
         }
         let package_size = logical;
+        if let Some(like) = like {
+            if like.block_size != options.block_size.bytes() {
+                return Err(Error::invalid(format!(
+                    "packing like an old version needs its block size ({} bytes), not {}",
+                    like.block_size,
+                    options.block_size.bytes()
+                )));
+            }
+            let split = pieces.partition_point(|p| p.logical < launch_size);
+            let mut laid = super::like::relayout(like, &entries, &pieces[..split])?;
+            laid.extend(super::like::relayout(like, &entries, &pieces[split..])?);
+            let mut at = 0u64;
+            for p in &mut laid {
+                p.logical = at;
+                at += p.len;
+            }
+            debug_assert_eq!(at, package_size);
+            pieces = laid;
+        }
 
         let mut extents: Vec<Vec<ExtentRecord>> = vec![Vec::new(); entries.len()];
         for p in &pieces {

@@ -132,6 +132,11 @@ fn publish(a: &PackArgs, dir: &Path, apps: &[AppSpec]) -> anyhow::Result<()> {
     let pkg = loaded.package()?;
     let meta = pkg.metadata();
     let size = std::fs::metadata(&a.output)?.len();
+    // The content identity binds publishing to these exact bytes (v1.1).
+    let content_id = pkg
+        .prologue()
+        .has_block_hashes()
+        .then(|| pkg.prologue().content_id().to_string());
     let href = match &a.href {
         Some(h) if h.ends_with('/') || h.ends_with('\\') => {
             let file = a
@@ -162,6 +167,7 @@ fn publish(a: &PackArgs, dir: &Path, apps: &[AppSpec]) -> anyhow::Result<()> {
             version: Some(version.clone()),
             href: Some(href.clone()),
             size: Some(size),
+            content_id: content_id.clone(),
             ..Default::default()
         }),
         ..Default::default()
@@ -241,6 +247,7 @@ fn publish(a: &PackArgs, dir: &Path, apps: &[AppSpec]) -> anyhow::Result<()> {
                     parameters: Some(String::new()),
                     filename: Some(format!("%SFT_MNT%\\{root}\\{win_path}")),
                     size: Some(size),
+                    content_id: content_id.clone(),
                     ..Default::default()
                 }),
                 virtual_env: Some(VirtualEnv {
@@ -312,18 +319,61 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    if a.compression == CompressionArg::None && a.level.is_some() {
-        return Err(UsageError("--level needs --compression zlib".to_owned()).into());
-    }
-    let compression = match a.compression {
-        CompressionArg::None => Compression::None,
-        CompressionArg::Zlib => Compression::Zlib(a.level.unwrap_or(6)),
+    // With --like: OLD's bytes, block size, codec and package GUID are
+    // the defaults (the blocks of the two versions can only be equal
+    // with the same block size, codec and level).
+    let like = match &a.like {
+        Some(p) => {
+            let bytes =
+                std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()))?;
+            let pkg = sft::Package::parse(&bytes)
+                .with_context(|| format!("--like `{}` is not a usable package", p.display()))?;
+            let codec = pkg.index().ids().find_map(|id| {
+                pkg.index()
+                    .get(id)
+                    .ok()
+                    .map(|b| b.codec)
+                    .filter(|c| *c != sft::Codec::Stored)
+            });
+            let c = match codec {
+                Some(sft::Codec::Zstd) => CompressionArg::Zstd,
+                Some(_) => CompressionArg::Zlib,
+                None => CompressionArg::None,
+            };
+            let bs = sft::write::BlockSize::from_bytes(u64::from(pkg.block_size()))?;
+            let guid = pkg.metadata().package_guid();
+            Some((bytes, bs, c, guid))
+        }
+        None => None,
+    };
+    let block_size = a
+        .block_size
+        .or(like.as_ref().map(|l| l.1))
+        .unwrap_or(sft::write::BlockSize::K64);
+    let chosen = a
+        .compression
+        .or(like.as_ref().map(|l| l.2))
+        .unwrap_or(CompressionArg::Zlib);
+    let compression = match (chosen, a.level) {
+        (CompressionArg::None, Some(_)) => {
+            return Err(UsageError("--level needs --compression zlib or zstd".to_owned()).into());
+        }
+        (CompressionArg::None, None) => Compression::None,
+        (CompressionArg::Zlib, Some(l)) if l > 9 => {
+            return Err(UsageError(format!("--level {l}: zlib levels are 0-9")).into());
+        }
+        (CompressionArg::Zlib, l) => Compression::Zlib(l.unwrap_or(6)),
+        (CompressionArg::Zstd, Some(0)) => {
+            return Err(UsageError("--level 0: zstd levels are 1-22".to_owned()).into());
+        }
+        (CompressionArg::Zstd, l) => Compression::Zstd(l.map_or(19, |l| l as i32)),
     };
     let name = a.name.clone().unwrap_or_else(|| default_name(&a.dir));
     let mut opts = WriteOptions::default()
         .name(name)
-        .block_size(a.block_size)
+        .block_size(block_size)
         .compression(compression)
+        .block_hashes(!a.no_hashes)
         .full_load(a.full_load);
     if let Some(v) = a.package_version {
         opts = opts.version(v);
@@ -334,7 +384,7 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
     if let Some(c) = &a.comment {
         opts = opts.comment(c.clone());
     }
-    if let Some(g) = a.package_guid {
+    if let Some(g) = a.package_guid.or(like.as_ref().map(|l| l.3)) {
         opts = opts.package_guid(g);
     }
     if let Some(t) = a.threads {
@@ -354,6 +404,10 @@ pub fn run(a: &PackArgs) -> anyhow::Result<()> {
         })?;
     }
     let mut b = PackageBuilder::new(opts);
+    if let (Some((bytes, ..)), Some(p)) = (&like, &a.like) {
+        b.like(bytes)
+            .with_context(|| format!("cannot read `{}` block by block", p.display()))?;
+    }
     let tree = a.dir.display().to_string();
     b.add_tree(&a.dir)
         .map_err(|e| name_once(e, &tree, || format!("cannot pack `{tree}`")))?;
