@@ -28,7 +28,7 @@ io="src/io"
 proto="src/proto"
 net="src/net"
 serve="src/serve"
-app_mods='fetch|extract|publish|bundle|client|mount|manage'
+app_mods='fetch|extract|publish|bundle|client|mount|manage|sign'
 
 # The format layer reports leaf errors (format::errors) and never names the
 # crate-wide Error, which wraps them: no error <-> format cycle.
@@ -44,6 +44,8 @@ forbid serve "-r $serve" "crate::(net|$app_mods)\b"
 # Inside the application tier: only the client store ties fetch, bundle and
 # publish together.
 forbid fetch "-r src/fetch" "crate::(extract|publish|bundle|client|mount|manage)\b"
+# Signatures sit under fetch and the client store: they use only the core.
+forbid sign "src/sign.rs" "crate::(io|net|serve|fetch|extract|publish|bundle|client|mount|manage)\b"
 forbid extract "src/extract.rs" "crate::(fetch|publish|bundle|client|mount|manage)\b"
 forbid publish "-r src/publish" "crate::(fetch|extract|bundle|client|mount|manage)\b"
 forbid bundle "-r src/bundle" "crate::(fetch|extract|client|mount|manage)\b"

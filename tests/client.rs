@@ -1253,6 +1253,8 @@ fn record() -> impl Strategy<Value = PackageRecord> {
                     href: Some("rtsp://srv/x.sft?a=%20b".into()),
                     mime_source: "/m".into(),
                     size,
+                    content_id: None,
+                    source_validator: Some("etag \"1-2\"".into()),
                     override_url: None,
                     global,
                     autoload: vec![AutoLoad::Launch, AutoLoad::Refresh],
@@ -1294,7 +1296,11 @@ proptest! {
             .collect();
         let r = Records {
             format: sft::client::FORMAT_VERSION,
-            settings: Settings { cache_limit: limit, application_source_root: None },
+            settings: Settings {
+                cache_limit: limit,
+                application_source_root: None,
+                trusted_keys: Vec::new(),
+            },
             clock,
             packages,
         };
@@ -1377,4 +1383,150 @@ fn usage_errors_exit_2() {
     // A name that is a GUID would be ambiguous.
     let e = fails(client(&store, &["add-package", &p.guid, "--manifest", m]));
     assert!(e.contains("looks like a GUID"), "{e}");
+}
+
+/// Run `sft ARGS`, which must succeed.
+fn sft_ok(args: &[&str]) -> String {
+    ok(Command::new(SFT).args(args).output().unwrap())
+}
+
+/// The store-wide trust policy: with a trusted key, an unsigned package
+/// does not load (and nothing of it is stored); signed, it loads.
+#[test]
+fn trust_policy_refuses_unsigned_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, store) = (tmp.path().join("pub"), tmp.path().join("store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = make_pkg(&dir, "Signed", 300_000, None);
+    let key = tmp.path().join("k");
+    sft_ok(&["keygen", "-o", key.to_str().unwrap()]);
+    let public = tmp.path().join("k.pub");
+    ok(client(
+        &store,
+        &["configure-store", "--trusted-key", public.to_str().unwrap()],
+    ));
+    ok(with_manifest(&store, "add-package", &p.name, &p.manifest));
+    let e = fails(client(&store, &["load-package", &p.name]));
+    assert!(e.contains("unsigned"), "{e}");
+    assert!(
+        !pkg_dir(&store, &p.name)
+            .read_dir()
+            .map(|mut d| d.any(|e| e.unwrap().path().extension().is_some_and(|x| x == "sft")))
+            .unwrap_or(false)
+    );
+    sft_ok(&[
+        "sign",
+        p.sft.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    ok(client(&store, &["load-package", &p.name]));
+    assert_eq!(pkg_json(&store, &p.name)["loaded"], true);
+    // Another key's signature is refused.
+    let other = tmp.path().join("o");
+    sft_ok(&["keygen", "-o", other.to_str().unwrap()]);
+    ok(client(&store, &["unload-package", &p.name]));
+    sft_ok(&[
+        "sign",
+        p.sft.to_str().unwrap(),
+        "--key",
+        other.to_str().unwrap(),
+        "-o",
+        &format!("{}.minisig", p.sft.display()),
+    ]);
+    let e = fails(client(&store, &["load-package", &p.name]));
+    assert!(e.contains("bad signature"), "{e}");
+}
+
+/// HTTP active upgrade: a new version put where the package's URL points
+/// is found by its ETag at the next load (a launch loads through the same
+/// path), fetched as a delta from the cached version, and replaces it;
+/// the record names the new version.
+#[test]
+fn http_active_upgrade_moves_to_a_new_signed_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (content, store) = (tmp.path().join("content"), tmp.path().join("store"));
+    std::fs::create_dir_all(&content).unwrap();
+    let (server, url) = serve(&content);
+    let href = format!("{url}/");
+    let p = make_pkg(&content, "Up", 600_000, Some(&href));
+    let key = tmp.path().join("k");
+    sft_ok(&["keygen", "-o", key.to_str().unwrap()]);
+    sft_ok(&[
+        "sign",
+        p.sft.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    ok(client(
+        &store,
+        &[
+            "configure-store",
+            "--trusted-key",
+            &format!("{}.pub", key.display()),
+        ],
+    ));
+    ok(with_manifest(&store, "add-package", &p.name, &p.manifest));
+    ok(client(&store, &["load-package", &p.name]));
+    let v1 = pkg_json(&store, &p.name)["version_guid"].clone();
+
+    // Version 2: the same tree with one file changed, packed like v1.
+    let tree = content.join("Up-tree");
+    let mut app = std::fs::read(tree.join("bin/app.exe")).unwrap();
+    app[100] ^= 1;
+    std::fs::write(tree.join("bin/app.exe"), app).unwrap();
+    let next = tmp.path().join("next.sft");
+    sft_ok(&[
+        "pack",
+        tree.to_str().unwrap(),
+        "-o",
+        next.to_str().unwrap(),
+        "--name",
+        "Up",
+        "--version",
+        "2",
+        "--like",
+        p.sft.to_str().unwrap(),
+    ]);
+    sft_ok(&[
+        "sign",
+        next.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    std::fs::rename(
+        format!("{}.minisig", next.display()),
+        format!("{}.minisig", p.sft.display()),
+    )
+    .unwrap();
+    std::fs::rename(&next, &p.sft).unwrap();
+
+    let out = ok(client(&store, &["load-package", &p.name]));
+    // Most of v2 comes from the cached v1: only the changed file's block moves.
+    assert!(
+        out.contains(" reused ") && !out.contains(" reused 0 blocks"),
+        "{out}"
+    );
+    let after = pkg_json(&store, &p.name);
+    assert_ne!(after["version_guid"], v1, "{after}");
+    assert_eq!(after["loaded"], true);
+    let files: Vec<PathBuf> = pkg_dir(&store, &p.name)
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "sft"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        std::fs::read(&files[0]).unwrap(),
+        std::fs::read(&p.sft).unwrap()
+    );
+    // Unchanged since: the next load changes nothing.
+    let again = ok(client(&store, &["load-package", &p.name]));
+    assert_eq!(
+        pkg_json(&store, &p.name)["version_guid"],
+        after["version_guid"],
+        "{again}"
+    );
+    server.shutdown().unwrap();
 }

@@ -20,6 +20,8 @@ mod bundle;
 mod cli;
 mod common;
 mod corrupt;
+#[cfg(all(feature = "write", feature = "sign", feature = "zstd"))]
+mod delta;
 mod fetch;
 mod fixture;
 mod fuzz_corpus;

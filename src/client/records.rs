@@ -64,6 +64,11 @@ pub struct Settings {
     /// ApplicationSourceRoot, applied to every package's `HREF`.
     #[serde(default)]
     pub application_source_root: Option<String>,
+    /// The trust policy: minisign public keys (their base64 line). With
+    /// any, every load requires a signature by one of them
+    /// (`SOURCE.minisig`), checked before any block is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<String>,
 }
 
 /// When a package loads in the background (App-V's AutoLoadTriggers).
@@ -118,6 +123,15 @@ pub struct PackageRecord {
     /// Bytes of the SFT as the manifest states (`SIZE`).
     #[serde(default)]
     pub size: Option<u64>,
+    /// The validator (`ETag`, else `Last-Modified`) an http(s) source
+    /// had when the package was last loaded from it: a launch that finds
+    /// another one checks for a new version (HTTP active upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_validator: Option<String>,
+    /// The package's content identity as publishing states it
+    /// (`CONTENTID`, `blake3:…`): a load refuses any other package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
     /// OverrideURL: where the SFT is, instead of the `HREF`.
     #[serde(default)]
     pub override_url: Option<String>,

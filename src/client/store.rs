@@ -360,6 +360,25 @@ fn file_stem(name: &str) -> String {
     if s.is_empty() { "app".to_owned() } else { s }
 }
 
+/// A complete package file in the package folder `dir` other than `out`
+/// (an earlier version): the base of a delta load. The newest one if
+/// there are several.
+fn earlier_version(dir: &Path, out: &Path) -> Option<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for e in fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p == out || p.extension().is_none_or(|x| x != "sft") {
+            continue;
+        }
+        let Ok(md) = e.metadata() else { continue };
+        let t = md.modified().unwrap_or(std::time::UNIX_EPOCH);
+        if md.is_file() && best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+            best = Some((t, p));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
 /// A manifest read, checked and turned into records, before the store is
 /// touched.
 struct Prepared {
@@ -368,6 +387,7 @@ struct Prepared {
     version: Option<String>,
     href: Option<String>,
     size: Option<u64>,
+    content_id: Option<String>,
     mime_source: String,
     manifest_abs: PathBuf,
     manifest_bytes: Vec<u8>,
@@ -475,7 +495,8 @@ impl Prepared {
         };
         let mut href = pkg.href.clone().filter(|h| !h.trim().is_empty());
         let mut size = pkg.size;
-        if guid.is_none() || href.is_none() {
+        let mut content_id = pkg.content_id.clone();
+        if guid.is_none() || href.is_none() || content_id.is_none() {
             // The first application's OSD names the package.
             if let Some(osd_path) = files.iter().find_map(|(o, _)| o.clone()) {
                 let osd = Osd::parse(&read_bounded(&osd_path, "OSD", MAX_DESCRIPTOR_BYTES)?)
@@ -488,6 +509,7 @@ impl Prepared {
                         href = cb.href.clone();
                     }
                     size = size.or(cb.size);
+                    content_id = content_id.or(cb.content_id.clone());
                 }
             }
         }
@@ -505,12 +527,21 @@ impl Prepared {
             ),
             None => None,
         };
+        if let Some(c) = &content_id {
+            c.parse::<crate::ContentId>().map_err(|e| {
+                Error::invalid(format!(
+                    "manifest `{}`: CONTENTID `{c}`: {e}",
+                    abs.display()
+                ))
+            })?;
+        }
         Ok(Prepared {
             guid,
             version_guid,
             version: pkg.version.clone(),
             href,
             size,
+            content_id,
             mime_source: mime,
             manifest_abs: abs,
             manifest_bytes: bytes,
@@ -707,6 +738,23 @@ impl Store {
         })
     }
 
+    /// Set the store's trust policy: with keys, every load requires a
+    /// signature by one of them (the source's `.minisig`), checked before
+    /// any block is used; with none, signatures are not required.
+    ///
+    /// # Errors
+    /// As [`Store::records`].
+    pub fn set_trusted_keys(&self, keys: &[crate::sign::TrustedKey]) -> Result<Settings, Error> {
+        let texts = keys
+            .iter()
+            .map(crate::sign::TrustedKey::to_text)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.update(|r| {
+            r.settings.trusted_keys = texts;
+            Ok(r.settings.clone())
+        })
+    }
+
     /// `SFTMIME ADD PACKAGE`: record the package `manifest` describes
     /// under `name`, or update the configuration of the package of that
     /// name. The manifest (and, if it has no `PACKAGE HREF`/`GUID`, its
@@ -762,6 +810,8 @@ impl Store {
                         href: None,
                         mime_source: String::new(),
                         size: None,
+                        content_id: None,
+                        source_validator: None,
                         override_url: None,
                         global: options.global,
                         autoload: vec![AutoLoad::Launch, AutoLoad::Login],
@@ -1195,8 +1245,9 @@ impl Store {
         _load: Held,
     ) -> Result<LoadReport, Error> {
         let (_, dir) = self.record_and_dir(name)?;
-        let (rec, source, evicted) = self.update(|r| {
+        let (rec, source, evicted, trusted) = self.update(|r| {
             let rec = r.find(name).cloned().ok_or_else(|| not_added(name))?;
+            let trusted = r.settings.trusted_keys.clone();
             let source = self.resolve_source(&rec, &r.settings, options.sft_path.as_deref())?;
             let mut evicted = Vec::new();
             if let Some(limit) = r.settings.cache_limit {
@@ -1207,10 +1258,30 @@ impl Store {
                 };
                 evicted = self.make_room(r, name, need, limit)?;
             }
-            Ok((rec, source, evicted))
+            Ok((rec, source, evicted, trusted))
         })?;
-        let out = dir.join(rec.sft_file_name());
-        let before = inspect(&out);
+        let mut out = dir.join(rec.sft_file_name());
+        let mut before = inspect(&out);
+        // HTTP active upgrade: a cached package whose http(s) source now
+        // has another validator and another package moves to it now (a
+        // launch loads through here), with the cached version as the
+        // base of a delta fetch.
+        // A package whose publishing pins its content (CONTENTID) moves
+        // only to a version signed by a key the store trusts, and only
+        // upwards; without trusted keys it changes only by publishing.
+        let validator = self.http_validator(&source, &options.sources);
+        let mut upgraded_to = None;
+        if (before.complete || before.launch_ready())
+            && (rec.content_id.is_none() || !trusted.is_empty())
+            && let Some(v) = &validator
+            && rec.source_validator.as_deref().is_some_and(|old| old != v)
+            && let Some((new_name, id)) =
+                self.upgraded_version(&rec, &source, &options.sources, &out)?
+        {
+            out = dir.join(new_name);
+            before = inspect(&out);
+            upgraded_to = Some(id);
+        }
         let done = if options.launch_only {
             before.launch_ready()
         } else {
@@ -1222,22 +1293,58 @@ impl Store {
             let mut fo = FetchOptions::default()
                 .launch_only(options.launch_only)
                 .limit_rate(options.limit_rate)
-                .sources(self.source_options_for(&source, options.sources));
+                .sources(self.source_options_for(&source, options.sources.clone()));
             if let Some(window) = options.retry_for {
                 fo = fo.retry_for(window);
             }
             if let Some(cb) = options.on_event {
                 fo = fo.on_event(cb);
             }
+            // An earlier version of this package in the store: the blocks
+            // it shares with this one are copied, not fetched.
+            if let Some(base) = earlier_version(&dir, &out) {
+                fo = fo.base(base);
+            }
+            let mut pinned = rec.clone();
+            if upgraded_to.is_some() {
+                // The upgrade is checked by signature, not by the pin.
+                pinned.content_id = None;
+            }
+            fo = self.trust_options(fo, &pinned, &source, &trusted, &options.sources)?;
             let report = crate::fetch::fetch_spec(&source, &out, fo)
                 .map_err(|e| load_error(&rec.name, &source, e))?;
             Some(report)
         };
         let state = inspect(&out);
+        if state.complete {
+            // The upgrade is in place: earlier versions' files go (a
+            // process still using one keeps its open file).
+            while let Some(old) = earlier_version(&dir, &out) {
+                if fs::remove_file(&old).is_err() {
+                    break;
+                }
+            }
+        }
         let src = source.clone();
+        let loaded_as = out.file_name().map(|n| n.to_string_lossy().into_owned());
         self.update(|r| {
             let rec = r.find_mut(name).ok_or_else(|| not_added(name))?;
             rec.source = Some(src);
+            if validator.is_some() {
+                rec.source_validator = validator.clone();
+            }
+            if let (Some(id), Some(_)) = (upgraded_to, &rec.content_id) {
+                rec.content_id = Some(id.to_string());
+            }
+            // After an HTTP active upgrade the record names the new
+            // version, whose file this is.
+            if let Some(n) = &loaded_as
+                && let Some(v) = n.strip_suffix(".sft")
+                && v.parse::<Guid>().is_ok()
+                && rec.sft_file_name() != *n
+            {
+                rec.version_guid = Some(v.to_owned());
+            }
             rec.last_used_ms = now_ms();
             let t = r.tick();
             if let Some(rec) = r.find_mut(name) {
@@ -1251,6 +1358,104 @@ impl Store {
             evicted,
             state,
         })
+    }
+
+    /// The validator (`ETag`, else `Last-Modified`) of an http(s)
+    /// `source` now, if it is one and answers; `None` otherwise (other
+    /// transports, or the server is down: the cached package launches).
+    #[cfg_attr(not(feature = "http"), allow(unused_variables))]
+    fn http_validator(
+        &self,
+        source: &str,
+        sources: &crate::fetch::SourceOptions,
+    ) -> Option<String> {
+        #[cfg(feature = "http")]
+        {
+            let lower = source.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                return None;
+            }
+            let o = self.source_options_for(source, sources.clone());
+            let s = crate::net::http::HttpSource::open(source, o.http_options()).ok()?;
+            s.etag()
+                .map(|e| format!("etag {e}"))
+                .or_else(|| s.last_modified().map(|m| format!("last-modified {m}")))
+        }
+        #[cfg(not(feature = "http"))]
+        None
+    }
+
+    /// After `source`'s validator changed: the file name of the version it
+    /// serves now, if that is another package than the one cached at
+    /// `out` (`None`: the same content, only its validator changed).
+    fn upgraded_version(
+        &self,
+        rec: &PackageRecord,
+        source: &str,
+        sources: &crate::fetch::SourceOptions,
+        out: &Path,
+    ) -> Result<Option<(String, crate::ContentId)>, Error> {
+        let probe =
+            crate::fetch::probe::probe(source, &self.source_options_for(source, sources.clone()))
+                .map_err(|e| load_error(&rec.name, source, e))?;
+        let new = probe.prologue()?;
+        let cached = crate::io::package_file::PackageFile::open(out).ok();
+        let cached_id = cached.as_ref().map(|p| p.prologue().content_id());
+        if cached_id == Some(new.content_id()) {
+            return Ok(None);
+        }
+        // Only upwards: an older version served again is not an upgrade.
+        if let Some(c) = &cached
+            && new.metadata().version() <= c.prologue().metadata().version()
+        {
+            return Ok(None);
+        }
+        let m = new.metadata();
+        if m.package_guid().to_string() != rec.guid {
+            return Err(Error::invalid(format!(
+                "package `{}`: {} now serves another package (GUID {}), not an upgrade",
+                rec.name,
+                crate::redact_url(source),
+                m.package_guid()
+            )));
+        }
+        let name = format!("{}.sft", m.version_guid());
+        let id = new.content_id();
+        Ok((out.file_name().is_none_or(|n| n.to_string_lossy() != name)).then_some((name, id)))
+    }
+
+    /// `fo` with the store's trust policy for package `rec` from `source`:
+    /// the trusted keys (a signature required, read from the source's
+    /// `.minisig`) and the content identity publishing named.
+    fn trust_options(
+        &self,
+        fo: FetchOptions,
+        rec: &PackageRecord,
+        source: &str,
+        trusted: &[String],
+        sources: &crate::fetch::SourceOptions,
+    ) -> Result<FetchOptions, Error> {
+        use crate::sign::{TrustPolicy, TrustedKey};
+        let want = match &rec.content_id {
+            Some(c) => Some(c.parse::<crate::ContentId>().map_err(|e| {
+                Error::invalid(format!("package `{}`: CONTENTID `{c}`: {e}", rec.name))
+            })?),
+            None => None,
+        };
+        if trusted.is_empty() {
+            return Ok(match want {
+                Some(_) => fo.trust(TrustPolicy::permissive().expect_content(want), None),
+                None => fo,
+            });
+        }
+        let keys = trusted
+            .iter()
+            .map(|k| TrustedKey::from_text(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let at = crate::fetch::signature_location(source);
+        let sig =
+            crate::fetch::read_signature(&at, &self.source_options_for(source, sources.clone()))?;
+        Ok(fo.trust(TrustPolicy::require(keys).expect_content(want), sig))
     }
 
     /// `SFTMIME UNLOAD PACKAGE`: remove the package's data; its records
@@ -1577,6 +1782,7 @@ fn apply_manifest(rec: &mut PackageRecord, p: &Prepared) {
     rec.href = p.href.clone();
     rec.mime_source = p.mime_source.clone();
     rec.size = p.size;
+    rec.content_id = p.content_id.clone();
     let old = std::mem::take(&mut rec.apps);
     rec.apps = p
         .apps

@@ -396,6 +396,12 @@ impl Manager {
             .unwrap_or_else(|| sft_guid.clone());
         check_name("package", &name)?;
         file.verify()?;
+        // The content identity (v1.1) goes into the manifest the server
+        // publishes, so clients refuse any other package at its URL.
+        let content_id = file
+            .prologue()
+            .has_block_hashes()
+            .then(|| file.prologue().content_id().to_string());
         drop(file);
         let size = std::fs::metadata(&staged.sft)
             .map_err(|e| Error::io(format!("reading `{}`", staged.sft.display()), e))?
@@ -421,7 +427,20 @@ impl Manager {
             Error::invalid("importing a package needs the content folder (--content DIR)")
         })?;
         let dest = content.join(&sft_file);
-        let manifest_xml = staged.manifest.to_xml();
+        let mut manifest = staged.manifest.clone();
+        if let Some(id) = &content_id {
+            let p = manifest.package.get_or_insert_with(Default::default);
+            match &p.content_id {
+                Some(c) if !c.trim().eq_ignore_ascii_case(id) => {
+                    return Err(Error::invalid(format!(
+                        "the manifest names content {c}, but `{}` is {id}",
+                        staged.sft.display()
+                    )));
+                }
+                _ => p.content_id = Some(id.clone()),
+            }
+        }
+        let manifest_xml = manifest.to_xml();
         let now = now_ms();
         // The SFT is in place before the database names it.
         match std::fs::metadata(&dest) {

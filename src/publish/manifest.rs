@@ -57,6 +57,9 @@ pub struct ManifestPackage {
     pub href: Option<String>,
     /// `SIZE`: the SFT file's size in bytes.
     pub size: Option<u64>,
+    /// `CONTENTID`: the package's content identity (`blake3:…`, format
+    /// v1.1; an sft extension): a client refuses another package.
+    pub content_id: Option<String>,
     /// Unknown attributes and children.
     pub extra: Extra,
 }
@@ -169,6 +172,7 @@ impl Manifest {
                     version: p.attr("VERSION"),
                     href: p.attr("HREF"),
                     size: p.num_attr("SIZE")?,
+                    content_id: p.attr("CONTENTID"),
                     extra: p.finish(),
                 })
             }
@@ -201,6 +205,7 @@ impl Manifest {
                     .attr("VERSION", p.version.as_deref())
                     .attr("HREF", p.href.as_deref())
                     .num_attr("SIZE", p.size)
+                    .attr("CONTENTID", p.content_id.as_deref())
                     .extra(&p.extra)
             }))
             .child(Some(self.apps.write("APPLIST", write_app)))

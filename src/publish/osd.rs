@@ -99,6 +99,10 @@ pub struct Codebase {
     pub sysguardfile: Option<String>,
     /// `SIZE` in bytes.
     pub size: Option<u64>,
+    /// `CONTENTID`: the package's content identity (`blake3:…`, format
+    /// v1.1): a client refuses a package with another one (an sft
+    /// extension; App-V ignores unknown attributes).
+    pub content_id: Option<String>,
     /// `MANDATORY` (meaningful in `DEPENDENCIES`).
     pub mandatory: Option<bool>,
     /// Unknown attributes and children.
@@ -599,6 +603,7 @@ fn read_codebase(e: Element) -> Result<Codebase, Error> {
         filename: t.attr("FILENAME"),
         sysguardfile: t.attr("SYSGUARDFILE"),
         size: t.num_attr("SIZE")?,
+        content_id: t.attr("CONTENTID"),
         mandatory: t.bool_attr("MANDATORY")?,
         extra: t.finish(),
     })
@@ -612,6 +617,7 @@ fn write_codebase(c: &Codebase) -> Element {
         .attr("FILENAME", c.filename.as_deref())
         .attr("SYSGUARDFILE", c.sysguardfile.as_deref())
         .num_attr("SIZE", c.size)
+        .attr("CONTENTID", c.content_id.as_deref())
         .bool_attr("MANDATORY", c.mandatory)
         .extra(&c.extra)
 }

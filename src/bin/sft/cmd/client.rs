@@ -126,12 +126,14 @@ pub(crate) fn print_load(name: &str, r: &LoadReport) -> std::io::Result<()> {
             Safe(&redact_url(&r.source))
         ),
         Some(f) => out!(
-            "loaded {}: fetched {} bytes ({} blocks), resumed {} blocks ({} bytes), {}% cached, from {}",
+            "loaded {}: fetched {} bytes ({} blocks), resumed {} blocks ({} bytes), reused {} blocks ({} bytes) of an earlier version, {}% cached, from {}",
             Safe(name),
             f.bytes_transferred,
             f.blocks_fetched,
             f.blocks_resumed,
             f.bytes_resumed,
+            f.blocks_reused,
+            f.bytes_reused,
             r.state.percent(),
             Safe(&redact_url(&r.source))
         ),
@@ -229,7 +231,18 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
         ClientCommand::ConfigureStore {
             cache_limit,
             app_source_root,
+            trusted_key,
+            no_trusted_keys,
         } => {
+            if !trusted_key.is_empty() || *no_trusted_keys {
+                let keys = trusted_key
+                    .iter()
+                    .map(sft::sign::TrustedKey::from_file)
+                    .collect::<Result<Vec<_>, _>>()?;
+                store
+                    .set_trusted_keys(&keys)
+                    .context("cannot configure the store")?;
+            }
             let limit = match cache_limit.as_deref() {
                 None => None,
                 Some(s) if s.eq_ignore_ascii_case("none") => Some(None),
@@ -253,6 +266,20 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
                 Safe(&redact_url(
                     s.application_source_root.as_deref().unwrap_or("none")
                 ))
+            )?;
+            let ids: Vec<String> = s
+                .trusted_keys
+                .iter()
+                .filter_map(|k| sft::sign::TrustedKey::from_text(k).ok())
+                .map(|k| k.id())
+                .collect();
+            out!(
+                "trusted keys: {}",
+                if ids.is_empty() {
+                    "none (signatures not required)".to_owned()
+                } else {
+                    ids.join(", ")
+                }
             )?;
         }
         ClientCommand::Run {
