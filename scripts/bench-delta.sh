@@ -9,7 +9,9 @@
 #   zsync        zsync -i old.sft URL/new.sft.zsync          (zsyncmake of new.sft)
 #   casync       casync extract --seed=old/ URL/new.caidx    (store over HTTP)
 #
-# Also: a delta fetch's time against a full fetch on loopback, and the cost
+# Also: a delta fetch's time against a full fetch on loopback (with an
+# arbitrary base, whose copied blocks are decoded as fetched ones are, and
+# with --base-checked, the client store's case), and the cost
 # of signature and BLAKE3 checking: `sft fetch --trusted-key` of a signed
 # v1.1 package against a CRC-only fetch of the same tree packed v1.0
 # (--no-hashes). Times are medians of RUNS runs with their min-max spread.
@@ -130,10 +132,11 @@ import subprocess, sys, time
 t0 = time.perf_counter()
 subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print(f"{time.perf_counter() - t0:.4f}")' "$@"; }
-T_FULL=(); T_DELTA=(); T_SIGNED=(); T_CRC=()
+T_FULL=(); T_DELTA=(); T_CHECKED=(); T_SIGNED=(); T_CRC=()
 for _ in $(seq "$RUNS"); do
   fresh; T_FULL+=("$(timed "$SFT" fetch "$URL/new.sft" -o "$W/out.sft" --no-fsync)")
   fresh; T_DELTA+=("$(timed "$SFT" fetch "$URL/new.sft" -o "$W/out.sft" --no-fsync --base "$W/old.sft")")
+  fresh; T_CHECKED+=("$(timed "$SFT" fetch "$URL/new.sft" -o "$W/out.sft" --no-fsync --base "$W/old.sft" --base-checked)")
   fresh; T_CRC+=("$(timed "$SFT" fetch "$URL/new-v10.sft" -o "$W/out.sft" --no-fsync)")
   fresh; T_SIGNED+=("$(timed "$SFT" fetch "$URL/new.sft" -o "$W/out.sft" --no-fsync --trusted-key "$W/key.pub")")
 done
@@ -141,5 +144,8 @@ echo
 echo "times on loopback, median of $RUNS (min-max):"
 echo "  full fetch              $(median_spread "${T_FULL[@]}")"
 echo "  delta fetch (--base)    $(median_spread "${T_DELTA[@]}")   delta/full: $(ratio "$RUNS" "${T_DELTA[@]}" "${T_FULL[@]}")"
+echo "  delta, base checked     $(median_spread "${T_CHECKED[@]}")   delta/full: $(ratio "$RUNS" "${T_CHECKED[@]}" "${T_FULL[@]}")"
+echo "    (--base-checked: the base was checked when stored, as the client store's are;"
+echo "     copied blocks are checked by CRC and BLAKE3, not decoded again)"
 echo "  CRC-only fetch (v1.0)   $(median_spread "${T_CRC[@]}")"
 echo "  signed + BLAKE3 (v1.1)  $(median_spread "${T_SIGNED[@]}")   signed/CRC-only: $(ratio "$RUNS" "${T_SIGNED[@]}" "${T_CRC[@]}")"

@@ -1501,7 +1501,19 @@ fn http_active_upgrade_moves_to_a_new_signed_version() {
     .unwrap();
     std::fs::rename(&next, &p.sft).unwrap();
 
+    let plan = ok(client(&store, &["load-package", &p.name, "--dry-run"]));
+    let announced: u64 = plan
+        .rsplit_once("blocks: ")
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{plan}"));
     let out = ok(client(&store, &["load-package", &p.name]));
+    let moved: u64 = out
+        .split_once("fetched ")
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(moved, announced, "dry run: {plan}\nload: {out}");
     // Most of v2 comes from the cached v1: only the changed file's block moves.
     assert!(
         out.contains(" reused ") && !out.contains(" reused 0 blocks"),

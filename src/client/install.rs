@@ -128,6 +128,16 @@ impl Store {
                         Ok(())
                     })?;
                     b.extract_sft(&out)?;
+                    // Checked in full, as a load checks every block: the
+                    // store holds only packages that verify (a later
+                    // version's delta load copies from them on that
+                    // basis).
+                    let checked = crate::io::package_file::PackageFile::open(&out)
+                        .and_then(|p| p.verify().map(|_| ()));
+                    if let Err(e) = checked {
+                        let _ = fs::remove_file(&out);
+                        return Err(e);
+                    }
                 }
                 self.update(|r| {
                     let t = r.tick();

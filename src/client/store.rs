@@ -139,6 +139,12 @@ pub struct PackageStatus {
     pub launch_size: Option<u64>,
     /// CachedLaunchSize.
     pub cached_launch_size: u64,
+    /// Bytes a load would still fetch, exactly: 0 when loaded; for a load
+    /// under way (its prologue cached), the blocks neither cached nor held
+    /// by an earlier version in the store, plus the 128-byte identity
+    /// check; `None` until the prologue is known
+    /// ([`Store::plan_load`] reads it from the source).
+    pub fetch_bytes: Option<u64>,
     /// Every block cached.
     pub loaded: bool,
     /// Pinned in the cache.
@@ -1302,8 +1308,10 @@ impl Store {
             }
             // An earlier version of this package in the store: the blocks
             // it shares with this one are copied, not fetched.
+            // The store's files were checked block by block (decoded) as
+            // they arrived: copies from them are checked by CRC and hash.
             if let Some(base) = earlier_version(&dir, &out) {
-                fo = fo.base(base);
+                fo = fo.base(base).base_checked(true);
             }
             let mut pinned = rec.clone();
             if upgraded_to.is_some() {
@@ -1456,6 +1464,75 @@ impl Store {
         let sig =
             crate::fetch::read_signature(&at, &self.source_options_for(source, sources.clone()))?;
         Ok(fo.trust(TrustPolicy::require(keys).expect_content(want), sig))
+    }
+
+    /// What a load of package `name` would move, exactly, fetching only
+    /// its prologue (checked against the store's trust policy): blocks
+    /// cached by an interrupted load, blocks an earlier version in the
+    /// store holds, and the bytes left to fetch (`load-package --dry-run`).
+    ///
+    /// # Errors
+    /// As [`Store::load_package`], but nothing is stored.
+    pub fn plan_load(
+        &self,
+        name: &str,
+        options: LoadOptions,
+    ) -> Result<crate::fetch::delta::DeltaPlan, Error> {
+        let r = self.records()?;
+        let rec = r.find(name).cloned().ok_or_else(|| not_added(name))?;
+        let source = self.resolve_source(&rec, &r.settings, options.sft_path.as_deref())?;
+        let dir = self.package_dir(&rec.guid()?);
+        let out = dir.join(rec.sft_file_name());
+        let mut fo = FetchOptions::default()
+            .sources(self.source_options_for(&source, options.sources.clone()));
+        // The cached version is the base of an upgrade (the source now
+        // serves another version), as a load would use it.
+        let cached = out.exists().then(|| out.clone());
+        if let Some(base) = earlier_version(&dir, &out).or(cached) {
+            fo = fo.base(base);
+        }
+        // As a load would: a cached package whose source serves a new
+        // version is upgraded under the trusted keys, not the pin.
+        let mut pinned = rec.clone();
+        if out.exists() && !r.settings.trusted_keys.is_empty() {
+            pinned.content_id = None;
+        }
+        fo = self.trust_options(
+            fo,
+            &pinned,
+            &source,
+            &r.settings.trusted_keys,
+            &options.sources,
+        )?;
+        crate::fetch::plan_spec(&source, &out, &fo).map_err(|e| load_error(&rec.name, &source, e))
+    }
+
+    /// The exact bytes a load of `rec` (its folder `dir`) would still
+    /// fetch, if a load is under way (its prologue is cached).
+    fn pending_bytes(&self, dir: &Path, rec: &PackageRecord) -> Option<u64> {
+        let out = dir.join(rec.sft_file_name());
+        let paths = CachePaths::for_output(&out, None);
+        let file = fs::File::open(&paths.data).ok()?;
+        let mut head = [0u8; crate::format::HEADER_LEN];
+        crate::fetch::cache::pread_exact(&file, 0, &mut head).ok()?;
+        let h = crate::format::Header::parse(&head).ok()?;
+        let len = usize::try_from(h.prologue_len).ok()?;
+        if h.prologue_len > crate::fetch::probe::MAX_PROLOGUE_BYTES {
+            return None;
+        }
+        let mut pro = vec![0u8; len];
+        crate::fetch::cache::pread_exact(&file, 0, &mut pro).ok()?;
+        let bits = crate::fetch::cache::Cache::peek(&paths, &pro).ok()??;
+        let prologue = crate::read::Prologue::parse(&pro).ok()?;
+        let base = earlier_version(dir, &out).and_then(|b| crate::fetch::delta::Base::open(b).ok());
+        let plan = crate::fetch::delta::DeltaPlan::new(
+            &prologue,
+            base.as_ref(),
+            &|i| bits.get(i as usize).copied().unwrap_or(false),
+            true,
+        )
+        .ok()?;
+        Some(plan.transfer_bytes)
     }
 
     /// `SFTMIME UNLOAD PACKAGE`: remove the package's data; its records
@@ -1638,6 +1715,13 @@ impl Store {
                     cached_percent: s.percent(),
                     launch_size: s.launch,
                     cached_launch_size: s.cached_launch,
+                    fetch_bytes: if s.complete {
+                        Some(0)
+                    } else {
+                        p.guid()
+                            .ok()
+                            .and_then(|g| self.pending_bytes(&self.package_dir(&g), p))
+                    },
                     loaded: s.complete,
                     locked: p.locked,
                     in_use: lock::is_held(&dir.join(INUSE_LOCK)),

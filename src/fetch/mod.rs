@@ -87,6 +87,7 @@ pub struct FetchOptions {
     on_event: Option<EventCallback>,
     #[cfg(feature = "file")]
     base: Option<PathBuf>,
+    base_checked: bool,
     #[cfg(feature = "sign")]
     trust: Option<(crate::sign::TrustPolicy, Option<crate::sign::Signature>)>,
 }
@@ -240,6 +241,16 @@ impl FetchOptions {
     #[cfg(feature = "file")]
     pub fn base(mut self, path: impl Into<PathBuf>) -> Self {
         self.base = Some(path.into());
+        self
+    }
+    /// The base's blocks were checked in full when it was stored (it came
+    /// from a fetch that decoded every block, or passed `verify`): a block
+    /// copied from it is checked by CRC-32 and hash only, which prove it
+    /// is those same bytes, not decoded again. The client store sets this
+    /// for its own earlier versions. Default off: an arbitrary base's
+    /// blocks are decoded as fetched ones are.
+    pub fn base_checked(mut self, on: bool) -> Self {
+        self.base_checked = on;
         self
     }
     /// Check the package against `policy` (with `signature`, the detached
@@ -710,7 +721,8 @@ fn fetch_run(
     #[cfg(feature = "file")]
     let (blocks_reused, bytes_reused) = match (&options.base, session.as_mut()) {
         (Some(path), Some(s)) => {
-            delta::Base::open(path)?.copy_missing(&mut cache, s, config.is_decoding_blocks())?
+            let decode = config.is_decoding_blocks() && !options.base_checked;
+            delta::Base::open(path)?.copy_missing(&mut cache, s, decode)?
         }
         _ => (0, 0),
     };

@@ -10,9 +10,9 @@
 //! that equals a whole block of the old version (rsync's rolling checksum
 //! over the new data, against a table of the old blocks' raw contents,
 //! confirmed by BLAKE3), and then lays the stream out so that each such
-//! run fills exactly one block: the bytes between two runs go before the
-//! second one in whole blocks, and what is left of them (less than a
-//! block) is carried forward. Extents let a file's bytes sit anywhere in
+//! run fills exactly one block: the runs first, then the rest, so the
+//! blocks a client lacks are one contiguous run. Extents let a file's
+//! bytes sit anywhere in
 //! the logical stream, so no file needs to be contiguous, and nothing but
 //! the layout changes: every file still reads back the same.
 
@@ -246,7 +246,11 @@ fn slice(pieces: &[Piece], starts: &[u64], a: u64, b: u64, out: &mut Vec<Piece>)
 
 /// The pieces of one feature block's stream (in order; their `logical`
 /// fields are ignored) laid out again so that every run equal to an old
-/// block fills one block: returned in their new order.
+/// block fills one block: the runs first, in stream order, each exactly
+/// one block, then everything else in stream order. So the blocks a
+/// client that holds the old version lacks are one contiguous run at the
+/// end of the feature block: a delta fetch reads them in one sequential
+/// stream of requests instead of one request per gap.
 pub(crate) fn relayout(
     like: &LikeIndex,
     entries: &[(&str, &InputEntry)],
@@ -264,52 +268,19 @@ pub(crate) fn relayout(
         total += p.len;
     }
     let mut out = Vec::with_capacity(pieces.len() + 2 * matches.len());
-    // Unmatched ranges waiting to be placed, in stream order, and their
-    // total length.
-    let mut filler: Vec<(u64, u64)> = Vec::new();
-    let mut filler_len = 0u64;
+    let mut rest = Vec::new();
     let mut pos = 0u64;
-    let emit_filler =
-        |filler: &mut Vec<(u64, u64)>, len: &mut u64, n: u64, out: &mut Vec<Piece>| {
-            // The first `n` bytes of the filler queue.
-            let mut left = n;
-            let mut keep = Vec::new();
-            for &(a, b) in filler.iter() {
-                if left == 0 {
-                    keep.push((a, b));
-                    continue;
-                }
-                let take = (b - a).min(left);
-                slice(pieces, &starts, a, a + take, out);
-                left -= take;
-                if a + take < b {
-                    keep.push((a + take, b));
-                }
-            }
-            *filler = keep;
-            *len -= n;
-        };
     for &m in &matches {
         if m > pos {
-            filler.push((pos, m));
-            filler_len += m - pos;
+            slice(pieces, &starts, pos, m, &mut rest);
         }
-        // Whole blocks of filler first, so the match starts a block.
-        let whole = filler_len / bs * bs;
-        if whole > 0 {
-            emit_filler(&mut filler, &mut filler_len, whole, &mut out);
-        }
-        // Everything placed so far fills whole blocks, so the match
-        // starts one; less than a block of filler waits for later.
         slice(pieces, &starts, m, m + bs, &mut out);
         pos = m + bs;
     }
     if pos < total {
-        filler.push((pos, total));
-        filler_len += total - pos;
+        slice(pieces, &starts, pos, total, &mut rest);
     }
-    let n = filler_len;
-    emit_filler(&mut filler, &mut filler_len, n, &mut out);
+    out.append(&mut rest);
     Ok(out)
 }
 

@@ -54,6 +54,15 @@ fn every_byte_flip_is_caught_zlib() {
     every_flip_is_caught("multi-block.sft", &[0x01, 0x10, 0xff]);
 }
 
+/// Format v1.1: the block hash section's bytes are under its section CRC
+/// and every block under its CRC and its BLAKE3 hash.
+#[test]
+fn every_byte_flip_is_caught_v1_1() {
+    every_flip_is_caught("hashed.sft", &[0x01, 0x80]);
+    #[cfg(feature = "zstd")]
+    every_flip_is_caught("zstd.sft", &[0x01, 0x80]);
+}
+
 #[test]
 fn every_byte_flip_is_caught_minimal_and_empty() {
     for f in ["minimal.sft", "empty.sft", "unknown-optional-section.sft"] {

@@ -439,3 +439,57 @@ fn minisign_verifies_our_signatures() {
     let bad = write(dir.path(), "q.bin", &flip(&pkg[..plen], plen / 2));
     assert!(!run(&bad).status.success());
 }
+
+/// Hostile lengths allocate nothing they claim: a DSFT header that names a
+/// 64 MiB prologue (a valid header, a short file) and a hash section that
+/// claims more hashes than the package has blocks are refused before any
+/// large allocation.
+#[test]
+fn hostile_lengths_are_refused_with_bounded_memory() {
+    use sft::fetch::delta::{DsftHeader, patch};
+    let dir = tempfile::tempdir().unwrap();
+    let old = write(
+        dir.path(),
+        "a.sft",
+        &pack(&vec![("a.txt".into(), text(9000))], opts(), None),
+    );
+    let id = Package::parse(&std::fs::read(&old).unwrap())
+        .unwrap()
+        .content_id();
+    let mut h = [0u8; 128];
+    h[..8].copy_from_slice(b"\x89DSFT\r\n\x1a");
+    h[8] = 1;
+    h[12] = 128;
+    h[16..48].copy_from_slice(&id.0);
+    h[80..88].copy_from_slice(&(64u64 << 20).to_le_bytes());
+    h[88..96].copy_from_slice(&(64u64 << 20).to_le_bytes());
+    let crc = crc32fast::hash(&h[..124]);
+    h[124..].copy_from_slice(&crc.to_le_bytes());
+    assert!(DsftHeader::parse(&h).is_ok());
+    let d = write(dir.path(), "big.dsft", &h);
+    crate::common::alloc::reset();
+    let e = patch(&old, &d, &dir.path().join("out.sft")).unwrap_err();
+    assert!(
+        crate::common::alloc::largest() < 1 << 20,
+        "{}",
+        crate::common::alloc::largest()
+    );
+    assert!(e.to_string().contains("header says"), "{e}");
+
+    let pkg = pack(&vec![("a.bin".into(), bytes(5, 30_000))], opts(), None);
+    let n = Package::parse(&pkg).unwrap().index().len() as usize;
+    let plen = Package::parse(&pkg).unwrap().header().prologue_len as usize;
+    let mut bad = pkg.clone();
+    let at = plen - (n + 1) * 32;
+    bad[at + 8..at + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut pt = crate::common::patch::Patch::new(&bad);
+    pt.fix_all();
+    crate::common::alloc::reset();
+    assert!(Package::parse(&pt.0).is_err());
+    assert!(sft::read::Prologue::parse(&pt.0).is_err());
+    assert!(
+        crate::common::alloc::largest() < 1 << 16,
+        "{}",
+        crate::common::alloc::largest()
+    );
+}

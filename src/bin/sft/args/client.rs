@@ -131,6 +131,11 @@ pub(crate) enum ClientCommand {
         /// Stop once the package can launch (FB1 cached).
         #[arg(long)]
         launch_only: bool,
+        /// Fetch only the prologue and print what the load would move:
+        /// blocks cached, blocks an earlier version in the store holds,
+        /// and the exact bytes to fetch.
+        #[arg(long, conflicts_with = "launch_only")]
+        dry_run: bool,
         #[command(flatten)]
         load: LoadFlags,
     },

@@ -57,6 +57,13 @@ pub(crate) struct FetchArgs {
     #[arg(long, value_name = "OLD.sft")]
     pub base: Option<PathBuf>,
 
+    /// OLD was checked in full when it was stored (an earlier `sft fetch`
+    /// without --crc-only, or `sft verify`): blocks copied from it are
+    /// checked by CRC-32 and BLAKE3 (which prove they are those bytes),
+    /// not decoded again.
+    #[arg(long, requires = "base")]
+    pub base_checked: bool,
+
     /// Fetch nothing but the prologue: print what the fetch would move
     /// (blocks cached, copied from --base, and the exact bytes to fetch).
     #[arg(long)]

@@ -207,9 +207,27 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
             name,
             sft_path,
             launch_only,
+            dry_run,
             load,
         } => {
             let sft_path = sft_path.as_ref().map(|p| absolute_if_path(p));
+            if *dry_run {
+                let p = store
+                    .plan_load(name, load_options(name, load, sft_path, false))
+                    .map_err(|e| name_once(e, name, || format!("cannot plan loading `{name}`")))?;
+                out!(
+                    "{}: {} blocks; cached {} ({} bytes); from an earlier version {} ({} bytes); to fetch {} blocks: {} bytes with the prologue",
+                    Safe(name),
+                    p.total_blocks,
+                    p.resumed_blocks,
+                    p.resumed_bytes,
+                    p.reused_blocks,
+                    p.reused_bytes,
+                    p.fetch_blocks,
+                    p.transfer_bytes
+                )?;
+                return Ok(());
+            }
             let r = store
                 .load_package(name, load_options(name, load, sft_path, *launch_only))
                 .map_err(|e| name_once(e, name, || format!("cannot load package `{name}`")))?;

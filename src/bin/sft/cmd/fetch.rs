@@ -323,7 +323,7 @@ pub(crate) fn run(args: &FetchArgs) -> anyhow::Result<()> {
         options = options.cache_dir(dir);
     }
     if let Some(base) = &args.base {
-        options = options.base(base);
+        options = options.base(base).base_checked(args.base_checked);
     }
     options = with_trust(options, args, &source)?;
     if args.dry_run {
