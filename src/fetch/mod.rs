@@ -287,7 +287,7 @@ pub struct FetchReport {
     pub blocks_fetched: u32,
     /// Blocks the cache already held (re-verified).
     pub blocks_resumed: u32,
-    /// Blocks copied from the base ([`FetchOptions::base`]), not fetched.
+    /// Blocks copied from the base (`FetchOptions::base`), not fetched.
     pub blocks_reused: u32,
     /// Stored bytes of those blocks.
     pub bytes_reused: u64,

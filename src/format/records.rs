@@ -238,7 +238,7 @@ impl SectionKind {
 /// (`docs/FORMAT.md` §8a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashSectionHeader {
-    /// Hash algorithm: [`HASH_ALGORITHM_BLAKE3`] is the only one defined.
+    /// Hash algorithm: [`HASH_ALGORITHM_BLAKE3`](super::HASH_ALGORITHM_BLAKE3) is the only one defined.
     pub algorithm: u32,
     /// Bytes per hash: 32 for BLAKE3.
     pub hash_len: u32,
