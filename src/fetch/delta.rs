@@ -337,6 +337,16 @@ impl DsftHeader {
         if crc32fast::hash(&b[..124]) != LE::read_u32(&b[124..]) {
             return Err(bad("header CRC mismatch"));
         }
+        // Version 1 has one header length and no flags: anything else is
+        // not a header this reader can write back the same.
+        if LE::read_u32(&b[12..]) != DSFT_HEADER_LEN as u32
+            || b[10..12] != [0, 0]
+            || b[112..124].iter().any(|&x| x != 0)
+        {
+            return Err(bad(
+                "a header length or reserved bytes that version 1 does not have",
+            ));
+        }
         let id = |at: usize| {
             let mut h = [0u8; HASH_LEN];
             h.copy_from_slice(&b[at..at + HASH_LEN]);
