@@ -8,7 +8,13 @@ use anyhow::Context;
 use sft::sign::SigningKey;
 
 use crate::args::{DiffArgs, KeygenArgs, PatchArgs, SignArgs};
+use crate::escape::Safe;
 use crate::util::short;
+
+/// A path as printed: escaped (a name may hold control characters).
+fn shown(p: &Path) -> String {
+    Safe(&p.display().to_string()).to_string()
+}
 
 /// Write `text` to a new file `path` (never over an existing one), with
 /// `mode` on Unix.
@@ -47,8 +53,8 @@ pub(crate) fn keygen(a: &KeygenArgs) -> anyhow::Result<()> {
     out!(
         "key {}: secret key `{}`, public key `{}`",
         pk.id(),
-        a.output.display(),
-        public.display()
+        shown(&a.output),
+        shown(&public)
     )?;
     Ok(())
 }
@@ -71,7 +77,7 @@ pub(crate) fn sign(a: &SignArgs) -> anyhow::Result<()> {
         "signed {} with key {}: `{}`",
         prologue.content_id(),
         key.public().id(),
-        out.display()
+        shown(&out)
     )?;
     Ok(())
 }
@@ -87,7 +93,7 @@ pub(crate) fn diff(a: &DiffArgs) -> anyhow::Result<()> {
     })?;
     out!(
         "wrote `{}`: {} ({} bytes), {} of {} blocks carried; the new package is {}",
-        a.output.display(),
+        shown(&a.output),
         short(r.dsft_bytes),
         r.dsft_bytes,
         r.carried_blocks,
@@ -108,7 +114,7 @@ pub(crate) fn patch(a: &PatchArgs) -> anyhow::Result<()> {
     })?;
     out!(
         "wrote `{}` ({} bytes, verified): {} of {} blocks from the DSFT",
-        a.output.display(),
+        shown(&a.output),
         r.package_bytes,
         r.carried_blocks,
         r.blocks
