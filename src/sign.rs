@@ -61,6 +61,17 @@ fn read_small(path: &Path, what: &str) -> Result<String, Error> {
     Ok(s)
 }
 
+/// A trust error about the contents of file `path`, with the path named.
+fn naming(path: &Path) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Trust { problem, message } => Error::Trust {
+            problem,
+            message: format!("`{}`: {message}", path.display()),
+        },
+        other => other,
+    }
+}
+
 /// A secret key that signs packages (a minisign secret key).
 #[derive(Clone)]
 pub struct SigningKey {
@@ -129,13 +140,7 @@ impl SigningKey {
     /// As [`SigningKey::from_text`], or [`Error::Io`] naming the file.
     pub fn from_file(path: impl AsRef<Path>, password: Option<String>) -> Result<Self, Error> {
         let path = path.as_ref();
-        Self::from_text(&read_small(path, "secret key")?, password).map_err(|e| match e {
-            Error::Trust { problem, message } => Error::Trust {
-                problem,
-                message: format!("`{}`: {message}", path.display()),
-            },
-            other => other,
-        })
+        Self::from_text(&read_small(path, "secret key")?, password).map_err(naming(path))
     }
 
     /// The key in minisign's secret key file format (unencrypted).
@@ -237,13 +242,7 @@ impl TrustedKey {
     /// As [`TrustedKey::from_text`], or [`Error::Io`] naming the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        Self::from_text(&read_small(path, "public key")?).map_err(|e| match e {
-            Error::Trust { problem, message } => Error::Trust {
-                problem,
-                message: format!("`{}`: {message}", path.display()),
-            },
-            other => other,
-        })
+        Self::from_text(&read_small(path, "public key")?).map_err(naming(path))
     }
 
     /// The key in minisign's public key file format.
@@ -304,13 +303,7 @@ impl Signature {
     /// As [`Signature::from_text`], or [`Error::Io`] naming the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        Self::from_text(&read_small(path, "signature")?).map_err(|e| match e {
-            Error::Trust { problem, message } => Error::Trust {
-                problem,
-                message: format!("`{}`: {message}", path.display()),
-            },
-            other => other,
-        })
+        Self::from_text(&read_small(path, "signature")?).map_err(naming(path))
     }
 
     /// The signature file's text.

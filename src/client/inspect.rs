@@ -46,7 +46,7 @@ impl CacheState {
 }
 
 /// Read the prologue at the start of `file` (of `len` bytes).
-fn read_prologue(file: &File, len: u64) -> Option<Vec<u8>> {
+pub(crate) fn read_prologue(file: &File, len: u64) -> Option<Vec<u8>> {
     if len < HEADER_LEN as u64 {
         return None;
     }

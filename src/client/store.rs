@@ -1513,17 +1513,11 @@ impl Store {
         let out = dir.join(rec.sft_file_name());
         let paths = CachePaths::for_output(&out, None);
         let file = fs::File::open(&paths.data).ok()?;
-        let mut head = [0u8; crate::format::HEADER_LEN];
-        crate::fetch::cache::pread_exact(&file, 0, &mut head).ok()?;
-        let h = crate::format::Header::parse(&head).ok()?;
-        let len = usize::try_from(h.prologue_len).ok()?;
-        if h.prologue_len > crate::fetch::probe::MAX_PROLOGUE_BYTES {
-            return None;
-        }
-        let mut pro = vec![0u8; len];
-        crate::fetch::cache::pread_exact(&file, 0, &mut pro).ok()?;
-        let bits = crate::fetch::cache::Cache::peek(&paths, &pro).ok()??;
+        let len = file.metadata().ok()?.len();
+        // Bounded by the file's own length (a sparse cache file holds it).
+        let pro = super::inspect::read_prologue(&file, len)?;
         let prologue = crate::read::Prologue::parse(&pro).ok()?;
+        let bits = crate::fetch::cache::Cache::peek(&paths, &prologue).ok()??;
         let base = earlier_version(dir, &out).and_then(|b| crate::fetch::delta::Base::open(b).ok());
         let plan = crate::fetch::delta::DeltaPlan::new(
             &prologue,

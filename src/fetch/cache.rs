@@ -315,17 +315,15 @@ impl Cache {
     ///
     /// # Errors
     /// [`Error::Io`] if the files exist but cannot be read.
-    pub fn peek(paths: &CachePaths, prologue: &[u8]) -> Result<Option<Vec<bool>>, Error> {
+    pub fn peek(paths: &CachePaths, p: &Prologue<'_>) -> Result<Option<Vec<bool>>, Error> {
+        let prologue = p.as_bytes();
         let Ok(bitmap) = fs::read(&paths.bitmap) else {
             return Ok(None);
         };
         let Some((identity, bits)) = parse_bitmap(&bitmap) else {
             return Ok(None);
         };
-        let Ok(p) = Prologue::parse(prologue) else {
-            return Ok(None);
-        };
-        if Identity::of(&p) != identity {
+        if Identity::of(p) != identity {
             return Ok(None);
         }
         let Ok(file) = File::open(&paths.data) else {

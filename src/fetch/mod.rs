@@ -689,26 +689,18 @@ fn fetch_run(
     if session.is_some()
         && let Some(bytes) = cache.prologue()
     {
-        check_trust(options, bytes)?;
+        check_trust(options, &crate::read::Prologue::parse(bytes)?)?;
     } else if options.has_base() || options.has_trust() {
         // The prologue first, on its own: checked against the trust
         // policy before anything is stored, and planned against the base.
         let checked = probe::probe_source(source).and_then(|probe| {
-            check_trust(options, probe.as_bytes())?;
+            check_trust(options, &probe.prologue()?)?;
             Ok(probe)
         });
         let probe = match checked {
             Ok(p) => p,
-            Err(e) => {
-                // Refused or unreadable before anything was stored: leave
-                // no cache files behind.
-                if cache.prologue().is_none() {
-                    drop(cache);
-                    let _ = std::fs::remove_file(&paths.data);
-                    let _ = std::fs::remove_file(&paths.bitmap);
-                }
-                return Err(e);
-            }
+            // Refused or unreadable before anything was stored.
+            Err(e) => return Err(abandon(cache, &paths, e)),
         };
         transferred += probe.bytes_read();
         crate::stream::BlockSink::prologue(&mut cache, probe.as_bytes())?;
@@ -747,17 +739,9 @@ fn fetch_run(
     let result = drive::Driver::new(source).run(&mut session, &mut cache, &mut on_event);
     let report = match result {
         Ok(report) => report,
-        Err(e) => {
-            // Nothing of a package was stored (the stream failed before a
-            // prologue arrived: access denied, not found...): leave no
-            // cache files behind.
-            if cache.prologue().is_none() {
-                drop(cache);
-                let _ = std::fs::remove_file(&paths.data);
-                let _ = std::fs::remove_file(&paths.bitmap);
-            }
-            return Err(e);
-        }
+        // The stream failed before a prologue arrived (access denied,
+        // not found...), or after.
+        Err(e) => return Err(abandon(cache, &paths, e)),
     };
     transferred += report.bytes;
     let progress = session.progress();
@@ -820,13 +804,22 @@ impl FetchOptions {
     }
 }
 
-/// The trust policy's verdict on `prologue` (bytes already parsed by the
-/// session or the probe), if the options carry one.
-fn check_trust(options: &FetchOptions, prologue: &[u8]) -> Result<(), Error> {
+/// A fetch that failed (`e`): if nothing of a package was stored yet (no
+/// prologue in the cache), its cache files go; `e` is returned.
+fn abandon(cache: Cache, paths: &CachePaths, e: Error) -> Error {
+    if cache.prologue().is_none() {
+        drop(cache);
+        let _ = std::fs::remove_file(&paths.data);
+        let _ = std::fs::remove_file(&paths.bitmap);
+    }
+    e
+}
+
+/// The trust policy's verdict on `prologue`, if the options carry one.
+fn check_trust(options: &FetchOptions, prologue: &crate::read::Prologue<'_>) -> Result<(), Error> {
     #[cfg(feature = "sign")]
     if let Some((policy, sig)) = &options.trust {
-        let p = crate::read::Prologue::parse(prologue)?;
-        policy.check(&p, sig.as_ref())?;
+        policy.check(prologue, sig.as_ref())?;
     }
     let _ = (options, prologue);
     Ok(())
@@ -899,12 +892,12 @@ pub fn plan_spec(
 ) -> Result<delta::DeltaPlan, Error> {
     let source = open_source_with(spec, &options.sources)?;
     let probe = probe::probe_source(&*source)?;
-    check_trust(options, probe.as_bytes())?;
     let prologue = probe.prologue()?;
+    check_trust(options, &prologue)?;
     let paths = CachePaths::for_output(out, options.cache_dir.as_deref());
     // The cache of an interrupted fetch of this same package, if any
     // (read only: a plan changes nothing).
-    let cached = cache::Cache::peek(&paths, probe.as_bytes())?;
+    let cached = cache::Cache::peek(&paths, &prologue)?;
     let base = options.base.as_ref().map(delta::Base::open).transpose()?;
     delta::DeltaPlan::new(
         &prologue,

@@ -59,6 +59,8 @@ pub const MAX_PROLOGUE_BYTES: u64 = crate::io::package_file::DEFAULT_MAX_PROLOGU
 #[derive(Debug, Clone)]
 pub struct Probe {
     bytes: Vec<u8>,
+    /// What [`Prologue::parse`] validated, so views cost nothing.
+    layout: crate::format::layout::Layout,
     package_len: u64,
     bytes_read: u64,
     endpoint: String,
@@ -69,10 +71,10 @@ impl Probe {
     /// block index (see [`Prologue`]).
     ///
     /// # Errors
-    /// None in practice: the bytes were validated by [`probe`]; this parses
-    /// them again (cheaply) to lend a view.
+    /// None: the bytes were validated by [`probe`] (the `Result` is kept
+    /// for callers written against it); the view is O(1).
     pub fn prologue(&self) -> Result<Prologue<'_>, Error> {
-        Prologue::parse(&self.bytes)
+        Ok(Prologue::from_checked(&self.bytes, self.layout))
     }
 
     /// The prologue's bytes.
@@ -142,8 +144,9 @@ pub fn probe(spec: &str, options: &SourceOptions) -> Result<Probe, Error> {
 /// [`Error::InvalidInput`] for a prologue over [`MAX_PROLOGUE_BYTES`].
 pub fn probe_source(source: &dyn RangeSource) -> Result<Probe, Error> {
     let raw = crate::io::package_file::read_prologue(source, MAX_PROLOGUE_BYTES)?;
-    Prologue::parse(&raw.bytes)?;
+    let layout = Prologue::parse(&raw.bytes)?.layout();
     Ok(Probe {
+        layout,
         bytes: raw.bytes,
         package_len: raw.package_len,
         bytes_read: raw.bytes_read,
