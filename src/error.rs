@@ -204,6 +204,8 @@ pub enum ErrorKind {
     Store,
     /// A bundle (`.sftb`) is malformed or damaged.
     Bundle,
+    /// A Windows Installer file (`.msi`) is malformed, damaged or foreign.
+    Msi,
     /// The Management Server refused; see [`Error::manage_problem`].
     Manage,
     /// A trust policy refused a package (unsigned, wrongly signed, or not
@@ -353,6 +355,10 @@ pub enum Error {
     /// A bundle (`.sftb`) is malformed or damaged.
     #[error("bad bundle: {0}")]
     Bundle(String),
+    /// A Windows Installer file (`.msi`) is malformed or damaged, or
+    /// carries no App-V package.
+    #[error("bad Windows Installer file: {0}")]
+    Msi(String),
     /// The Management Server refused an operation, or its database
     /// failed.
     #[error("management server: {problem}: {message}")]
@@ -396,6 +402,7 @@ impl Error {
             Error::Exhausted { .. } => ErrorKind::Integrity,
             Error::Store { .. } => ErrorKind::Store,
             Error::Bundle(_) => ErrorKind::Bundle,
+            Error::Msi(_) => ErrorKind::Msi,
             Error::Manage { .. } => ErrorKind::Manage,
             Error::Trust { .. } => ErrorKind::Trust,
             #[cfg(feature = "std")]
@@ -548,7 +555,7 @@ impl From<Error> for std::io::Error {
             ErrorKind::Unsupported => K::Unsupported,
             ErrorKind::Store | ErrorKind::Manage => K::Other,
             ErrorKind::Trust => K::PermissionDenied,
-            ErrorKind::Bundle => K::InvalidData,
+            ErrorKind::Bundle | ErrorKind::Msi => K::InvalidData,
             ErrorKind::NotFound => K::NotFound,
             ErrorKind::InvalidInput => K::InvalidInput,
             ErrorKind::Io => match &e {

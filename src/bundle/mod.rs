@@ -41,6 +41,8 @@
 //! ```
 
 pub(crate) mod container;
+#[cfg(feature = "msi")]
+pub mod msi;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -218,7 +220,7 @@ fn manifest_refs(m: &Manifest) -> Vec<Ref> {
 /// or a relative `PATH` (either separator), normalised to `/`, `.` and
 /// empty components dropped. Anything else (a URL, an absolute or UNC
 /// path, a drive, another variable, `..`) is refused with the reason.
-fn ref_name(value: &str) -> Result<String, String> {
+pub(crate) fn ref_name(value: &str) -> Result<String, String> {
     const VAR: &str = "%SFT_MIME_SOURCE%";
     let v = value.trim();
     let rest = match v.get(..VAR.len()) {
@@ -260,8 +262,57 @@ fn ref_name(value: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// True if `head` starts with a bundle's signature.
+pub fn is_bundle(head: &[u8]) -> bool {
+    head.starts_with(&container::MAGIC)
+}
+
+/// Every OSD and icon reference of `m`: (value, kind), in document order.
+#[cfg(feature = "msi")]
+pub(crate) fn manifest_ref_values(m: &Manifest) -> Vec<(String, EntryKind)> {
+    manifest_refs(m)
+        .into_iter()
+        .map(|r| (r.value, r.kind))
+        .collect()
+}
+
+#[cfg(feature = "msi")]
+/// [`check_sft`] on the first bytes of an SFT of `len` bytes (at least
+/// its prologue, or all of it if shorter than [`MAX_SFT_PROLOGUE`]).
+pub(crate) fn check_sft_bytes(len: u64, head: &[u8]) -> Result<(Guid, Guid), Error> {
+    check_sft(len, &|off, buf| {
+        let start = usize::try_from(off).unwrap_or(usize::MAX);
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| head.get(start..end))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    })
+}
+
+/// Every OSD and icon reference of `m` must name an entry of that kind
+/// (`find`: an entry's kind by name); the message names the first that
+/// does not, and `what` holds the entries ("the bundle").
+pub(crate) fn check_refs(
+    m: &Manifest,
+    what: &str,
+    find: impl Fn(&str) -> Option<EntryKind>,
+) -> Result<(), String> {
+    for r in manifest_refs(m) {
+        let found = ref_name(&r.value).ok().and_then(|n| find(&n));
+        if found != Some(r.kind) {
+            return Err(format!(
+                "{} `{}` names no {} entry of {what}",
+                r.attr, r.value, r.kind
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What a valid SFT's prologue says: package GUID and version GUID.
-fn check_sft(
+pub(crate) fn check_sft(
     len: u64,
     read_at: &dyn Fn(u64, &mut [u8]) -> std::io::Result<()>,
 ) -> Result<(Guid, Guid), Error> {
@@ -294,7 +345,7 @@ fn check_sft(
 }
 
 /// Compare an SFT's GUIDs with what the manifest's `PACKAGE` says.
-fn match_package(m: &Manifest, guids: (Guid, Guid), len: u64) -> Result<(), String> {
+pub(crate) fn match_package(m: &Manifest, guids: (Guid, Guid), len: u64) -> Result<(), String> {
     let Some(p) = &m.package else { return Ok(()) };
     for (attr, want, have) in [
         ("GUID", &p.guid, guids.0),
@@ -326,7 +377,82 @@ fn match_package(m: &Manifest, guids: (Guid, Guid), len: u64) -> Result<(), Stri
     Ok(())
 }
 
-fn io_at(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+/// Write `files` (index, `/`-separated safe name) under `dir` (absent or
+/// an empty folder), each through `fill`; all or nothing: into a temporary
+/// folder beside `dir`, each file synced, the folder renamed into place.
+pub(crate) fn unpack_into(
+    dir: &Path,
+    files: &[(usize, &str)],
+    fill: &mut dyn FnMut(usize, &mut dyn Write, &Path) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let exists = match std::fs::read_dir(dir) {
+        Ok(mut it) => {
+            if it.next().is_some() {
+                return Err(Error::invalid(format!(
+                    "`{}` is not empty; unpack into a new or empty folder",
+                    dir.display()
+                )));
+            }
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::invalid(format!(
+                    "`{}` exists and is not a folder",
+                    dir.display()
+                )));
+            }
+            return Err(Error::io(format!("reading `{}`", dir.display()), e));
+        }
+    };
+    let (parent, tmp) = temp_beside(dir)?;
+    std::fs::create_dir_all(&parent).map_err(io_at("creating", &parent))?;
+    std::fs::create_dir(&tmp).map_err(io_at("creating a temporary folder for", dir))?;
+    let mut guard = Cleanup {
+        path: Some(tmp.clone()),
+        dir: true,
+    };
+    for (i, name) in files {
+        let mut target = tmp.clone();
+        target.extend(name.split('/'));
+        if let Some(p) = target.parent() {
+            std::fs::create_dir_all(p).map_err(io_at("creating", p))?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(io_at("creating", &target))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &f);
+        fill(*i, &mut w, &target)?;
+        w.flush().map_err(io_at("writing", &target))?;
+        drop(w);
+        f.sync_all().map_err(io_at("syncing", &target))?;
+    }
+    sync_dir(&tmp);
+    if exists {
+        std::fs::remove_dir(dir).map_err(io_at("replacing the empty folder", dir))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(io_at("renaming into place", dir))?;
+    guard.path = None;
+    sync_dir(&parent);
+    Ok(())
+}
+
+/// Open an input file: a missing one is [`Error::NotFound`] naming it as
+/// `what` ("bundle", "MSI").
+pub(crate) fn open_input(path: &Path, what: &str) -> crate::Result<File> {
+    File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(format!("{what} `{}`", path.display()))
+        } else {
+            Error::io(format!("opening `{}`", path.display()), e)
+        }
+    })
+}
+
+pub(crate) fn io_at(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let ctx = format!("{what} `{}`", path.display());
     move |e| Error::io(ctx, e)
 }
@@ -415,6 +541,90 @@ pub fn write_bundle(
     options: &BundleOptions,
     out: &Path,
 ) -> crate::Result<BundleSummary> {
+    let c = collect(manifest, options)?;
+    c.refuse_output(out)?;
+    let Collected {
+        mname,
+        mbytes,
+        files,
+        sft,
+        ..
+    } = &c;
+    let mut entries = vec![WriteEntry {
+        name: mname.clone(),
+        kind: EntryKind::Manifest,
+        content: Content::Bytes(mbytes),
+    }];
+    for (name, (kind, bytes, _)) in files {
+        entries.push(WriteEntry {
+            name: name.clone(),
+            kind: *kind,
+            content: Content::Bytes(bytes),
+        });
+    }
+    if let Some((name, path, len)) = sft {
+        entries.push(WriteEntry {
+            name: name.clone(),
+            kind: EntryKind::Sft,
+            content: Content::File(path, *len),
+        });
+    }
+    let bytes = atomic_write(out, |w| {
+        container::write_container(w, &entries, &out.display().to_string()).map(|(_, n)| n)
+    })?;
+    Ok(BundleSummary {
+        entries: entries.len(),
+        bytes,
+        sft_bytes: sft.as_ref().map(|s| s.2),
+    })
+}
+
+/// What a bundle or an MSI carries, read and checked from a manifest's
+/// folder by [`collect`]: nothing is written yet.
+pub(crate) struct Collected {
+    /// The manifest's absolute path.
+    pub(crate) mpath: PathBuf,
+    /// The manifest's folder (`%SFT_MIME_SOURCE%`).
+    pub(crate) folder: PathBuf,
+    /// The manifest's file name.
+    pub(crate) mname: String,
+    /// The manifest's bytes.
+    pub(crate) mbytes: Vec<u8>,
+    /// The parsed manifest.
+    #[cfg_attr(not(feature = "msi"), allow(dead_code))]
+    pub(crate) manifest: Manifest,
+    /// Every OSD and icon: name → (kind, bytes, the attribute naming it).
+    pub(crate) files: BTreeMap<String, (EntryKind, Vec<u8>, String)>,
+    /// The SFT: (name, path, length).
+    pub(crate) sft: Option<(String, PathBuf, u64)>,
+}
+
+impl Collected {
+    /// Refuse an output path that is one of the inputs (renaming over it
+    /// would destroy it).
+    pub(crate) fn refuse_output(&self, out: &Path) -> Result<(), Error> {
+        if let Ok(canon_out) = std::fs::canonicalize(out) {
+            let mut inputs = vec![self.mpath.clone()];
+            inputs.extend(self.files.keys().map(|n| self.folder.join(n)));
+            inputs.extend(self.sft.as_ref().map(|s| s.1.clone()));
+            for p in inputs {
+                if std::fs::canonicalize(&p).is_ok_and(|c| c == canon_out) {
+                    return Err(Error::invalid(format!(
+                        "the output `{}` is one of the inputs (`{}`)",
+                        out.display(),
+                        p.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read and check a manifest, every OSD and icon it references and,
+/// with [`BundleOptions::with_sft`], the SFT (see [`write_bundle`] for
+/// the rules).
+pub(crate) fn collect(manifest: &Path, options: &BundleOptions) -> crate::Result<Collected> {
     let mpath = std::path::absolute(manifest).map_err(io_at("resolving", manifest))?;
     let mdisplay = manifest.display().to_string();
     let mbytes = read_limited(&mpath, MAX_DESCRIPTOR_BYTES, "the manifest")?;
@@ -560,47 +770,14 @@ pub fn write_bundle(
         None
     };
 
-    let mut entries = vec![WriteEntry {
-        name: mname.clone(),
-        kind: EntryKind::Manifest,
-        content: Content::Bytes(&mbytes),
-    }];
-    for (name, (kind, bytes, _)) in &files {
-        entries.push(WriteEntry {
-            name: name.clone(),
-            kind: *kind,
-            content: Content::Bytes(bytes),
-        });
-    }
-    if let Some((name, path, len)) = &sft {
-        entries.push(WriteEntry {
-            name: name.clone(),
-            kind: EntryKind::Sft,
-            content: Content::File(path, *len),
-        });
-    }
-    // Renaming over one of the inputs would destroy it.
-    if let Ok(canon_out) = std::fs::canonicalize(out) {
-        let mut inputs = vec![mpath.clone()];
-        inputs.extend(files.keys().map(|n| folder.join(n)));
-        inputs.extend(sft.as_ref().map(|s| s.1.clone()));
-        for p in inputs {
-            if std::fs::canonicalize(&p).is_ok_and(|c| c == canon_out) {
-                return Err(Error::invalid(format!(
-                    "the output `{}` is one of the bundle's inputs (`{}`)",
-                    out.display(),
-                    p.display()
-                )));
-            }
-        }
-    }
-    let bytes = atomic_write(out, |w| {
-        container::write_container(w, &entries, &out.display().to_string()).map(|(_, n)| n)
-    })?;
-    Ok(BundleSummary {
-        entries: entries.len(),
-        bytes,
-        sft_bytes: sft.map(|s| s.2),
+    Ok(Collected {
+        mpath,
+        folder,
+        mname,
+        mbytes,
+        manifest: m,
+        files,
+        sft,
     })
 }
 
@@ -659,7 +836,7 @@ fn resolve_sft(
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A unique name beside `target` for a temporary file or folder.
-fn temp_beside(target: &Path) -> Result<(PathBuf, PathBuf), Error> {
+pub(crate) fn temp_beside(target: &Path) -> Result<(PathBuf, PathBuf), Error> {
     let name = target
         .file_name()
         .ok_or_else(|| Error::invalid(format!("`{}` names no file", target.display())))?;
@@ -677,9 +854,9 @@ fn temp_beside(target: &Path) -> Result<(PathBuf, PathBuf), Error> {
 }
 
 /// Removes a temporary file or folder unless disarmed.
-struct Cleanup {
-    path: Option<PathBuf>,
-    dir: bool,
+pub(crate) struct Cleanup {
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) dir: bool,
 }
 
 impl Drop for Cleanup {
@@ -694,7 +871,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     #[cfg(unix)]
     if let Ok(d) = File::open(dir) {
         // Makes the rename durable; failure here loses no data.
@@ -706,7 +883,7 @@ fn sync_dir(dir: &Path) {
 
 /// Write `target` atomically: `fill` writes a temporary file beside it,
 /// which is synced and renamed over `target`; on error it is removed.
-fn atomic_write<T>(
+pub(crate) fn atomic_write<T>(
     target: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<&File>) -> Result<T, Error>,
 ) -> Result<T, Error> {
@@ -743,13 +920,7 @@ impl Bundle {
     /// contents, trailer) and the byte offset for any damage or rule
     /// broken; [`Error::Io`] if the file cannot be read.
     pub fn open(path: &Path) -> crate::Result<Bundle> {
-        let f = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound(format!("bundle `{}`", path.display()))
-            } else {
-                Error::io(format!("opening `{}`", path.display()), e)
-            }
-        })?;
+        let f = open_input(path, "bundle")?;
         let len = f.metadata().map_err(io_at("reading", path))?.len();
         Bundle::from_source(Source::File(f, len), path.display().to_string())
     }
@@ -809,24 +980,10 @@ impl Bundle {
         let Some((manifest, manifest_bytes)) = manifest else {
             return Err(ctx.err(&mregion, raw[0].offset, "no manifest entry"));
         };
-        for r in manifest_refs(&manifest) {
-            let found = ref_name(&r.value)
-                .ok()
-                .and_then(|n| raw.iter().find(|e| e.name == n));
-            match found {
-                Some(e) if e.kind == r.kind => {}
-                _ => {
-                    return Err(ctx.err(
-                        &mregion,
-                        raw[0].offset,
-                        format!(
-                            "its {} `{}` names no {} entry of the bundle",
-                            r.attr, r.value, r.kind
-                        ),
-                    ));
-                }
-            }
-        }
+        check_refs(&manifest, "the bundle", |n| {
+            raw.iter().find(|e| e.name == n).map(|e| e.kind)
+        })
+        .map_err(|msg| ctx.err(&mregion, raw[0].offset, format!("its {msg}")))?;
         if let Some((i, e)) = raw
             .iter()
             .enumerate()
@@ -965,60 +1122,28 @@ impl Bundle {
     /// [`Error::InvalidInput`] if `dir` exists and is not an empty folder;
     /// [`Error::Bundle`] if an entry fails its CRC; [`Error::Io`].
     pub fn unpack(&self, dir: &Path) -> crate::Result<PathBuf> {
-        let exists = match std::fs::read_dir(dir) {
-            Ok(mut it) => {
-                if it.next().is_some() {
-                    return Err(Error::invalid(format!(
-                        "`{}` is not empty; unpack into a new or empty folder",
-                        dir.display()
-                    )));
-                }
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => {
-                if dir.exists() && !dir.is_dir() {
-                    return Err(Error::invalid(format!(
-                        "`{}` exists and is not a folder",
-                        dir.display()
-                    )));
-                }
-                return Err(Error::io(format!("reading `{}`", dir.display()), e));
-            }
-        };
-        let (parent, tmp) = temp_beside(dir)?;
-        std::fs::create_dir_all(&parent).map_err(io_at("creating", &parent))?;
-        std::fs::create_dir(&tmp).map_err(io_at("creating a temporary folder for", dir))?;
-        let mut guard = Cleanup {
-            path: Some(tmp.clone()),
-            dir: true,
-        };
-        for (i, e) in self.raw.iter().enumerate() {
-            let mut target = tmp.clone();
-            target.extend(e.name.split('/'));
-            if let Some(p) = target.parent() {
-                std::fs::create_dir_all(p).map_err(io_at("creating", p))?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&target)
-                .map_err(io_at("creating", &target))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, &f);
-            container::check_entry(&self.src, &self.ctx, i, e, &mut |b| {
-                w.write_all(b).map_err(io_at("writing", &target))
-            })?;
-            w.flush().map_err(io_at("writing", &target))?;
-            drop(w);
-            f.sync_all().map_err(io_at("syncing", &target))?;
-        }
-        sync_dir(&tmp);
-        if exists {
-            std::fs::remove_dir(dir).map_err(io_at("replacing the empty folder", dir))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(io_at("renaming into place", dir))?;
-        guard.path = None;
-        sync_dir(&parent);
+        self.unpack_filtered(dir, |_| true)
+    }
+
+    /// [`Bundle::unpack`] of the entries whose kind `keep` accepts (the
+    /// manifest is always written).
+    pub(crate) fn unpack_filtered(
+        &self,
+        dir: &Path,
+        keep: impl Fn(EntryKind) -> bool,
+    ) -> crate::Result<PathBuf> {
+        let files: Vec<(usize, &str)> = self
+            .raw
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind == EntryKind::Manifest || keep(e.kind))
+            .map(|(i, e)| (i, e.name.as_str()))
+            .collect();
+        unpack_into(dir, &files, &mut |i, w, target| {
+            container::check_entry(&self.src, &self.ctx, i, &self.raw[i], &mut |b| {
+                w.write_all(b).map_err(io_at("writing", target))
+            })
+        })?;
         Ok(dir.join(&self.raw[0].name))
     }
 }
