@@ -91,7 +91,10 @@
 //! - `publish`: OSD files, the manifest and icons ([`publish`]).
 //! - `bundle`: `.sftb` bundles of a manifest, its OSDs and icons and
 //!   optionally the SFT ([`bundle`], `sft bundle`).
-//! - `client`: the client package store ([`client`], `sft client`).
+//! - `msi`: Windows Installer files, the sequencer's MSI in both forms
+//!   (`bundle::msi`, `sft msi`, `sft client install APP.msi`).
+//! - `client`: the client package store ([`client`], `sft client`; takes
+//!   `bundle` and `msi`).
 //! - `mount`: a package as a read-only FUSE file system while it streams
 //!   ([`mount`], `sft mount`; the binary takes it with `--features
 //!   cli,mount`).
