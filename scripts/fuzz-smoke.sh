@@ -17,7 +17,7 @@ secs="${FUZZ_SECONDS:-60}"
 seed="${FUZZ_SEED:-1}"
 seed_arg=()
 [ "$seed" = random ] || seed_arg=(-seed="$seed")
-targets=(parse prologue block launch_list round_trip scheduler_ops stream_chunks session_bytes http_range http_multipart osd refresh rtsp_frame bundle client_records http_head dsft sign_text)
+targets=(parse prologue block launch_list round_trip scheduler_ops stream_chunks session_bytes http_range http_multipart osd refresh rtsp_frame bundle client_records http_head dsft sign_text msi)
 
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     tc=+nightly

@@ -57,7 +57,7 @@ mod servers;
 mod store;
 
 pub use inspect::CacheState;
-pub use install::InstallOptions;
+pub use install::{InstallOptions, Installable};
 pub use records::{
     AppRecord, AutoLoad, AutoLoadTarget, FORMAT_VERSION, FileTypeRecord, MAX_RECORDS_BYTES,
     PackageRecord, Records, Settings, ShortcutRecord, TEST_PAUSE_ENV,

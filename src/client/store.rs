@@ -27,12 +27,12 @@ pub const MAX_PERCENT_TO_LOCK: u64 = 90;
 
 const RECORDS: &str = "records.json";
 const RECORDS_LOCK: &str = "records.lock";
-const PACKAGES: &str = "packages";
+pub(super) const PACKAGES: &str = "packages";
 pub(super) const LOAD_LOCK: &str = "load.lock";
 const INUSE_LOCK: &str = "inuse.lock";
 /// Where a package is mounted outside the store (`sft client mount`).
 const MOUNT_RECORD: &str = "mount-point";
-const PUBLISH_DIR: &str = "publish";
+pub(super) const PUBLISH_DIR: &str = "publish";
 
 /// A client package store: a folder holding the records and the packages'
 /// data; see the [module docs](super).

@@ -1,5 +1,5 @@
 //! The application formats' fuzz entry points (targets `osd`, `bundle`,
-//! `client_records`).
+//! `msi`, `client_records`).
 
 #[cfg(feature = "publish")]
 /// Fuzzing entry point (not a stable API): parse `data` as an OSD, a
@@ -69,6 +69,42 @@ pub fn bundle(data: &[u8]) {
     if fixed != data {
         fuzz_one(&fixed);
     }
+}
+
+#[cfg(feature = "msi")]
+/// Fuzzing entry point (not a stable API): open `data` as a Windows
+/// Installer file through the same code as
+/// [`crate::bundle::msi::MsiPackage::open`]; never panics on bad input.
+/// If it opens, the manifest comes first, every descriptor reads back
+/// with its recorded length (checked again), the SFT extracts with its
+/// recorded length, and `MODE` is one of its values or an error. Panics
+/// exactly when it finds a bug.
+pub fn msi(data: &[u8]) {
+    use crate::bundle::EntryKind;
+    use crate::bundle::msi::MsiPackage;
+    let Ok(m) = MsiPackage::from_bytes(data.to_vec(), "fuzz input") else {
+        return;
+    };
+    assert_eq!(m.entries()[0].kind, EntryKind::Manifest);
+    assert_eq!(
+        m.read(&m.entries()[0].name).expect("the manifest reads"),
+        m.manifest_bytes()
+    );
+    for e in m.entries() {
+        if e.kind == EntryKind::Sft {
+            let dir = std::env::temp_dir().join(format!("sft-fuzz-msi-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let out = dir.join("x.sft");
+            m.extract_sft(&out).expect("a checked SFT extracts");
+            let len = std::fs::metadata(&out).map(|x| x.len()).unwrap_or(u64::MAX);
+            let _ = std::fs::remove_dir_all(&dir);
+            assert_eq!(len, e.len, "the SFT's extracted length");
+        } else {
+            let b = m.read(&e.name).expect("a checked entry reads");
+            assert_eq!(b.len() as u64, e.len);
+        }
+    }
+    let _ = m.mode();
 }
 
 #[cfg(feature = "client")]

@@ -15,6 +15,8 @@ mod proto;
 pub use app::bundle;
 #[cfg(feature = "client")]
 pub use app::client_records;
+#[cfg(feature = "msi")]
+pub use app::msi;
 #[cfg(feature = "publish")]
 pub use app::{osd, refresh};
 #[cfg(feature = "http")]

@@ -55,6 +55,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(&a),
         Command::Osd(a) => cmd::osd::run(&a),
         Command::Bundle(a) => cmd::bundle::run(&a),
+        #[cfg(feature = "msi")]
+        Command::Msi(a) => cmd::msi::run(&a),
         Command::Client(a) => cmd::client::run(&a),
         #[cfg(feature = "mount")]
         Command::Mount(a) => cmd::mount::run(&a),

@@ -234,20 +234,39 @@ pub(crate) enum ClientCommand {
     /// Add and publish the package a .sftb bundle carries in one step
     /// (the sequencer MSI's MODE, OVERRIDEURL, LOAD).
     Install {
-        /// The bundle.
+        /// The bundle (.sftb) or Windows Installer file (.msi).
         bundle: PathBuf,
+        /// msiexec-style PROPERTY=VALUE: MODE (STANDALONE or STREAMING),
+        /// OVERRIDEURL, LOAD (TRUE or FALSE); an empty value unsets it.
+        /// Default: the MSI's Property table.
+        #[arg(value_name = "PROPERTY=VALUE")]
+        properties: Vec<String>,
         /// The package's SFT location (OVERRIDEURL).
         #[arg(long, value_name = "URL")]
         override_url: Option<String>,
         /// Load the package after publishing (LOAD=TRUE).
         #[arg(long)]
         load: bool,
+        /// Do not load it, whatever the MSI's LOAD says (LOAD=FALSE).
+        #[arg(long, conflicts_with = "load")]
+        no_load: bool,
         /// For all users.
         #[arg(long)]
         global: bool,
         /// The package's name in the store (default: the manifest's PACKAGE NAME).
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// Keep the rollback journal after a successful install, for
+        /// --rollback or --commit (the MSI's custom actions).
+        #[arg(long)]
+        keep_rollback: bool,
+        /// Undo the last install of this file that kept its journal: the
+        /// package's record, descriptors and data as they were before.
+        #[arg(long, conflicts_with_all = ["commit", "keep_rollback", "load", "override_url", "name"])]
+        rollback: bool,
+        /// Drop the journal the last install of this file kept.
+        #[arg(long, conflicts_with_all = ["keep_rollback", "load", "override_url", "name"])]
+        commit: bool,
         #[command(flatten)]
         flags: LoadFlags,
     },

@@ -10,6 +10,8 @@ mod client;
 mod fetch;
 #[cfg(feature = "manage")]
 mod manage;
+#[cfg(feature = "msi")]
+mod msi;
 mod osd;
 mod serve;
 mod source;
@@ -19,6 +21,8 @@ pub(crate) use client::*;
 pub(crate) use fetch::*;
 #[cfg(feature = "manage")]
 pub(crate) use manage::*;
+#[cfg(feature = "msi")]
+pub(crate) use msi::*;
 pub(crate) use osd::*;
 pub(crate) use serve::*;
 use sft::Guid;
@@ -71,6 +75,10 @@ pub enum Command {
     Osd(OsdArgs),
     /// Write a `.sftb` bundle: manifest, OSDs, icons and optionally the SFT.
     Bundle(BundleArgs),
+    /// Write a Windows Installer file (the sequencer's MSI): stand-alone
+    /// (--with-sft) or streaming (--sft-url); or check one (--list).
+    #[cfg(feature = "msi")]
+    Msi(MsiArgs),
     /// The client package store: SFTMIME-style package commands.
     Client(ClientArgs),
     /// Mount a package read-only (FUSE) while it streams: its tree at

@@ -398,21 +398,108 @@ pub(crate) fn run(args: &ClientArgs) -> anyhow::Result<()> {
         }
         ClientCommand::Install {
             bundle,
+            properties,
             override_url,
             load,
+            no_load,
             global,
             name,
+            keep_rollback,
+            rollback,
+            commit,
             flags,
         } => {
-            let opts = sft::client::InstallOptions {
+            if *rollback || *commit {
+                if !properties.is_empty() {
+                    return Err(UsageError(
+                        "--rollback and --commit take no PROPERTY=VALUE".into(),
+                    )
+                    .into());
+                }
+                let shown = Safe(&bundle.display().to_string());
+                if *rollback {
+                    match store
+                        .rollback_install(bundle)
+                        .with_context(|| format!("cannot roll back `{}`", bundle.display()))?
+                    {
+                        Some(g) => out!(
+                            "rolled back the install of {shown}: package {g} is as it was before"
+                        )?,
+                        None => out!("nothing to roll back for {shown}")?,
+                    }
+                } else if store
+                    .commit_install(bundle)
+                    .with_context(|| format!("cannot commit `{}`", bundle.display()))?
+                {
+                    out!("committed the install of {shown}")?;
+                } else {
+                    out!("nothing to commit for {shown}")?;
+                }
+                return Ok(());
+            }
+            let mut opts = sft::client::InstallOptions {
                 name: name.clone(),
                 override_url: override_url.clone(),
                 global: *global,
+                load: if *load {
+                    Some(true)
+                } else if *no_load {
+                    Some(false)
+                } else {
+                    None
+                },
+                keep_rollback: *keep_rollback,
+                ..Default::default()
             };
+            for p in properties {
+                let Some((k, v)) = p.split_once('=') else {
+                    return Err(UsageError(format!(
+                        "`{}` is not PROPERTY=VALUE (MODE, OVERRIDEURL, LOAD)",
+                        Safe(p)
+                    ))
+                    .into());
+                };
+                let twice = |flag: &str| UsageError(format!("{k} and {flag} both given; use one"));
+                match k.trim().to_ascii_uppercase().as_str() {
+                    "MODE" => {
+                        opts.mode = if v.trim().is_empty() {
+                            None
+                        } else {
+                            Some(
+                                sft::bundle::msi::Mode::parse(v)
+                                    .map_err(|e| UsageError(e.to_string()))?,
+                            )
+                        };
+                    }
+                    "OVERRIDEURL" => {
+                        if override_url.is_some() {
+                            return Err(twice("--override-url").into());
+                        }
+                        // Empty: no OverrideURL, whatever the MSI says.
+                        opts.override_url = Some(v.to_owned());
+                    }
+                    "LOAD" => {
+                        if *load || *no_load {
+                            return Err(twice("--load/--no-load").into());
+                        }
+                        opts.load = Some(
+                            sft::bundle::msi::parse_load(v)
+                                .map_err(|e| UsageError(e.to_string()))?,
+                        );
+                    }
+                    _ => {
+                        return Err(UsageError(format!(
+                            "unknown property `{}`: sft client install takes MODE, OVERRIDEURL and LOAD",
+                            Safe(k)
+                        ))
+                        .into());
+                    }
+                }
+            }
             let label = name.clone().unwrap_or_else(|| "package".into());
-            let lo = load.then(|| load_options(&label, flags, None, false));
+            let lo = load_options(&label, flags, None, false);
             let (name, report) = store
-                .install_bundle(bundle, &opts, lo)
+                .install_bundle(bundle, &opts, Some(lo))
                 .with_context(|| format!("cannot install `{}`", bundle.display()))?;
             out!(
                 "installed package {} from {}",

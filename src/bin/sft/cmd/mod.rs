@@ -13,6 +13,8 @@ pub mod ls;
 pub(crate) mod manage;
 #[cfg(feature = "mount")]
 pub(crate) mod mount;
+#[cfg(feature = "msi")]
+pub(crate) mod msi;
 pub(crate) mod osd;
 pub mod pack;
 pub(crate) mod serve;
