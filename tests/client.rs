@@ -6,6 +6,8 @@
 #![cfg(all(feature = "client", feature = "http-server", feature = "cli"))]
 
 mod common;
+#[path = "client/msi.rs"]
+mod msi;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -97,6 +99,11 @@ struct Pkg {
 /// `href`: the CODEBASE/PACKAGE HREF (a value ending in `/` gets the file
 /// name).
 fn make_pkg(dir: &Path, name: &str, big: usize, href: Option<&str>) -> Pkg {
+    make_pkg_with(dir, name, big, href, &[])
+}
+
+/// [`make_pkg`] with more `sft pack` arguments (`--version 2`, say).
+fn make_pkg_with(dir: &Path, name: &str, big: usize, href: Option<&str>, extra: &[&str]) -> Pkg {
     let tree = dir.join(format!("{name}-tree"));
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     std::fs::write(
@@ -124,6 +131,7 @@ fn make_pkg(dir: &Path, name: &str, big: usize, href: Option<&str>) -> Pkg {
     if let Some(h) = href {
         cmd.args(["--href", h]);
     }
+    cmd.args(extra);
     ok(cmd.output().unwrap());
     let manifest = dir.join(format!("{name}_manifest.xml"));
     let m = sft::publish::Manifest::parse(&std::fs::read(&manifest).unwrap()).unwrap();

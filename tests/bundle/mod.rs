@@ -8,6 +8,9 @@
 
 use crate::common;
 
+#[cfg(feature = "msi")]
+mod msi;
+
 use std::path::{Path, PathBuf};
 
 use common::cli::{pack_sample, sft};

@@ -32,6 +32,10 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
         "bundle" => sft::fuzzing::bundle(data),
         #[cfg(feature = "client")]
         "client_records" => sft::fuzzing::client_records(data),
+        #[cfg(feature = "msi")]
+        "msi" => sft::fuzzing::msi(data),
+        #[cfg(not(feature = "msi"))]
+        "msi" => return false,
         #[cfg(feature = "http")]
         "http_head" => sft::fuzzing::http_head(data),
         #[cfg(feature = "http-parse")]
@@ -65,7 +69,7 @@ pub fn run_target(target: &str, data: &[u8]) -> bool {
     true
 }
 
-pub const TARGETS: [&str; 18] = [
+pub const TARGETS: [&str; 19] = [
     "parse",
     "prologue",
     "block",
@@ -84,6 +88,7 @@ pub const TARGETS: [&str; 18] = [
     "rtsp_frame",
     "dsft",
     "sign_text",
+    "msi",
 ];
 
 /// Every fuzz target (`fuzz/fuzz_targets/*.rs`) is in [`TARGETS`], has a
