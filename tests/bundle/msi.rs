@@ -302,6 +302,26 @@ fn cabinets_and_tables_whose_sizes_lie_are_refused_with_bounded_memory() {
         assert!(e.to_string().contains(want), "{key}: `{want}` not in {e}");
         assert!(largest < 4 << 20, "{key}: largest allocation {largest}");
     }
+    // Blocks: a stored block whose two sizes disagree (the `cab` crate
+    // would slice past it), and a block without a checksum. The SFT's
+    // folder is the second, stored; its first block follows the header.
+    let folder2 = 36 + 8;
+    let data = u32::from_le_bytes(cab[folder2..folder2 + 4].try_into().unwrap()) as usize;
+    for (what, at, value, want) in [
+        (
+            "sizes",
+            data + 6,
+            1u16.to_le_bytes().to_vec(),
+            "stored, yet",
+        ),
+        ("checksum", data, vec![0, 0, 0, 0], "has no checksum"),
+    ] {
+        let mut c = cab.clone();
+        c[at..at + value.len()].copy_from_slice(&value);
+        let b = rewrite(&bytes, Some(("sft.cab", &c)), None);
+        let e = MsiPackage::from_bytes(b, what).unwrap_err();
+        assert!(e.to_string().contains(want), "{what}: `{want}` not in {e}");
+    }
     // A cabinet that is not one.
     let b = rewrite(&bytes, Some(("sft.cab", b"MSCF but not really")), None);
     let e = MsiPackage::from_bytes(b, "junk cab").unwrap_err();

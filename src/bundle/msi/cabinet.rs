@@ -2,9 +2,12 @@
 //! reads it: header, folders, files, and every data block's header walked
 //! within the stream, so each file lies inside its folder's data. The
 //! `cab` crate indexes past its block list when a file starts beyond its
-//! folder's end (the `msi` fuzz target found it), and takes LZX and
-//! Quantum folders this reader does not: only stored and MSZIP folders
-//! pass.
+//! folder's end (the `msi` fuzz target found it) and slices past a stored
+//! block whose sizes disagree, skips blocks without a checksum, and takes
+//! LZX and Quantum folders this reader does not: only stored and MSZIP
+//! folders pass, every block with its checksum, stored blocks with equal
+//! sizes, and no folder that expands more than 64 times (each read
+//! inflates its folder from the start).
 //!
 //! [MS-CAB]: https://learn.microsoft.com/previous-versions/bb417343(v=msdn.10)
 
@@ -54,8 +57,11 @@ pub(super) fn check(r: &mut (impl Read + Seek), len: u64) -> Result<HashMap<Stri
         at += 4 + u64::from(u16_(&r4, 0));
     }
     // Folders: where their data starts, how many blocks, how compressed;
-    // each block header walked to total its uncompressed bytes.
+    // each block header walked to total its uncompressed bytes. The
+    // blocks of all folders together may not take more bytes than the
+    // cabinet has (folders that share blocks would multiply the walk).
     let mut totals = Vec::with_capacity(usize::from(folders));
+    let mut walked = 0u64;
     for i in 0..u64::from(folders) {
         let mut f = [0u8; 8];
         read_at(r, at + i * (8 + folder_reserve), &mut f, len)?;
@@ -74,23 +80,45 @@ pub(super) fn check(r: &mut (impl Read + Seek), len: u64) -> Result<HashMap<Stri
             }
             t => return Err(format!("folder {i} has compression type {t}")),
         }
-        let mut total = 0u64;
+        let (mut total, mut packed) = (0u64, 0u64);
         for b in 0..blocks {
             let mut d = [0u8; 8];
             read_at(r, off, &mut d, len)?;
-            let (stored, raw) = (u64::from(u16_(&d, 4)), u64::from(u16_(&d, 6)));
+            let (sum, stored, raw) = (u32_(&d, 0), u64::from(u16_(&d, 4)), u64::from(u16_(&d, 6)));
             if raw > MAX_BLOCK || (raw == 0 && b + 1 < blocks) {
                 return Err(format!(
                     "folder {i}, data block {b}: {raw} uncompressed bytes"
                 ));
             }
-            off += 8 + data_reserve + stored;
-            if off > len {
+            // A stored block's bytes are its data: the `cab` crate places
+            // files by the uncompressed size and copies the stored bytes.
+            if comp & 0x000f == 0 && stored != raw {
                 return Err(format!(
-                    "folder {i}, data block {b} passes the cabinet's end"
+                    "folder {i}, data block {b}: stored, yet {stored} bytes hold {raw}"
+                ));
+            }
+            // No checksum (0) would let damage through unseen.
+            if sum == 0 {
+                return Err(format!("folder {i}, data block {b} has no checksum"));
+            }
+            let step = 8 + data_reserve + stored;
+            off += step;
+            walked += step;
+            if off > len || walked > len {
+                return Err(format!(
+                    "folder {i}, data block {b} passes the cabinet's end (or folders share blocks)"
                 ));
             }
             total += raw;
+            packed += stored;
+        }
+        // Each read of a file inflates its folder from the start: a folder
+        // may not expand beyond 16 MiB plus 64 times its compressed bytes
+        // (real data, XML or an SFT, is far below; zeros are not).
+        if total > (16 << 20) + 64 * packed {
+            return Err(format!(
+                "folder {i} expands {packed} bytes into {total}, more than this reader inflates"
+            ));
         }
         totals.push(total);
     }
@@ -118,7 +146,7 @@ pub(super) fn check(r: &mut (impl Read + Seek), len: u64) -> Result<HashMap<Stri
         let total = totals.get(usize::from(folder)).copied().ok_or_else(|| {
             format!("file `{name}` is in folder {folder}; the cabinet has {folders}")
         })?;
-        if start + u64::from(size) > total {
+        if start.saturating_add(u64::from(size)) > total {
             return Err(format!(
                 "file `{name}` lies at bytes {start}..{} of a folder of {total}",
                 start + u64::from(size)
@@ -134,10 +162,7 @@ pub(super) fn check(r: &mut (impl Read + Seek), len: u64) -> Result<HashMap<Stri
 /// Fill `buf` from offset `at` of a stream of `len` bytes.
 fn read_at(r: &mut (impl Read + Seek), at: u64, buf: &mut [u8], len: u64) -> Result<(), String> {
     if at.checked_add(buf.len() as u64).is_none_or(|end| end > len) {
-        return Err(format!(
-            "the cabinet ends before byte {}",
-            at + buf.len() as u64
-        ));
+        return Err(format!("the cabinet ends before byte {at}"));
     }
     r.seek(SeekFrom::Start(at))
         .and_then(|_| r.read_exact(buf))

@@ -89,18 +89,30 @@ enum Cell {
     Binary,
 }
 
+/// Most bytes of strings decoded from one database, all reads together:
+/// a table may name one long string many times, and each read copies it.
+const MAX_DECODED: u64 = 64 << 20;
+
 /// The string pool: `_StringData` and each string's span in it, decoded
-/// when a cell is read.
+/// when a cell is read, against [`MAX_DECODED`].
 struct Pool {
     data: Vec<u8>,
     spans: Vec<(usize, usize)>,
     codepage: msi::CodePage,
+    decoded: std::cell::Cell<u64>,
 }
 
 impl Pool {
-    fn text(&self, i: u32) -> String {
+    fn text(&self, i: u32) -> Result<String, String> {
         let (a, b) = self.spans[i as usize];
-        self.codepage.decode(&self.data[a..b])
+        let spent = self.decoded.get() + (b - a) as u64;
+        if spent > MAX_DECODED {
+            return Err(format!(
+                "its tables name more than {MAX_DECODED} bytes of strings"
+            ));
+        }
+        self.decoded.set(spent);
+        Ok(self.codepage.decode(&self.data[a..b]))
     }
 }
 
@@ -137,7 +149,7 @@ impl Rows {
     pub(super) fn str(&self, row: usize, col: &str) -> Result<Option<String>, String> {
         match self.cell(row, col)? {
             Cell::Null => Ok(None),
-            Cell::Str(i) => Ok(Some(self.pool.text(i))),
+            Cell::Str(i) => self.pool.text(i).map(Some),
             other => Err(format!(
                 "{}.{col} holds {other:?}, not a string",
                 self.table
@@ -223,6 +235,7 @@ impl<R: Read + Seek> Db<R> {
                 data: Vec::new(),
                 spans: Vec::new(),
                 codepage: msi::CodePage::default(),
+                decoded: std::cell::Cell::new(0),
             }),
             tables: HashMap::new(),
         };
@@ -354,6 +367,7 @@ impl<R: Read + Seek> Db<R> {
             data,
             spans,
             codepage,
+            decoded: std::cell::Cell::new(0),
         });
         Ok(())
     }

@@ -79,6 +79,8 @@ pub const MAX_MSI_SFT: u64 = (2 << 30) - (64 << 20);
 pub const MAX_ROWS: usize = db::MAX_ROWS;
 /// Deepest `Directory` nesting followed.
 pub const MAX_DIR_DEPTH: usize = 64;
+/// Longest identifier (a table key) read: the SDK's `s72`.
+const MAX_IDENTIFIER: usize = 72;
 
 /// `MODE`: how the package is delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +264,22 @@ fn component_problem(c: &str) -> Option<&'static str> {
         .any(|ch| ch.is_control() || WINDOWS_BAD.contains(&ch))
     {
         return Some("a control character or one of < > \" | ? * : \\ / in a name");
+    }
+    if c.ends_with('.') || c.ends_with(' ') {
+        return Some("a name ending in a dot or a space");
+    }
+    let stem = c
+        .split('.')
+        .next()
+        .unwrap_or(c)
+        .trim_end()
+        .to_ascii_uppercase();
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    if device {
+        return Some("a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9)");
     }
     None
 }
@@ -1302,8 +1320,10 @@ impl MsiPackage {
             .map_err(&bad)?
             .remove("SFTMANIFEST");
 
-        // Every file's folder, as path components from the root.
-        let mut paths: HashMap<&str, Vec<String>> = HashMap::new();
+        // Every file's folder, as path components from the root (each
+        // folder's path built once).
+        let mut folders: HashMap<&str, std::rc::Rc<Vec<String>>> = HashMap::new();
+        let mut paths: HashMap<&str, std::rc::Rc<Vec<String>>> = HashMap::new();
         for f in &files {
             let dir = comps.get(&f.component).ok_or_else(|| {
                 bad(format!(
@@ -1311,7 +1331,14 @@ impl MsiPackage {
                     f.key, f.component
                 ))
             })?;
-            let folder = dir_path(&dirs, dir).map_err(&bad)?;
+            let folder = match folders.get(dir.as_str()) {
+                Some(p) => std::rc::Rc::clone(p),
+                None => {
+                    let p = std::rc::Rc::new(dir_path(&dirs, dir).map_err(&bad)?);
+                    folders.insert(dir, std::rc::Rc::clone(&p));
+                    p
+                }
+            };
             paths.insert(&f.key, folder);
         }
         // The manifest: SFTMANIFEST, else the one `*_manifest.xml`, else
@@ -1809,6 +1836,9 @@ fn read_directories(db: &mut Database) -> Result<Dirs, String> {
             .str(i, "Directory")?
             .ok_or("a Directory row without a key")?;
         let parent = rows.str(i, "Directory_Parent")?.filter(|p| *p != key);
+        if key.len() > MAX_IDENTIFIER || parent.as_ref().is_some_and(|p| p.len() > MAX_IDENTIFIER) {
+            return Err("the Directory table has an identifier longer than 72 bytes".into());
+        }
         let default = rows.str(i, "DefaultDir")?.unwrap_or_default();
         // DefaultDir is `target[:source]`, each `short|long` or one name.
         let target = default.split(':').next().unwrap_or("");
@@ -1826,15 +1856,24 @@ fn read_directories(db: &mut Database) -> Result<Dirs, String> {
     Ok(out)
 }
 
-/// The folder names from the root down to `dir`.
+/// The folder names from the root down to `dir`: at most
+/// [`MAX_DIR_DEPTH`] deep and [`super::MAX_NAME_LEN`] bytes long.
 fn dir_path(dirs: &Dirs, dir: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
+    let mut bytes = 0;
     let mut at = dir.to_owned();
-    for _ in 0..=MAX_DIR_DEPTH {
+    for _ in 0..MAX_DIR_DEPTH {
         let (parent, name) = dirs
             .get(&at)
             .ok_or_else(|| format!("folder `{at}` is not in the Directory table"))?;
         if let Some(n) = name {
+            bytes += n.len() + 1;
+            if bytes > super::MAX_NAME_LEN {
+                return Err(format!(
+                    "folder `{dir}`'s path is longer than {} bytes",
+                    super::MAX_NAME_LEN
+                ));
+            }
             names.push(n.clone());
         }
         match parent {
@@ -1858,6 +1897,14 @@ fn read_files(db: &mut Database) -> Result<Vec<FileRow>, String> {
         let component = rows
             .str(i, "Component_")?
             .ok_or_else(|| format!("file `{key}` has no component"))?;
+        for id in [&key, &component] {
+            if id.len() > MAX_IDENTIFIER {
+                return Err(format!(
+                    "the File table has an identifier of {} bytes",
+                    id.len()
+                ));
+            }
+        }
         let fname = rows
             .str(i, "FileName")?
             .ok_or_else(|| format!("file `{key}` has no FileName"))?;
