@@ -10,8 +10,8 @@ use super::inspect::inspect;
 use super::lock::{self, Mode};
 use super::records::{self, PackageRecord};
 use super::store::{
-    LOAD_LOCK, LoadOptions, LoadReport, PUBLISH_DIR, PackageOptions, Store, check_name, create_dir,
-    not_added, now_ms,
+    INUSE_LOCK, LOAD_LOCK, LoadOptions, LoadReport, MOUNT_RECORD, PUBLISH_DIR, PackageOptions,
+    Store, check_name, create_dir, not_added, now_ms,
 };
 use crate::bundle::msi::{self, MsiPackage};
 use crate::bundle::{Bundle, EntryKind};
@@ -192,20 +192,74 @@ struct JournalState {
     names: Vec<String>,
     /// Which of the descriptor folders were copied into the journal.
     saved: Vec<String>,
+    /// Complete data files (`*.sft`) hard-linked into the journal's
+    /// `data/`: a load of a new version removes the earlier version's.
+    #[serde(default)]
+    data: Vec<String>,
     /// The records' use clock.
     clock: u64,
+    /// The install finished: the journal is kept only for `--rollback`.
+    /// A journal left unfinished is a crashed install's, put back before
+    /// the next install of the package journals anything.
+    #[serde(default)]
+    done: bool,
 }
 
 /// The folders an install replaces and a rollback restores.
 const SAVED_DIRS: [&str; 2] = [BUNDLE_DIR, PUBLISH_DIR];
+/// The journal's folder of hard links to the package's data files.
+const JOURNAL_DATA: &str = "data";
+
+/// Names in a package's folder a rollback never removes: the lock files
+/// other processes hold, and a mount (a running `sft client run`).
+fn kept_by_rollback(name: &str) -> bool {
+    name.ends_with(".lock") || name == "mnt" || name == MOUNT_RECORD
+}
+
+/// A package data file (complete or partial).
+fn is_data(name: &str) -> bool {
+    name.ends_with(".sft")
+        || name.ends_with(".sft.partial")
+        || name.ends_with(".sft.partial.blocks")
+}
 
 impl Store {
     fn journal_dir(&self, guid: &Guid) -> PathBuf {
         self.dir().join(ROLLBACK_DIR).join(guid.to_string())
     }
 
-    /// Record the state of package `guid` before an install of `source`.
-    fn begin_journal(&self, guid: &Guid, source: &Path) -> Result<PathBuf, Error> {
+    fn read_journal(&self, guid: &Guid) -> Result<Option<JournalState>, Error> {
+        let state_path = self.journal_dir(guid).join(JOURNAL_STATE);
+        let bytes = match fs::read(&state_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading `{}`", state_path.display()), e)),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::store(
+                StoreProblem::Damaged,
+                format!("rollback journal `{}`: {e}", state_path.display()),
+            )
+        })
+    }
+
+    fn write_journal(&self, guid: &Guid, state: &JournalState) -> Result<(), Error> {
+        let json = serde_json::to_vec_pretty(state)
+            .map_err(|e| Error::invalid(format!("rollback journal: {e}")))?;
+        records::write_atomic(&self.journal_dir(guid).join(JOURNAL_STATE), &json, false)
+    }
+
+    /// Record the state of package `guid` before an install of `source`;
+    /// the caller holds the package's load lock. `had_dir`: whether its
+    /// folder existed before the install made it.
+    fn begin_journal(&self, guid: &Guid, source: &Path, had_dir: bool) -> Result<(), Error> {
+        // A crashed install's journal puts the package back first; a
+        // finished one is dropped (its install is kept).
+        if let Some(old) = self.read_journal(guid)?
+            && !old.done
+        {
+            self.restore_locked(guid, old)?;
+        }
         let j = self.journal_dir(guid);
         if j.exists() {
             fs::remove_dir_all(&j)
@@ -219,15 +273,31 @@ impl Store {
             .position(|p| p.matches(&guid.to_string()))
             .map(|i| (i, r.packages[i].clone()));
         let dir = self.package_dir(guid);
-        let had_dir = dir.is_dir();
         let mut names = Vec::new();
         let mut saved = Vec::new();
+        let mut data = Vec::new();
         if had_dir {
             for e in fs::read_dir(&dir)
                 .map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?
                 .flatten()
             {
-                names.push(e.file_name().to_string_lossy().into_owned());
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.ends_with(".sft") && e.file_type().is_ok_and(|t| t.is_file()) {
+                    create_dir(&j.join(JOURNAL_DATA))?;
+                    // A hard link costs nothing; a file system without
+                    // them gets a copy.
+                    let to = j.join(JOURNAL_DATA).join(&n);
+                    fs::hard_link(e.path(), &to)
+                        .or_else(|_| fs::copy(e.path(), &to).map(|_| ()))
+                        .map_err(|err| {
+                            Error::io(
+                                format!("keeping `{}` in the journal", e.path().display()),
+                                err,
+                            )
+                        })?;
+                    data.push(n.clone());
+                }
+                names.push(n);
             }
             for sub in SAVED_DIRS {
                 let from = dir.join(sub);
@@ -244,60 +314,71 @@ impl Store {
             had_dir,
             names,
             saved,
+            data,
+            done: false,
         };
-        let json = serde_json::to_vec_pretty(&state)
-            .map_err(|e| Error::invalid(format!("rollback journal: {e}")))?;
-        records::write_atomic(&j.join(JOURNAL_STATE), &json, false)?;
-        Ok(j)
+        records::sync_dir(&j)?;
+        self.write_journal(guid, &state)
     }
 
-    /// Put package `guid` back as the journal recorded it, then drop the
+    /// Put package `guid` back as its journal recorded it, then drop the
     /// journal. False if there is no journal.
     fn restore_journal(&self, guid: &Guid) -> Result<bool, Error> {
-        let j = self.journal_dir(guid);
-        let state_path = j.join(JOURNAL_STATE);
-        let bytes = match fs::read(&state_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io(format!("reading `{}`", state_path.display()), e)),
+        let Some(state) = self.read_journal(guid)? else {
+            return Ok(false);
         };
-        let state: JournalState = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::store(
-                StoreProblem::Damaged,
-                format!("rollback journal `{}`: {e}", state_path.display()),
-            )
-        })?;
+        let dir = self.package_dir(guid);
+        let _load = if dir.exists() {
+            Some(lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?)
+        } else {
+            None
+        };
+        self.restore_locked(guid, state)?;
+        Ok(true)
+    }
+
+    /// [`Store::restore_journal`] with the package's load lock held (or
+    /// no package folder). Data files are removed only if no process has
+    /// the package in use; lock files and mounts are never touched.
+    fn restore_locked(&self, guid: &Guid, state: JournalState) -> Result<(), Error> {
+        let j = self.journal_dir(guid);
         let key = guid.to_string();
         let dir = self.package_dir(guid);
-        {
-            let _load = if dir.exists() {
-                Some(lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?)
-            } else {
-                None
-            };
-            if state.had_dir {
-                for e in fs::read_dir(&dir)
-                    .map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?
-                    .flatten()
+        if dir.exists() {
+            let inuse = lock::try_exclusive(&dir.join(INUSE_LOCK))?;
+            for e in fs::read_dir(&dir)
+                .map_err(|e| Error::io(format!("reading `{}`", dir.display()), e))?
+                .flatten()
+            {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let replaced = SAVED_DIRS.contains(&n.as_str());
+                let added = !state.names.contains(&n);
+                if kept_by_rollback(&n) || !(replaced || added) || (is_data(&n) && inuse.is_none())
                 {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    let replaced = SAVED_DIRS.contains(&n.as_str());
-                    if (replaced || !state.names.contains(&n)) && n != LOAD_LOCK {
-                        remove_any(&e.path())?;
-                    }
+                    continue;
                 }
-                for sub in &state.saved {
-                    let from = j.join(sub);
-                    let to = dir.join(sub);
-                    fs::rename(&from, &to)
+                remove_any(&e.path())?;
+            }
+            for sub in &state.saved {
+                let to = dir.join(sub);
+                fs::rename(j.join(sub), &to)
+                    .map_err(|e| Error::io(format!("restoring `{}`", to.display()), e))?;
+            }
+            // Data a load of another version removed comes back.
+            for n in &state.data {
+                let to = dir.join(n);
+                if !to.exists() {
+                    fs::rename(j.join(JOURNAL_DATA).join(n), &to)
                         .map_err(|e| Error::io(format!("restoring `{}`", to.display()), e))?;
                 }
+            }
+            if !state.had_dir && inuse.is_some() {
+                // As delete-package: the folder goes, locks held.
+                fs::remove_dir_all(&dir)
+                    .map_err(|e| Error::io(format!("removing `{}`", dir.display()), e))?;
+            } else {
                 records::sync_dir(&dir)?;
             }
-        }
-        if !state.had_dir && dir.exists() {
-            fs::remove_dir_all(&dir)
-                .map_err(|e| Error::io(format!("removing `{}`", dir.display()), e))?;
         }
         self.update(|r| {
             let at = r.packages.iter().position(|p| p.matches(&key));
@@ -314,7 +395,7 @@ impl Store {
             Ok(())
         })?;
         self.drop_journal(guid)?;
-        Ok(true)
+        Ok(())
     }
 
     fn drop_journal(&self, guid: &Guid) -> Result<bool, Error> {
@@ -328,6 +409,20 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(format!("removing `{}`", j.display()), e)),
         }
+    }
+
+    /// Mark the journal of a finished install: kept for `--rollback`, or
+    /// dropped (a journal that cannot be removed is marked finished, so it
+    /// is never mistaken for a crashed install's).
+    fn finish_journal(&self, guid: &Guid, keep: bool) -> Result<(), Error> {
+        if let Some(mut state) = self.read_journal(guid)? {
+            state.done = true;
+            self.write_journal(guid, &state)?;
+        }
+        if !keep {
+            let _ = self.drop_journal(guid);
+        }
+        Ok(())
     }
 
     /// Install a bundle (`.sftb`) or a Windows Installer file (`.msi`): add
@@ -403,7 +498,15 @@ impl Store {
                 ));
             }
         }
-        self.begin_journal(&guid, path)?;
+        let dir = self.package_dir(&guid);
+        let had_dir = dir.is_dir();
+        create_dir(&dir)?;
+        {
+            // Journaled with the load lock held: no load of the package
+            // changes its folder meanwhile.
+            let _load = lock::lock(&dir.join(LOAD_LOCK), Mode::Exclusive)?;
+            self.begin_journal(&guid, path, had_dir)?;
+        }
         let ctx = Install {
             b: &b,
             path,
@@ -415,9 +518,7 @@ impl Store {
         };
         match self.install_steps(&ctx, want_load, load) {
             Ok(v) => {
-                if !options.keep_rollback {
-                    self.drop_journal(&guid)?;
-                }
+                self.finish_journal(&guid, options.keep_rollback)?;
                 Ok(v)
             }
             Err(e) => {
@@ -603,6 +704,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
             copy_tree(&e.path(), &dest)?;
         } else if t.is_file() {
             fs::copy(e.path(), &dest)
+                .and_then(|_| fs::File::open(&dest)?.sync_all())
                 .map_err(|err| Error::io(format!("copying `{}`", e.path().display()), err))?;
         }
     }

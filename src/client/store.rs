@@ -29,9 +29,9 @@ const RECORDS: &str = "records.json";
 const RECORDS_LOCK: &str = "records.lock";
 pub(super) const PACKAGES: &str = "packages";
 pub(super) const LOAD_LOCK: &str = "load.lock";
-const INUSE_LOCK: &str = "inuse.lock";
+pub(super) const INUSE_LOCK: &str = "inuse.lock";
 /// Where a package is mounted outside the store (`sft client mount`).
-const MOUNT_RECORD: &str = "mount-point";
+pub(super) const MOUNT_RECORD: &str = "mount-point";
 pub(super) const PUBLISH_DIR: &str = "publish";
 
 /// A client package store: a folder holding the records and the packages'

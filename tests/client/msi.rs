@@ -513,6 +513,101 @@ fn a_failed_install_leaves_the_store_as_it_was_and_the_journal_rolls_back() {
     assert_eq!(pkg_json(&store, "Back")["cached_percent"], 100);
 }
 
+/// An upgrade that streams the new version (whose load removes the old
+/// version's data), then rolled back: the old version comes back whole,
+/// its data included. And a journal an install left unfinished (a crash)
+/// is put back before the next install journals anything.
+#[test]
+fn a_rolled_back_upgrade_gets_its_old_data_back_and_a_crashed_journal_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let (server, url) = serve(&content);
+    let v1dir = dir.path().join("v1");
+    std::fs::create_dir_all(&v1dir).unwrap();
+    let p1 = make_pkg_with(&v1dir, "Up2", 100_000, None, &["--version", "1"]);
+    let p2 = make_pkg_with(&content, "Up2", 120_000, None, &["--version", "2"]);
+    let (m1, m2) = (dir.path().join("up2.msi"), dir.path().join("up2_2.msi"));
+    sft_msi(&p1.manifest, &["--sft", p1.sft.to_str().unwrap()], &m1);
+    sft_msi(
+        &p2.manifest,
+        &["--sft-url", &format!("{url}/Up2.sft"), "--load"],
+        &m2,
+    );
+    let store = dir.path().join("store");
+    init_store(&store, &m1);
+    ok(client(&store, &["install", m1.to_str().unwrap()]));
+    let v1 = state(&store);
+    let v1_data: Vec<PathBuf> = v1
+        .keys()
+        .filter(|p| p.extension().is_some_and(|e| e == "sft"))
+        .cloned()
+        .collect();
+    assert_eq!(v1_data.len(), 1, "{v1_data:?}");
+    ok(client(
+        &store,
+        &["install", m2.to_str().unwrap(), "--keep-rollback"],
+    ));
+    assert_eq!(pkg_json(&store, "Up2")["cached_percent"], 100);
+    assert!(
+        !v1_data[0].exists(),
+        "the load of version 2 removed version 1's data"
+    );
+    let out = ok(client(
+        &store,
+        &["install", m2.to_str().unwrap(), "--rollback"],
+    ));
+    assert!(out.contains("rolled back"), "{out}");
+    assert_eq!(state(&store), v1);
+
+    // A crash after the steps: the journal is there, unfinished.
+    ok(client(
+        &store,
+        &["install", m2.to_str().unwrap(), "--keep-rollback"],
+    ));
+    let guid: sft::Guid = p1.guid.parse().unwrap();
+    let journal = store
+        .join("rollback")
+        .join(guid.to_string())
+        .join("state.json");
+    let mut j: Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(j["done"], true);
+    j["done"] = Value::Bool(false);
+    std::fs::write(&journal, serde_json::to_vec(&j).unwrap()).unwrap();
+    // The next install of the package is version 1 again, with a source
+    // nothing listens on and LOAD=TRUE. It succeeds only because the
+    // unfinished journal was put back first: version 1's data returned
+    // (the load finds it cached); otherwise the load would fail.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let m1s = dir.path().join("up2_dead.msi");
+    sft_msi(
+        &p1.manifest,
+        &["--sft-url", &format!("http://{dead}/Up2.sft"), "--load"],
+        &m1s,
+    );
+    let out = ok(client(
+        &store,
+        &["install", m1s.to_str().unwrap(), "--retry-for", "0"],
+    ));
+    assert!(out.contains("already cached"), "{out}");
+    assert!(v1_data[0].exists());
+    let now = state(&store);
+    let sfts: Vec<&PathBuf> = now
+        .keys()
+        .filter(|p| p.extension().is_some_and(|e| e == "sft"))
+        .collect();
+    assert_eq!(
+        sfts,
+        [&v1_data[0]],
+        "version 2's data went with the journal"
+    );
+    assert!(!store.join("rollback").exists());
+    server.shutdown().unwrap();
+}
+
 /// The store's state: every file and folder with its bytes, but for the
 /// empty lock files any verb creates on first use (they hold nothing).
 fn state(store: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
