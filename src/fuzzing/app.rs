@@ -76,8 +76,9 @@ pub fn bundle(data: &[u8]) {
 /// Installer file through the same code as
 /// [`crate::bundle::msi::MsiPackage::open`]; never panics on bad input.
 /// If it opens, the manifest comes first, every descriptor reads back
-/// with its recorded length (checked again), the SFT extracts with its
-/// recorded length, and `MODE` is one of its values or an error. Panics
+/// with its recorded length (checked again), the SFT's full check and its
+/// extraction agree (extracted with its recorded length, or refused
+/// leaving nothing), and `MODE` is one of its values or an error. Panics
 /// exactly when it finds a bug.
 pub fn msi(data: &[u8]) {
     use crate::bundle::EntryKind;
@@ -92,13 +93,25 @@ pub fn msi(data: &[u8]) {
     );
     for e in m.entries() {
         if e.kind == EntryKind::Sft {
+            // Its blocks are checked when it is read through: the check
+            // and the extraction agree, and a refused extraction leaves
+            // nothing.
             let dir = std::env::temp_dir().join(format!("sft-fuzz-msi-{}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
             let out = dir.join("x.sft");
-            m.extract_sft(&out).expect("a checked SFT extracts");
-            let len = std::fs::metadata(&out).map(|x| x.len()).unwrap_or(u64::MAX);
+            let checked = m.check_sft();
+            let extracted = m.extract_sft(&out);
+            let len = std::fs::metadata(&out).map(|x| x.len()).ok();
             let _ = std::fs::remove_dir_all(&dir);
-            assert_eq!(len, e.len, "the SFT's extracted length");
+            assert_eq!(
+                checked.is_ok(),
+                extracted.is_ok(),
+                "check_sft and extract_sft disagree"
+            );
+            match extracted {
+                Ok(()) => assert_eq!(len, Some(e.len), "the SFT's extracted length"),
+                Err(_) => assert_eq!(len, None, "a refused extraction left a file"),
+            }
         } else {
             let b = m.read(&e.name).expect("a checked entry reads");
             assert_eq!(b.len() as u64, e.len);
