@@ -45,19 +45,9 @@ impl Installable {
     /// As [`Bundle::open`] and [`MsiPackage::open`].
     pub fn open(path: &Path) -> Result<Installable, Error> {
         let mut head = [0u8; 8];
-        let n = {
-            use std::io::Read;
-            let mut f = crate::bundle::open_input(path, "file")?;
-            let mut n = 0;
-            while n < head.len() {
-                match f.read(&mut head[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) => return Err(Error::io(format!("reading `{}`", path.display()), e)),
-                }
-            }
-            n
-        };
+        let mut f = crate::bundle::open_input(path, "file")?;
+        let n = msi::read_up_to(&mut f, &mut head)
+            .map_err(|e| Error::io(format!("reading `{}`", path.display()), e))?;
         if msi::is_cfb(&head[..n]) {
             Ok(Installable::Msi(Box::new(MsiPackage::open(path)?)))
         } else if crate::bundle::is_bundle(&head[..n]) {

@@ -731,20 +731,6 @@ pub fn write_msi(manifest: &Path, options: &MsiOptions, out: &Path) -> crate::Re
         db.create_table(table, columns)
             .map_err(ioe("creating a table in"))?;
     }
-    let size_of = |key: &str| -> u64 {
-        let ordered_keys: Vec<&str> = hashes.iter().map(|(k, _)| k.as_str()).collect();
-        ordered_keys
-            .iter()
-            .position(|k| *k == key)
-            .map_or(0, |i| sizes[i])
-    };
-    let seq_of = |key: &str| -> i32 {
-        hashes
-            .iter()
-            .position(|(k, _)| k == key)
-            .map_or(0, |i| i as i32 + 1)
-    };
-
     // The package code names these exact bytes: derived from everything
     // that went in, so the same inputs give the same file.
     let package_code = {
@@ -844,10 +830,12 @@ pub fn write_msi(manifest: &Path, options: &MsiOptions, out: &Path) -> crate::Re
             .map(|(comp, _)| vec!["Complete".into(), comp.clone().into()])
             .collect(),
     )?;
+    // `items`, `sizes` and `hashes` are in cabinet order: a file's
+    // Sequence is its place there.
     let mut file_rows = Vec::new();
-    for it in &items {
+    for (i, it) in items.iter().enumerate() {
         let leaf = it.rel.rsplit('/').next().unwrap_or(&it.rel);
-        let size = i32::try_from(size_of(&it.key)).map_err(|_| {
+        let size = i32::try_from(sizes[i]).map_err(|_| {
             Error::invalid(format!("`{}` is too large for an MSI File row", it.rel))
         })?;
         file_rows.push(vec![
@@ -858,7 +846,7 @@ pub fn write_msi(manifest: &Path, options: &MsiOptions, out: &Path) -> crate::Re
             Value::Null,
             Value::Null,
             512.into(), // msidbFileAttributesVital
-            seq_of(&it.key).into(),
+            (i as i32 + 1).into(),
         ]);
     }
     ins(&mut db, "File", file_rows)?;
@@ -1778,7 +1766,7 @@ impl MsiPackage {
 }
 
 /// Read into `buf` until it is full or the reader ends; the count read.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..])? {
